@@ -1,0 +1,172 @@
+"""Remediation jobs: the record and its state machine (pure transitions, no I/O).
+
+::
+
+    planned ─┬─> awaiting-approval ─┬─> dispatching ─> running ─> verifying ─┬─> succeeded
+             │                      ├─> cancelled (rejected)                  └─> failed
+             │                      └─> expired (approval not given in time)
+             ├─> dispatching
+             ├─> skipped (a guard said no)
+             └─> cancelled (the alert resolved first)
+    dispatching / running / verifying ─> failed | timed-out | cancelled
+
+A job's id is derived from its idempotency key, so a duplicate delivery finds the job it already made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from .errors import InvalidTransition
+
+PLANNED = "planned"
+AWAITING_APPROVAL = "awaiting-approval"
+DISPATCHING = "dispatching"
+RUNNING = "running"
+VERIFYING = "verifying"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMED_OUT = "timed-out"
+SKIPPED = "skipped"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+
+STATES = (PLANNED, AWAITING_APPROVAL, DISPATCHING, RUNNING, VERIFYING,
+          SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED, EXPIRED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED, EXPIRED})
+# States in which a script may have reached the VM: a Resolved alert no longer cancels these.
+DISPATCHED = frozenset({DISPATCHING, RUNNING, VERIFYING, SUCCEEDED, FAILED, TIMED_OUT})
+
+ALLOWED: dict[str, frozenset[str]] = {
+    PLANNED: frozenset({AWAITING_APPROVAL, DISPATCHING, SKIPPED, CANCELLED, FAILED}),
+    AWAITING_APPROVAL: frozenset({DISPATCHING, SKIPPED, CANCELLED, EXPIRED}),
+    DISPATCHING: frozenset({RUNNING, FAILED, TIMED_OUT, CANCELLED, SKIPPED}),
+    RUNNING: frozenset({VERIFYING, FAILED, TIMED_OUT, CANCELLED}),
+    VERIFYING: frozenset({SUCCEEDED, FAILED}),
+}
+
+
+def job_id_for(idempotency_key: str) -> str:
+    """A stable, URL- and Table-key-safe id for an idempotency key."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    return f"job-{digest[:24]}"
+
+
+def run_name_for(job_id: str, step: int = 0) -> str:
+    """The run command resource name for a job's step: a worker that crashed finds it again."""
+    return f"remediate-{job_id.removeprefix('job-')}" + (f"-{step}" if step else "")
+
+
+@dataclass(frozen=True)
+class Transition:
+    at: str
+    source: str | None
+    target: str
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    idempotency_key: str
+    remediation: str
+    condition: str
+    target: str
+    parameters: dict[str, str]
+    created_at: str
+    status: str = PLANNED
+    updated_at: str = ""
+    signal_id: str = ""
+    signal_source: str = ""
+    alert_id: str | None = None
+    campaign_id: str | None = None
+    dry_run: bool = False
+    requested_by: str = "system"
+    reason: str = ""
+    approval_required: bool = False
+    approval_expires_at: str | None = None
+    approved_by: str | None = None
+    step: int = 0
+    run: dict[str, Any] = field(default_factory=dict)
+    outcome: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    history: tuple[Transition, ...] = ()
+    attempts: int = 0
+    version: int = 0
+
+    @property
+    def target_key(self) -> str:
+        return self.target.strip().rstrip("/").lower()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = list(self.notes)
+        data["history"] = [asdict(t) for t in self.history]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        values = dict(data)
+        values["notes"] = tuple(values.get("notes") or ())
+        values["history"] = tuple(Transition(**t) for t in values.get("history") or ())
+        values["parameters"] = dict(values.get("parameters") or {})
+        values["run"] = dict(values.get("run") or {})
+        values["outcome"] = dict(values.get("outcome") or {})
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def new_job(
+    *,
+    idempotency_key: str,
+    remediation: str,
+    condition: str,
+    target: str,
+    parameters: dict[str, str],
+    now: datetime,
+    actor: str = "system",
+    reason: str = "",
+    **extra: Any,
+) -> Job:
+    stamp = now.isoformat()
+    return Job(
+        id=job_id_for(idempotency_key),
+        idempotency_key=idempotency_key,
+        remediation=remediation,
+        condition=condition,
+        target=target,
+        parameters=dict(parameters),
+        created_at=stamp,
+        updated_at=stamp,
+        requested_by=actor,
+        reason=reason,
+        history=(Transition(stamp, None, PLANNED, actor, reason or "planned"),),
+        **extra,
+    )
+
+
+def transition(job: Job, target: str, *, now: datetime, actor: str, reason: str, **changes: Any) -> Job:
+    """The job moved to ``target``, with the step on record; raises InvalidTransition if not allowed."""
+    if target not in ALLOWED.get(job.status, frozenset()):
+        raise InvalidTransition(f"job {job.id} cannot go from {job.status} to {target}")
+    stamp = now.isoformat()
+    return replace(
+        job,
+        status=target,
+        updated_at=stamp,
+        history=(*job.history, Transition(stamp, job.status, target, actor, reason)),
+        **changes,
+    )
+
+
+def note(job: Job, text: str, *, now: datetime) -> Job:
+    """A remark on the record that changes no state (e.g. the alert resolved after dispatch)."""
+    return replace(job, notes=(*job.notes, f"{now.isoformat()} {text}"), updated_at=now.isoformat())

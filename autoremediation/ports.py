@@ -1,0 +1,224 @@
+"""The ports between the engine and the world: plain data in, plain data out.
+
+Adapters implement these Protocols: ``azure/`` on the real SDKs, ``store/`` on Table Storage and SQLite,
+``localfleet`` in tests and the demo. Nothing here imports an SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from .jobs import Job
+
+OsType = Literal["linux", "windows"]
+RunState = Literal["pending", "running", "succeeded", "failed", "timed-out", "canceled", "unknown"]
+TERMINAL_RUN_STATES: frozenset[str] = frozenset({"succeeded", "failed", "timed-out", "canceled"})
+
+
+@dataclass(frozen=True)
+class VmFacts:
+    """What the guards need to know about a VM, read fresh from one instance-view call."""
+
+    id: str
+    name: str
+    location: str
+    os_type: OsType
+    power_state: str  # "running", "stopped", "deallocated", "starting", ... or "unknown"
+    agent_ready: bool
+    tags: Mapping[str, str] = field(default_factory=dict)
+    nic_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One script to run on one VM. ``run_name`` is derived from the job id so a retry re-attaches."""
+
+    vm_id: str
+    run_name: str
+    os_type: OsType
+    script: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    protected_parameters: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a run command is, and what it said when it ended."""
+
+    state: RunState
+    exit_code: int | None = None
+    output: str = ""
+    error: str = ""
+    started_at: str | None = None
+    ended_at: str | None = None
+    result: Mapping[str, Any] | None = None  # the script's REMEDIATION_RESULT line, parsed
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_RUN_STATES
+
+
+class Compute(Protocol):
+    def get_vm(self, vm_id: str) -> VmFacts:
+        """Facts of one VM; raises NotFound."""
+        ...
+
+    def list_vms(self, scope: str) -> list[VmFacts]:
+        """Every VM under a subscription or resource group id."""
+        ...
+
+    def start_run(self, request: RunRequest) -> RunStatus:
+        """Start the script, or re-attach to the run of the same name if it exists already."""
+        ...
+
+    def get_run(self, vm_id: str, run_name: str) -> RunStatus:
+        ...
+
+    def cancel_run(self, vm_id: str, run_name: str) -> None:
+        """Stop a run and remove its resource; no error if it is gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    """An NSG security rule, with the list and single forms of ARM folded into tuples."""
+
+    name: str
+    priority: int
+    direction: Literal["Inbound", "Outbound"]
+    access: Literal["Allow", "Deny"]
+    protocol: str  # "Tcp", "Udp", "Icmp", "Esp", "Ah", "*"
+    source_prefixes: tuple[str, ...] = ("*",)
+    destination_prefixes: tuple[str, ...] = ("*",)
+    source_ports: tuple[str, ...] = ("*",)
+    destination_ports: tuple[str, ...] = ("*",)
+    description: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkSecurityGroup:
+    id: str
+    name: str
+    location: str
+    rules: tuple[SecurityRule, ...]
+    default_rules: tuple[SecurityRule, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    nic_ids: tuple[str, ...] = ()
+    subnet_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    id: str
+    vm_id: str | None
+    nsg_id: str | None
+    subnet_ids: tuple[str, ...]
+    private_ips: tuple[str, ...] = ()
+
+
+class Network(Protocol):
+    def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup: ...
+
+    def get_nic(self, nic_id: str) -> NetworkInterface: ...
+
+    def get_subnet_nsg(self, subnet_id: str) -> str | None:
+        """The id of the NSG associated with a subnet, if any."""
+        ...
+
+    def put_security_rule(self, nsg_id: str, rule: SecurityRule) -> SecurityRule:
+        """Create or update one rule (idempotent by name)."""
+        ...
+
+
+class JobStore(Protocol):
+    """Durable jobs, per-VM leases and campaigns. Implementations: SQLite and Azure Table Storage.
+
+    Every update is a compare-and-swap on ``Job.version``: a stale writer gets ConcurrencyConflict.
+    """
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        """Store ``job`` unless a job with its id exists; return the stored job and whether it is new."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The job; raises NotFound."""
+        ...
+
+    def update(self, job: Job) -> Job:
+        """Write ``job`` if the stored version equals ``job.version``; return it with version + 1."""
+        ...
+
+    def list(
+        self,
+        *,
+        target: str | None = None,
+        status: str | Sequence[str] | None = None,
+        remediation: str | None = None,
+        alert_id: str | None = None,
+        campaign_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest ``created_at`` first. ``target`` is compared normalised."""
+        ...
+
+    def last_outcome(self, target: str, remediation: str) -> Job | None:
+        """The most recent job for this VM and remediation that ran a script (ended or not)."""
+        ...
+
+    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
+        """Take (or renew, when ``holder`` has it) the lease on ``key``; False while another holds it."""
+        ...
+
+    def release_lease(self, key: str, holder: str) -> None:
+        """Give the lease back; no effect when ``holder`` does not have it."""
+        ...
+
+    def lease_holder(self, key: str, now: datetime) -> str | None: ...
+
+    def sweep_leases(self, now: datetime) -> int:
+        """Delete expired leases; return how many."""
+        ...
+
+    def delete_jobs(self, ended_before: datetime) -> int:
+        """Retention: delete terminal jobs last updated before the cutoff; return how many."""
+        ...
+
+    def create_campaign(self, campaign: Mapping[str, Any]) -> bool: ...
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]: ...
+
+    def update_campaign(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
+        """CAS on ``campaign["version"]``, like ``update``."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    id: str
+    pop_receipt: str
+    job_id: str
+    dequeue_count: int = 1
+
+
+class Queue(Protocol):
+    def send(self, job_id: str, delay_seconds: float = 0) -> None: ...
+
+    def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]: ...
+
+    def delete(self, message: QueueMessage) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)

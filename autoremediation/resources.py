@@ -1,0 +1,66 @@
+"""Azure resource ids: parsed, compared case-insensitively, displayed as given."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_VM_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
+)
+_ARM_ID = re.compile(r"^/subscriptions/[^/]+(/.*)?$", re.IGNORECASE)
+
+
+def normalize(resource_id: str) -> str:
+    """The comparison key of an ARM id: lower case, no trailing slash."""
+    return resource_id.strip().rstrip("/").lower()
+
+
+def is_arm_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_ARM_ID.match(value.strip()))
+
+
+@dataclass(frozen=True)
+class VmRef:
+    """A virtual machine id. Equality and hashing use the normalised key; ``id`` keeps the original."""
+
+    id: str = field(compare=False)
+    key: str = field(repr=False)
+    subscription: str = field(compare=False, repr=False)
+    resource_group: str = field(compare=False, repr=False)
+    name: str = field(compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, resource_id: str) -> VmRef | None:
+        """A VmRef when ``resource_id`` names a VM (not a child resource of one), else None."""
+        if not isinstance(resource_id, str):
+            return None
+        text = resource_id.strip()
+        match = _VM_ID.match(text)
+        if not match:
+            return None
+        text = text.rstrip("/")
+        return cls(
+            id=text,
+            key=normalize(text),
+            subscription=match["sub"],
+            resource_group=match["rg"],
+            name=match["name"],
+        )
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def vm_ref_of(resource_id: str) -> VmRef | None:
+    """The VM a resource id names or belongs to (``.../virtualMachines/x/extensions/y`` -> x)."""
+    if not isinstance(resource_id, str):
+        return None
+    match = re.match(
+        r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+)",
+        resource_id.strip(),
+        re.IGNORECASE,
+    )
+    return VmRef.parse(match[1]) if match else None

@@ -1,0 +1,176 @@
+"""The one place that reads environment variables.
+
+Every name here is an app setting that ``infra/`` deploys (see ``infra/modules/functionapp.bicep``).
+Storage settings follow the Functions identity-based connection convention: ``REMEDIATION_STORAGE`` is
+a connection string (Azurite: ``UseDevelopmentStorage=true``), or ``REMEDIATION_STORAGE__queueServiceUri``
+and ``REMEDIATION_STORAGE__tableServiceUri`` with a managed identity (``REMEDIATION_STORAGE__clientId``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidInput
+
+DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidInput(f"setting {name}={raw!r} is not a boolean (use true or false)")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"setting {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise InvalidInput(f"setting {name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.replace(";", ",").split(",") if item.strip())
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().lower() or default
+    if value not in choices:
+        raise InvalidInput(f"setting {name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    job_store: str = "sqlite"
+    sqlite_path: str = ".state/remediation.db"
+    storage_connection_string: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    storage_client_id: str | None = None
+    queue_name: str = "remediation-jobs"
+    table_prefix: str = "remediation"
+    catalog_dir: str = str(DEFAULT_CATALOG_DIR)
+    opt_in_tag: str = "autoremediation=enabled"
+    quarantine_tag: str = "autoremediation-quarantine"
+    allowed_scopes: tuple[str, ...] = ()
+    kill_switch: bool = False
+    dry_run: bool = False
+    run_command_mode: str = "managed"
+    management_sources: tuple[str, ...] = ("VirtualNetwork",)
+    approval_ttl_minutes: float = 60
+    breaker_threshold: int = 3
+    breaker_window_minutes: float = 60
+    breaker_open_minutes: float = 60
+    lease_seconds: float = 900
+    poll_seconds: float = 15
+    run_deadline_minutes: float = 90
+    retention_days: float = 90
+    arm_endpoint: str = "https://management.azure.com"
+    arm_ca_bundle: str | None = None
+    managed_identity_client_id: str | None = None
+    subscription_id: str | None = None
+    operator_role: str = "Remediation.Operator"
+    reader_role: str = "Remediation.Reader"
+    appinsights_connection_string: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def opt_in(self) -> tuple[str, str]:
+        """The opt-in tag as (name, value); a bare name means any value."""
+        name, _, value = self.opt_in_tag.partition("=")
+        return name.strip(), value.strip()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        store = "REMEDIATION_STORAGE"
+        return cls(
+            job_store=_choice(env, "REMEDIATION_JOB_STORE", "sqlite", ("sqlite", "table")),
+            sqlite_path=env.get("REMEDIATION_SQLITE_PATH", cls.sqlite_path),
+            storage_connection_string=env.get(store) or None,
+            queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
+            table_service_uri=env.get(f"{store}__tableServiceUri") or None,
+            storage_client_id=env.get(f"{store}__clientId") or None,
+            queue_name=env.get("REMEDIATION_QUEUE_NAME", cls.queue_name),
+            table_prefix=env.get("REMEDIATION_TABLE_PREFIX", cls.table_prefix),
+            catalog_dir=env.get("REMEDIATION_CATALOG_DIR", cls.catalog_dir),
+            opt_in_tag=env.get("REMEDIATION_OPT_IN_TAG", cls.opt_in_tag),
+            quarantine_tag=env.get("REMEDIATION_QUARANTINE_TAG", cls.quarantine_tag),
+            allowed_scopes=_list(env, "REMEDIATION_ALLOWED_SCOPES"),
+            kill_switch=_flag(env, "REMEDIATION_KILL_SWITCH", False),
+            dry_run=_flag(env, "REMEDIATION_DRY_RUN", False),
+            run_command_mode=_choice(env, "REMEDIATION_RUN_COMMAND_MODE", "managed", ("managed", "action")),
+            management_sources=_list(env, "REMEDIATION_MANAGEMENT_SOURCES", cls.management_sources),
+            approval_ttl_minutes=_number(env, "REMEDIATION_APPROVAL_TTL_MINUTES", 60, 1),
+            breaker_threshold=int(_number(env, "REMEDIATION_BREAKER_THRESHOLD", 3, 1)),
+            breaker_window_minutes=_number(env, "REMEDIATION_BREAKER_WINDOW_MINUTES", 60, 1),
+            breaker_open_minutes=_number(env, "REMEDIATION_BREAKER_OPEN_MINUTES", 60, 1),
+            lease_seconds=_number(env, "REMEDIATION_LEASE_SECONDS", 900, 30),
+            poll_seconds=_number(env, "REMEDIATION_POLL_SECONDS", 15, 0),
+            run_deadline_minutes=_number(env, "REMEDIATION_RUN_DEADLINE_MINUTES", 90, 1),
+            retention_days=_number(env, "REMEDIATION_RETENTION_DAYS", 90, 1),
+            arm_endpoint=env.get("REMEDIATION_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
+            arm_ca_bundle=env.get("REMEDIATION_ARM_CA_BUNDLE") or None,
+            managed_identity_client_id=env.get("AZURE_CLIENT_ID") or None,
+            subscription_id=env.get("AZURE_SUBSCRIPTION_ID") or None,
+            operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
+            reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
+            appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+        )
+
+
+# The app settings this module reads: infra tests check that the Bicep sets each of them.
+SETTING_NAMES = (
+    "REMEDIATION_JOB_STORE",
+    "REMEDIATION_SQLITE_PATH",
+    "REMEDIATION_STORAGE",
+    "REMEDIATION_STORAGE__queueServiceUri",
+    "REMEDIATION_STORAGE__tableServiceUri",
+    "REMEDIATION_STORAGE__clientId",
+    "REMEDIATION_QUEUE_NAME",
+    "REMEDIATION_TABLE_PREFIX",
+    "REMEDIATION_CATALOG_DIR",
+    "REMEDIATION_OPT_IN_TAG",
+    "REMEDIATION_QUARANTINE_TAG",
+    "REMEDIATION_ALLOWED_SCOPES",
+    "REMEDIATION_KILL_SWITCH",
+    "REMEDIATION_DRY_RUN",
+    "REMEDIATION_RUN_COMMAND_MODE",
+    "REMEDIATION_MANAGEMENT_SOURCES",
+    "REMEDIATION_APPROVAL_TTL_MINUTES",
+    "REMEDIATION_BREAKER_THRESHOLD",
+    "REMEDIATION_BREAKER_WINDOW_MINUTES",
+    "REMEDIATION_BREAKER_OPEN_MINUTES",
+    "REMEDIATION_LEASE_SECONDS",
+    "REMEDIATION_POLL_SECONDS",
+    "REMEDIATION_RUN_DEADLINE_MINUTES",
+    "REMEDIATION_RETENTION_DAYS",
+    "REMEDIATION_ARM_ENDPOINT",
+    "REMEDIATION_ARM_CA_BUNDLE",
+    "AZURE_CLIENT_ID",
+    "AZURE_SUBSCRIPTION_ID",
+    "REMEDIATION_OPERATOR_ROLE",
+    "REMEDIATION_READER_ROLE",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+)
