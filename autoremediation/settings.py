@@ -174,3 +174,11 @@ SETTING_NAMES = (
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 )
+
+# Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
+LOCAL_ONLY_SETTINGS = (
+    "REMEDIATION_SQLITE_PATH",  # the deployed app uses Table Storage
+    "REMEDIATION_STORAGE",  # a connection string; Azure uses the identity-based __*ServiceUri form
+    "REMEDIATION_ARM_CA_BUNDLE",  # only the local ARM emulator has a private CA
+    "REMEDIATION_CATALOG_DIR",  # deployed with the app at its default place
+)

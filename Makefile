@@ -1,0 +1,43 @@
+# Every target bootstraps what it needs: a fresh clone runs `make demo` or `make test` directly.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := .state/.system-packages
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup system node demo test lint typecheck static unit bench clean
+
+setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP)
+
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(SYSTEM_STAMP): tools/ensure-system-packages.sh
+	bash tools/ensure-system-packages.sh
+	mkdir -p .state && touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m autoremediation.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check autoremediation
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest -n 2 -p no:cacheprovider
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .state .pytest_cache .mypy_cache .ruff_cache
