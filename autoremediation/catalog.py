@@ -1,0 +1,369 @@
+"""The remediation catalog: ``remediations/<id>/remediation.yaml`` validated by JSON Schema.
+
+A catalog is immutable once loaded and cached per folder. Every loader error names the file and the
+field, so an operator can fix a broken catalog without reading this code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from .errors import CatalogError, InvalidInput, UnknownRemediation
+
+SCHEMA_FILE = "remediation.schema.json"
+ROUTES_FILE = "routes.yaml"
+OS_TYPES = ("linux", "windows")
+
+
+class ParameterError(InvalidInput):
+    """A parameter value that fails its declaration. ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"parameter {parameter!r}: {message}")
+        self.parameter = parameter
+
+
+def env_name(parameter: str) -> str:
+    """How a Linux script sees a parameter: ``mountPoint`` -> ``MOUNT_POINT``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", parameter).upper()
+
+
+def script_parameter_name(parameter: str) -> str:
+    """How a Windows script sees a parameter: ``mountPoint`` -> ``MountPoint``."""
+    return parameter[:1].upper() + parameter[1:]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    description: str
+    pattern: str | None = None
+    enum: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    os_default: Mapping[str, Any] = field(default_factory=dict)
+
+    def default_for(self, os_type: str | None) -> Any:
+        if os_type and os_type in self.os_default:
+            return self.os_default[os_type]
+        return self.default
+
+    def validate(self, value: Any) -> str:
+        """The value as the script will receive it (always text), or ParameterError."""
+        if isinstance(value, (dict, list, tuple, set)) or value is None:
+            raise ParameterError(self.name, f"must be a {self.type}, not {type(value).__name__}")
+        if self.type == "boolean":
+            return self._boolean(value)
+        if self.type == "integer":
+            text = self._integer(value)
+        else:
+            text = str(value)
+            if self.max_length is not None and len(text) > self.max_length:
+                raise ParameterError(self.name, f"is longer than {self.max_length} characters")
+            # fullmatch: a pattern without anchors must still describe the whole value.
+            if self.pattern is not None and not re.fullmatch(self.pattern, text):
+                raise ParameterError(self.name, f"{_shown(text)} does not match {self.pattern}")
+        if self.enum is not None and text not in {str(option) for option in self.enum}:
+            allowed = ", ".join(str(option) for option in self.enum)
+            raise ParameterError(self.name, f"{_shown(text)} is not one of {allowed}")
+        return text
+
+    def _boolean(self, value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return "true"
+        if text in ("false", "0"):
+            return "false"
+        raise ParameterError(self.name, f"{_shown(str(value))} is not a boolean")
+
+    def _integer(self, value: Any) -> str:
+        if isinstance(value, bool):
+            raise ParameterError(self.name, "must be an integer, not a boolean")
+        text = str(value).strip()
+        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+            raise ParameterError(self.name, f"{_shown(str(value))} is not an integer")
+        number = int(text)
+        if self.minimum is not None and number < self.minimum:
+            raise ParameterError(self.name, f"{number} is below the minimum {self.minimum}")
+        if self.maximum is not None and number > self.maximum:
+            raise ParameterError(self.name, f"{number} is above the maximum {self.maximum}")
+        return str(number)
+
+
+def _shown(text: str) -> str:
+    """A value quoted for an error message, cut short so a hostile value cannot flood a log."""
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+@dataclass(frozen=True)
+class Remediation:
+    id: str
+    title: str
+    description: str
+    conditions: tuple[str, ...]
+    risk: str
+    approval: str
+    read_only: bool
+    scripts: Mapping[str, str]  # os -> script file name
+    parameters: Mapping[str, Parameter]
+    control_plane: tuple[str, ...]
+    timeout_seconds: int
+    cooldown_minutes: int
+    verification: Mapping[str, Any]
+    folder: Path
+
+    @property
+    def approval_required(self) -> bool:
+        return self.approval == "required" or self.risk == "high"
+
+    @property
+    def os_types(self) -> tuple[str, ...]:
+        return tuple(os for os in OS_TYPES if os in self.scripts)
+
+    def script(self, os_type: str) -> str:
+        """The script text for an OS; InvalidInput when the remediation has none for it."""
+        if os_type not in self.scripts:
+            raise InvalidInput(f"remediation {self.id!r} has no script for {os_type}")
+        return (self.folder / self.scripts[os_type]).read_text(encoding="utf-8")
+
+    def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
+        """Validated parameters with defaults filled in; ParameterError names the first bad one."""
+        unknown = sorted(set(given) - set(self.parameters))
+        if unknown:
+            raise ParameterError(unknown[0], f"is not a parameter of {self.id}")
+        resolved: dict[str, str] = {}
+        for name, parameter in self.parameters.items():
+            value = given.get(name)
+            if value is None or value == "":
+                value = parameter.default_for(os_type)
+            if value is None:
+                if parameter.required:
+                    raise ParameterError(name, "is required")
+                continue
+            resolved[name] = parameter.validate(value)
+        return resolved
+
+    def run_parameters(
+        self, values: Mapping[str, str], os_type: str, *, dry_run: bool
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """(plain, protected) Run Command parameters named the way the OS's script reads them."""
+        rename = env_name if os_type == "linux" else script_parameter_name
+        plain: dict[str, str] = {}
+        protected: dict[str, str] = {}
+        for name, value in values.items():
+            target = protected if self.parameters[name].secret else plain
+            target[rename(name)] = value
+        plain[rename("dryRun")] = "1" if dry_run else "0"
+        return plain, protected
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "conditions": list(self.conditions),
+            "risk": self.risk,
+            "approvalRequired": self.approval_required,
+            "readOnly": self.read_only,
+            "os": list(self.os_types),
+            "parameters": {
+                name: {
+                    key: value
+                    for key, value in {
+                        "type": p.type,
+                        "description": p.description,
+                        "pattern": p.pattern,
+                        "enum": list(p.enum) if p.enum is not None else None,
+                        "minimum": p.minimum,
+                        "maximum": p.maximum,
+                        "default": p.default,
+                        "required": p.required or None,
+                        "secret": p.secret or None,
+                    }.items()
+                    if value is not None
+                }
+                for name, p in self.parameters.items()
+            },
+            "timeoutSeconds": self.timeout_seconds,
+            "cooldownMinutes": self.cooldown_minutes,
+        }
+
+
+@dataclass(frozen=True, eq=False)  # identity equality: loaded once per folder and cached
+class Catalog:
+    folder: Path
+    remediations: Mapping[str, Remediation]
+
+    def get(self, remediation_id: str) -> Remediation:
+        try:
+            return self.remediations[remediation_id]
+        except KeyError:
+            known = ", ".join(sorted(self.remediations))
+            raise UnknownRemediation(
+                f"unknown remediation {remediation_id!r} (the catalog has: {known})"
+            ) from None
+
+    def for_condition(self, condition: str) -> Remediation | None:
+        """The remediation for a condition: the first in id order that declares it."""
+        for remediation_id in sorted(self.remediations):
+            if condition in self.remediations[remediation_id].conditions:
+                return self.remediations[remediation_id]
+        return None
+
+    @property
+    def conditions(self) -> frozenset[str]:
+        return frozenset(c for r in self.remediations.values() for c in r.conditions)
+
+
+def _field_path(error: Any) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise CatalogError(f"{path}: not valid YAML: {error}") from None
+    except OSError as error:
+        raise CatalogError(f"{path}: cannot be read: {error.strerror}") from None
+
+
+@lru_cache(maxsize=4)
+def _schema_validator(folder: Path) -> Draft202012Validator:
+    path = folder / SCHEMA_FILE
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CatalogError(f"{path}: cannot load the schema: {error}") from None
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
+    problems = [
+        f"{path}: {_field_path(error)}: {error.message}"
+        for error in sorted(_schema_validator(folder).iter_errors(data), key=lambda e: list(e.path))
+    ]
+    if problems:
+        return problems
+    if data["id"] != path.parent.name:
+        problems.append(f"{path}: id: {data['id']!r} must equal its folder name {path.parent.name!r}")
+    for os_type, entry in data["os"].items():
+        if not (path.parent / entry["script"]).is_file():
+            problems.append(f"{path}: os.{os_type}.script: {entry['script']} does not exist")
+    if not (path.parent / "README.md").is_file():
+        problems.append(f"{path.parent / 'README.md'}: missing: every remediation documents itself")
+    for name, spec in (data.get("parameters") or {}).items():
+        where = f"{path}: parameters.{name}"
+        if "pattern" in spec:
+            try:
+                re.compile(spec["pattern"])
+            except re.error as error:
+                problems.append(f"{where}.pattern: not a valid regular expression: {error}")
+                continue
+        try:
+            parameter = _parameter(name, spec)
+            defaults = [parameter.default, *parameter.os_default.values()]
+            for default in defaults:
+                if default is not None:
+                    parameter.validate(default)
+        except ParameterError as error:
+            problems.append(f"{where}.default: {error}")
+    for check in data["verification"].get("expect", []):
+        if "parameter" in check and check["parameter"] not in (data.get("parameters") or {}):
+            problems.append(
+                f"{path}: verification.expect: parameter {check['parameter']!r} is not declared"
+            )
+    return problems
+
+
+def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
+    return Parameter(
+        name=name,
+        type=spec["type"],
+        description=spec["description"],
+        pattern=spec.get("pattern"),
+        enum=tuple(spec["enum"]) if "enum" in spec else None,
+        minimum=spec.get("minimum"),
+        maximum=spec.get("maximum"),
+        max_length=spec.get("maxLength"),
+        default=spec.get("default"),
+        required=bool(spec.get("required", False)),
+        secret=bool(spec.get("secret", False)),
+        os_default=dict(spec.get("osDefault") or {}),
+    )
+
+
+def _remediation(path: Path, data: Mapping[str, Any]) -> Remediation:
+    return Remediation(
+        id=data["id"],
+        title=data["title"],
+        description=data["description"],
+        conditions=tuple(data["conditions"]),
+        risk=data["risk"],
+        approval=data.get("approval", "auto"),
+        read_only=bool(data.get("readOnly", False)),
+        scripts={os_type: entry["script"] for os_type, entry in data["os"].items()},
+        parameters={name: _parameter(name, spec) for name, spec in (data.get("parameters") or {}).items()},
+        control_plane=tuple(data.get("controlPlane", ())),
+        timeout_seconds=int(data["timeoutSeconds"]),
+        cooldown_minutes=int(data["cooldownMinutes"]),
+        verification=dict(data["verification"]),
+        folder=path.parent,
+    )
+
+
+def catalog_problems(folder: str | Path) -> tuple[list[str], dict[str, Remediation]]:
+    """Every problem of the catalog in ``folder`` (empty when valid) and the remediations that loaded."""
+    root = Path(folder)
+    if not (root / SCHEMA_FILE).is_file():
+        return [f"{root}: not a catalog folder (no {SCHEMA_FILE})"], {}
+    try:
+        _schema_validator(root.resolve())
+    except CatalogError as error:
+        return [str(error)], {}
+    problems: list[str] = []
+    remediations: dict[str, Remediation] = {}
+    for path in sorted(root.glob("*/remediation.yaml")):
+        try:
+            data = _read_yaml(path)
+        except CatalogError as error:
+            problems.append(str(error))
+            continue
+        found = _remediation_problems(root.resolve(), path, data)
+        if found:
+            problems.extend(found)
+            continue
+        remediations[data["id"]] = _remediation(path, data)
+    if not remediations and not problems:
+        problems.append(f"{root}: the catalog has no remediation (no */remediation.yaml)")
+    return problems, remediations
+
+
+@lru_cache(maxsize=8)
+def _load(folder: Path) -> Catalog:
+    problems, remediations = catalog_problems(folder)
+    if problems:
+        raise CatalogError("; ".join(problems))
+    return Catalog(folder=folder, remediations=remediations)
+
+
+def load_catalog(folder: str | Path) -> Catalog:
+    """The validated catalog in ``folder`` (cached); CatalogError lists every problem."""
+    return _load(Path(folder).resolve())

@@ -1,0 +1,122 @@
+"""Payload -> signals -> findings -> decisions: what ``remediate plan`` shows and intake acts on.
+
+Nothing here executes anything. Detectors (conditions that need a look at Azure) are passed in as a
+callable, so the planner stays pure and the CLI or the Function App chooses local fleet or Azure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog
+from .policy import Decision, plan_decision
+from .routing import Finding, Route, route_signal
+from .signals import parse
+from .signals.model import Signal
+
+# (detector name, signal) -> (findings, notes). Raises RemediationError when Azure cannot be read.
+Detect = Callable[[str, Signal], tuple[Sequence[Finding], Sequence[str]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    finding: Finding
+    decision: Decision
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.finding)
+
+    def to_dict(self) -> dict[str, Any]:
+        shown = dict(self.decision.parameters) if self.decision.action != "skip" else dict(self.finding.parameters)
+        return {
+            "signal": self.finding.signal.id,
+            "condition": self.finding.condition,
+            "target": self.finding.target.id,
+            "remediation": self.finding.remediation,
+            "parameters": shown,
+            "decision": self.decision.action,
+            "reason": self.decision.reason,
+            "guard": self.decision.guard,
+            "route": self.finding.route,
+        }
+
+
+@dataclass(frozen=True)
+class Note:
+    signal: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"signal": self.signal, "message": self.message}
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    signals: tuple[Signal, ...] = ()
+    plans: tuple[Plan, ...] = ()
+    notes: tuple[Note, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signals": [s.summary() for s in self.signals],
+            "plans": [p.to_dict() for p in self.plans],
+            "notes": [n.to_dict() for n in self.notes],
+        }
+
+    def __add__(self, other: PlanReport) -> PlanReport:
+        return PlanReport(self.signals + other.signals, self.plans + other.plans, self.notes + other.notes)
+
+
+def idempotency_key(finding: Finding) -> str:
+    """Duplicate deliveries of one signal give the same key, so the same job id.
+
+    Alerts: alert id + monitor condition + VM + remediation (+ parameters, when one alert names several
+    mounts of one VM); events: event id + VM + remediation; manual: request id + VM + remediation.
+    """
+    signal = finding.signal
+    parts = [signal.source, signal.id]
+    if signal.source == "alert":
+        parts.append(signal.state or "fired")
+    parts += [finding.target.key, finding.remediation or finding.condition]
+    if signal.source != "manual" and finding.parameters:
+        parts.append(json.dumps(dict(finding.parameters), sort_keys=True))
+    return "|".join(parts)
+
+
+class Planner:
+    def __init__(self, catalog: Catalog, routes: Sequence[Route], detect: Detect | None = None) -> None:
+        self.catalog = catalog
+        self.routes = tuple(routes)
+        self.detect = detect
+
+    def plan_payload(self, payload: object) -> PlanReport:
+        """Parse (SignalError on bad input) and plan every signal of one payload."""
+        return self.plan_signals(parse(payload))
+
+    def plan_signals(self, signals: Sequence[Signal]) -> PlanReport:
+        report = PlanReport()
+        for signal in signals:
+            report = report + self.plan_signal(signal)
+        return report
+
+    def plan_signal(self, signal: Signal) -> PlanReport:
+        routing = route_signal(signal, self.routes, self.catalog)
+        notes = [Note(signal.id, text) for text in routing.notes]
+        findings = list(routing.findings)
+        if routing.detector:
+            if self.detect is None:
+                notes.append(Note(signal.id, f"{routing.detector} needs Azure to decide; no detector here"))
+            else:
+                found, detector_notes = self.detect(routing.detector, signal)
+                findings += found
+                notes += [Note(signal.id, text) for text in detector_notes]
+        plans = []
+        for finding in findings:
+            remediation = self.catalog.get(finding.remediation or "")
+            decision = plan_decision(remediation, finding.parameters, state=signal.state)
+            plans.append(Plan(finding, decision))
+        return PlanReport((signal,), tuple(plans), tuple(notes))
