@@ -60,11 +60,18 @@ class Signal:
         return self.validation_code is not None
 
     def summary(self) -> dict[str, Any]:
-        """The ``signals[]`` entry of ``remediate plan --json``."""
+        """The ``signals[]`` entry of ``remediate plan --json``: JSON-ready, the same keys every time."""
         return {
             "id": self.id,
             "source": self.source,
             "type": self.type,
             "state": self.state,
             "targets": [t.id for t in self.targets],
+            "time": self.time,
+            "rule": self.rule,
+            "operation": self.operation_name,
+            "resource": self.resource_id,
+            "remediation": self.manual.remediation if self.manual else None,
+            "dryRun": self.manual.dry_run if self.manual else None,
+            "validation": self.is_validation,
         }

@@ -1,0 +1,177 @@
+"""Azure Monitor alerts in the Common Alert Schema -> Signal.
+
+One parser serves every ``monitoringService``: ``essentials`` is common to all, and the alert
+context is read by the shape it has rather than by the service it claims, because the shapes drift
+(``signalType`` "ActivityLog" vs "Activity Log", ``eventSource`` as a name or a number, ...):
+
+* ``condition.allOf[]``: metric alerts (static, dynamic) and Log Alerts V2 (``searchQuery``);
+* ``SearchQuery`` / ``SearchResults``: the older Log Analytics and Application Insights log alerts;
+* ``operationName``: activity log alerts (administrative, resource health, service health).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import SignalError
+from ..resources import is_arm_id
+from .model import Signal, State
+from .reader import Node, kind_of, lookup_ci, name_value_pairs, scalar_text, text_mapping
+from .refs import ResourceCollector
+
+SCHEMA_ID = "azureMonitorCommonAlertSchema"
+RESOURCE_ID_DIMENSIONS = ("_ResourceId", "ResourceId")
+
+_STATES: dict[str, State] = {"fired": "fired", "resolved": "resolved"}
+_SEVERITY_NUMBER = re.compile(r"^(?:sev)?\s*([0-4])$", re.IGNORECASE)
+
+
+def is_alert(payload: Mapping[str, object]) -> bool:
+    return "schemaId" in payload
+
+
+def parse_alert(payload: Mapping[str, object]) -> Signal:
+    """One Common Alert Schema payload as a Signal; raises SignalError if it is not one."""
+    root = Node(payload, "", "alert")
+    schema_id = root["schemaId"].text()
+    if schema_id is None or schema_id.lower() != SCHEMA_ID.lower():
+        shown = repr(schema_id) if schema_id else f"({kind_of(root['schemaId'].value)})"
+        raise SignalError(
+            f"alert: schemaId {shown} is not supported: enable the common alert schema "
+            f"({SCHEMA_ID}) on the action group"
+        )
+    data = root["data"]
+    data.mapping(required=True)
+    essentials = data["essentials"]
+    essentials.mapping(required=True)
+    context = data["alertContext"].section()
+
+    alert_id = essentials["alertId"].required_text()
+    service = essentials["monitoringService"].required_text()
+    state = _state(essentials["monitorCondition"])
+    fired_at = essentials["firedDateTime"].text()
+    resolved_at = essentials["resolvedDateTime"].text()
+
+    collector = ResourceCollector()
+    target_ids = essentials["alertTargetIDs"].texts()
+    collector.add_all(target_ids)
+    collector.add_all([c for c in essentials["configurationItems"].texts() if is_arm_id(c)])
+
+    conditions = list(context["condition"].section()["allOf"].entries())
+    dimensions = [name_value_pairs(c["dimensions"]) for c in conditions]
+    dimensions += _legacy_log_dimensions(context)
+    for mapping in dimensions:
+        collector.add_all(lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS))
+    collector.add_all([c for c in context["AffectedConfigurationItems"].texts() if is_arm_id(c)])
+
+    metrics = _unique(c["metricName"].text() for c in conditions)
+    queries = _unique(c["searchQuery"].text() for c in conditions)
+    queries += [q for q in [context["SearchQuery"].text()] if q and q not in queries]
+
+    operation = context["operationName"].text()
+    resource_id: str | None = None
+    if operation is not None:
+        resource_id = _activity_resource(context, target_ids)
+        collector.add(resource_id)
+
+    custom = text_mapping(context["properties"].mapping())
+    custom.update(text_mapping(data["customProperties"].mapping()))
+
+    extra: dict[str, Any] = {}
+    for key, node in (
+        ("alertRuleId", essentials["alertRuleId"]),
+        ("originAlertId", essentials["originAlertId"]),
+        ("conditionType", context["conditionType"]),
+        ("caller", context["caller"]),
+        ("correlationId", context["correlationId"]),
+        ("eventTimestamp", context["eventTimestamp"]),
+        ("subStatus", context["subStatus"]),
+    ):
+        value = node.text()
+        if value:
+            extra[key] = value
+    if len(queries) > 1:
+        extra["queries"] = queries
+
+    return Signal(
+        id=alert_id,
+        source="alert",
+        type=service,
+        state=state,
+        targets=collector.targets,
+        resources=collector.resources,
+        rule=essentials["alertRule"].text(),
+        severity=_severity(essentials["severity"]),
+        signal_type=essentials["signalType"].text(),
+        fired_at=fired_at,
+        resolved_at=resolved_at,
+        time=resolved_at if state == "resolved" and resolved_at else fired_at,
+        operation_name=operation,
+        resource_id=resource_id,
+        status=context["status"].text() if operation is not None else None,
+        query=queries[0] if queries else None,
+        metrics=tuple(metrics),
+        dimensions=tuple(dimensions),
+        custom_properties=custom,
+        description=essentials["description"].text(),
+        extra=extra,
+    )
+
+
+def _state(node: Node) -> State:
+    text = node.required_text()
+    state = _STATES.get(text.lower())
+    if state is None:
+        raise node.error(f"must be Fired or Resolved, not {text!r}")
+    return state
+
+
+def _severity(node: Node) -> str | None:
+    """``Sev0``..``Sev4``; a bare number (seen as 3 or "3") is given the ``Sev`` prefix."""
+    text = node.text()
+    if text is None:
+        return None
+    match = _SEVERITY_NUMBER.match(text)
+    return f"Sev{match[1]}" if match else text
+
+
+def _activity_resource(context: Node, target_ids: list[str]) -> str | None:
+    """The resource an activity-log event is about, from the most specific field that names one."""
+    candidates = [
+        context["resourceId"].text(),
+        context["authorization"]["scope"].text(),
+        context["properties"]["entity"].text(),
+        *target_ids,
+    ]
+    return next((c for c in candidates if c and is_arm_id(c)), None)
+
+
+def _legacy_log_dimensions(context: Node) -> list[dict[str, str]]:
+    """Older log alerts: their ``Dimensions``, then one mapping per search-result row."""
+    result: list[dict[str, str]] = []
+    dimensions = name_value_pairs(context["Dimensions"])
+    if dimensions:
+        result.append(dimensions)
+    for table in context["SearchResults"]["tables"].entries():
+        columns = [c["name"].text() or "" for c in table["columns"].entries()]
+        for row in table["rows"].entries():
+            if not isinstance(row.value, list | tuple):
+                continue
+            mapping = {
+                name: text
+                for name, cell in zip(columns, row.value, strict=False)
+                if name and (text := scalar_text(cell)) is not None
+            }
+            if mapping:
+                result.append(mapping)
+    return result
+
+
+def _unique(values: Iterable[str | None]) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value and value not in seen:
+            seen.append(value)
+    return seen

@@ -1,0 +1,39 @@
+"""Collecting the resource ids a payload names, and the VMs among them."""
+
+from __future__ import annotations
+
+from ..resources import VmRef, is_arm_id, normalize, vm_ref_of
+
+
+class ResourceCollector:
+    """Every ARM id seen, once each (compared case-insensitively), in the order first seen.
+
+    ``targets`` are the virtual machines those ids name or belong to (a VM extension or a health
+    status under a VM targets that VM); ids of other resource types are kept in ``resources`` only.
+    The first spelling of an id wins, so what the user wrote is what they see again.
+    """
+
+    def __init__(self) -> None:
+        self._resources: dict[str, str] = {}
+        self._targets: dict[str, VmRef] = {}
+
+    def add(self, value: object) -> None:
+        if not isinstance(value, str) or not is_arm_id(value):
+            return
+        text = value.strip()
+        self._resources.setdefault(normalize(text), text.rstrip("/"))
+        vm = vm_ref_of(text)
+        if vm is not None:
+            self._targets.setdefault(vm.key, vm)
+
+    def add_all(self, values: list[str]) -> None:
+        for value in values:
+            self.add(value)
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        return tuple(self._resources.values())
+
+    @property
+    def targets(self) -> tuple[VmRef, ...]:
+        return tuple(self._targets.values())
