@@ -1,0 +1,241 @@
+"""The control-plane step of ``restore-management-access``: an allow rule for the management sources,
+placed just above the rule that blocks them.
+
+The customer's rules are never moved, changed or deleted: the plan only adds rules whose names start
+with ``allow-mgmt-<ssh|rdp|tcpN>-autoremediation`` (and updates those on a later run). ARM accepts
+service tags and ``*`` only as a rule's single source prefix, never in a list, so the CIDRs share one
+rule and each tag gets a rule of its own.
+
+Priorities: each new rule takes the highest free priority below the blocking rule (for a default rule
+such as ``DenyAllInBound`` 65500, below 4097), never under 100. Azure keeps inbound priorities unique,
+so a priority held by another inbound rule is not free; a rule of ours keeps its priority when that
+is still above the blocker.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import InvalidInput, RemediationError
+from ..ports import Network, NetworkSecurityGroup, SecurityRule, VmFacts
+from .lockout import check_sources
+from .nsg import MAX_PRIORITY, MIN_PRIORITY, DecidingRule, Flow, Level, Verdict, evaluate_nsg
+
+RULE_SUFFIX = "autoremediation"
+_PORT_NAMES = {22: "ssh", 3389: "rdp"}
+_NOT_QUARANTINED = frozenset({"", "false"})
+_DESCRIPTION_LIMIT = 140  # ARM's limit for a rule description
+
+
+class NoFreePriority(RemediationError):
+    """No priority between 100 and the blocking rule is free: only a person can make room."""
+
+
+class AllowRuleNotEffective(RemediationError):
+    """The allow rule was written but the NSG still blocks the management port."""
+
+
+@dataclass(frozen=True)
+class AllowRulePlan:
+    action: Literal["add", "none", "skip"]
+    reason: str
+    nsg_id: str = ""
+    port: int = 0
+    sources: tuple[str, ...] = ()
+    rules: tuple[SecurityRule, ...] = ()  # one for the CIDRs, one per service tag
+    blocking: DecidingRule | None = None
+    level: Level = "nic"
+
+    @property
+    def rule(self) -> SecurityRule | None:
+        """The first rule to write (the only one unless service tags are among the sources)."""
+        return self.rules[0] if self.rules else None
+
+
+def base_rule_name(port: int) -> str:
+    return f"allow-mgmt-{_PORT_NAMES.get(port, f'tcp{port}')}-{RULE_SUFFIX}"
+
+
+def _is_ours(rule: SecurityRule, base: str) -> bool:
+    name = rule.name.lower()
+    return name == base or name.startswith(base + "-")
+
+
+def quarantine_reason(quarantine_tag: str, vm: VmFacts, nsg: NetworkSecurityGroup) -> str | None:
+    """Why the quarantine tag forbids a change, or None. Tag names compare case-insensitively, as in ARM."""
+    name = quarantine_tag.partition("=")[0].strip().lower()
+    if not name:
+        return None
+    holders: tuple[tuple[str, str, Mapping[str, str]], ...] = (
+        ("VM", vm.name, vm.tags),
+        ("NSG", nsg.name, nsg.tags),
+    )
+    for kind, holder, tags in holders:
+        for key, value in tags.items():
+            if key.strip().lower() == name and (value or "").strip().lower() not in _NOT_QUARANTINED:
+                return f"{kind} {holder} carries the quarantine tag {key}={value}: the NSG is left as it is"
+    return None
+
+
+def _check_port(port: int) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InvalidInput(f"management port {port!r} is not a TCP port (1-65535)")
+    return port
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _groups(sources: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """(name suffix, source prefixes) per rule to write: CIDRs together, each tag or ``*`` alone."""
+    cidrs = tuple(s for s in sources if _is_cidr(s))
+    words = [s for s in sources if s not in cidrs]
+    groups: list[tuple[str, tuple[str, ...]]] = [("", cidrs)] if cidrs else []
+    groups += [(re.sub(r"[^a-z0-9._-]", "", "any" if w in ("*", "Any") else w.lower()), (w,)) for w in words]
+    if len(groups) == 1:
+        groups[0] = ("", groups[0][1])
+    return groups
+
+
+def _verdicts(
+    nsg: NetworkSecurityGroup,
+    port: int,
+    sources: Sequence[str],
+    level: Level,
+    tag_prefixes: Mapping[str, Sequence[str]] | None,
+) -> dict[str, Verdict]:
+    return {s: evaluate_nsg(nsg, Flow(port=port, source=s), level, tag_prefixes) for s in sources}
+
+
+def plan_management_allow(
+    nsg: NetworkSecurityGroup,
+    vm: VmFacts,
+    port: int,
+    sources: Sequence[str],
+    quarantine_tag: str,
+    *,
+    level: Level = "nic",
+    tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+) -> AllowRulePlan:
+    """What to write into ``nsg`` so that every management source reaches TCP ``port``.
+
+    ``none`` when the NSG lets every source through already (an earlier run's rule included),
+    ``skip`` under quarantine. Raises NoFreePriority when no priority above the blocker is free.
+    """
+    port = _check_port(port)
+    sources = check_sources(sources)
+    quarantined = quarantine_reason(quarantine_tag, vm, nsg)
+    if quarantined:
+        return AllowRulePlan("skip", quarantined, nsg.id, port, sources, level=level)
+    verdicts = _verdicts(nsg, port, sources, level, tag_prefixes)
+    blocked = {s: v for s, v in verdicts.items() if not v.allowed}
+    if not blocked:
+        via = ", ".join(sorted({v.rule.name for v in verdicts.values() if v.rule}))
+        return AllowRulePlan(
+            "none",
+            f"NSG {nsg.name} already lets TCP {port} in from {', '.join(sources)} ({via})",
+            nsg.id,
+            port,
+            sources,
+            level=level,
+        )
+    blockers = [v.rule for v in blocked.values() if v.rule is not None]
+    blocker = min(blockers, key=lambda r: r.priority) if blockers else None
+    ceiling = min(blocker.priority if blocker else MAX_PRIORITY + 1, MAX_PRIORITY + 1)
+    rules = _rules_for(nsg, port, sources, ceiling, blocker, vm)
+    what = f"{blocker.name} ({blocker.priority})" if blocker else "no allowing rule"
+    reason = (
+        f"add {', '.join(f'{r.name} ({r.priority})' for r in rules)} to NSG {nsg.name}: "
+        f"{what} blocks TCP {port} from {', '.join(blocked)}"
+    )
+    return AllowRulePlan("add", reason, nsg.id, port, sources, rules, blocker, level)
+
+
+def _rules_for(
+    nsg: NetworkSecurityGroup,
+    port: int,
+    sources: Sequence[str],
+    ceiling: int,
+    blocker: DecidingRule | None,
+    vm: VmFacts,
+) -> tuple[SecurityRule, ...]:
+    base = base_rule_name(port)
+    inbound = [r for r in nsg.rules if r.direction.lower() == "inbound"]
+    ours = {r.name.lower(): r.priority for r in inbound if _is_ours(r, base)}
+    taken = {r.priority for r in inbound}
+    why = f"{blocker.name} ({blocker.priority})" if blocker else "no rule"
+    description = (
+        f"Added by autoremediation (restore-management-access) for VM {vm.name}: {why} "
+        f"blocked TCP {port} from the management sources"
+    )[:_DESCRIPTION_LIMIT]
+    rules: list[SecurityRule] = []
+    assigned: set[int] = set()
+    for suffix, prefixes in _groups(sources):
+        name = f"{base}-{suffix}" if suffix else base
+        kept = ours.get(name.lower())
+        if kept is not None and MIN_PRIORITY <= kept < ceiling and kept not in assigned:
+            priority = kept
+        else:
+            priority = next_free_priority(ceiling, taken | assigned)
+        assigned.add(priority)
+        rules.append(
+            SecurityRule(
+                name=name,
+                priority=priority,
+                direction="Inbound",
+                access="Allow",
+                protocol="Tcp",
+                source_prefixes=prefixes,
+                destination_prefixes=("*",),
+                source_ports=("*",),
+                destination_ports=(str(port),),
+                description=description,
+            )
+        )
+    return tuple(rules)
+
+
+def next_free_priority(ceiling: int, taken: set[int] | frozenset[int]) -> int:
+    """The highest priority below ``ceiling`` (and at most 4096) not in ``taken``, at least 100."""
+    for priority in range(min(ceiling - 1, MAX_PRIORITY), MIN_PRIORITY - 1, -1):
+        if priority not in taken:
+            return priority
+    raise NoFreePriority(
+        f"no free NSG priority between {MIN_PRIORITY} and {ceiling - 1}: an allow rule cannot be placed "
+        "above the blocking rule without moving a customer rule, which this tool never does"
+    )
+
+
+def apply_management_allow(
+    network: Network,
+    plan: AllowRulePlan,
+    *,
+    tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[SecurityRule, ...]:
+    """Write the plan's rules, re-read the NSG and check the port is now reachable from every source.
+
+    Returns the rules as ARM stored them (empty for ``none`` / ``skip``). Raises
+    AllowRuleNotEffective when the re-read NSG still blocks a source.
+    """
+    if plan.action != "add":
+        return ()
+    written = tuple(network.put_security_rule(plan.nsg_id, rule) for rule in plan.rules)
+    nsg = network.get_nsg(plan.nsg_id)
+    still = [
+        v for v in _verdicts(nsg, plan.port, plan.sources, plan.level, tag_prefixes).values() if not v.allowed
+    ]
+    if still:
+        raise AllowRuleNotEffective(
+            f"after writing {', '.join(r.name for r in plan.rules)} NSG {nsg.name} still blocks: "
+            + "; ".join(v.reason for v in still)
+        )
+    return written
