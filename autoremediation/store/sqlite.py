@@ -1,0 +1,397 @@
+"""The embedded job store: one SQLite file, safe for several threads and several processes.
+
+Each operation is its own transaction on a per-thread connection. Writes that read first (the
+compare-and-swap on ``version``, leases) take the write lock up front with ``BEGIN IMMEDIATE`` so two
+writers never both read the old row. WAL lets readers run while one writer writes. The job itself is
+stored as JSON; the columns the ``list`` filters use are copied out and indexed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConcurrencyConflict, InvalidInput, NotFound, Transient
+from ..jobs import Job
+from ..resources import normalize
+from .records import (
+    JobFilter,
+    as_utc,
+    campaign_id_of,
+    campaign_version_of,
+    check_id,
+    check_lease,
+    created_key,
+    decode_job,
+    encode_document,
+    encode_job,
+    is_valid_id,
+    newest_first,
+    ran_script,
+    time_key,
+    updated_key,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    target_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    remediation TEXT NOT NULL,
+    alert_id TEXT,
+    campaign_id TEXT,
+    created_key TEXT NOT NULL,
+    updated_key TEXT NOT NULL,
+    terminal INTEGER NOT NULL,
+    ran_script INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_target ON jobs (target_key, remediation, created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_remediation ON jobs (remediation, created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_alert ON jobs (alert_id) WHERE alert_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs (campaign_id) WHERE campaign_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_retention ON jobs (terminal, updated_key);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_at);
+CREATE TABLE IF NOT EXISTS campaigns (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+# Long enough that contention among workers on one machine waits instead of failing.
+_BUSY_TIMEOUT_SECONDS = 60.0
+
+
+def _epoch(moment: datetime) -> float:
+    return as_utc(moment).timestamp()
+
+
+class SqliteJobStore:
+    """``ports.JobStore`` on a SQLite file; the directory and the schema are made on first use."""
+
+    def __init__(self, path: str) -> None:
+        if not isinstance(path, str) or not path.strip():
+            raise InvalidInput("the SQLite job store needs a file path (REMEDIATION_SQLITE_PATH)")
+        if path.strip() == ":memory:" or path.startswith("file::memory:"):
+            # Every thread has its own connection, and each would see its own empty in-memory database.
+            raise InvalidInput("the SQLite job store needs a file path, not an in-memory database")
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._ready = False
+
+    # -- connections and transactions -------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(f"cannot create the directory of the job store {self.path}: {exc}") from None
+        try:
+            # isolation_level=None: transactions are begun explicitly, never implicitly by the module.
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transition survives a power cut, so a script is never re-dispatched
+            # because its record was lost.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        # A forked child must not share its parent's connection: open its own.
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn = self._open()
+            local.pid = os.getpid()
+            with self._lock:
+                self._connections.append(local.conn)
+        if not self._ready:
+            self._init_schema(local.conn)
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if self._ready:
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            self._ready = True
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise _translate(exc, self.path) from None
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        check_id(job.id)
+        job, body = encode_job(job)
+        with self._tx(write=True) as conn:
+            inserted = conn.execute(
+                "INSERT INTO jobs (id, target_key, status, remediation, alert_id, campaign_id, created_key,"
+                " updated_key, terminal, ran_script, version, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (job.id, *_columns(job), job.version, body),
+            ).rowcount
+            if inserted:
+                return job, True
+            row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job.id,)).fetchone()
+        return decode_job(row[0]), False
+
+    def get(self, job_id: str) -> Job:
+        if not is_valid_id(job_id):
+            raise NotFound(f"no job {job_id!r}")
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        return decode_job(row[0])
+
+    def update(self, job: Job) -> Job:
+        check_id(job.id)
+        stored, body = encode_job(replace(job, version=job.version + 1))
+        with self._tx(write=True) as conn:
+            row = conn.execute("SELECT version FROM jobs WHERE id = ?", (job.id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no job {job.id!r} to update")
+            if row[0] != job.version:
+                raise ConcurrencyConflict(
+                    f"job {job.id} changed since it was read (stored version {row[0]}, update from "
+                    f"version {job.version}): re-read it and decide again"
+                )
+            conn.execute(
+                "UPDATE jobs SET target_key = ?, status = ?, remediation = ?, alert_id = ?, campaign_id = ?,"
+                " created_key = ?, updated_key = ?, terminal = ?, ran_script = ?, version = ?, body = ?"
+                " WHERE id = ?",
+                (*_columns(stored), stored.version, body, job.id),
+            )
+        return stored
+
+    def list(
+        self,
+        *,
+        target: str | None = None,
+        status: str | Sequence[str] | None = None,
+        remediation: str | None = None,
+        alert_id: str | None = None,
+        campaign_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        wanted = JobFilter.of(
+            target=target,
+            status=status,
+            remediation=remediation,
+            alert_id=alert_id,
+            campaign_id=campaign_id,
+            since=since,
+            limit=limit,
+        )
+        clauses: list[str] = []
+        args: list[Any] = []
+        if wanted.target_key is not None:
+            clauses.append("target_key = ?")
+            args.append(wanted.target_key)
+        if wanted.statuses is not None:
+            if not wanted.statuses:
+                return []
+            clauses.append(f"status IN ({', '.join('?' * len(wanted.statuses))})")
+            args.extend(sorted(wanted.statuses))
+        for column, value in (
+            ("remediation", wanted.remediation),
+            ("alert_id", wanted.alert_id),
+            ("campaign_id", wanted.campaign_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if wanted.since_key is not None:
+            clauses.append("created_key >= ?")
+            args.append(wanted.since_key)
+        sql = "SELECT body FROM jobs"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created_key DESC, id DESC"
+        if wanted.limit is not None:
+            sql += " LIMIT ?"
+            args.append(wanted.limit)
+        with self._tx(write=False) as conn:
+            rows = conn.execute(sql, args).fetchall()
+        # The SQL already filtered and ordered; the shared predicate is the final word on both stores.
+        jobs = [job for job in (decode_job(r[0]) for r in rows) if wanted.matches(job)]
+        return newest_first(jobs, wanted.limit)
+
+    def last_outcome(self, target: str, remediation: str) -> Job | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                "SELECT body FROM jobs WHERE target_key = ? AND remediation = ? AND ran_script = 1"
+                " ORDER BY created_key DESC, id DESC LIMIT 1",
+                (normalize(target), remediation),
+            ).fetchone()
+        return decode_job(row[0]) if row else None
+
+    def delete_jobs(self, ended_before: datetime) -> int:
+        with self._tx(write=True) as conn:
+            return conn.execute(
+                "DELETE FROM jobs WHERE terminal = 1 AND updated_key < ?", (time_key(ended_before),)
+            ).rowcount
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
+        check_lease(key, holder)
+        if ttl_seconds <= 0:
+            raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
+        at = _epoch(now)
+        with self._tx(write=True) as conn:
+            row = conn.execute("SELECT holder, expires_at FROM leases WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > at:
+                return False
+            conn.execute(
+                "INSERT INTO leases (key, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+                (key, holder, at + ttl_seconds),
+            )
+        return True
+
+    def release_lease(self, key: str, holder: str) -> None:
+        check_lease(key, holder)
+        with self._tx(write=True) as conn:
+            conn.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))
+
+    def lease_holder(self, key: str, now: datetime) -> str | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                "SELECT holder FROM leases WHERE key = ? AND expires_at > ?", (key, _epoch(now))
+            ).fetchone()
+        return row[0] if row else None
+
+    def sweep_leases(self, now: datetime) -> int:
+        with self._tx(write=True) as conn:
+            return conn.execute("DELETE FROM leases WHERE expires_at <= ?", (_epoch(now),)).rowcount
+
+    # -- campaigns --------------------------------------------------------------------------------
+
+    def create_campaign(self, campaign: Mapping[str, Any]) -> bool:
+        campaign_id = campaign_id_of(campaign)
+        version = campaign_version_of(campaign)
+        body = encode_document({**campaign, "version": version}, f"campaign {campaign_id}")
+        with self._tx(write=True) as conn:
+            return bool(
+                conn.execute(
+                    "INSERT INTO campaigns (id, version, body) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (campaign_id, version, body),
+                ).rowcount
+            )
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        if not is_valid_id(campaign_id):
+            raise NotFound(f"no campaign {campaign_id!r}")
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT body FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id!r}")
+        document: dict[str, Any] = json.loads(row[0])
+        return document
+
+    def update_campaign(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
+        campaign_id = campaign_id_of(campaign)
+        version = campaign_version_of(campaign)
+        stored = {**campaign, "version": version + 1}
+        body = encode_document(stored, f"campaign {campaign_id}")
+        with self._tx(write=True) as conn:
+            row = conn.execute("SELECT version FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no campaign {campaign_id!r} to update")
+            if row[0] != version:
+                raise ConcurrencyConflict(
+                    f"campaign {campaign_id} changed since it was read (stored version {row[0]}, update "
+                    f"from version {version}): re-read it and decide again"
+                )
+            conn.execute(
+                "UPDATE campaigns SET version = ?, body = ? WHERE id = ?", (version + 1, body, campaign_id)
+            )
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+
+def _columns(job: Job) -> tuple[Any, ...]:
+    """The indexed copies of a job's fields, in the column order of the INSERT and UPDATE above."""
+    return (
+        job.target_key,
+        job.status,
+        job.remediation,
+        job.alert_id,
+        job.campaign_id,
+        created_key(job),
+        updated_key(job),
+        int(job.terminal),
+        int(ran_script(job)),
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _translate(exc: sqlite3.Error, path: str) -> Exception:
+    """SQLite's own errors as the engine's: a busy database is worth a retry, the rest is not."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return Transient(f"the job store {path} stayed busy for {_BUSY_TIMEOUT_SECONDS:g} s: {text}")
+    return InvalidInput(f"the job store {path} cannot be used: {text}")

@@ -1,0 +1,600 @@
+"""The job store on Azure Table Storage (``azure-data-tables``, imported lazily).
+
+Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
+
+``<prefix>jobs``
+    One entity per job: PartitionKey = job id, RowKey = ``job``. Every read and every compare-and-swap
+    touches exactly one entity, found by a point read; the ETag of that entity is the CAS token, and a
+    partition per job spreads the write load. The fields ``list`` filters on (TargetKey, Status,
+    Remediation, AlertId, CampaignId, CreatedKey, UpdatedKey, Terminal, RanScript) are copied out of the
+    job as properties, so those filters run on the service as an OData query. Tables have no secondary
+    indexes, so such a query scans the table: retention (``delete_jobs``) keeps it to the jobs of the
+    retention window, which is the volume this product makes (a job per remediation, not per signal).
+    A secondary index entity per VM would make ``list(target=...)`` a partition query, at the price of a
+    second write that no transaction can join to the first (entity group transactions stay inside one
+    partition); the scan is correct by construction, so it is the choice until volume says otherwise.
+    The job JSON is split over ``Body00``.. properties: a string property holds at most 64 KiB.
+
+``<prefix>leases``
+    PartitionKey = ``lease-`` + SHA-256 of the lease key (VM ids hold ``/``, which keys forbid), RowKey =
+    ``lease``. Acquire, renew and release are ETag compare-and-swaps on that one entity; a new lease is
+    ``create_entity``, whose conflict means another holder got there first.
+
+``<prefix>campaigns``
+    PartitionKey = campaign id, RowKey = ``campaign``; CAS on the ``version`` field like jobs.
+
+Dates are compared as fixed-width UTC text (``records.time_key``), which OData compares correctly and
+which keeps microseconds that Edm.DateTime may round.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from ..errors import (
+    ConcurrencyConflict,
+    InvalidInput,
+    NotFound,
+    Permanent,
+    RemediationError,
+    Throttled,
+    Transient,
+)
+from ..jobs import Job
+from ..resources import normalize
+from .records import (
+    JobFilter,
+    campaign_id_of,
+    campaign_version_of,
+    check_id,
+    check_lease,
+    created_key,
+    decode_job,
+    encode_document,
+    encode_job,
+    is_valid_id,
+    newest_first,
+    ran_script,
+    time_key,
+    updated_key,
+)
+
+# 64 KiB per string property = 32,768 UTF-16 units; the JSON is ASCII, so one unit a character.
+CHUNK_CHARS = 32_000
+_JOB_ROW = "job"
+_LEASE_ROW = "lease"
+_CAMPAIGN_ROW = "campaign"
+_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")
+# Compare-and-swap retries for a lease before answering "someone else has it": losing this many races
+# in a row means another holder is active, and the safe answer is not to run.
+_LEASE_ATTEMPTS = 8
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def table_names(prefix: str) -> dict[str, str]:
+    """The three table names for a prefix; raises InvalidInput unless the prefix makes valid names."""
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise InvalidInput(
+            f"table prefix {prefix!r} is not valid: use 1-52 letters and digits, starting with a letter "
+            "(REMEDIATION_TABLE_PREFIX)"
+        )
+    return {kind: f"{prefix}{kind}" for kind in ("jobs", "leases", "campaigns")}
+
+
+def _storage_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """SDK exceptions leave as the engine's typed errors, with the operation named."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except RemediationError:
+            raise
+        except Exception as exc:
+            raise translate_storage_error(exc, f"table storage {method.__name__}") from exc
+
+    return wrapper
+
+
+def translate_storage_error(exc: Exception, what: str) -> Exception:
+    """An Azure SDK exception as a RemediationError; anything else is returned unchanged."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return Transient(f"{what}: cannot reach the storage account: {exc}")
+    if isinstance(exc, ClientAuthenticationError):
+        return Permanent(
+            f"{what}: the storage account refused the credentials (check the connection string or the "
+            f"identity's data-plane role): {_first_line(exc)}",
+            status=exc.status_code,
+        )
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        code = getattr(exc, "error_code", None)
+        code = str(code) if code else None
+        if status == 429 or code == "ServerBusy":
+            return Throttled(f"{what}: storage is throttling: {_first_line(exc)}", status=status, code=code)
+        if status >= 500:
+            return Transient(f"{what}: storage failed: {_first_line(exc)}", status=status, code=code)
+        return Permanent(f"{what}: storage refused: {_first_line(exc)}", status=status, code=code)
+    return exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _split(text: str) -> dict[str, Any]:
+    parts = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+    entity: dict[str, Any] = {"BodyParts": len(parts)}
+    entity.update({f"Body{i:02d}": part for i, part in enumerate(parts)})
+    return entity
+
+
+def _joined(entity: Mapping[str, Any]) -> str:
+    parts = int(entity.get("BodyParts", 0))
+    return "".join(str(entity[f"Body{i:02d}"]) for i in range(parts))
+
+
+def _etag(entity: Any) -> str:
+    return str(entity.metadata["etag"])
+
+
+def _job_entity(job: Job, body: str) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": job.id,
+        "RowKey": _JOB_ROW,
+        "TargetKey": job.target_key,
+        "Status": job.status,
+        "Remediation": job.remediation,
+        "CreatedKey": created_key(job),
+        "UpdatedKey": updated_key(job),
+        "Terminal": job.terminal,
+        "RanScript": ran_script(job),
+        "Version": job.version,
+    }
+    # Absent, not empty: an OData equality on a missing property is false, as a None filter wants.
+    if job.alert_id is not None:
+        entity["AlertId"] = job.alert_id
+    if job.campaign_id is not None:
+        entity["CampaignId"] = job.campaign_id
+    entity.update(_split(body))
+    return entity
+
+
+def _lease_partition(key: str) -> str:
+    return "lease-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class TableJobStore:
+    """``ports.JobStore`` on Azure Table Storage.
+
+    Give either ``connection_string`` (Azurite: ``UseDevelopmentStorage=true``) or ``endpoint`` (the table
+    service URI, e.g. ``https://<account>.table.core.windows.net``) with a ``credential`` (a managed
+    identity). ``client_options`` go to every ``TableClient`` (e.g. ``retry_total=0`` in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        connection_string: str | None = None,
+        endpoint: str | None = None,
+        credential: Any = None,
+        table_prefix: str = "remediation",
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if bool(connection_string) == bool(endpoint):
+            raise InvalidInput(
+                "the table job store needs either a storage connection string (REMEDIATION_STORAGE) or "
+                "a table service URI (REMEDIATION_STORAGE__tableServiceUri), not both and not neither"
+            )
+        if endpoint and credential is None:
+            raise InvalidInput(f"the table service {endpoint} needs a credential (a managed identity)")
+        self._names = table_names(table_prefix)
+        self._connection_string = connection_string
+        self._endpoint = endpoint
+        self._credential = credential
+        self._options = dict(client_options or {})
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_connection_string(
+        cls, connection_string: str, table_prefix: str = "remediation", **options: Any
+    ):
+        return cls(connection_string=connection_string, table_prefix=table_prefix, client_options=options)
+
+    @classmethod
+    def from_endpoint(cls, endpoint: str, credential: Any, table_prefix: str = "remediation", **options: Any):
+        return cls(
+            endpoint=endpoint, credential=credential, table_prefix=table_prefix, client_options=options
+        )
+
+    @property
+    def table_names(self) -> dict[str, str]:
+        return dict(self._names)
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    def _table(self, kind: str) -> Any:
+        client = self._clients.get(kind)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._clients.get(kind)
+            if client is None:
+                client = self._make_client(self._names[kind])
+                self._clients[kind] = client
+        return client
+
+    def _make_client(self, name: str) -> Any:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.data.tables import TableClient
+
+        if self._connection_string:
+            try:
+                client = TableClient.from_connection_string(
+                    self._connection_string, table_name=name, **self._options
+                )
+            except ValueError as exc:
+                raise InvalidInput(f"the storage connection string is not valid: {exc}") from None
+        else:
+            client = TableClient(str(self._endpoint), name, credential=self._credential, **self._options)
+        try:
+            client.create_table()
+        except ResourceExistsError:
+            pass
+        except Exception as exc:
+            raise translate_storage_error(exc, f"table storage: creating table {name}") from exc
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    @_storage_errors
+    def create(self, job: Job) -> tuple[Job, bool]:
+        from azure.core.exceptions import ResourceExistsError
+
+        check_id(job.id)
+        job, body = encode_job(job)
+        try:
+            self._table("jobs").create_entity(_job_entity(job, body))
+        except ResourceExistsError:
+            return self.get(job.id), False
+        return job, True
+
+    @_storage_errors
+    def get(self, job_id: str) -> Job:
+        return decode_job(_joined(self._job_entity(job_id)))
+
+    def _job_entity(self, job_id: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if not is_valid_id(job_id):
+            raise NotFound(f"no job {job_id!r}")
+        try:
+            return self._table("jobs").get_entity(job_id, _JOB_ROW)
+        except ResourceNotFoundError:
+            raise NotFound(f"no job {job_id!r}") from None
+
+    @_storage_errors
+    def update(self, job: Job) -> Job:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        check_id(job.id)
+        stored, body = encode_job(replace(job, version=job.version + 1))
+        current = self._job_entity(job.id)
+        if int(current["Version"]) != job.version:
+            raise self._conflict(job.id, current["Version"], job.version)
+        try:
+            self._table("jobs").update_entity(
+                _job_entity(stored, body),
+                mode=UpdateMode.REPLACE,
+                etag=_etag(current),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            # Another writer replaced the entity between our read and our write.
+            raise self._conflict(job.id, "newer", job.version) from None
+        except ResourceNotFoundError:
+            raise NotFound(f"no job {job.id!r} to update: it was deleted") from None
+        return stored
+
+    @staticmethod
+    def _conflict(job_id: str, stored: object, version: int) -> ConcurrencyConflict:
+        return ConcurrencyConflict(
+            f"job {job_id} changed since it was read (stored version {stored}, update from version "
+            f"{version}): re-read it and decide again"
+        )
+
+    @_storage_errors
+    def list(
+        self,
+        *,
+        target: str | None = None,
+        status: str | Sequence[str] | None = None,
+        remediation: str | None = None,
+        alert_id: str | None = None,
+        campaign_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        wanted = JobFilter.of(
+            target=target,
+            status=status,
+            remediation=remediation,
+            alert_id=alert_id,
+            campaign_id=campaign_id,
+            since=since,
+            limit=limit,
+        )
+        if (wanted.statuses is not None and not wanted.statuses) or wanted.limit == 0:
+            return []
+        # The SDK substitutes @names word by word: every parameter stands between spaces.
+        clauses = ["RowKey eq @row"]
+        params: dict[str, Any] = {"row": _JOB_ROW}
+        if wanted.target_key is not None:
+            clauses.append("TargetKey eq @target")
+            params["target"] = wanted.target_key
+        if wanted.statuses is not None:
+            names = [f"s{i}" for i in range(len(wanted.statuses))]
+            clauses.append("( " + " or ".join(f"Status eq @{n}" for n in names) + " )")
+            params.update(zip(names, sorted(wanted.statuses), strict=True))
+        for prop, name, value in (
+            ("Remediation", "remediation", wanted.remediation),
+            ("AlertId", "alert", wanted.alert_id),
+            ("CampaignId", "campaign", wanted.campaign_id),
+        ):
+            if value is not None:
+                clauses.append(f"{prop} eq @{name}")
+                params[name] = value
+        if wanted.since_key is not None:
+            clauses.append("CreatedKey ge @since")
+            params["since"] = wanted.since_key
+        jobs = self._query_jobs(" and ".join(clauses), params)
+        # Tables return partition order, not time order: the newest come from sorting everything matched.
+        return newest_first([job for job in jobs if wanted.matches(job)], wanted.limit)
+
+    def _query_jobs(self, query: str, params: Mapping[str, Any]) -> Iterable[Job]:
+        for entity in self._table("jobs").query_entities(query, parameters=dict(params)):
+            yield decode_job(_joined(entity))
+
+    @_storage_errors
+    def last_outcome(self, target: str, remediation: str) -> Job | None:
+        jobs = self._query_jobs(
+            "RowKey eq @row and TargetKey eq @target and Remediation eq @remediation and RanScript eq true",
+            {"row": _JOB_ROW, "target": normalize(target), "remediation": remediation},
+        )
+        newest = newest_first([j for j in jobs if ran_script(j) and j.remediation == remediation], 1)
+        return newest[0] if newest else None
+
+    @_storage_errors
+    def delete_jobs(self, ended_before: datetime) -> int:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        cutoff = time_key(ended_before)
+        table = self._table("jobs")
+        deleted = 0
+        candidates = list(
+            table.query_entities(
+                "RowKey eq @row and Terminal eq true and UpdatedKey lt @cutoff",
+                parameters={"row": _JOB_ROW, "cutoff": cutoff},
+                select=["PartitionKey", "RowKey", "Terminal", "UpdatedKey"],
+            )
+        )
+        for entity in candidates:
+            if entity.get("Terminal") is not True or str(entity.get("UpdatedKey")) >= cutoff:
+                continue
+            try:
+                # The ETag makes sure a job noted again after the query is not deleted with old facts.
+                table.delete_entity(
+                    entity["PartitionKey"],
+                    entity["RowKey"],
+                    etag=_etag(entity),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+            deleted += 1
+        return deleted
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    @_storage_errors
+    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        check_lease(key, holder)
+        if ttl_seconds <= 0:
+            raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
+        table = self._table("leases")
+        now_key = time_key(now)
+        entity = {
+            "PartitionKey": _lease_partition(key),
+            "RowKey": _LEASE_ROW,
+            "Key": key,
+            "Holder": holder,
+            "ExpiresKey": time_key(now + timedelta(seconds=ttl_seconds)),
+        }
+        for _ in range(_LEASE_ATTEMPTS):
+            try:
+                current = table.get_entity(entity["PartitionKey"], _LEASE_ROW)
+            except ResourceNotFoundError:
+                try:
+                    table.create_entity(entity)
+                except ResourceExistsError:
+                    continue  # someone created it first: look at what they wrote
+                return True
+            if current["Holder"] != holder and str(current["ExpiresKey"]) > now_key:
+                return False
+            try:
+                table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=_etag(current),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # changed or swept under us: decide again on fresh facts
+            return True
+        return False
+
+    @_storage_errors
+    def release_lease(self, key: str, holder: str) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        check_lease(key, holder)
+        table = self._table("leases")
+        for _ in range(_LEASE_ATTEMPTS):
+            try:
+                current = table.get_entity(_lease_partition(key), _LEASE_ROW)
+            except ResourceNotFoundError:
+                return
+            if current["Holder"] != holder:
+                return
+            try:
+                table.delete_entity(
+                    _lease_partition(key),
+                    _LEASE_ROW,
+                    etag=_etag(current),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceNotFoundError:
+                return
+            except ResourceModifiedError:
+                continue  # taken over or renewed meanwhile: only delete what is still ours
+            return
+
+    @_storage_errors
+    def lease_holder(self, key: str, now: datetime) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            current = self._table("leases").get_entity(_lease_partition(key), _LEASE_ROW)
+        except ResourceNotFoundError:
+            return None
+        return str(current["Holder"]) if str(current["ExpiresKey"]) > time_key(now) else None
+
+    @_storage_errors
+    def sweep_leases(self, now: datetime) -> int:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        now_key = time_key(now)
+        table = self._table("leases")
+        swept = 0
+        expired = list(
+            table.query_entities(
+                "ExpiresKey le @now",
+                parameters={"now": now_key},
+                select=["PartitionKey", "RowKey", "ExpiresKey"],
+            )
+        )
+        for entity in expired:
+            if str(entity["ExpiresKey"]) > now_key:
+                continue
+            try:
+                # A lease renewed after the query has a new ETag and survives.
+                table.delete_entity(
+                    entity["PartitionKey"],
+                    entity["RowKey"],
+                    etag=_etag(entity),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+            swept += 1
+        return swept
+
+    # -- campaigns --------------------------------------------------------------------------------
+
+    @_storage_errors
+    def create_campaign(self, campaign: Mapping[str, Any]) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
+        campaign_id = campaign_id_of(campaign)
+        version = campaign_version_of(campaign)
+        body = encode_document({**campaign, "version": version}, f"campaign {campaign_id}")
+        entity = {"PartitionKey": campaign_id, "RowKey": _CAMPAIGN_ROW, "Version": version, **_split(body)}
+        try:
+            self._table("campaigns").create_entity(entity)
+        except ResourceExistsError:
+            return False
+        return True
+
+    def _campaign_entity(self, campaign_id: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if not is_valid_id(campaign_id):
+            raise NotFound(f"no campaign {campaign_id!r}")
+        try:
+            return self._table("campaigns").get_entity(campaign_id, _CAMPAIGN_ROW)
+        except ResourceNotFoundError:
+            raise NotFound(f"no campaign {campaign_id!r}") from None
+
+    @_storage_errors
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(_joined(self._campaign_entity(campaign_id)))
+        return document
+
+    @_storage_errors
+    def update_campaign(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        campaign_id = campaign_id_of(campaign)
+        version = campaign_version_of(campaign)
+        body = encode_document({**campaign, "version": version + 1}, f"campaign {campaign_id}")
+        current = self._campaign_entity(campaign_id)
+        conflict = ConcurrencyConflict(
+            f"campaign {campaign_id} changed since it was read (update from version {version}): "
+            "re-read it and decide again"
+        )
+        if int(current["Version"]) != version:
+            raise conflict
+        entity = {
+            "PartitionKey": campaign_id,
+            "RowKey": _CAMPAIGN_ROW,
+            "Version": version + 1,
+            **_split(body),
+        }
+        try:
+            self._table("campaigns").update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=_etag(current),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            raise conflict from None
+        except ResourceNotFoundError:
+            raise NotFound(f"no campaign {campaign_id!r} to update: it was deleted") from None
+        document: dict[str, Any] = json.loads(body)
+        return document
