@@ -1,3 +1,4 @@
+# ruff: noqa: S108  # "/tmp" here names paths inside the guest, not temporary files of this process
 """A Linux guest for the local fleet: remediation scripts really run, as root, in isolation.
 
 Each :class:`Sandbox` stands for one VM. A script runs inside
@@ -28,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -130,8 +132,7 @@ def sandbox_available() -> tuple[bool, str]:
     missing = [tool for tool in ("bwrap", "ip", "iptables", "mount", "umount") if not shutil.which(tool)]
     if missing:
         return False, f"missing tools: {', '.join(missing)} (install bubblewrap, iproute2, iptables)"
-    probe = pathlib.Path(f"/tmp/.sandbox-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")  # noqa: S108
-    probe.mkdir()
+    probe = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-probe-"))
     try:
         done = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe)], capture_output=True, check=False
@@ -325,7 +326,7 @@ class Sandbox:
             if entry.name in _PRIVATE_TOP:
                 continue
             if entry.is_symlink():
-                args += ["--symlink", os.readlink(entry), str(entry)]
+                args += ["--symlink", str(entry.readlink()), str(entry)]
             elif entry.is_dir():
                 args += ["--ro-bind", str(entry), str(entry)]
         args += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/sys", "/sys", "--tmpfs", "/run"]
@@ -562,7 +563,10 @@ case "$verb" in
     if [ "$value" = 1 ]; then echo "$v"; else echo "$prop=$v"; fi ;;
   start | restart | reload-or-restart | try-restart)
     s=$(state)
-    if [ "$s" = not-found ]; then echo "Failed to start $unit.service: Unit $unit.service not found." >&2; exit 5; fi
+    if [ "$s" = not-found ]; then
+      echo "Failed to start $unit.service: Unit $unit.service not found." >&2
+      exit 5
+    fi
     if [ "$s" = broken ]; then echo "Job for $unit.service failed." >&2; exit 1; fi
     if { [ "$unit" = ssh ] || [ "$unit" = sshd ]; } && [ "$s" != active ]; then
       @PYTHON@ /run/guest/listener.py 22 /run/guest/pids || exit 1
@@ -571,7 +575,10 @@ case "$verb" in
   stop)
     [ -f "$units/$unit" ] && [ "$(state)" != broken ] && echo inactive > "$units/$unit" ;;
   enable)
-    if [ ! -f "$units/$unit" ]; then echo "Failed to enable unit: Unit file $unit.service does not exist." >&2; exit 1; fi
+    if [ ! -f "$units/$unit" ]; then
+      echo "Failed to enable unit: Unit file $unit.service does not exist." >&2
+      exit 1
+    fi
     touch "$units/$unit.enabled" ;;
   status)
     s=$(state)

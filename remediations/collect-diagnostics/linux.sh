@@ -1,0 +1,103 @@
+#!/bin/bash
+# Bundles system state and recent logs into a tar.gz and uploads it to a blob SAS URL. Changes nothing
+# on the VM: the archive lives in a private temporary directory that is removed at exit.
+# Parameters (environment): UPLOAD_URL (protected), MAX_LOG_LINES (2000), DRY_RUN (0).
+# The last line of stdout is `REMEDIATION_RESULT {json}`; the URL is never printed.
+set -euo pipefail
+export LC_ALL=C
+umask 077
+
+result_printed=0
+work=""
+emit() {
+  result_printed=1
+  printf 'REMEDIATION_RESULT %s\n' "$1"
+}
+on_exit() {
+  local code=$?
+  [ -n "$work" ] && rm -rf -- "$work"
+  if [ "$result_printed" = 0 ]; then
+    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
+    [ "$code" = 0 ] && code=1
+  fi
+  exit "$code"
+}
+trap on_exit EXIT
+fail() {
+  echo "error: $1" >&2
+  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
+  exit 2
+}
+
+UPLOAD_URL="${UPLOAD_URL-}"
+MAX_LOG_LINES="${MAX_LOG_LINES-2000}"
+DRY_RUN="${DRY_RUN-0}"
+# A blob URL with a SAS query: https only, an Azure storage host, no spaces, quotes or shell syntax.
+url_re='^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]{1,200}\?[A-Za-z0-9%=&:._-]{1,2000}$'
+[[ "$UPLOAD_URL" =~ $url_re ]] || fail "UPLOAD_URL must be an https blob SAS URL"
+[[ "$MAX_LOG_LINES" =~ ^[0-9]{1,6}$ ]] || fail "MAX_LOG_LINES must be an integer 100..100000"
+lines=$((10#$MAX_LOG_LINES))
+{ [ "$lines" -ge 100 ] && [ "$lines" -le 100000 ]; } || fail "MAX_LOG_LINES must be an integer 100..100000"
+[[ "$DRY_RUN" =~ ^(0|1)$ ]] || fail "DRY_RUN must be 0 or 1"
+
+# name|command: each runs with a time limit; a missing tool just leaves its file out.
+probes=(
+  "uname|uname -a"
+  "os-release|cat /etc/os-release"
+  "uptime|uptime"
+  "disk|df -P -h"
+  "inodes|df -P -i"
+  "mounts|findmnt -l"
+  "memory|free -m"
+  "processes|ps auxww --sort=-%cpu"
+  "listening|ss -ltnup"
+  "addresses|ip addr"
+  "routes|ip route"
+  "iptables|iptables -S"
+  "nftables|nft list ruleset"
+  "failed-units|systemctl --failed --no-pager"
+  "journal|journalctl -n $lines --no-pager"
+  "kernel|dmesg -T"
+)
+logs=(/var/log/syslog /var/log/messages /var/log/cloud-init.log /var/log/waagent.log /var/log/auth.log)
+
+if [ "$DRY_RUN" = 1 ]; then
+  echo "dry run: would collect: ${probes[*]%%|*} and the last $lines lines of ${logs[*]}"
+  emit '{"status":"not-fixed","dryRun":true,"before":{},"after":{"uploaded":false}}'
+  exit 1
+fi
+
+work=$(mktemp -d)
+mkdir "$work/diag"
+collected=0
+for probe in "${probes[@]}"; do
+  name=${probe%%|*}
+  read -r -a cmd <<<"${probe#*|}"
+  command -v "${cmd[0]}" >/dev/null || continue
+  if timeout 20 "${cmd[@]}" >"$work/diag/$name.txt" 2>&1; then collected=$((collected + 1)); fi
+done
+for log in "${logs[@]}"; do
+  [ -f "$log" ] || continue
+  tail -n "$lines" -- "$log" >"$work/diag/$(basename "$log").tail" 2>/dev/null && collected=$((collected + 1))
+done
+tar -C "$work" -czf "$work/diagnostics.tar.gz" diag
+size=$(stat -c %s "$work/diagnostics.tar.gz")
+echo "collected $collected items into a $size byte archive"
+
+uploaded=false
+http=0
+if command -v curl >/dev/null; then
+  # The URL goes to curl as one argument; the SAS token never reaches the output.
+  http=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 300 --retry 2 -X PUT \
+    -H "x-ms-blob-type: BlockBlob" -H "Content-Type: application/gzip" \
+    --upload-file "$work/diagnostics.tar.gz" "$UPLOAD_URL" 2>/dev/null) || http=0
+  [[ "$http" =~ ^[0-9]{3}$ ]] || http=0
+  [ "$http" = 201 ] && uploaded=true
+  echo "upload: HTTP $http"
+else
+  echo "curl not found: cannot upload"
+fi
+status=not-fixed
+[ "$uploaded" = true ] && status=fixed
+emit "{\"status\":\"$status\",\"dryRun\":false,\"before\":{},\"after\":{\"uploaded\":$uploaded,\"httpStatus\":$((10#$http)),\"archiveBytes\":$size,\"items\":$collected}}"
+[ "$status" = fixed ]

@@ -1,0 +1,114 @@
+# Frees space on one drive from what is safe to delete, cheapest loss first, and stops as soon as the
+# target free percentage is reached. The last line of output is `REMEDIATION_RESULT {json}`.
+[CmdletBinding()]
+param(
+    [string]$MountPoint = 'C:',
+    [string]$TargetFreePercent = '20',
+    [string]$OlderThanDays = '7',
+    [string]$PruneContainerImages = 'false',
+    [string]$DryRun = '0'
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+
+function Write-Result([hashtable]$Result) {
+    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
+}
+function Exit-WithError([string]$Reason) {
+    Write-Output "error: $Reason"
+    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
+    exit 2
+}
+
+# Validated again here, whatever the caller checked. Digits only before any conversion.
+if ($MountPoint -notmatch '^[A-Za-z]:$') { Exit-WithError 'MountPoint must be a drive letter such as C:' }
+if ($TargetFreePercent -notmatch '^[0-9]{1,3}$') { Exit-WithError 'TargetFreePercent must be an integer 5..90' }
+if ($OlderThanDays -notmatch '^[0-9]{1,4}$') { Exit-WithError 'OlderThanDays must be an integer 1..3650' }
+if ($DryRun -notmatch '^(0|1)$') { Exit-WithError 'DryRun must be 0 or 1' }
+if ($PruneContainerImages -notmatch '^(0|1|true|false)$') { Exit-WithError 'PruneContainerImages must be true or false' }
+$target = [int]$TargetFreePercent
+$days = [int]$OlderThanDays
+if ($target -lt 5 -or $target -gt 90) { Exit-WithError 'TargetFreePercent must be an integer 5..90' }
+if ($days -lt 1 -or $days -gt 3650) { Exit-WithError 'OlderThanDays must be an integer 1..3650' }
+$dry = $DryRun -eq '1'
+$drive = $MountPoint.ToUpperInvariant()
+$cutoff = (Get-Date).AddDays(-$days)
+
+function Get-Snapshot {
+    $disk = Get-CimInstance -ClassName Win32_LogicalDisk -Filter "DeviceID='$drive'"
+    if ($null -eq $disk -or -not $disk.Size) { Exit-WithError 'MountPoint is not a local drive on this VM' }
+    $free = [int64]$disk.FreeSpace
+    $size = [int64]$disk.Size
+    return @{ freePercent = [math]::Round($free * 100.0 / $size, 2); freeBytes = $free; sizeBytes = $size }
+}
+function Test-Reached { $s = Get-Snapshot; return ($s.freeBytes * 100.0 -ge $target * $s.sizeBytes) }
+
+$actions = New-Object System.Collections.ArrayList
+function Remove-OldFiles([string]$Step, [string[]]$Folders, [string]$Filter) {
+    $bytes = [int64]0
+    foreach ($folder in $Folders) {
+        if (-not (Test-Path -LiteralPath $folder)) { continue }
+        if (-not $folder.StartsWith($drive, [StringComparison]::OrdinalIgnoreCase)) { continue }
+        $files = Get-ChildItem -LiteralPath $folder -Recurse -Force -File -Filter $Filter -ErrorAction SilentlyContinue |
+            Where-Object { $_.LastWriteTime -lt $cutoff -and -not ($_.Attributes -band [IO.FileAttributes]::ReparsePoint) }
+        foreach ($file in $files) {
+            $bytes += $file.Length
+            if (-not $dry) { Remove-Item -LiteralPath $file.FullName -Force -ErrorAction SilentlyContinue }
+        }
+    }
+    [void]$actions.Add(@{ step = $Step; bytes = $bytes; dryRun = $dry })
+    Write-Output "step ${Step}: $bytes bytes $(if ($dry) { 'would be freed' } else { 'freed' })"
+}
+
+$before = Get-Snapshot
+Write-Output "drive ${drive}: $($before.freePercent)% free, target $target%"
+if (Test-Reached) {
+    Write-Output 'already at or above the target: nothing to do'
+    Write-Result @{ status = 'already-ok'; mountPoint = $drive; dryRun = $dry; before = $before; after = $before; actions = @() }
+    exit 0
+}
+
+$systemDrive = $env:SystemDrive.ToUpperInvariant()
+$windir = $env:windir
+$userTemps = @(Get-ChildItem -LiteralPath "$systemDrive\Users" -Directory -Force -ErrorAction SilentlyContinue |
+        ForEach-Object { Join-Path $_.FullName 'AppData\Local\Temp' })
+
+if ($dry -or -not (Test-Reached)) { Remove-OldFiles 'temp-files' (@("$windir\Temp") + $userTemps) '*' }
+
+if (($dry -or -not (Test-Reached)) -and $drive -eq $systemDrive) {
+    # The update agent holds its download cache open: stop it for the cleanup, then start it again.
+    $wu = Get-Service -Name wuauserv -ErrorAction SilentlyContinue
+    if ($null -ne $wu -and -not $dry) { Stop-Service -Name wuauserv -Force -ErrorAction SilentlyContinue }
+    try { Remove-OldFiles 'windows-update-cache' @("$windir\SoftwareDistribution\Download") '*' }
+    finally { if ($null -ne $wu -and $wu.Status -eq 'Running' -and -not $dry) { Start-Service -Name wuauserv -ErrorAction SilentlyContinue } }
+}
+
+if (($dry -or -not (Test-Reached)) -and (Test-Path -LiteralPath "$drive\inetpub\logs\LogFiles")) {
+    Remove-OldFiles 'iis-logs' @("$drive\inetpub\logs\LogFiles") '*.log'
+}
+
+if (($dry -or -not (Test-Reached))) {
+    if ($dry) { [void]$actions.Add(@{ step = 'recycle-bin'; dryRun = $true }) }
+    else {
+        Clear-RecycleBin -DriveLetter $drive.Substring(0, 1) -Force -ErrorAction SilentlyContinue
+        [void]$actions.Add(@{ step = 'recycle-bin'; dryRun = $false })
+        Write-Output 'step recycle-bin: emptied'
+    }
+}
+
+if (($dry -or -not (Test-Reached)) -and $drive -eq $systemDrive) {
+    if ($dry) { [void]$actions.Add(@{ step = 'component-store'; dryRun = $true }) }
+    else {
+        Write-Output 'step component-store: DISM /StartComponentCleanup'
+        & "$windir\System32\dism.exe" /Online /Cleanup-Image /StartComponentCleanup /Quiet /NoRestart | Out-Null
+        [void]$actions.Add(@{ step = 'component-store'; exitCode = $LASTEXITCODE; dryRun = $false })
+    }
+}
+
+$after = Get-Snapshot
+if ($dry) { $status = 'not-fixed' }
+elseif (Test-Reached) { $status = 'fixed' }
+else { $status = 'not-fixed' }
+Write-Output "after: $($after.freePercent)% free"
+Write-Result @{ status = $status; mountPoint = $drive; targetFreePercent = $target; dryRun = $dry; before = $before; after = $after; actions = $actions }
+if ($status -eq 'fixed') { exit 0 } else { exit 1 }

@@ -1,0 +1,46 @@
+# Starts one named Windows service that is not running. The last line of output is
+# `REMEDIATION_RESULT {json}`.
+[CmdletBinding()]
+param(
+    [string]$ServiceName = '',
+    [string]$DryRun = '0'
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+
+function Write-Result([hashtable]$Result) {
+    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
+}
+function Exit-WithError([string]$Reason) {
+    Write-Output "error: $Reason"
+    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
+    exit 2
+}
+
+if ($ServiceName -notmatch '^[A-Za-z0-9][A-Za-z0-9_@.-]{0,79}$' -or $ServiceName.Contains('..')) {
+    Exit-WithError 'ServiceName must be a service name (letters, digits, _ @ . -)'
+}
+if ($DryRun -notmatch '^(0|1)$') { Exit-WithError 'DryRun must be 0 or 1' }
+$dry = $DryRun -eq '1'
+$service = Get-Service -Name $ServiceName -ErrorAction SilentlyContinue
+if ($null -eq $service) { Exit-WithError 'service not found on this VM' }
+if ($service.StartType -eq 'Disabled') { Exit-WithError 'the service is disabled: an operator disabled it on purpose' }
+
+function Get-ActiveState { if ((Get-Service -Name $ServiceName).Status -eq 'Running') { 'active' } else { 'inactive' } }
+$before = @{ activeState = (Get-ActiveState) }
+Write-Output "service ${ServiceName}: $($before.activeState)"
+if ($before.activeState -eq 'active') {
+    Write-Result @{ status = 'already-ok'; unit = $ServiceName; dryRun = $dry; before = $before; after = $before }
+    exit 0
+}
+if ($dry) {
+    Write-Output "dry run: would start $ServiceName"
+    Write-Result @{ status = 'not-fixed'; unit = $ServiceName; dryRun = $true; before = $before; after = $before }
+    exit 1
+}
+try { Start-Service -Name $ServiceName; (Get-Service -Name $ServiceName).WaitForStatus('Running', [TimeSpan]::FromSeconds(60)) }
+catch { Write-Output "start failed: $($_.Exception.Message)" }
+$after = @{ activeState = (Get-ActiveState) }
+$status = if ($after.activeState -eq 'active') { 'fixed' } else { 'not-fixed' }
+Write-Result @{ status = $status; unit = $ServiceName; dryRun = $false; before = $before; after = $after }
+if ($status -eq 'fixed') { exit 0 } else { exit 1 }
