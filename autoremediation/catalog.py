@@ -287,9 +287,7 @@ def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
             problems.append(f"{where}.default: {error}")
     for check in data["verification"].get("expect", []):
         if "parameter" in check and check["parameter"] not in (data.get("parameters") or {}):
-            problems.append(
-                f"{path}: verification.expect: parameter {check['parameter']!r} is not declared"
-            )
+            problems.append(f"{path}: verification.expect: parameter {check['parameter']!r} is not declared")
     return problems
 
 

@@ -60,8 +60,13 @@ def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     rows = [("ID", "RISK", "OS", "CONDITIONS", "TITLE")]
     rows += [
-        (e["id"], e["risk"] + (" (approval)" if e["approvalRequired"] else ""), ",".join(e["os"]),
-         ",".join(e["conditions"]), e["title"])
+        (
+            e["id"],
+            e["risk"] + (" (approval)" if e["approvalRequired"] else ""),
+            ",".join(e["os"]),
+            ",".join(e["conditions"]),
+            e["title"],
+        )
         for e in entries
     ]
     _table(rows, out)
@@ -106,8 +111,13 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     if data["plans"]:
         rows = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
         rows += [
-            (p["target"].rsplit("/", 1)[-1], p["remediation"] or p["condition"],
-             " ".join(f"{k}={v}" for k, v in p["parameters"].items()) or "-", p["decision"], p["reason"])
+            (
+                p["target"].rsplit("/", 1)[-1],
+                p["remediation"] or p["condition"],
+                " ".join(f"{k}={v}" for k, v in p["parameters"].items()) or "-",
+                p["decision"],
+                p["reason"],
+            )
             for p in data["plans"]
         ]
         out.write("\n")
@@ -133,7 +143,9 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = _Parser(prog="remediate", description="Event-driven auto-remediation for Azure VMs.")
     parser.add_argument(
-        "--catalog", default=settings.catalog_dir, metavar="DIR",
+        "--catalog",
+        default=settings.catalog_dir,
+        metavar="DIR",
         help="the catalog folder (default: REMEDIATION_CATALOG_DIR or the shipped remediations/)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -78,8 +78,9 @@ class Throttled(CloudError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float = 0.0, status: int | None = 429,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float = 0.0, status: int | None = 429, code: str | None = None
+    ) -> None:
         super().__init__(message, status=status, code=code)
         self.retry_after = retry_after
 

@@ -34,8 +34,19 @@ SKIPPED = "skipped"
 CANCELLED = "cancelled"
 EXPIRED = "expired"
 
-STATES = (PLANNED, AWAITING_APPROVAL, DISPATCHING, RUNNING, VERIFYING,
-          SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED, EXPIRED)
+STATES = (
+    PLANNED,
+    AWAITING_APPROVAL,
+    DISPATCHING,
+    RUNNING,
+    VERIFYING,
+    SUCCEEDED,
+    FAILED,
+    TIMED_OUT,
+    SKIPPED,
+    CANCELLED,
+    EXPIRED,
+)
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED, EXPIRED})
 # States in which a script may have reached the VM: a Resolved alert no longer cancels these.
 DISPATCHED = frozenset({DISPATCHING, RUNNING, VERIFYING, SUCCEEDED, FAILED, TIMED_OUT})
@@ -91,6 +102,7 @@ class Job:
     approval_expires_at: str | None = None
     approved_by: str | None = None
     step: int = 0
+    evidence: dict[str, Any] = field(default_factory=dict)  # what the detector saw (e.g. the blocking rule)
     run: dict[str, Any] = field(default_factory=dict)
     outcome: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -120,6 +132,7 @@ class Job:
         values["parameters"] = dict(values.get("parameters") or {})
         values["run"] = dict(values.get("run") or {})
         values["outcome"] = dict(values.get("outcome") or {})
+        values["evidence"] = dict(values.get("evidence") or {})
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -31,7 +31,11 @@ class Plan:
         return idempotency_key(self.finding)
 
     def to_dict(self) -> dict[str, Any]:
-        shown = dict(self.decision.parameters) if self.decision.action != "skip" else dict(self.finding.parameters)
+        shown = (
+            dict(self.decision.parameters)
+            if self.decision.action != "skip"
+            else dict(self.finding.parameters)
+        )
         return {
             "signal": self.finding.signal.id,
             "condition": self.finding.condition,
@@ -74,13 +78,14 @@ class PlanReport:
 def idempotency_key(finding: Finding) -> str:
     """Duplicate deliveries of one signal give the same key, so the same job id.
 
-    Alerts: alert id + monitor condition + VM + remediation (+ parameters, when one alert names several
-    mounts of one VM); events: event id + VM + remediation; manual: request id + VM + remediation.
+    Alerts: alert id + "fired" + VM + remediation (+ parameters, when one alert names several mounts of
+    one VM); events: event id + VM + remediation; manual: request id + VM + remediation. A Resolved
+    notification maps to the key of its Fired one, so it finds (or pre-empts) the same job.
     """
     signal = finding.signal
     parts = [signal.source, signal.id]
     if signal.source == "alert":
-        parts.append(signal.state or "fired")
+        parts.append("fired")
     parts += [finding.target.key, finding.remediation or finding.condition]
     if signal.source != "manual" and finding.parameters:
         parts.append(json.dumps(dict(finding.parameters), sort_keys=True))

@@ -40,16 +40,23 @@ def _skip(guard: str, reason: str) -> Decision:
     return Decision("skip", reason, guard)
 
 
-def _approval_or_dispatch(remediation: Remediation, parameters: Mapping[str, str], approved: bool) -> Decision:
+def _approval_or_dispatch(
+    remediation: Remediation, parameters: Mapping[str, str], approved: bool
+) -> Decision:
     if remediation.approval_required and not approved:
         why = "risk high" if remediation.risk == "high" else "the catalog asks for approval"
-        return Decision("await-approval", f"{why}: an operator must approve {remediation.id}", "approval",
-                        parameters)
+        return Decision(
+            "await-approval", f"{why}: an operator must approve {remediation.id}", "approval", parameters
+        )
     return Decision("dispatch", "all guards passed", None, parameters)
 
 
 def plan_decision(
-    remediation: Remediation, raw_parameters: Mapping[str, str], *, state: str | None, os_type: str | None = None
+    remediation: Remediation,
+    raw_parameters: Mapping[str, str],
+    *,
+    state: str | None,
+    os_type: str | None = None,
 ) -> Decision:
     """The decision known without looking at Azure."""
     if state == "resolved":
@@ -102,7 +109,9 @@ def opted_in(tags: Mapping[str, str], opt_in: tuple[str, str]) -> bool:
     return actual == value.lower() if value else actual not in FALSE_TAG_VALUES
 
 
-def breaker_open_until(failures: Sequence[datetime], now: datetime, settings: GuardSettings) -> datetime | None:
+def breaker_open_until(
+    failures: Sequence[datetime], now: datetime, settings: GuardSettings
+) -> datetime | None:
     """When the breaker closes again, if ``threshold`` failures fell within one window; else None."""
     recent = sorted(f for f in failures if f <= now)
     threshold = settings.breaker_threshold

@@ -76,8 +76,7 @@ class Compute(Protocol):
         """Start the script, or re-attach to the run of the same name if it exists already."""
         ...
 
-    def get_run(self, vm_id: str, run_name: str) -> RunStatus:
-        ...
+    def get_run(self, vm_id: str, run_name: str) -> RunStatus: ...
 
     def cancel_run(self, vm_id: str, run_name: str) -> None:
         """Stop a run and remove its resource; no error if it is gone."""
@@ -165,7 +164,7 @@ class JobStore(Protocol):
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[Job]:
-        """Jobs matching every given filter, newest ``created_at`` first. ``target`` is compared normalised."""
+        """Jobs matching every filter, newest ``created_at`` first; ``target`` is compared normalised."""
         ...
 
     def last_outcome(self, target: str, remediation: str) -> Job | None:

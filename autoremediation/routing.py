@@ -117,11 +117,12 @@ def matches(route: Route, signal: Signal) -> bool:
     return True
 
 
-def _rows_for(signal: Signal, target: VmRef) -> list[Mapping[str, str]]:
+def _rows_for(signal: Signal, target: VmRef) -> list[dict[str, Any]]:
     """The dimension rows about this target; every row when none names a resource."""
     rows = [_lower_keys(row) for row in signal.dimensions]
     about_target = [
-        row for row in rows
+        row
+        for row in rows
         if any(normalize(str(row.get(name, ""))) == target.key for name in RESOURCE_ID_DIMENSIONS)
     ]
     if about_target:
@@ -130,7 +131,9 @@ def _rows_for(signal: Signal, target: VmRef) -> list[Mapping[str, str]]:
 
 
 def _parameters_for(
-    signal: Signal, rows: Sequence[Mapping[str, str]], mapping: Mapping[str, Mapping[str, Any]],
+    signal: Signal,
+    rows: Sequence[Mapping[str, str]],
+    mapping: Mapping[str, Mapping[str, Any]],
     declared: Iterable[str],
 ) -> list[dict[str, str]]:
     """One parameter set per distinct row (several mounts full on one VM -> several findings)."""
@@ -140,7 +143,11 @@ def _parameters_for(
         values: dict[str, str] = {}
         for name, source in mapping.items():
             value = next(
-                (row[d.lower()] for d in _as_list(source.get("dimensions")) if row.get(d.lower()) not in (None, "")),
+                (
+                    row[d.lower()]
+                    for d in _as_list(source.get("dimensions"))
+                    if row.get(d.lower()) not in (None, "")
+                ),
                 None,
             )
             if value is None and "customProperty" in source:
@@ -185,30 +192,31 @@ def route_signal(signal: Signal, routes: Sequence[Route], catalog: Catalog) -> R
     override = _override(signal, routes, catalog)
     if isinstance(override, str):
         return Routing(signal, notes=(override,))
-    if override is not None:
-        route = override
-    else:
-        route = next((r for r in routes if matches(r, signal)), None)
-        if route is None:
-            return Routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
+    route = override or next((r for r in routes if matches(r, signal)), None)
+    if route is None:
+        return Routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
     if route.detector:
         return Routing(signal, route=route, detector=route.detector)
     if not signal.targets:
-        return Routing(signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",))
-    remediation = catalog.remediations.get(route.remediation or "") or catalog.for_condition(route.condition)
-    if remediation is None:
-        return Routing(signal, route=route, notes=(f"route {route.name}: no remediation for {route.condition}",))
+        return Routing(
+            signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",)
+        )
+    found = catalog.remediations.get(route.remediation or "") or catalog.for_condition(route.condition)
+    if found is None:
+        return Routing(
+            signal, route=route, notes=(f"route {route.name}: no remediation for {route.condition}",)
+        )
     findings = tuple(
         Finding(
             signal=signal,
             condition=route.condition,
-            remediation=remediation.id,
+            remediation=found.id,
             target=target,
             parameters=values,
             route=route.name,
         )
         for target in signal.targets
-        for values in _parameters_for(signal, _rows_for(signal, target), route.parameters, remediation.parameters)
+        for values in _parameters_for(signal, _rows_for(signal, target), route.parameters, found.parameters)
     )
     return Routing(signal, route=route, findings=findings)
 
@@ -290,7 +298,9 @@ def routes_problems(folder: str | Path, catalog: Catalog | None) -> tuple[list[s
 def _route_catalog_problems(where: str, route: Route, catalog: Catalog) -> list[str]:
     problems: list[str] = []
     remediation = (
-        catalog.remediations.get(route.remediation) if route.remediation else catalog.for_condition(route.condition)
+        catalog.remediations.get(route.remediation)
+        if route.remediation
+        else catalog.for_condition(route.condition)
     )
     if remediation is None:
         named = route.remediation or f"for condition {route.condition}"

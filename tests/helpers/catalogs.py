@@ -40,7 +40,11 @@ def base_remediation(**overrides: Any) -> dict[str, Any]:
                 "default": "/",
             },
             "targetFreePercent": {
-                "type": "integer", "description": "target", "minimum": 5, "maximum": 90, "default": 20,
+                "type": "integer",
+                "description": "target",
+                "minimum": 5,
+                "maximum": 90,
+                "default": 20,
             },
         },
         "timeoutSeconds": 900,
@@ -65,8 +69,12 @@ def access_remediation(**overrides: Any) -> dict[str, Any]:
         "approval": "required",
         "os": {"linux": {"script": "linux.sh"}},
         "parameters": {
-            "port": {"type": "integer", "description": "port", "enum": [22, 3389],
-                     "osDefault": {"linux": 22, "windows": 3389}},
+            "port": {
+                "type": "integer",
+                "description": "port",
+                "enum": [22, 3389],
+                "osDefault": {"linux": 22, "windows": 3389},
+            },
         },
         "controlPlane": ["nsg-allow-management"],
         "timeoutSeconds": 600,

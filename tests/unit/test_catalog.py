@@ -63,9 +63,14 @@ def test_high_risk_needs_approval_even_when_auto(tmp_path: Path) -> None:
         (lambda d: d.update(timeoutSeconds=10), r"timeoutSeconds: 10 is less than the minimum of 60"),
         (lambda d: d.update(id="other-id"), r"id: 'other-id' must equal its folder name"),
         (lambda d: d["parameters"]["mountPoint"].update(pattern="(unclosed"), r"pattern"),
-        (lambda d: d["parameters"]["mountPoint"].update(default="relative/path"),
-         r"parameters.mountPoint.default: parameter 'mountPoint': 'relative/path' does not match"),
-        (lambda d: d["verification"]["expect"][0].update(parameter="nope"), r"parameter 'nope' is not declared"),
+        (
+            lambda d: d["parameters"]["mountPoint"].update(default="relative/path"),
+            r"parameters.mountPoint.default: parameter 'mountPoint': 'relative/path' does not match",
+        ),
+        (
+            lambda d: d["verification"]["expect"][0].update(parameter="nope"),
+            r"parameter 'nope' is not declared",
+        ),
     ],
 )
 def test_invalid_remediation_is_reported_with_file_and_field(tmp_path: Path, mutate, expected) -> None:
@@ -76,8 +81,9 @@ def test_invalid_remediation_is_reported_with_file_and_field(tmp_path: Path, mut
         write_remediation(root, data)
     else:
         folder = write_remediation(root, {**data, "id": "free-disk-space"})
-        (folder / "remediation.yaml").write_text((folder / "remediation.yaml").read_text().replace(
-            "id: free-disk-space", "id: other-id"))
+        (folder / "remediation.yaml").write_text(
+            (folder / "remediation.yaml").read_text().replace("id: free-disk-space", "id: other-id")
+        )
     problems, loaded = catalog_problems(root)
     assert any(__import__("re").search(expected, p) for p in problems), problems
     assert "free-disk-space" not in loaded and "other-id" not in loaded
@@ -115,7 +121,9 @@ class TestParameters:
         disk = catalog.get("free-disk-space")
         assert disk.resolve_parameters({}) == {"mountPoint": "/", "targetFreePercent": "20"}
         assert disk.resolve_parameters({"mountPoint": "/var", "targetFreePercent": 35}) == {
-            "mountPoint": "/var", "targetFreePercent": "35"}
+            "mountPoint": "/var",
+            "targetFreePercent": "35",
+        }
         assert disk.resolve_parameters({"mountPoint": "C:"})["mountPoint"] == "C:"
 
     def test_os_default(self, catalog) -> None:
@@ -146,8 +154,14 @@ class TestParameters:
 
     @pytest.mark.parametrize(
         ("value", "message"),
-        [("4", "below the minimum 5"), ("91", "above the maximum 90"), ("1e3", "not an integer"),
-         (True, "not a boolean"), ("20; reboot", "not an integer"), ("", None)],
+        [
+            ("4", "below the minimum 5"),
+            ("91", "above the maximum 90"),
+            ("1e3", "not an integer"),
+            (True, "not a boolean"),
+            ("20; reboot", "not an integer"),
+            ("", None),
+        ],
     )
     def test_integer_bounds(self, catalog, value, message) -> None:
         disk = catalog.get("free-disk-space")
@@ -178,8 +192,12 @@ class TestParameters:
 
     def test_required_parameter(self, tmp_path: Path) -> None:
         data = base_remediation()
-        data["parameters"]["mountPoint"] = {"type": "string", "description": "m", "pattern": "^/$",
-                                            "required": True}
+        data["parameters"]["mountPoint"] = {
+            "type": "string",
+            "description": "m",
+            "pattern": "^/$",
+            "required": True,
+        }
         cat = load_catalog(make_catalog(tmp_path / "c", data, access_remediation()))
         with pytest.raises(ParameterError, match="'mountPoint': is required"):
             cat.get("free-disk-space").resolve_parameters({})
@@ -199,21 +217,29 @@ class TestParameters:
 class TestRunParameters:
     def test_linux_gets_upper_snake_environment_names(self, catalog) -> None:
         plain, protected = catalog.get("free-disk-space").run_parameters(
-            {"mountPoint": "/var", "targetFreePercent": "20"}, "linux", dry_run=True)
+            {"mountPoint": "/var", "targetFreePercent": "20"}, "linux", dry_run=True
+        )
         assert plain == {"MOUNT_POINT": "/var", "TARGET_FREE_PERCENT": "20", "DRY_RUN": "1"}
         assert protected == {}
 
     def test_windows_gets_pascal_case_names(self, catalog) -> None:
-        plain, _ = catalog.get("free-disk-space").run_parameters({"mountPoint": "C:"}, "windows", dry_run=False)
+        plain, _ = catalog.get("free-disk-space").run_parameters(
+            {"mountPoint": "C:"}, "windows", dry_run=False
+        )
         assert plain == {"MountPoint": "C:", "DryRun": "0"}
 
     def test_secret_parameters_are_protected(self, tmp_path: Path) -> None:
         data = base_remediation()
-        data["parameters"]["uploadUrl"] = {"type": "string", "description": "u", "pattern": "^https://.+$",
-                                           "secret": True}
+        data["parameters"]["uploadUrl"] = {
+            "type": "string",
+            "description": "u",
+            "pattern": "^https://.+$",
+            "secret": True,
+        }
         cat = load_catalog(make_catalog(tmp_path / "c", data, access_remediation()))
         plain, protected = cat.get("free-disk-space").run_parameters(
-            {"uploadUrl": "https://x/y?sig=s"}, "linux", dry_run=False)
+            {"uploadUrl": "https://x/y?sig=s"}, "linux", dry_run=False
+        )
         assert protected == {"UPLOAD_URL": "https://x/y?sig=s"}
         assert "UPLOAD_URL" not in plain
 
@@ -241,4 +267,9 @@ def test_summary_is_what_the_api_shows(catalog) -> None:
     assert summary["id"] == "free-disk-space"
     assert summary["approvalRequired"] is False
     assert summary["parameters"]["targetFreePercent"] == {
-        "type": "integer", "description": "target", "minimum": 5, "maximum": 90, "default": 20}
+        "type": "integer",
+        "description": "target",
+        "minimum": 5,
+        "maximum": 90,
+        "default": 20,
+    }

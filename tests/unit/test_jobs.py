@@ -11,9 +11,14 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def make(**kw) -> jobs.Job:
-    values = dict(idempotency_key="alert|a1|fired|vm|free-disk-space", remediation="free-disk-space",
-                  condition="disk-full", target="/subscriptions/S/resourceGroups/R/providers/"
-                  "Microsoft.Compute/virtualMachines/VM1/", parameters={"mountPoint": "/var"}, now=NOW)
+    values = dict(
+        idempotency_key="alert|a1|fired|vm|free-disk-space",
+        remediation="free-disk-space",
+        condition="disk-full",
+        target="/subscriptions/S/resourceGroups/R/providers/Microsoft.Compute/virtualMachines/VM1/",
+        parameters={"mountPoint": "/var"},
+        now=NOW,
+    )
     values.update(kw)
     return jobs.new_job(**values)
 
@@ -30,16 +35,28 @@ def test_new_job_is_planned_with_history() -> None:
     job = make(actor="alert", reason="disk full")
     assert job.status == jobs.PLANNED and not job.terminal
     assert job.history[0].target == jobs.PLANNED and job.history[0].actor == "alert"
-    assert job.target_key == "/subscriptions/s/resourcegroups/r/providers/microsoft.compute/virtualmachines/vm1"
+    assert (
+        job.target_key == "/subscriptions/s/resourcegroups/r/providers/microsoft.compute/virtualmachines/vm1"
+    )
 
 
 def test_transitions_record_who_when_why() -> None:
-    job = jobs.transition(make(), jobs.DISPATCHING, now=NOW + timedelta(seconds=5), actor="worker",
-                          reason="guards passed", attempts=1)
+    job = jobs.transition(
+        make(),
+        jobs.DISPATCHING,
+        now=NOW + timedelta(seconds=5),
+        actor="worker",
+        reason="guards passed",
+        attempts=1,
+    )
     assert job.status == jobs.DISPATCHING and job.attempts == 1
     last = job.history[-1]
-    assert (last.source, last.target, last.actor, last.reason) == ("planned", "dispatching", "worker",
-                                                                   "guards passed")
+    assert (last.source, last.target, last.actor, last.reason) == (
+        "planned",
+        "dispatching",
+        "worker",
+        "guards passed",
+    )
     assert job.updated_at == (NOW + timedelta(seconds=5)).isoformat()
 
 
@@ -76,8 +93,9 @@ def test_terminal_states_allow_nothing() -> None:
 
 
 def test_round_trip_through_dict() -> None:
-    job = jobs.transition(make(), jobs.DISPATCHING, now=NOW, actor="w", reason="r",
-                          run={"name": "x"}, outcome={"exitCode": 0})
+    job = jobs.transition(
+        make(), jobs.DISPATCHING, now=NOW, actor="w", reason="r", run={"name": "x"}, outcome={"exitCode": 0}
+    )
     job = jobs.note(job, "alert resolved", now=NOW)
     again = jobs.Job.from_dict(job.to_dict())
     assert again == job

@@ -28,8 +28,15 @@ def catalog(tmp_path_factory):
 
 
 def facts(**kw) -> VmFacts:
-    values = dict(id=VM, name="vm1", location="westeurope", os_type="linux", power_state="running",
-                  agent_ready=True, tags={"autoremediation": "enabled"})
+    values = dict(
+        id=VM,
+        name="vm1",
+        location="westeurope",
+        os_type="linux",
+        power_state="running",
+        agent_ready=True,
+        tags={"autoremediation": "enabled"},
+    )
     values.update(kw)
     return VmFacts(**values)
 
@@ -38,8 +45,11 @@ def decide(catalog, remediation="free-disk-space", params=None, settings=None, *
     fact_values = dict(vm=facts(), now=NOW)
     fact_values.update(fact_kw)
     return guard_decision(
-        target=VM, remediation=catalog.get(remediation), raw_parameters={"mountPoint": "/var"} if params is None else params,
-        facts=GuardFacts(**fact_values), settings=settings or GuardSettings(),
+        target=VM,
+        remediation=catalog.get(remediation),
+        raw_parameters={"mountPoint": "/var"} if params is None else params,
+        facts=GuardFacts(**fact_values),
+        settings=settings or GuardSettings(),
     )
 
 
@@ -73,7 +83,10 @@ class TestGuards:
         ("kw", "guard"),
         [
             (dict(settings=GuardSettings(kill_switch=True)), "kill-switch"),
-            (dict(settings=GuardSettings(allowed_scopes=("/subscriptions/s1/resourceGroups/rg-b",))), "scope"),
+            (
+                dict(settings=GuardSettings(allowed_scopes=("/subscriptions/s1/resourceGroups/rg-b",))),
+                "scope",
+            ),
             (dict(vm=None), "vm-exists"),
             (dict(vm=facts(tags={})), "opt-in"),
             (dict(vm=facts(tags={"autoremediation": "disabled"})), "opt-in"),
@@ -130,8 +143,9 @@ def test_opt_in_tag_matching() -> None:
 
 
 class TestBreaker:
-    settings = GuardSettings(breaker_threshold=3, breaker_window=timedelta(minutes=60),
-                             breaker_open=timedelta(minutes=30))
+    settings = GuardSettings(
+        breaker_threshold=3, breaker_window=timedelta(minutes=60), breaker_open=timedelta(minutes=30)
+    )
 
     def test_opens_at_threshold_within_window(self) -> None:
         failures = [NOW - timedelta(minutes=m) for m in (50, 20, 5)]

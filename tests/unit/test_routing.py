@@ -13,7 +13,9 @@ from tests.helpers.catalogs import make_catalog
 
 VM = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
 VM2 = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm2"
-NSG_RULE = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/nsg/securityRules/r"
+NSG_RULE = (
+    "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/nsg/securityRules/r"
+)
 
 
 @pytest.fixture
@@ -31,8 +33,13 @@ def vm(vm_id: str = VM) -> VmRef:
 
 def log_alert(**kw) -> Signal:
     values = dict(
-        id="alert-1", source="alert", type="Log Alerts V2", signal_type="Log", state="fired",
-        targets=(vm(),), query="InsightsMetrics | where Name == 'FreeSpacePercentage'",
+        id="alert-1",
+        source="alert",
+        type="Log Alerts V2",
+        signal_type="Log",
+        state="fired",
+        targets=(vm(),),
+        query="InsightsMetrics | where Name == 'FreeSpacePercentage'",
         dimensions=({"_ResourceId": VM, "Mount": "/var"},),
     )
     values.update(kw)
@@ -49,7 +56,9 @@ def test_disk_full_log_alert_takes_mount_from_dimension(setup) -> None:
     assert finding.parameters == {"mountPoint": "/var"}
 
 
-@pytest.mark.parametrize("dimension", ["Mount", "MountPoint", "Disk", "InstanceName", "mount", "INSTANCENAME"])
+@pytest.mark.parametrize(
+    "dimension", ["Mount", "MountPoint", "Disk", "InstanceName", "mount", "INSTANCENAME"]
+)
 def test_each_documented_dimension_name(setup, dimension) -> None:
     catalog, routes = setup
     signal = log_alert(dimensions=({"_ResourceId": VM, dimension: "/data"},))
@@ -58,8 +67,11 @@ def test_each_documented_dimension_name(setup, dimension) -> None:
 
 def test_windows_query_and_custom_property_mount(setup) -> None:
     catalog, routes = setup
-    signal = log_alert(query="Perf | where CounterName == '% Free Space'", dimensions=(),
-                       custom_properties={"mountPoint": "D:"})
+    signal = log_alert(
+        query="Perf | where CounterName == '% Free Space'",
+        dimensions=(),
+        custom_properties={"mountPoint": "D:"},
+    )
     [finding] = route_signal(signal, routes, catalog).findings
     assert finding.parameters == {"mountPoint": "D:"}
 
@@ -74,10 +86,15 @@ def test_rows_pair_with_their_own_vm(setup) -> None:
     catalog, routes = setup
     signal = log_alert(
         targets=(vm(), vm(VM2)),
-        dimensions=({"_ResourceId": VM.upper(), "Mount": "/var"}, {"_ResourceId": VM2, "Mount": "/data"},
-                    {"_ResourceId": VM2, "Mount": "/srv"}),
+        dimensions=(
+            {"_ResourceId": VM.upper(), "Mount": "/var"},
+            {"_ResourceId": VM2, "Mount": "/data"},
+            {"_ResourceId": VM2, "Mount": "/srv"},
+        ),
     )
-    found = {(f.target.name, f.parameters["mountPoint"]) for f in route_signal(signal, routes, catalog).findings}
+    found = {
+        (f.target.name, f.parameters["mountPoint"]) for f in route_signal(signal, routes, catalog).findings
+    }
     assert found == {("vm1", "/var"), ("vm2", "/data"), ("vm2", "/srv")}
 
 
@@ -98,20 +115,34 @@ def test_custom_properties_win_over_routes(setup) -> None:
 
 def test_condition_property_picks_the_catalog_remediation(setup) -> None:
     catalog, routes = setup
-    signal = Signal(id="a", source="alert", type="Platform", state="fired", targets=(vm(),),
-                    custom_properties={"condition": "disk-full", "mountPoint": "/opt"})
+    signal = Signal(
+        id="a",
+        source="alert",
+        type="Platform",
+        state="fired",
+        targets=(vm(),),
+        custom_properties={"condition": "disk-full", "mountPoint": "/opt"},
+    )
     [finding] = route_signal(signal, routes, catalog).findings
     assert (finding.remediation, finding.route, finding.parameters) == (
-        "free-disk-space", "custom-properties", {"mountPoint": "/opt"})
+        "free-disk-space",
+        "custom-properties",
+        {"mountPoint": "/opt"},
+    )
 
 
 @pytest.mark.parametrize(
     ("props", "note"),
     [
         ({"remediation": "nope"}, "custom property remediation='nope' is not in the catalog"),
-        ({"condition": "cpu-hot"}, "custom property condition='cpu-hot': no remediation in the catalog handles it"),
-        ({"condition": "nsg-lockout", "remediation": "free-disk-space"},
-         "remediation 'free-disk-space' does not handle condition 'nsg-lockout'"),
+        (
+            {"condition": "cpu-hot"},
+            "custom property condition='cpu-hot': no remediation in the catalog handles it",
+        ),
+        (
+            {"condition": "nsg-lockout", "remediation": "free-disk-space"},
+            "remediation 'free-disk-space' does not handle condition 'nsg-lockout'",
+        ),
     ],
 )
 def test_bad_custom_properties_are_notes_not_errors(setup, props, note) -> None:
@@ -122,31 +153,46 @@ def test_bad_custom_properties_are_notes_not_errors(setup, props, note) -> None:
 
 def test_nsg_write_event_asks_the_detector(setup) -> None:
     catalog, routes = setup
-    signal = Signal(id="ev", source="event", type="Microsoft.Resources.ResourceWriteSuccess",
-                    operation_name="Microsoft.Network/networkSecurityGroups/securityRules/write",
-                    resource_id=NSG_RULE, resources=(NSG_RULE,))
+    signal = Signal(
+        id="ev",
+        source="event",
+        type="Microsoft.Resources.ResourceWriteSuccess",
+        operation_name="Microsoft.Network/networkSecurityGroups/securityRules/write",
+        resource_id=NSG_RULE,
+        resources=(NSG_RULE,),
+    )
     result = route_signal(signal, routes, catalog)
     assert (result.detector, result.route.name, result.findings) == ("nsg-lockout", "nsg-write-event", ())
 
 
 def test_nsg_activity_log_alert_asks_the_detector(setup) -> None:
     catalog, routes = setup
-    signal = Signal(id="al", source="alert", type="Activity Log - Administrative", state="fired",
-                    operation_name="MICROSOFT.NETWORK/networkSecurityGroups/securityRules/WRITE")
+    signal = Signal(
+        id="al",
+        source="alert",
+        type="Activity Log - Administrative",
+        state="fired",
+        operation_name="MICROSOFT.NETWORK/networkSecurityGroups/securityRules/WRITE",
+    )
     assert route_signal(signal, routes, catalog).detector == "nsg-lockout"
 
 
 def test_other_writes_do_not_match(setup) -> None:
     catalog, routes = setup
-    signal = Signal(id="ev", source="event", type="Microsoft.Resources.ResourceWriteSuccess",
-                    operation_name="Microsoft.Storage/storageAccounts/write")
+    signal = Signal(
+        id="ev",
+        source="event",
+        type="Microsoft.Resources.ResourceWriteSuccess",
+        operation_name="Microsoft.Storage/storageAccounts/write",
+    )
     assert route_signal(signal, routes, catalog).detector is None
 
 
 def test_validation_events_are_never_routed(setup) -> None:
     catalog, routes = setup
-    signal = Signal(id="v", source="event", type="Microsoft.EventGrid.SubscriptionValidationEvent",
-                    validation_code="abc")
+    signal = Signal(
+        id="v", source="event", type="Microsoft.EventGrid.SubscriptionValidationEvent", validation_code="abc"
+    )
     result = route_signal(signal, routes, catalog)
     assert result.findings == () and "validation" in result.notes[0]
 
@@ -157,7 +203,9 @@ def test_manual_request_bypasses_routes(setup) -> None:
     signal = Signal(id="req-1", source="manual", type="manual", targets=(vm(), vm(VM2)), manual=manual)
     findings = route_signal(signal, routes, catalog).findings
     assert [(f.target.name, f.remediation, f.route) for f in findings] == [
-        ("vm1", "free-disk-space", "manual-request"), ("vm2", "free-disk-space", "manual-request")]
+        ("vm1", "free-disk-space", "manual-request"),
+        ("vm2", "free-disk-space", "manual-request"),
+    ]
 
 
 def test_manual_request_for_unknown_remediation_is_rejected(setup) -> None:
@@ -192,9 +240,13 @@ routes:
     catalog = load_catalog(root)
     routes = load_routes(root, catalog)
     base = dict(id="a", source="alert", type="Platform", state="fired", targets=(vm(),))
-    hit = route_signal(Signal(rule="Disk-Full-Prod", custom_properties={"TEAM": "Ops"}, **base), routes, catalog)
+    hit = route_signal(
+        Signal(rule="Disk-Full-Prod", custom_properties={"TEAM": "Ops"}, **base), routes, catalog
+    )
     assert (hit.route.name, hit.findings[0].parameters) == ("specific", {"mountPoint": "/srv"})
-    other = route_signal(Signal(rule="disk-full-prod", custom_properties={"team": "dev"}, **base), routes, catalog)
+    other = route_signal(
+        Signal(rule="disk-full-prod", custom_properties={"team": "dev"}, **base), routes, catalog
+    )
     assert other.route.name == "general"
     none = route_signal(Signal(rule="cpu", **base), routes, catalog)
     assert none.route is None
@@ -202,8 +254,15 @@ routes:
 
 def test_metric_route(setup) -> None:
     catalog, routes = setup
-    signal = Signal(id="m", source="alert", type="Platform", state="fired", targets=(vm(),),
-                    metrics=("Disk Free Percent",), dimensions=({"instance": "/home"},))
+    signal = Signal(
+        id="m",
+        source="alert",
+        type="Platform",
+        state="fired",
+        targets=(vm(),),
+        metrics=("Disk Free Percent",),
+        dimensions=({"instance": "/home"},),
+    )
     [finding] = route_signal(signal, routes, catalog).findings
     assert (finding.route, finding.parameters) == ("disk-full-metric", {"mountPoint": "/home"})
 
@@ -211,15 +270,26 @@ def test_metric_route(setup) -> None:
 @pytest.mark.parametrize(
     ("routes_yaml", "problem"),
     [
-        ("routes: [{name: a, match: {source: alert}, condition: disk-full, remediation: nope}]",
-         "remediation: 'nope' is not in the catalog"),
-        ("routes: [{name: a, match: {source: alert}, condition: nsg-lockout, remediation: free-disk-space}]",
-         "condition: free-disk-space does not handle 'nsg-lockout'"),
-        ("routes: [{name: a, match: {source: alert}, condition: disk-full, parameters: {size: {value: 1}}}]",
-         "parameters.size: free-disk-space has no such parameter"),
+        (
+            "routes: [{name: a, match: {source: alert}, condition: disk-full, remediation: nope}]",
+            "remediation: 'nope' is not in the catalog",
+        ),
+        (
+            "routes: [{name: a, match: {source: alert}, condition: nsg-lockout,"
+            " remediation: free-disk-space}]",
+            "condition: free-disk-space does not handle 'nsg-lockout'",
+        ),
+        (
+            "routes: [{name: a, match: {source: alert}, condition: disk-full,"
+            " parameters: {size: {value: 1}}}]",
+            "parameters.size: free-disk-space has no such parameter",
+        ),
         ("routes: [{name: a, match: {colour: red}, condition: disk-full}]", "Additional properties"),
-        ("routes: [{name: a, match: {source: alert}, condition: disk-full},"
-         " {name: a, match: {source: event}, condition: disk-full}]", "duplicate route name"),
+        (
+            "routes: [{name: a, match: {source: alert}, condition: disk-full},"
+            " {name: a, match: {source: event}, condition: disk-full}]",
+            "duplicate route name",
+        ),
         ("routes: [{name: a, match: {}, condition: disk-full}]", "match"),
         ("routes: [unclosed", "not valid"),
     ],
@@ -236,4 +306,8 @@ def test_route_problems_name_file_and_field(tmp_path: Path, routes_yaml, problem
 def test_shipped_routes_are_valid_against_a_catalog_with_the_shipped_ids(setup) -> None:
     _, routes = setup
     assert [r.name for r in routes][:4] == [
-        "disk-full-log-search", "disk-full-metric", "nsg-write-event", "nsg-write-activity-log"]
+        "disk-full-log-search",
+        "disk-full-metric",
+        "nsg-write-event",
+        "nsg-write-activity-log",
+    ]

@@ -1,0 +1,168 @@
+"""Intake: payload -> plans -> jobs (created once per idempotency key) -> queue messages.
+
+Shared by the alert webhook, the Event Grid trigger, the operator API and the CLI. It answers fast:
+no run command is started here, only the job records and one queue message per new job.
+
+Alert lifecycle: a Resolved notification cancels that alert's jobs not yet dispatched and is noted on
+the others. Resolved may arrive before Fired (Event Grid and webhooks do not keep order): then the
+job is created already cancelled, so the late Fired finds it and does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import jobs
+from .errors import ConcurrencyConflict
+from .jobs import Job
+from .planning import Plan, Planner, PlanReport
+from .ports import Clock, JobStore, Queue
+from .signals.model import Signal
+
+CAS_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Admitted:
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    report: PlanReport
+    jobs: tuple[Admitted, ...] = ()
+    resolved: tuple[str, ...] = field(default_factory=tuple)  # ids of jobs a Resolved cancelled or noted
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.report.to_dict()
+        data["jobs"] = [
+            {
+                "id": a.job.id,
+                "status": a.job.status,
+                "target": a.job.target,
+                "remediation": a.job.remediation,
+                "created": a.created,
+            }
+            for a in self.jobs
+        ]
+        data["resolvedJobs"] = list(self.resolved)
+        return data
+
+
+class Intake:
+    def __init__(self, planner: Planner, store: JobStore, queue: Queue, clock: Clock) -> None:
+        self.planner = planner
+        self.store = store
+        self.queue = queue
+        self.clock = clock
+
+    def submit(self, payload: object, *, actor: str, campaign_id: str | None = None) -> IntakeResult:
+        """Parse and admit one payload. SignalError / UnknownRemediation for bad input, before any write."""
+        report = self.planner.plan_payload(payload)
+        return self.admit(report, actor=actor, campaign_id=campaign_id)
+
+    def admit(self, report: PlanReport, *, actor: str, campaign_id: str | None = None) -> IntakeResult:
+        admitted: list[Admitted] = []
+        resolved: list[str] = []
+        for plan in report.plans:
+            signal = plan.finding.signal
+            if signal.source == "alert" and signal.state == "resolved":
+                resolved += self._resolve_plan(plan, actor)
+                continue
+            admitted.append(self._admit(plan, actor, campaign_id))
+        for signal in report.signals:
+            if signal.source == "alert" and signal.state == "resolved":
+                resolved += self._resolve_alert(signal, actor, already=set(resolved))
+        return IntakeResult(report, tuple(admitted), tuple(dict.fromkeys(resolved)))
+
+    # -- admission ------------------------------------------------------------------------------
+
+    def _new_job(self, plan: Plan, actor: str, campaign_id: str | None) -> Job:
+        finding, signal = plan.finding, plan.finding.signal
+        manual = signal.manual
+        return jobs.new_job(
+            idempotency_key=plan.idempotency_key,
+            remediation=finding.remediation or "",
+            condition=finding.condition,
+            target=finding.target.id,
+            parameters=dict(finding.parameters),
+            now=self.clock.now(),
+            actor=manual.requested_by if manual else actor,
+            reason=(manual.reason if manual else "") or _describe(signal),
+            signal_id=signal.id,
+            signal_source=signal.source,
+            alert_id=signal.id if signal.source == "alert" else None,
+            campaign_id=campaign_id,
+            dry_run=bool(manual.dry_run) if manual else False,
+            evidence=dict(finding.evidence),
+        )
+
+    def _admit(self, plan: Plan, actor: str, campaign_id: str | None) -> Admitted:
+        job, created = self.store.create(self._new_job(plan, actor, campaign_id))
+        if not created:
+            return Admitted(job, False)
+        if plan.decision.action == "skip":
+            # Known bad before any Azure call (e.g. a parameter fails its pattern): on record, never queued.
+            job = self.store.update(
+                jobs.transition(
+                    job,
+                    jobs.SKIPPED,
+                    now=self.clock.now(),
+                    actor=actor,
+                    reason=f"{plan.decision.guard}: {plan.decision.reason}",
+                )
+            )
+            return Admitted(job, True)
+        self.queue.send(job.id)
+        return Admitted(job, True)
+
+    # -- alert lifecycle ------------------------------------------------------------------------
+
+    def _resolve_plan(self, plan: Plan, actor: str) -> list[str]:
+        """The job of the Fired notification for this finding: cancel, note, or pre-empt it."""
+        job, created = self.store.create(self._new_job(plan, actor, None))
+        return [self._apply_resolved(job.id, actor, first=created)]
+
+    def _resolve_alert(self, signal: Signal, actor: str, already: set[str]) -> list[str]:
+        return [
+            self._apply_resolved(job.id, actor, first=False)
+            for job in self.store.list(alert_id=signal.id)
+            if job.id not in already
+        ]
+
+    def _apply_resolved(self, job_id: str, actor: str, *, first: bool) -> str:
+        for _ in range(CAS_ATTEMPTS):
+            job = self.store.get(job_id)
+            now = self.clock.now()
+            if job.status in (jobs.PLANNED, jobs.AWAITING_APPROVAL):
+                reason = (
+                    "the alert resolved before its Fired notification arrived"
+                    if first
+                    else "the alert resolved before the remediation was dispatched"
+                )
+                updated = jobs.transition(job, jobs.CANCELLED, now=now, actor=actor, reason=reason)
+            elif any(n.endswith("the alert resolved") for n in job.notes):
+                return job.id
+            else:
+                updated = jobs.note(job, "the alert resolved", now=now)
+            try:
+                self.store.update(updated)
+                return job.id
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"job {job_id}: could not record the resolved alert")
+
+
+def _describe(signal: Signal) -> str:
+    if signal.source == "alert":
+        return f"alert {signal.rule or signal.type}"
+    if signal.source == "event":
+        return f"event {signal.type} on {signal.resource_id or '-'}"
+    return "manual request"
+
+
+def admitted_ids(result: IntakeResult) -> Sequence[str]:
+    return [a.job.id for a in result.jobs]

@@ -1,0 +1,413 @@
+"""Advances a job one step through the ports. Crash-safe at every step.
+
+Each call to :meth:`Runner.advance` reads the job, does at most one outside action, and ends with one
+compare-and-swap write. A worker killed anywhere in between leaves the job in its last written state;
+the redelivered message repeats the step, and every outside action is safe to repeat:
+
+* the per-VM lease is held by the job itself, so taking it again is a renewal;
+* a control-plane step checks before it changes (an equivalent NSG rule is not added twice);
+* the run command's resource name is derived from the job id, so a repeated dispatch re-attaches to
+  the run it started instead of running the script again (managed mode).
+
+A step that loses the compare-and-swap drops its message: the winner carries the job on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from . import jobs
+from .catalog import Catalog, Remediation
+from .errors import (
+    CloudError,
+    ConcurrencyConflict,
+    NotFound,
+    RemediationError,
+    Throttled,
+)
+from .jobs import Job, Transition
+from .policy import GuardFacts, GuardSettings, guard_decision
+from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, VmFacts
+from .settings import Settings
+from .verification import verify
+
+log = logging.getLogger("autoremediation.runner")
+ACTOR = "worker"
+MAX_RETRIES = 8
+MAX_BACKOFF_SECONDS = 300.0
+RUN_GRACE_SECONDS = 120
+
+
+class ControlPlaneStep(Protocol):
+    """An Azure-side step of a remediation (e.g. ``nsg-allow-management``).
+
+    It must check before it changes, so that running it twice changes Azure once; it returns what it
+    did, for the job record, and raises RemediationError when it cannot be done.
+    """
+
+    def __call__(self, job: Job, vm: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    job: Job
+    requeue_after: float | None  # seconds until the job needs another message; None: no message
+    note: str = ""
+
+
+def guard_settings(settings: Settings) -> GuardSettings:
+    return GuardSettings(
+        opt_in_tag=settings.opt_in,
+        allowed_scopes=settings.allowed_scopes,
+        kill_switch=settings.kill_switch,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_window=timedelta(minutes=settings.breaker_window_minutes),
+        breaker_open=timedelta(minutes=settings.breaker_open_minutes),
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: JobStore,
+        compute: Compute,
+        clock: Clock,
+        settings: Settings,
+        control_plane: Mapping[str, ControlPlaneStep] | None = None,
+        on_transition: Callable[[Job, Transition], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.compute = compute
+        self.clock = clock
+        self.settings = settings
+        self.guards = guard_settings(settings)
+        self.control_plane = dict(control_plane or {})
+        self.on_transition = on_transition
+
+    # -- public -----------------------------------------------------------------------------
+
+    def advance(self, job_id: str) -> Step:
+        """Do the next step of the job; tell the caller when the job needs another message."""
+        job = self.store.get(job_id)
+        if job.terminal:
+            return Step(job, None, f"already {job.status}")
+        handler = {
+            jobs.PLANNED: self._planned,
+            jobs.AWAITING_APPROVAL: self._awaiting_approval,
+            jobs.DISPATCHING: self._dispatching,
+            jobs.RUNNING: self._running,
+            jobs.VERIFYING: self._verifying,
+        }[job.status]
+        try:
+            step = handler(job, self.catalog.get(job.remediation))
+        except ConcurrencyConflict:
+            return Step(self.store.get(job_id), None, "another worker advanced this job")
+        if self.on_transition is not None:
+            for transition in step.job.history[len(job.history) :]:
+                self.on_transition(step.job, transition)
+        return step
+
+    def give_up(self, job_id: str, reason: str) -> Job:
+        """End a job the queue could not deliver any more (poison message) as failed, with the reason."""
+        for _ in range(5):
+            job = self.store.get(job_id)
+            if job.terminal:
+                return job
+            target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
+            try:
+                step = self._finish(job, target, reason, actor="queue")
+            except ConcurrencyConflict:
+                continue
+            if self.on_transition is not None:
+                self.on_transition(step.job, step.job.history[-1])
+            return step.job
+        raise ConcurrencyConflict(f"job {job_id}: could not record the failure")
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _planned(self, job: Job, remediation: Remediation) -> Step:
+        return self._decide(job, remediation, approved=False)
+
+    def _awaiting_approval(self, job: Job, remediation: Remediation) -> Step:
+        now = self.clock.now()
+        expires = _parse_time(job.approval_expires_at)
+        if job.approved_by is None:
+            if expires is not None and now >= expires:
+                return self._finish(job, jobs.EXPIRED, "no operator approved it in time", actor="sweeper")
+            return Step(job, None, "waiting for an operator")
+        return self._decide(job, remediation, approved=True)
+
+    def _decide(self, job: Job, remediation: Remediation, *, approved: bool) -> Step:
+        """Guards with fresh facts; then lease; then dispatching."""
+        now = self.clock.now()
+        try:
+            vm: VmFacts | None = self.compute.get_vm(job.target)
+        except NotFound:
+            vm = None
+        except CloudError as error:
+            return self._retry_later(job, error)
+        decision = guard_decision(
+            target=job.target,
+            remediation=remediation,
+            raw_parameters=job.parameters,
+            facts=GuardFacts(
+                vm=vm,
+                now=now,
+                approved=approved,
+                last_run_ended_at=self._last_run_end(job),
+                recent_failures=self._recent_failures(remediation.id, now),
+            ),
+            settings=self.guards,
+        )
+        if decision.action == "skip":
+            return self._finish(job, jobs.SKIPPED, f"{decision.guard}: {decision.reason}")
+        if decision.action == "await-approval":
+            if job.status == jobs.AWAITING_APPROVAL:
+                return Step(job, None, "waiting for an operator")
+            expires = now + timedelta(minutes=self.settings.approval_ttl_minutes)
+            job = self._write(
+                jobs.transition(
+                    job,
+                    jobs.AWAITING_APPROVAL,
+                    now=now,
+                    actor=ACTOR,
+                    reason=decision.reason,
+                    approval_required=True,
+                    approval_expires_at=expires.isoformat(),
+                )
+            )
+            return Step(job, None, "waiting for an operator")
+        assert vm is not None  # a dispatch decision implies the VM was found
+        holder = self.store.lease_holder(job.target_key, now)
+        if not self.store.acquire_lease(job.target_key, job.id, self.settings.lease_seconds, now):
+            return Step(
+                job,
+                max(self.settings.poll_seconds, 1.0),
+                f"waiting: remediation {holder or 'another job'} holds this VM",
+            )
+        dry_run = job.dry_run or self.settings.dry_run
+        run = {
+            "name": jobs.run_name_for(job.id),
+            "mode": self.settings.run_command_mode,
+            "os": vm.os_type,
+            "vmTags": dict(vm.tags),
+        }
+        reason = "approved by " + job.approved_by if approved and job.approved_by else decision.reason
+        job = self._write(
+            jobs.transition(
+                job,
+                jobs.DISPATCHING,
+                now=now,
+                actor=ACTOR,
+                reason=reason,
+                parameters=dict(decision.parameters),
+                dry_run=dry_run,
+                run=run,
+            )
+        )
+        return Step(job, 0.0)
+
+    def _dispatching(self, job: Job, remediation: Remediation) -> Step:
+        now = self.clock.now()
+        done = dict(job.outcome.get("controlPlane") or {})
+        for name in remediation.control_plane:
+            if name in done:
+                continue
+            step = self.control_plane.get(name)
+            if step is None:
+                return self._finish(job, jobs.FAILED, f"control-plane step {name} is not available here")
+            try:
+                record = step(
+                    job, {"os": job.run.get("os"), "tags": job.run.get("vmTags", {})}, dry_run=job.dry_run
+                )
+            except CloudError as error:
+                if error.retryable:
+                    return self._retry_later(job, error)
+                return self._finish(job, jobs.FAILED, f"{name}: {error}")
+            except RemediationError as error:
+                return self._finish(job, jobs.FAILED, f"{name}: {error}")
+            done[name] = record
+            # Written before the guest step, so a crash never repeats a finished Azure-side change.
+            job = self._write(
+                replace(job, outcome={**job.outcome, "controlPlane": done}, updated_at=now.isoformat())
+            )
+        os_type = job.run["os"]
+        plain, protected = remediation.run_parameters(job.parameters, os_type, dry_run=job.dry_run)
+        request = RunRequest(
+            vm_id=job.target,
+            run_name=job.run["name"],
+            os_type=os_type,
+            script=remediation.script(os_type),
+            parameters=plain,
+            protected_parameters=protected,
+            timeout_seconds=remediation.timeout_seconds,
+        )
+        try:
+            status = self.compute.start_run(request)
+        except CloudError as error:
+            if error.retryable:
+                return self._retry_later(job, error)
+            return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
+        run = {**job.run, "startedAt": status.started_at or now.isoformat(), "dispatchedAt": now.isoformat()}
+        job = self._write(
+            jobs.transition(
+                job,
+                jobs.RUNNING,
+                now=now,
+                actor=ACTOR,
+                reason=f"run command {run['name']} started",
+                run=run,
+                attempts=0,
+            )
+        )
+        if status.done:
+            return self._collect(job, status)
+        return Step(job, self.settings.poll_seconds)
+
+    def _running(self, job: Job, remediation: Remediation) -> Step:
+        now = self.clock.now()
+        try:
+            status = self.compute.get_run(job.target, job.run["name"])
+        except NotFound:
+            return self._finish(job, jobs.FAILED, "the run command disappeared before it reported a result")
+        except CloudError as error:
+            return self._retry_later(job, error)
+        if status.done:
+            return self._collect(job, status)
+        started = _parse_time(job.run.get("startedAt")) or now
+        deadline = started + timedelta(seconds=remediation.timeout_seconds + RUN_GRACE_SECONDS)
+        if now >= deadline:
+            try:
+                self.compute.cancel_run(job.target, job.run["name"])
+            except CloudError as error:
+                log.warning("job %s: could not delete run command: %s", job.id, error)
+            return self._finish(
+                job,
+                jobs.TIMED_OUT,
+                f"no result within {remediation.timeout_seconds}s (+{RUN_GRACE_SECONDS}s)",
+                outcome={**job.outcome, "executionState": status.state, "outputTail": status.output},
+            )
+        # A write per poll: a duplicate message for this job loses the swap and stops here.
+        polls = int(job.run.get("polls", 0)) + 1
+        job = self._write(
+            replace(
+                job,
+                run={**job.run, "polls": polls, "lastPolledAt": now.isoformat()},
+                updated_at=now.isoformat(),
+            )
+        )
+        return Step(job, self.settings.poll_seconds)
+
+    def _collect(self, job: Job, status: RunStatus) -> Step:
+        now = self.clock.now()
+        outcome = {
+            **job.outcome,
+            "executionState": status.state,
+            "exitCode": status.exit_code,
+            "outputTail": status.output,
+            "errorTail": status.error,
+            "result": dict(status.result) if status.result is not None else None,
+            "runStartedAt": status.started_at,
+            "runEndedAt": status.ended_at,
+        }
+        started, ended = _parse_time(status.started_at), _parse_time(status.ended_at)
+        if started and ended:
+            outcome["runSeconds"] = round((ended - started).total_seconds(), 3)
+        if status.state == "timed-out":
+            return self._finish(job, jobs.TIMED_OUT, "the run command timed out on the VM", outcome=outcome)
+        if status.state == "canceled":
+            return self._finish(job, jobs.CANCELLED, "the run command was canceled", outcome=outcome)
+        job = self._write(
+            jobs.transition(
+                job,
+                jobs.VERIFYING,
+                now=now,
+                actor=ACTOR,
+                reason=f"run command ended: {status.state}",
+                outcome=outcome,
+            )
+        )
+        return Step(job, 0.0)
+
+    def _verifying(self, job: Job, remediation: Remediation) -> Step:
+        result = job.outcome.get("result")
+        verdict = verify(
+            remediation,
+            exit_code=job.outcome.get("exitCode"),
+            result=result if isinstance(result, Mapping) else None,
+            parameters=job.parameters,
+            dry_run=job.dry_run,
+        )
+        outcome = {**job.outcome, "verification": verdict.reason, "verified": verdict.ok}
+        return self._finish(
+            job, jobs.SUCCEEDED if verdict.ok else jobs.FAILED, verdict.reason, outcome=outcome
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _finish(
+        self, job: Job, target: str, reason: str, *, actor: str = ACTOR, outcome: dict[str, Any] | None = None
+    ) -> Step:
+        now = self.clock.now()
+        changes: dict[str, Any] = {}
+        if outcome is not None:
+            changes["outcome"] = outcome
+        created = _parse_time(job.created_at)
+        if created:
+            changes["outcome"] = {
+                **changes.get("outcome", job.outcome),
+                "totalSeconds": round((now - created).total_seconds(), 3),
+            }
+        job = self._write(jobs.transition(job, target, now=now, actor=actor, reason=reason, **changes))
+        self.store.release_lease(job.target_key, job.id)
+        return Step(job, None, reason)
+
+    def _retry_later(self, job: Job, error: CloudError) -> Step:
+        attempts = job.attempts + 1
+        if attempts > MAX_RETRIES:
+            target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
+            return self._finish(job, target, f"gave up after {MAX_RETRIES} retries: {error}")
+        if isinstance(error, Throttled) and error.retry_after:
+            delay = error.retry_after
+        else:
+            delay = min(MAX_BACKOFF_SECONDS, max(self.settings.poll_seconds, 1.0) * 2 ** (attempts - 1))
+        now = self.clock.now()
+        job = self._write(
+            replace(
+                job,
+                attempts=attempts,
+                updated_at=now.isoformat(),
+                outcome={**job.outcome, "lastError": f"{type(error).__name__}: {error}"},
+            )
+        )
+        return Step(job, delay, f"retry {attempts} in {delay:g}s: {error}")
+
+    def _write(self, job: Job) -> Job:
+        return self.store.update(job)
+
+    def _last_run_end(self, job: Job) -> datetime | None:
+        last = self.store.last_outcome(job.target, job.remediation)
+        if last is None or last.id == job.id:
+            return None
+        return _parse_time(last.updated_at)
+
+    def _recent_failures(self, remediation: str, now: datetime) -> list[datetime]:
+        since = now - self.guards.breaker_window - self.guards.breaker_open
+        failed = self.store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
+        return [t for t in (_parse_time(j.updated_at) for j in failed) if t is not None]

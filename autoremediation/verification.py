@@ -1,0 +1,91 @@
+"""Did the remediation work? Judged from the script's REMEDIATION_RESULT, not from exit codes alone.
+
+A remediation passes when its exit code is accepted, its result status is one of
+``verification.successStatuses`` and every ``verification.expect`` comparison holds on the result
+(``after.freePercent >= targetFreePercent``). A dry run passes when the script ran cleanly: nothing
+was meant to change, so nothing is compared.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Remediation
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+
+
+def _lookup(result: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = result
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _coerce(actual: Any, expected: Any) -> tuple[Any, Any]:
+    """Compare numbers as numbers even when one side arrived as text ("20" from a parameter)."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return actual, expected
+    try:
+        return float(actual), float(expected)
+    except (TypeError, ValueError):
+        return actual, expected
+
+
+def verify(
+    remediation: Remediation,
+    *,
+    exit_code: int | None,
+    result: Mapping[str, Any] | None,
+    parameters: Mapping[str, str],
+    dry_run: bool = False,
+) -> Verdict:
+    rules = remediation.verification
+    accepted_codes = rules.get("exitCodes", [0])
+    if exit_code is not None and exit_code not in accepted_codes:
+        return Verdict(False, f"exit code {exit_code} (expected {', '.join(map(str, accepted_codes))})")
+    if result is None:
+        return Verdict(False, "the script printed no REMEDIATION_RESULT line")
+    status = result.get("status")
+    if dry_run:
+        if status == "error":
+            return Verdict(
+                False, f"dry run: the script reported an error: {result.get('message', '')}".strip()
+            )
+        return Verdict(True, f"dry run: nothing changed (the script reported {status})")
+    if status not in rules["successStatuses"]:
+        detail = f": {result['message']}" if result.get("message") else ""
+        return Verdict(False, f"the script reported {status}{detail}")
+    for check in rules.get("expect", []):
+        actual = _lookup(result, check["field"])
+        expected = parameters.get(check["parameter"]) if "parameter" in check else check.get("value")
+        shown = f"{check['field']} {check['op']} {check.get('parameter', check.get('value'))}"
+        if actual is _MISSING:
+            return Verdict(False, f"{shown}: the result has no {check['field']}")
+        left, right = _coerce(actual, expected)
+        try:
+            holds = _OPS[check["op"]](left, right)
+        except TypeError:
+            holds = False
+        if not holds:
+            return Verdict(False, f"{shown} does not hold ({check['field']} = {actual!r})")
+    return Verdict(True, f"the script reported {status}; every check holds")
