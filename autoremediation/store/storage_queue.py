@@ -80,16 +80,19 @@ class StorageQueue:
             with self._lock:
                 client = self._clients.get(name)
                 if client is None:
-                    client = self._make_client(name)
+                    # The poison queue gets the wire text as it was, so it is sent unencoded.
+                    client = self._make_client(name, encode=name == self.queue_name)
                     self._clients[name] = client
         return client
 
-    def _make_client(self, name: str) -> Any:
+    def _make_client(self, name: str, *, encode: bool) -> Any:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
         # No decode policy: a message that is not base64 must not fail the whole batch (decode_wire_text).
-        options = {"message_encode_policy": TextBase64EncodePolicy(), **self._options}
+        options = {**self._options}
+        if encode:
+            options["message_encode_policy"] = TextBase64EncodePolicy()
         try:
             if self._connection_string:
                 client = QueueClient.from_connection_string(self._connection_string, name, **options)
@@ -141,15 +144,15 @@ class StorageQueue:
             try:
                 job_id = job_id_from_message(text)
             except InvalidInput as exc:
-                self._quarantine(message, text, str(exc))
+                self._quarantine(message, str(exc))
                 continue
             received.append(QueueMessage(message.id, message.pop_receipt, job_id, message.dequeue_count or 1))
         return received
 
-    def _quarantine(self, message: Any, text: str, reason: str) -> None:
+    def _quarantine(self, message: Any, reason: str) -> None:
         log.warning("moving unreadable message %s to %s-poison: %s", message.id, self.queue_name, reason)
         try:
-            self._client(f"{self.queue_name}-poison").send_message(text)
+            self._client(f"{self.queue_name}-poison").send_message(message.content)
             self._client().delete_message(message.id, message.pop_receipt)
         except Exception as exc:
             raise translate_storage_error(exc, f"storage queue {self.queue_name}: poison") from exc

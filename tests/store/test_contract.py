@@ -84,6 +84,14 @@ class TestUpdate:
         assert stored.run["output"].startswith("[truncated ")
         assert len(stored.run["output"]) < len(output)
 
+    def test_a_job_too_large_even_with_short_tails_is_refused(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        job, _ = store.create(make_job())
+        with pytest.raises(InvalidInput, match="too large"):
+            store.update(replace(job, notes=tuple("n" * 1000 for _ in range(500))))
+        assert store.get(job.id) == job
+
     def test_output_under_the_bound_is_not_cut(self, store: JobStore, make_job: MakeJob) -> None:
         # 100,000 characters: beyond one Table string property (64 KiB), within the job's bound.
         job, _ = store.create(make_job())
@@ -176,7 +184,9 @@ class TestLastOutcome:
         store.create(make_job("planned", at=T0 + timedelta(hours=3)))
         store.create(make_job("other-vm", at=T0 + timedelta(hours=4), target=VM2, path=done))
         store.create(
-            make_job("other-rem", at=T0 + timedelta(hours=5), remediation="restore-management-access", path=done)
+            make_job(
+                "other-rem", at=T0 + timedelta(hours=5), remediation="restore-management-access", path=done
+            )
         )
         found = store.last_outcome(VM.upper(), "free-disk-space")
         assert found is not None and found.id == newer.id
