@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 RESULT_PREFIX = "REMEDIATION_RESULT"
@@ -111,7 +111,7 @@ def windows_statuses(stdout: str, stderr: str) -> list[dict[str, str]]:
     ]
 
 
-def outputs_from_statuses(statuses: list[Mapping[str, Any]]) -> tuple[str, str]:
+def outputs_from_statuses(statuses: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """(stdout, stderr) from the ``value`` list of an action run command, whichever OS answered."""
     stdout: str | None = None
     stderr: str | None = None
