@@ -1,0 +1,115 @@
+"""SDK clients built from Settings: one per subscription, cached, pointed at ARM or the local emulator.
+
+In Azure the credential is the managed identity (``AZURE_CLIENT_ID`` picks a user-assigned one) or
+``DefaultAzureCredential``; against a loopback ``REMEDIATION_ARM_ENDPOINT`` it is the local fleet's dummy
+credential. The SDK's own retries are off: the adapters retry with typed errors and a bounded budget.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import InvalidInput
+from ..settings import Settings
+
+ARM_SCOPE = "https://management.azure.com/.default"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, ...], Any] = {}
+_credentials: dict[tuple[str, ...], Any] = {}
+
+
+def is_local_endpoint(settings: Settings) -> bool:
+    return (urlsplit(settings.arm_endpoint).hostname or "") in _LOOPBACK
+
+
+def credential(settings: Settings) -> Any:
+    """The token credential for ``settings``, created once per identity."""
+    key = (settings.arm_endpoint, settings.managed_identity_client_id or "")
+    with _lock:
+        cached = _credentials.get(key)
+        if cached is not None:
+            return cached
+        if is_local_endpoint(settings):
+            from ..localfleet.credential import FleetCredential
+
+            made: Any = FleetCredential()
+        elif settings.managed_identity_client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            made = ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            made = DefaultAzureCredential()
+        _credentials[key] = made
+        return made
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    parts = urlsplit(settings.arm_endpoint)
+    if parts.scheme != "https" or not parts.hostname:
+        raise InvalidInput(
+            f"setting REMEDIATION_ARM_ENDPOINT={settings.arm_endpoint!r} must be an https:// URL"
+        )
+    options: dict[str, Any] = {
+        "base_url": settings.arm_endpoint,
+        "credential_scopes": [ARM_SCOPE],
+        "retry_total": 0,
+    }
+    if settings.arm_ca_bundle:
+        options["connection_verify"] = settings.arm_ca_bundle
+    return options
+
+
+def _key(kind: str, settings: Settings, subscription: str) -> tuple[str, ...]:
+    return (
+        kind,
+        settings.arm_endpoint,
+        settings.arm_ca_bundle or "",
+        settings.managed_identity_client_id or "",
+        subscription.lower(),
+    )
+
+
+def compute_client(settings: Settings, subscription: str) -> Any:
+    """A ``ComputeManagementClient`` for one subscription (cached)."""
+    key = _key("compute", settings, subscription)
+    with _lock:
+        client = _clients.get(key)
+    if client is None:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        client = ComputeManagementClient(credential(settings), subscription, **_options(settings))
+        with _lock:
+            client = _clients.setdefault(key, client)
+    return client
+
+
+def network_client(settings: Settings, subscription: str) -> Any:
+    """A ``NetworkManagementClient`` for one subscription (cached)."""
+    key = _key("network", settings, subscription)
+    with _lock:
+        client = _clients.get(key)
+    if client is None:
+        from azure.mgmt.network import NetworkManagementClient
+
+        client = NetworkManagementClient(credential(settings), subscription, **_options(settings))
+        with _lock:
+            client = _clients.setdefault(key, client)
+    return client
+
+
+def clear_cache() -> None:
+    """Forget every client (tests that start a new emulator on another port)."""
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+        _credentials.clear()
+    for client in clients:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()

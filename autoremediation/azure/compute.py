@@ -1,0 +1,328 @@
+"""``ports.Compute`` on ``azure-mgmt-compute``: VM facts and Run Command, managed or classic.
+
+Managed mode (default) creates a run command resource named after the job, with ``asyncExecution`` and
+``timeoutInSeconds``, and reads its instance view: a dispatch costs a GET (is it there already?) and a PUT;
+a worker that crashed after the PUT re-attaches to the same run instead of running the script twice.
+
+Classic mode (``mode="action"``) uses ``virtual_machines.begin_run_command``. ARM treats it as one
+synchronous operation, so ``start_run`` waits for it and returns the terminal status; ``get_run`` answers
+from this process's memory and ``unknown`` in another process (classic mode cannot re-attach: it has no
+resource to find again). A wrapper recovers the exit status and passes parameters as environment
+variables; see ``wrappers.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import runresult
+from ..errors import InvalidInput, NotFound
+from ..ports import RunRequest, RunState, RunStatus, VmFacts
+from ..resources import VmRef
+from ..settings import Settings
+from . import clients, wrappers
+from .calls import Retrier
+
+_EXECUTION_STATES: dict[str, RunState] = {
+    "pending": "pending",
+    "running": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "timedout": "timed-out",
+    "canceled": "canceled",
+    "unknown": "unknown",
+}
+_COMMAND_IDS = {"linux": "RunShellScript", "windows": "RunPowerShellScript"}
+
+
+def _get(obj: Any, *names: str) -> Any:
+    """Follow attributes through the SDK's models; None as soon as one is missing."""
+    for name in names:
+        if obj is None:
+            return None
+        obj = getattr(obj, name, None)
+    return obj
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def _stamp(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def vm_ref(vm_id: str) -> VmRef:
+    ref = VmRef.parse(vm_id)
+    if ref is None:
+        raise InvalidInput(f"{vm_id!r} is not a virtual machine resource id")
+    return ref
+
+
+def facts_from_model(vm: Any) -> VmFacts:
+    """VmFacts from a VirtualMachine model read with its instance view."""
+    os_type = _text(_get(vm, "storage_profile", "os_disk", "os_type")).lower()
+    if os_type not in ("linux", "windows"):
+        os_type = "windows" if _get(vm, "os_profile", "windows_configuration") is not None else "linux"
+    view = _get(vm, "instance_view")
+    power = "unknown"
+    for status in _get(view, "statuses") or []:
+        code = _text(_get(status, "code"))
+        if code.lower().startswith("powerstate/"):
+            power = code.split("/", 1)[1].lower()
+    agent_ready = any(
+        _text(_get(s, "display_status")).lower() == "ready" for s in _get(view, "vm_agent", "statuses") or []
+    )
+    nics = tuple(str(n.id) for n in _get(vm, "network_profile", "network_interfaces") or [] if _get(n, "id"))
+    return VmFacts(
+        id=str(vm.id),
+        name=str(vm.name),
+        location=str(vm.location),
+        os_type=os_type,  # type: ignore[arg-type]  # narrowed just above
+        power_state=power,
+        agent_ready=agent_ready,
+        tags=dict(vm.tags or {}),
+        nic_ids=nics,
+    )
+
+
+def status_from_run_command(rc: Any) -> RunStatus:
+    """RunStatus from a managed run command read with ``$expand=instanceView``."""
+    view = _get(rc, "instance_view")
+    provisioning = _text(_get(rc, "provisioning_state")).lower()
+    output = runresult.tail(_text(_get(view, "output")))
+    error = runresult.tail(_text(_get(view, "error")))
+    messages = [_text(_get(s, "message")) for s in _get(view, "statuses") or [] if _get(s, "message")]
+    detail = "; ".join([m for m in [_text(_get(view, "execution_message")), *messages] if m])
+    raw_state = _text(_get(view, "execution_state")).lower()
+    state: RunState = _EXECUTION_STATES.get(raw_state, "unknown")
+    if provisioning == "failed":
+        state = "failed"
+        detail = detail or "the run command could not be provisioned"
+    elif view is None or raw_state in ("", "unknown"):
+        state = "pending"
+    exit_code = _get(view, "exit_code")
+    ended = state in ("succeeded", "failed", "timed-out", "canceled")
+    return RunStatus(
+        state=state,
+        exit_code=int(exit_code) if exit_code is not None and ended and provisioning != "failed" else None,
+        output=output,
+        error=error,
+        started_at=_stamp(_get(view, "start_time")),
+        ended_at=_stamp(_get(view, "end_time")),
+        result=runresult.parse_result(output),
+        detail=detail,
+    )
+
+
+def status_from_action(value: list[Any]) -> RunStatus:
+    """RunStatus from an action run command's ``value`` list (either OS), via the wrapper's exit marker."""
+    statuses = [{"code": _text(_get(s, "code")), "message": _text(_get(s, "message"))} for s in value or []]
+    stdout, stderr = runresult.outputs_from_statuses(statuses)
+    stderr, exit_code = runresult.pop_exit_marker(stderr)
+    result = runresult.parse_result(stdout)
+    detail = ""
+    if exit_code is None:
+        detail = "the script's exit status was not reported"
+        ok = result is not None and result.get("status") in ("fixed", "already-ok")
+        state: RunState = "succeeded" if ok else "failed"
+    else:
+        state = "succeeded" if exit_code == 0 else "failed"
+    return RunStatus(
+        state=state,
+        exit_code=exit_code,
+        output=runresult.tail(stdout),
+        error=runresult.tail(stderr),
+        result=result,
+        detail=detail,
+    )
+
+
+class AzureCompute:
+    """``ports.Compute`` on the real ``ComputeManagementClient``.
+
+    ``polling_interval`` is the action-mode LRO poll (never the SDK's 30 s default); ``retrier`` bounds
+    retries of Transient and Throttled errors. ``client_for`` overrides client construction (tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        mode: str | None = None,
+        polling_interval: float = 2.0,
+        retrier: Retrier | None = None,
+        client_for: Callable[[str], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.mode = (mode or settings.run_command_mode).lower()
+        if self.mode not in ("managed", "action"):
+            raise InvalidInput(f"run command mode {self.mode!r} must be managed or action")
+        self.polling_interval = polling_interval
+        self.retrier = retrier or Retrier()
+        self._client_for = client_for or (lambda sub: clients.compute_client(settings, sub))
+        self._clock = clock
+        self._lock = threading.Lock()
+        # A VM's location never changes: remembering it spares a GET before each PUT.
+        self._locations: dict[str, str] = {}
+        self._action_results: dict[tuple[str, str], RunStatus] = {}
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self._clock(), UTC).isoformat()
+
+    # ---- VMs -----------------------------------------------------------------------------------
+
+    def get_vm(self, vm_id: str) -> VmFacts:
+        ref = vm_ref(vm_id)
+        client = self._client_for(ref.subscription)
+        vm = self.retrier.call(
+            f"read VM {ref.name}",
+            lambda: client.virtual_machines.get(ref.resource_group, ref.name, expand="instanceView"),
+        )
+        facts = facts_from_model(vm)
+        with self._lock:
+            self._locations[ref.key] = facts.location
+        return facts
+
+    def list_vms(self, scope: str) -> list[VmFacts]:
+        parts = [p for p in (scope or "").strip().strip("/").split("/") if p]
+        if len(parts) == 2 and parts[0].lower() == "subscriptions":
+            client = self._client_for(parts[1])
+            pages = lambda: list(client.virtual_machines.list_all(expand="instanceView"))  # noqa: E731
+        elif len(parts) == 4 and parts[0].lower() == "subscriptions" and parts[2].lower() == "resourcegroups":
+            client = self._client_for(parts[1])
+            pages = lambda: list(client.virtual_machines.list(parts[3], expand="instanceView"))  # noqa: E731
+        else:
+            raise InvalidInput(
+                f"scope {scope!r} must be /subscriptions/<id> or /subscriptions/<id>/resourceGroups/<rg>"
+            )
+        facts = [facts_from_model(vm) for vm in self.retrier.call(f"list VMs in {scope}", pages)]
+        with self._lock:
+            for fact in facts:
+                ref = VmRef.parse(fact.id)
+                if ref is not None:
+                    self._locations[ref.key] = fact.location
+        return facts
+
+    def _location(self, ref: VmRef) -> str:
+        with self._lock:
+            location = self._locations.get(ref.key)
+        return location or self.get_vm(ref.id).location
+
+    # ---- runs ----------------------------------------------------------------------------------
+
+    def start_run(self, request: RunRequest) -> RunStatus:
+        ref = vm_ref(request.vm_id)
+        if request.os_type not in _COMMAND_IDS:
+            raise InvalidInput(f"os type {request.os_type!r} must be linux or windows")
+        if self.mode == "action":
+            return self._start_action(ref, request)
+        try:
+            return self.get_run(request.vm_id, request.run_name)
+        except NotFound:
+            pass
+        client = self._client_for(ref.subscription)
+        properties: dict[str, Any] = {
+            "source": {"script": request.script},
+            "parameters": [{"name": k, "value": v} for k, v in request.parameters.items()],
+            "asyncExecution": True,
+            "timeoutInSeconds": int(request.timeout_seconds),
+            "treatFailureAsDeploymentFailure": False,
+        }
+        if request.protected_parameters:
+            properties["protectedParameters"] = [
+                {"name": k, "value": v} for k, v in request.protected_parameters.items()
+            ]
+        body = {"location": self._location(ref), "properties": properties}
+
+        def put() -> Any:
+            # No poller: with asyncExecution the script starts on the PUT, and the run's own instance
+            # view (read by get_run) is where its progress shows.
+            return client.virtual_machine_run_commands.begin_create_or_update(
+                ref.resource_group, ref.name, request.run_name, body, polling=False
+            )
+
+        self.retrier.call(f"start run command {request.run_name} on {ref.name}", put)
+        return RunStatus(state="pending", started_at=self._now())
+
+    def _start_action(self, ref: VmRef, request: RunRequest) -> RunStatus:
+        if request.protected_parameters:
+            raise InvalidInput("classic run command mode cannot keep parameters secret: use managed mode")
+        if request.os_type == "linux":
+            script = wrappers.linux_wrapper(request.script)
+            parameters = wrappers.linux_arguments(request.parameters)
+        else:
+            script = wrappers.windows_wrapper(request.script, list(request.parameters))
+            parameters = wrappers.windows_arguments(request.parameters)
+        body = {
+            "commandId": _COMMAND_IDS[request.os_type],
+            "script": script.split("\n"),
+            "parameters": parameters,
+        }
+        client = self._client_for(ref.subscription)
+        started = self._now()
+
+        def run() -> Any:
+            poller = client.virtual_machines.begin_run_command(
+                ref.resource_group, ref.name, body, polling_interval=self.polling_interval
+            )
+            return poller.result()
+
+        result = self.retrier.call(f"run command on {ref.name}", run, idempotent=False)
+        status = status_from_action(list(_get(result, "value") or []))
+        ended = self._now()
+        status = replace(status, started_at=started, ended_at=ended)
+        with self._lock:
+            self._action_results[(ref.key, request.run_name.lower())] = status
+        return status
+
+    def get_run(self, vm_id: str, run_name: str) -> RunStatus:
+        ref = vm_ref(vm_id)
+        if self.mode == "action":
+            with self._lock:
+                known = self._action_results.get((ref.key, run_name.lower()))
+            if known is not None:
+                return known
+            return RunStatus(
+                state="unknown",
+                detail="classic run command results are known only to the process that ran them",
+            )
+        client = self._client_for(ref.subscription)
+        rc = self.retrier.call(
+            f"read run command {run_name} on {ref.name}",
+            lambda: client.virtual_machine_run_commands.get_by_virtual_machine(
+                ref.resource_group, ref.name, run_name, expand="instanceView"
+            ),
+        )
+        return status_from_run_command(rc)
+
+    def cancel_run(self, vm_id: str, run_name: str) -> None:
+        ref = vm_ref(vm_id)
+        if self.mode == "action":
+            # An action run command cannot be stopped through ARM; forget it so it is not reported twice.
+            with self._lock:
+                self._action_results.pop((ref.key, run_name.lower()), None)
+            return
+        client = self._client_for(ref.subscription)
+
+        def delete() -> None:
+            client.virtual_machine_run_commands.begin_delete(
+                ref.resource_group, ref.name, run_name, polling_interval=self.polling_interval
+            ).result()
+
+        try:
+            self.retrier.call(f"delete run command {run_name} on {ref.name}", delete)
+        except NotFound:
+            return

@@ -1,0 +1,144 @@
+"""``ports.Network`` on ``azure-mgmt-network``: NSGs and their rules, NICs, subnet associations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InvalidInput
+from ..ports import NetworkInterface, NetworkSecurityGroup, SecurityRule
+from ..settings import Settings
+from . import clients
+from .calls import Retrier, parse_id
+
+_NS = "Microsoft.Network"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def _fold(single: Any, plural: Any) -> tuple[str, ...]:
+    """ARM keeps a prefix or port range in a single field or a list; the port keeps a tuple."""
+    if plural:
+        return tuple(str(v) for v in plural)
+    if single:
+        return (str(single),)
+    return ("*",)
+
+
+def rule_from_model(rule: Any) -> SecurityRule:
+    direction = _text(rule.direction) or "Inbound"
+    access = _text(rule.access) or "Deny"
+    return SecurityRule(
+        name=str(rule.name),
+        priority=int(rule.priority or 0),
+        direction="Outbound" if direction.lower() == "outbound" else "Inbound",
+        access="Allow" if access.lower() == "allow" else "Deny",
+        protocol=_text(rule.protocol) or "*",
+        source_prefixes=_fold(rule.source_address_prefix, rule.source_address_prefixes),
+        destination_prefixes=_fold(rule.destination_address_prefix, rule.destination_address_prefixes),
+        source_ports=_fold(rule.source_port_range, rule.source_port_ranges),
+        destination_ports=_fold(rule.destination_port_range, rule.destination_port_ranges),
+        description=str(rule.description or ""),
+        id=str(rule.id or ""),
+    )
+
+
+def rule_body(rule: SecurityRule) -> dict[str, Any]:
+    """The ARM ``properties`` of a rule; one value goes in the single field, several in the list."""
+    props: dict[str, Any] = {
+        "priority": rule.priority,
+        "direction": rule.direction,
+        "access": rule.access,
+        "protocol": rule.protocol,
+    }
+    if rule.description:
+        props["description"] = rule.description
+    for values, single, plural in (
+        (rule.source_prefixes, "sourceAddressPrefix", "sourceAddressPrefixes"),
+        (rule.destination_prefixes, "destinationAddressPrefix", "destinationAddressPrefixes"),
+        (rule.source_ports, "sourcePortRange", "sourcePortRanges"),
+        (rule.destination_ports, "destinationPortRange", "destinationPortRanges"),
+    ):
+        if not values:
+            raise InvalidInput(f"security rule {rule.name!r} needs at least one value for {single}")
+        if len(values) == 1:
+            props[single] = values[0]
+        else:
+            props[plural] = list(values)
+    return {"properties": props}
+
+
+class AzureNetwork:
+    """``ports.Network`` on the real ``NetworkManagementClient``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        polling_interval: float = 2.0,
+        retrier: Retrier | None = None,
+        client_for: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.polling_interval = polling_interval
+        self.retrier = retrier or Retrier()
+        self._client_for = client_for or (lambda sub: clients.network_client(settings, sub))
+
+    def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup:
+        ref = parse_id(nsg_id, _NS, "networkSecurityGroups")
+        client = self._client_for(ref.subscription)
+        nsg = self.retrier.call(
+            f"read NSG {ref.name}", lambda: client.network_security_groups.get(ref.resource_group, ref.name)
+        )
+        return NetworkSecurityGroup(
+            id=str(nsg.id),
+            name=str(nsg.name),
+            location=str(nsg.location or ""),
+            rules=tuple(rule_from_model(r) for r in nsg.security_rules or []),
+            default_rules=tuple(rule_from_model(r) for r in nsg.default_security_rules or []),
+            tags=dict(nsg.tags or {}),
+            nic_ids=tuple(str(n.id) for n in nsg.network_interfaces or [] if n.id),
+            subnet_ids=tuple(str(s.id) for s in nsg.subnets or [] if s.id),
+        )
+
+    def get_nic(self, nic_id: str) -> NetworkInterface:
+        ref = parse_id(nic_id, _NS, "networkInterfaces")
+        client = self._client_for(ref.subscription)
+        nic = self.retrier.call(
+            f"read NIC {ref.name}", lambda: client.network_interfaces.get(ref.resource_group, ref.name)
+        )
+        configs = nic.ip_configurations or []
+        return NetworkInterface(
+            id=str(nic.id),
+            vm_id=str(nic.virtual_machine.id) if nic.virtual_machine is not None else None,
+            nsg_id=str(nic.network_security_group.id) if nic.network_security_group is not None else None,
+            subnet_ids=tuple(str(c.subnet.id) for c in configs if c.subnet is not None and c.subnet.id),
+            private_ips=tuple(str(c.private_ip_address) for c in configs if c.private_ip_address),
+        )
+
+    def get_subnet_nsg(self, subnet_id: str) -> str | None:
+        ref = parse_id(subnet_id, _NS, "virtualNetworks", "subnets")
+        client = self._client_for(ref.subscription)
+        subnet = self.retrier.call(
+            f"read subnet {ref.name}/{ref.child}",
+            lambda: client.subnets.get(ref.resource_group, ref.name, ref.child),
+        )
+        nsg = subnet.network_security_group
+        return str(nsg.id) if nsg is not None and nsg.id else None
+
+    def put_security_rule(self, nsg_id: str, rule: SecurityRule) -> SecurityRule:
+        ref = parse_id(nsg_id, _NS, "networkSecurityGroups")
+        client = self._client_for(ref.subscription)
+        body = rule_body(rule)
+
+        def put() -> Any:
+            return client.security_rules.begin_create_or_update(
+                ref.resource_group, ref.name, rule.name, body, polling_interval=self.polling_interval
+            ).result()
+
+        # A PUT of a named rule is idempotent, so retrying after a dropped connection is safe.
+        return rule_from_model(self.retrier.call(f"write rule {rule.name} in NSG {ref.name}", put))
