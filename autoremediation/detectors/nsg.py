@@ -117,6 +117,7 @@ NON_PUBLIC: tuple[IPNetwork, ...] = tuple(
 )
 
 _ASSUMED = "assumed: part of this rule cannot be evaluated, so it is taken to match"
+_UNSURE_ALLOW = "an earlier Allow rule could not be evaluated for this source and was not counted"
 _ANY_WORDS = frozenset({"*", "any"})
 _TCP_FAMILY = frozenset({"tcp", "udp", "icmp", "esp", "ah"})
 INTERNET = "internet"
@@ -458,31 +459,34 @@ def evaluate_nsg(
     left: tuple[Piece, ...] = source_pieces(flow.source, tag_prefixes)
     where = f"{level} NSG {nsg.name or nsg.id}"
     what = f"{flow.protocol.upper()} {flow.port} from {flow.source}"
+    unsure_allow = False  # an Allow was passed over only because it could not be evaluated
     for rule in effective_inbound_rules(nsg):
-        deciding = DecidingRule(
-            rule.name, rule.priority, rule.access, nsg.id, level, rule.name.lower() in _DEFAULT_NAMES
-        )
         applies = _rule_matches_flow(rule, flow)
         if applies is False:
             continue
+        deciding = DecidingRule(
+            rule.name, rule.priority, rule.access, nsg.id, level, rule.name.lower() in _DEFAULT_NAMES
+        )
         if rule.access.lower() == "deny":
             caught, unsure = _caught_by(rule, left, tag_prefixes)
             if caught:
-                assumed = applies is None or unsure
-                note = (
-                    " (assumed: part of this rule cannot be evaluated, so it is taken to match)"
-                    if assumed
-                    else ""
-                )
+                assumed = applies is None or unsure or unsure_allow
+                note = f" ({_ASSUMED})" if applies is None or unsure else ""
+                if unsure_allow:
+                    note += f" ({_UNSURE_ALLOW})"
                 reason = f"{what} is denied by rule {rule.name} (priority {rule.priority}) of {where}{note}"
                 return Verdict(False, deciding, reason, assumed, tuple(_describe(p) for p in caught))
-        elif applies is True and rule.access.lower() == "allow":
-            left = _after_allow(rule, left, tag_prefixes)
+        elif rule.access.lower() == "allow":
+            if applies is None:
+                unsure_allow = True
+                continue
+            left, unsure = _after_allow(rule, left, tag_prefixes)
+            unsure_allow = unsure_allow or unsure
             if not left:
                 reason = f"{what} is allowed by rule {rule.name} (priority {rule.priority}) of {where}"
                 return Verdict(True, deciding, reason)
     reason = f"{what}: no inbound rule of {where} admits {', '.join(_describe(p) for p in left)}"
-    return Verdict(False, None, reason, uncovered=tuple(_describe(p) for p in left))
+    return Verdict(False, None, reason, unsure_allow, tuple(_describe(p) for p in left))
 
 
 def _caught_by(
@@ -501,11 +505,15 @@ def _caught_by(
 
 def _after_allow(
     rule: SecurityRule, left: Sequence[Piece], tag_prefixes: Mapping[str, Sequence[str]] | None
-) -> tuple[Piece, ...]:
+) -> tuple[tuple[Piece, ...], bool]:
+    """What of the source an Allow rule leaves uncovered, and whether any relation was unknown."""
     remaining = list(left)
+    unsure = False
     for prefix in rule.source_prefixes:
-        remaining = [rest for piece in remaining for rest in _relate(prefix, piece, tag_prefixes).left]
-    return tuple(remaining)
+        relations = [_relate(prefix, piece, tag_prefixes) for piece in remaining]
+        unsure = unsure or any(r.overlaps is None for r in relations)
+        remaining = [rest for relation in relations for rest in relation.left]
+    return tuple(remaining), unsure
 
 
 def evaluate_path(
