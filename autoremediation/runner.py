@@ -242,6 +242,13 @@ class Runner:
                 return self._finish(job, jobs.FAILED, f"{name}: {error}")
             except RemediationError as error:
                 return self._finish(job, jobs.FAILED, f"{name}: {error}")
+            if record.get("action") == "skip":
+                return self._finish(
+                    job,
+                    jobs.SKIPPED,
+                    f"{name}: {record.get('reason', 'skipped')}",
+                    outcome={**job.outcome, "controlPlane": {**done, name: record}},
+                )
             done[name] = record
             # Written before the guest step, so a crash never repeats a finished Azure-side change.
             job = self._write(

@@ -1,0 +1,68 @@
+"""Azure-side steps a remediation may run before its guest script, through the ports.
+
+``nsg-allow-management`` (restore-management-access): for every NSG on the VM's path (subnet and NIC),
+add an allow rule for the management sources just above the blocking rule. The customer's rules are
+never changed; a VM or NSG with the quarantine tag is left alone and the job is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .detectors.lockout import management_port
+from .detectors.nsg import Level
+from .detectors.nsg_fix import apply_management_allow, plan_management_allow
+from .jobs import Job
+from .ports import Compute, Network
+
+SKIP = "skip"
+
+
+class NsgAllowManagement:
+    """The ``nsg-allow-management`` step. Checks before it changes, so a repeat changes nothing."""
+
+    def __init__(
+        self, network: Network, compute: Compute, sources: Sequence[str], quarantine_tag: str
+    ) -> None:
+        self.network = network
+        self.compute = compute
+        self.sources = tuple(sources)
+        self.quarantine_tag = quarantine_tag
+
+    def __call__(self, job: Job, vm: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]:
+        facts = self.compute.get_vm(job.target)
+        port = int(job.parameters.get("port") or management_port(facts.os_type))
+        actions: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for nic_id in facts.nic_ids:
+            nic = self.network.get_nic(nic_id)
+            path: list[tuple[Level, str | None]] = [
+                ("subnet", self.network.get_subnet_nsg(s)) for s in nic.subnet_ids
+            ]
+            path.append(("nic", nic.nsg_id))
+            for level, nsg_id in path:
+                if not nsg_id or nsg_id.lower() in seen:
+                    continue
+                seen.add(nsg_id.lower())
+                nsg = self.network.get_nsg(nsg_id)
+                plan = plan_management_allow(nsg, facts, port, self.sources, self.quarantine_tag, level=level)
+                record: dict[str, Any] = {
+                    "nsg": nsg.id,
+                    "level": level,
+                    "action": plan.action,
+                    "reason": plan.reason,
+                    "rules": [f"{r.name} ({r.priority})" for r in plan.rules],
+                }
+                if plan.blocking is not None:
+                    record["blockingRule"] = f"{plan.blocking.name} ({plan.blocking.priority})"
+                if plan.action == SKIP:
+                    return {"action": SKIP, "reason": plan.reason, "port": port, "nsgs": [*actions, record]}
+                if plan.action == "add":
+                    if dry_run:
+                        record["action"] = "would-add"
+                    else:
+                        apply_management_allow(self.network, plan)
+                actions.append(record)
+        changed = any(a["action"] == "add" for a in actions)
+        return {"action": "add" if changed else "none", "port": port, "nsgs": actions}

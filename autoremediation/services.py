@@ -1,0 +1,154 @@
+"""The engine, assembled from settings: store, queue, ARM adapters, planner, intake and runner.
+
+One instance per process, built on first use, so a cold start pays only for what the invoked function
+touches: the HTTP health check never imports an Azure SDK, the alert webhook never builds the
+compute client unless a detector needs it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import cached_property
+
+from .catalog import Catalog, load_catalog
+from .intake import Intake
+from .planning import Detect, Planner
+from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
+from .routing import Finding, Route, load_routes
+from .runner import ControlPlaneStep, Runner
+from .settings import Settings
+from .signals.model import Signal
+
+
+class Services:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        store: JobStore | None = None,
+        queue: Queue | None = None,
+        compute: Compute | None = None,
+        network: Network | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
+        for name, value in (("store", store), ("queue", queue), ("compute", compute), ("network", network)):
+            if value is not None:
+                self.__dict__[name] = value
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.catalog_dir)
+
+    @cached_property
+    def routes(self) -> tuple[Route, ...]:
+        return load_routes(self.settings.catalog_dir, self.catalog)
+
+    @cached_property
+    def store(self) -> JobStore:
+        from .store.factory import job_store_from_settings
+
+        return job_store_from_settings(self.settings)
+
+    @cached_property
+    def queue(self) -> Queue:
+        from .store.factory import queue_from_settings
+
+        return queue_from_settings(self.settings, self.clock)
+
+    @cached_property
+    def compute(self) -> Compute:
+        from .azure.compute import AzureCompute
+
+        return AzureCompute(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
+
+    @cached_property
+    def network(self) -> Network:
+        from .azure.network import AzureNetwork
+
+        return AzureNetwork(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
+
+    def detect(self, name: str, signal: Signal) -> tuple[Sequence[Finding], Sequence[str]]:
+        """The detectors routes may ask for, on this process's ARM adapters."""
+        if name != "nsg-lockout":
+            return (), (f"no detector named {name}",)
+        from .detectors.lockout import detect_nsg_lockout
+        from .resources import VmRef
+
+        result = detect_nsg_lockout(signal, self.network, self.compute, self.settings.management_sources)
+        findings = []
+        notes = list(result.notes)
+        for found in result.findings:
+            target = VmRef.parse(found.target)
+            remediation = self.catalog.for_condition(found.condition)
+            if target is None or remediation is None:
+                notes.append(f"{name}: no remediation for {found.condition} on {found.target}")
+                continue
+            findings.append(
+                Finding(
+                    signal=signal,
+                    condition=found.condition,
+                    remediation=remediation.id,
+                    target=target,
+                    parameters=dict(found.parameters),
+                    route="detector:" + name,
+                    evidence={**found.evidence, "reason": found.reason},
+                )
+            )
+        return findings, notes
+
+    @cached_property
+    def planner(self) -> Planner:
+        detect: Detect = self.detect
+        return Planner(self.catalog, self.routes, detect=detect)
+
+    @cached_property
+    def intake(self) -> Intake:
+        return Intake(self.planner, self.store, self.queue, self.clock)
+
+    @cached_property
+    def control_plane(self) -> dict[str, ControlPlaneStep]:
+        from .controlplane import NsgAllowManagement
+
+        return {
+            "nsg-allow-management": NsgAllowManagement(
+                self.network, self.compute, self.settings.management_sources, self.settings.quarantine_tag
+            )
+        }
+
+    @cached_property
+    def runner(self) -> Runner:
+        from .telemetry import emit_transition
+
+        return Runner(
+            catalog=self.catalog,
+            store=self.store,
+            compute=self.compute,
+            clock=self.clock,
+            settings=self.settings,
+            control_plane=self.control_plane,
+            on_transition=emit_transition,
+        )
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process-wide engine, from the environment (the Function App's app settings)."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services(Settings.from_env())
+        return _services
+
+
+def set_services(services: Services | None) -> None:
+    """Replace (or with None, forget) the process-wide engine: tests and the CLI."""
+    global _services
+    with _lock:
+        _services = services
