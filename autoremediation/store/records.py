@@ -24,10 +24,12 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 # A Table entity holds at most 1 MiB, strings count two bytes a character: 384,000 ASCII characters of
 # JSON leave room for the indexed properties. SQLite uses the same bound so both stores keep the same job.
 MAX_BODY_CHARS = 384_000
-# Output and error tails in ``run`` / ``outcome`` are what grows without bound; they are cut to this
-# many trailing characters first when a job would not fit.
+# Output and error tails in ``run`` / ``outcome`` (and detector ``evidence``) are what grows without
+# bound; their strings are cut to this many trailing characters first when a job would not fit.
 TAIL_CHARS = 16_384
 _TRUNCATED = "[truncated {n} characters]\n"
+# The free-form parts of a job that hold what scripts and detectors said.
+_GROWING = tuple(name for name in ("run", "outcome", "evidence") if name in Job.__dataclass_fields__)
 
 
 def check_id(value: object, what: str = "job") -> str:
@@ -109,7 +111,7 @@ def encode_job(job: Job) -> tuple[Job, str]:
     text = _dumps(job.to_dict(), job.id)
     keep = TAIL_CHARS
     while len(text) > MAX_BODY_CHARS and keep >= 256:
-        job = replace(job, run=_bounded_tails(job.run, keep), outcome=_bounded_tails(job.outcome, keep))
+        job = replace(job, **{name: _bounded_tails(getattr(job, name), keep) for name in _GROWING})
         text = _dumps(job.to_dict(), job.id)
         keep //= 4
     if len(text) > MAX_BODY_CHARS:

@@ -216,11 +216,13 @@ class TableJobStore:
     @classmethod
     def from_connection_string(
         cls, connection_string: str, table_prefix: str = "remediation", **options: Any
-    ):
+    ) -> TableJobStore:
         return cls(connection_string=connection_string, table_prefix=table_prefix, client_options=options)
 
     @classmethod
-    def from_endpoint(cls, endpoint: str, credential: Any, table_prefix: str = "remediation", **options: Any):
+    def from_endpoint(
+        cls, endpoint: str, credential: Any, table_prefix: str = "remediation", **options: Any
+    ) -> TableJobStore:
         return cls(
             endpoint=endpoint, credential=credential, table_prefix=table_prefix, client_options=options
         )
