@@ -10,6 +10,7 @@ from typing import Any
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SUB = "11111111-2222-3333-4444-555555555555"
 RG = "rg-app"
+ALERT_GUID = "8f1c2d3e-0000-4a5b-9c8d-7e6f5a4b3c2d"
 
 
 def vm_id(name: str, *, sub: str = SUB, rg: str = RG) -> str:
@@ -21,16 +22,21 @@ def storage_id(name: str = "stapp") -> str:
 
 
 def workspace_id() -> str:
-    return f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/microsoft.operationalinsights/workspaces/law-app"
+    return (
+        f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/microsoft.operationalinsights/workspaces/law-app"
+    )
 
 
 def nsg_rule_id(rule: str = "deny-ssh", nsg: str = "nsg-app") -> str:
-    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{nsg}/securityRules/{rule}"
+    nsg_id = (
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{nsg}"
+    )
+    return f"{nsg_id}/securityRules/{rule}"
 
 
 def essentials(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "alertId": f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/8f1c2d3e-0000-4a5b-9c8d-7e6f5a4b3c2d",
+        "alertId": f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{ALERT_GUID}",
         "alertRule": "cpu-high",
         "severity": "Sev2",
         "signalType": "Metric",
@@ -38,7 +44,7 @@ def essentials(**overrides: Any) -> dict[str, Any]:
         "monitoringService": "Platform",
         "alertTargetIDs": [vm_id("vm-web-1").lower()],
         "configurationItems": ["vm-web-1"],
-        "originAlertId": "11111111-2222-3333-4444-555555555555_rg-app_microsoft.insights_metricAlerts_cpu-high_1",
+        "originAlertId": f"{SUB}_{RG}_microsoft.insights_metricAlerts_cpu-high_1",
         "firedDateTime": "2026-03-01T08:00:00.000Z",
         "description": "CPU above 90%",
         "essentialsVersion": "1.0",
@@ -48,16 +54,22 @@ def essentials(**overrides: Any) -> dict[str, Any]:
     return base
 
 
-def alert(essentials_: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
-          custom: dict[str, Any] | None = None) -> dict[str, Any]:
+def alert(
+    essentials_: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     data: dict[str, Any] = {"essentials": essentials_ or essentials(), "alertContext": context or {}}
     if custom is not None:
         data["customProperties"] = custom
     return {"schemaId": "azureMonitorCommonAlertSchema", "data": data}
 
 
-def metric_context(*conditions: dict[str, Any], kind: str = "SingleResourceMultipleMetricCriteria",
-                   properties: dict[str, Any] | None = None) -> dict[str, Any]:
+def metric_context(
+    *conditions: dict[str, Any],
+    kind: str = "SingleResourceMultipleMetricCriteria",
+    properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "properties": properties,
         "conditionType": kind,
@@ -77,7 +89,9 @@ def metric_condition(name: str = "Percentage CPU", dims: Any = None, value: Any 
     }
 
 
-def log_v2_context(query: str, *rows: dict[str, str], properties: dict[str, Any] | None = None) -> dict[str, Any]:
+def log_v2_context(
+    query: str, *rows: dict[str, str], properties: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One allOf condition per dimension combination, as Log Alerts V2 sends them."""
     return {
         "properties": properties or {},
@@ -119,8 +133,14 @@ def activity_context(operation: str, scope: str | None, **overrides: Any) -> dic
     return context
 
 
-def eg_event(event_type: str, data: Any, *, subject: str = "", event_id: str = "evt-1",
-             topic: str = f"/subscriptions/{SUB}/resourceGroups/{RG}") -> dict[str, Any]:
+def eg_event(
+    event_type: str,
+    data: Any,
+    *,
+    subject: str = "",
+    event_id: str = "evt-1",
+    topic: str = f"/subscriptions/{SUB}/resourceGroups/{RG}",
+) -> dict[str, Any]:
     return {
         "id": event_id,
         "topic": topic,

@@ -21,7 +21,9 @@ from tests.helpers.signal_payloads import (
     workspace_id,
 )
 
-DISK_QUERY = 'InsightsMetrics | where Name == "FreeSpacePercentage" | summarize avg(Val) by _ResourceId, Mount'
+DISK_QUERY = (
+    'InsightsMetrics | where Name == "FreeSpacePercentage" | summarize avg(Val) by _ResourceId, Mount'
+)
 
 
 def one(payload: object) -> Signal:
@@ -32,7 +34,9 @@ def one(payload: object) -> Signal:
 
 def test_static_metric_alert_on_a_vm() -> None:
     payload = alert(
-        context=metric_context(metric_condition("Percentage CPU", [{"name": "ResourceId", "value": "guid-1"}])),
+        context=metric_context(
+            metric_condition("Percentage CPU", [{"name": "ResourceId", "value": "guid-1"}])
+        ),
         custom={"team": "web"},
     )
     signal = one(payload)
@@ -89,8 +93,12 @@ def test_resolved_alert_has_resolved_state_and_time() -> None:
 def test_log_alert_v2_takes_targets_and_rows_from_resource_id_dimensions() -> None:
     vm1, vm2 = vm_id("vm-db-1"), vm_id("vm-db-2")
     payload = alert(
-        essentials(signalType="Log", monitoringService="Log Alerts V2", alertTargetIDs=[workspace_id()],
-                   configurationItems=[vm1.lower(), vm2]),
+        essentials(
+            signalType="Log",
+            monitoringService="Log Alerts V2",
+            alertTargetIDs=[workspace_id()],
+            configurationItems=[vm1.lower(), vm2],
+        ),
         log_v2_context(
             DISK_QUERY,
             {"_ResourceId": vm1.lower(), "Mount": "/var"},
@@ -110,8 +118,12 @@ def test_log_alert_v2_takes_targets_and_rows_from_resource_id_dimensions() -> No
 def test_target_from_dimension_only() -> None:
     vm = vm_id("vm-only-in-dimension")
     payload = alert(
-        essentials(signalType="Log", monitoringService="Log Alerts V2", alertTargetIDs=[workspace_id()],
-                   configurationItems=["vm-only-in-dimension"]),
+        essentials(
+            signalType="Log",
+            monitoringService="Log Alerts V2",
+            alertTargetIDs=[workspace_id()],
+            configurationItems=["vm-only-in-dimension"],
+        ),
         log_v2_context(DISK_QUERY, {"ResourceId": vm, "Mount": "/"}),
     )
     assert [t.id for t in one(payload).targets] == [vm]
@@ -119,7 +131,9 @@ def test_target_from_dimension_only() -> None:
 
 def test_custom_properties_override_alert_context_properties() -> None:
     payload = alert(
-        context=log_v2_context(DISK_QUERY, properties={"mountPoint": "/", "team": "db", "n": 3, "gone": None}),
+        context=log_v2_context(
+            DISK_QUERY, properties={"mountPoint": "/", "team": "db", "n": 3, "gone": None}
+        ),
         custom={"mountPoint": "/var", "extra": True},
     )
     assert one(payload).custom_properties == {"mountPoint": "/var", "team": "db", "n": "3", "extra": "true"}
@@ -138,15 +152,20 @@ def test_older_log_analytics_alert_reads_search_query_and_result_rows() -> None:
             "tables": [
                 {
                     "name": "PrimaryResult",
-                    "columns": [{"name": "_ResourceId", "type": "string"}, {"name": "InstanceName", "type": "string"},
-                                {"name": "CounterValue", "type": "real"}],
+                    "columns": [
+                        {"name": "_ResourceId", "type": "string"},
+                        {"name": "InstanceName", "type": "string"},
+                        {"name": "CounterValue", "type": "real"},
+                    ],
                     "rows": [[vm.lower(), "C:", 4.5], [vm.lower(), "D:", 7]],
                 }
             ]
         },
     }
-    payload = alert(essentials(signalType="Log", monitoringService="Log Analytics",
-                               alertTargetIDs=[workspace_id()]), context)
+    payload = alert(
+        essentials(signalType="Log", monitoringService="Log Analytics", alertTargetIDs=[workspace_id()]),
+        context,
+    )
     signal = one(payload)
     assert signal.type == "Log Analytics"
     assert signal.query == "Perf | where CounterName == '% Free Space'"
@@ -159,10 +178,20 @@ def test_older_log_analytics_alert_reads_search_query_and_result_rows() -> None:
 
 def test_application_insights_log_alert() -> None:
     component = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/microsoft.insights/components/appi-web"
-    context = {"SearchQuery": "requests | where success == false", "ApplicationId": "app-guid",
-               "AlertType": "Number of results", "ResultCount": 12}
-    signal = one(alert(essentials(signalType="Log", monitoringService="Application Insights",
-                                  alertTargetIDs=[component]), context))
+    context = {
+        "SearchQuery": "requests | where success == false",
+        "ApplicationId": "app-guid",
+        "AlertType": "Number of results",
+        "ResultCount": 12,
+    }
+    signal = one(
+        alert(
+            essentials(
+                signalType="Log", monitoringService="Application Insights", alertTargetIDs=[component]
+            ),
+            context,
+        )
+    )
     assert signal.type == "Application Insights"
     assert signal.query == "requests | where success == false"
     assert signal.targets == ()
@@ -173,8 +202,12 @@ def test_activity_log_administrative_alert_on_an_nsg_rule() -> None:
     rule = nsg_rule_id()
     op = "Microsoft.Network/networkSecurityGroups/securityRules/write"
     payload = alert(
-        essentials(signalType="Activity Log", monitoringService="Activity Log - Administrative",
-                   alertTargetIDs=[rule.lower()], configurationItems=["deny-ssh"]),
+        essentials(
+            signalType="Activity Log",
+            monitoringService="Activity Log - Administrative",
+            alertTargetIDs=[rule.lower()],
+            configurationItems=["deny-ssh"],
+        ),
         activity_context(op, rule),
     )
     signal = one(payload)
@@ -190,8 +223,11 @@ def test_activity_log_administrative_alert_on_an_nsg_rule() -> None:
 def test_activity_log_alert_on_a_vm_child_resource_targets_the_vm() -> None:
     extension = vm_id("vm-web-2") + "/extensions/CustomScript"
     payload = alert(
-        essentials(signalType="Activity Log", monitoringService="Activity Log - Administrative",
-                   alertTargetIDs=[extension]),
+        essentials(
+            signalType="Activity Log",
+            monitoringService="Activity Log - Administrative",
+            alertTargetIDs=[extension],
+        ),
         activity_context("Microsoft.Compute/virtualMachines/extensions/write", extension),
     )
     signal = one(payload)
@@ -202,13 +238,25 @@ def test_activity_log_alert_on_a_vm_child_resource_targets_the_vm() -> None:
 def test_resource_health_alert() -> None:
     vm = vm_id("vm-web-3")
     context = activity_context(
-        "Microsoft.Resourcehealth/healthevent/Activated/action", None,
-        eventSource="ResourceHealth", status="Active",
-        properties={"title": "Rebooted", "details": None, "currentHealthStatus": "Unavailable",
-                    "previousHealthStatus": "Available", "type": "Downtime", "cause": "PlatformInitiated"},
+        "Microsoft.Resourcehealth/healthevent/Activated/action",
+        None,
+        eventSource="ResourceHealth",
+        status="Active",
+        properties={
+            "title": "Rebooted",
+            "details": None,
+            "currentHealthStatus": "Unavailable",
+            "previousHealthStatus": "Available",
+            "type": "Downtime",
+            "cause": "PlatformInitiated",
+        },
     )
-    signal = one(alert(essentials(signalType="Activity Log", monitoringService="Resource Health",
-                                  alertTargetIDs=[vm]), context))
+    signal = one(
+        alert(
+            essentials(signalType="Activity Log", monitoringService="Resource Health", alertTargetIDs=[vm]),
+            context,
+        )
+    )
     assert signal.type == "Resource Health"
     assert signal.status == "Active"
     assert signal.resource_id == vm  # no authorization scope: the alert's target stands in
@@ -219,11 +267,28 @@ def test_resource_health_alert() -> None:
 
 def test_service_health_alert_with_numbers_for_names_and_an_array_property() -> None:
     context = activity_context(
-        "Microsoft.ServiceHealth/incident/action", None, eventSource=2, level=3, channels=1, status="Active",
-        properties={"title": "Outage", "impactedServices": [{"ServiceName": "Virtual Machines"}], "stage": "Active"},
+        "Microsoft.ServiceHealth/incident/action",
+        None,
+        eventSource=2,
+        level=3,
+        channels=1,
+        status="Active",
+        properties={
+            "title": "Outage",
+            "impactedServices": [{"ServiceName": "Virtual Machines"}],
+            "stage": "Active",
+        },
     )
-    signal = one(alert(essentials(signalType="ActivityLog", monitoringService="ServiceHealth",
-                                  alertTargetIDs=[f"/subscriptions/{SUB}"]), context))
+    signal = one(
+        alert(
+            essentials(
+                signalType="ActivityLog",
+                monitoringService="ServiceHealth",
+                alertTargetIDs=[f"/subscriptions/{SUB}"],
+            ),
+            context,
+        )
+    )
     assert signal.type == "ServiceHealth"
     assert signal.resource_id == f"/subscriptions/{SUB}"
     assert signal.targets == ()
@@ -239,10 +304,22 @@ def test_service_health_alert_with_numbers_for_names_and_an_array_property() -> 
         (lambda e: e.update(alertTargetIDs=[vm_id("vm-a"), 7, None, {"id": vm_id("vm-b")}]), ["vm-a"]),
         (lambda e: e.update(alertTargetIDs=[], configurationItems=vm_id("vm-c")), ["vm-c"]),
         (lambda e: e.update(alertTargetIDs=[vm_id("vm-a"), vm_id("vm-a").upper() + "/"]), ["vm-a"]),
-        (lambda e: e.update(alertTargetIDs=[vm_id("vm-a").replace("virtualMachines/vm-a", "disks/vm-a-os")]), []),
+        (
+            lambda e: e.update(
+                alertTargetIDs=[vm_id("vm-a").replace("virtualMachines/vm-a", "disks/vm-a-os")]
+            ),
+            [],
+        ),
         (lambda e: e.update(alertTargetIDs=["vm-a", "/subscriptions/x", vm_id("vm-a") + "x/"]), ["vm-ax"]),
-        (lambda e: e.update(alertTargetIDs=["/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/"
-                                            "virtualMachineScaleSets/ss/virtualMachines/0"]), []),
+        (
+            lambda e: e.update(
+                alertTargetIDs=[
+                    "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/"
+                    "virtualMachineScaleSets/ss/virtualMachines/0"
+                ]
+            ),
+            [],
+        ),
     ],
 )
 def test_targets_survive_type_drift_and_keep_only_vms(change, expected) -> None:
@@ -272,8 +349,10 @@ def test_dimensions_given_as_a_plain_object_and_all_of_as_one_object() -> None:
 
 
 def test_missing_optional_sections_are_fine() -> None:
-    payload = {"schemaId": "azureMonitorCommonAlertSchema",
-               "data": {"essentials": essentials(), "alertContext": None, "customProperties": None}}
+    payload = {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {"essentials": essentials(), "alertContext": None, "customProperties": None},
+    }
     signal = one(payload)
     assert signal.dimensions == () and signal.custom_properties == {} and signal.metrics == ()
     del payload["data"]["alertContext"]
@@ -288,20 +367,33 @@ def test_monitor_condition_is_read_without_case() -> None:
     ("payload", "message"),
     [
         ({"schemaId": "azureMonitorCommonAlertSchema"}, "alert: data is missing"),
-        ({"schemaId": "azureMonitorCommonAlertSchema", "data": []}, "alert: data must be an object, not an array"),
+        (
+            {"schemaId": "azureMonitorCommonAlertSchema", "data": []},
+            "alert: data must be an object, not an array",
+        ),
         ({"schemaId": "azureMonitorCommonAlertSchema", "data": {}}, "alert: data.essentials is missing"),
         (alert(essentials(alertId=None)), "alert: data.essentials.alertId is missing"),
         (alert(essentials(alertId="  ")), "alert: data.essentials.alertId is missing"),
-        (alert(essentials(alertId={"id": 1})), "alert: data.essentials.alertId must be a string, not an object"),
+        (
+            alert(essentials(alertId={"id": 1})),
+            "alert: data.essentials.alertId must be a string, not an object",
+        ),
         (alert(essentials(monitoringService=None)), "alert: data.essentials.monitoringService is missing"),
-        (alert(essentials(monitorCondition="Acknowledged")),
-         "alert: data.essentials.monitorCondition must be Fired or Resolved, not 'Acknowledged'"),
-        ({"schemaId": "Microsoft.Insights/activityLogs", "data": {}},
-         "alert: schemaId 'Microsoft.Insights/activityLogs' is not supported"),
+        (
+            alert(essentials(monitorCondition="Acknowledged")),
+            "alert: data.essentials.monitorCondition must be Fired or Resolved, not 'Acknowledged'",
+        ),
+        (
+            {"schemaId": "Microsoft.Insights/activityLogs", "data": {}},
+            "alert: schemaId 'Microsoft.Insights/activityLogs' is not supported",
+        ),
         ({"schemaId": 7, "data": {}}, "alert: schemaId '7' is not supported"),
         ({"schemaId": None, "data": {}}, "alert: schemaId (null) is not supported"),
         (alert(context="oops"), "alert: data.alertContext must be an object, not a string"),
-        (alert(context={"condition": [1]}), "alert: data.alertContext.condition must be an object, not an array"),
+        (
+            alert(context={"condition": [1]}),
+            "alert: data.alertContext.condition must be an object, not an array",
+        ),
     ],
 )
 def test_malformed_alerts_are_refused_with_the_field_named(payload, message) -> None:

@@ -59,17 +59,27 @@ def test_nsg_rule_write_event_names_the_rule_but_no_vm() -> None:
 
 def test_write_on_a_vm_targets_it_and_a_single_event_object_is_accepted() -> None:
     vm = vm_id("vm-web-1")
-    [signal] = parse(eg_event(WRITE, resource_data(vm, "Microsoft.Compute/virtualMachines/write"), subject=vm))
+    [signal] = parse(
+        eg_event(WRITE, resource_data(vm, "Microsoft.Compute/virtualMachines/write"), subject=vm)
+    )
     assert [t.id for t in signal.targets] == [vm]
 
 
 def test_failed_and_deleted_resource_events_keep_their_status() -> None:
     vm = vm_id("vm-gone")
     events = [
-        eg_event("Microsoft.Resources.ResourceWriteFailure", resource_data(vm, "Microsoft.Compute/virtualMachines/write",
-                                                                           "Failed"), subject=vm, event_id="a"),
-        eg_event("Microsoft.Resources.ResourceDeleteSuccess", resource_data(vm, "Microsoft.Compute/virtualMachines/delete"),
-                 subject=vm, event_id="b"),
+        eg_event(
+            "Microsoft.Resources.ResourceWriteFailure",
+            resource_data(vm, "Microsoft.Compute/virtualMachines/write", "Failed"),
+            subject=vm,
+            event_id="a",
+        ),
+        eg_event(
+            "Microsoft.Resources.ResourceDeleteSuccess",
+            resource_data(vm, "Microsoft.Compute/virtualMachines/delete"),
+            subject=vm,
+            event_id="b",
+        ),
     ]
     signals = parse(events)
     assert [(s.id, s.type, s.status) for s in signals] == [
@@ -108,15 +118,23 @@ def test_cloud_event_single_and_batch() -> None:
     vm = vm_id("vm-ce")
     single = cloud_event(WRITE, resource_data(vm, "Microsoft.Compute/virtualMachines/write"), subject=vm)
     [signal] = parse(single)
-    assert (signal.id, signal.type, signal.operation_name) == ("ce-1", WRITE, "Microsoft.Compute/virtualMachines/write")
+    assert (signal.id, signal.type, signal.operation_name) == (
+        "ce-1",
+        WRITE,
+        "Microsoft.Compute/virtualMachines/write",
+    )
     assert [t.id for t in signal.targets] == [vm]
     batch = [single, cloud_event(AVAILABILITY, health_data(vm), event_id="ce-2")]
     assert [s.id for s in parse(batch)] == ["ce-1", "ce-2"]
 
 
 def test_unknown_event_types_parse_with_whatever_data_they_carry() -> None:
-    blob = eg_event("Microsoft.Storage.BlobCreated", {"url": "https://x/y"}, subject="/blobServices/default/x",
-                    topic=storage_id())
+    blob = eg_event(
+        "Microsoft.Storage.BlobCreated",
+        {"url": "https://x/y"},
+        subject="/blobServices/default/x",
+        topic=storage_id(),
+    )
     text = cloud_event("Contoso.Custom.Thing", "plain text data")
     signals = parse([blob]) + parse(text)
     assert [s.type for s in signals] == ["Microsoft.Storage.BlobCreated", "Contoso.Custom.Thing"]
@@ -124,9 +142,14 @@ def test_unknown_event_types_parse_with_whatever_data_they_carry() -> None:
 
 
 def test_subscription_validation_event_carries_the_code_and_no_targets() -> None:
-    event = eg_event(VALIDATION, {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
-                                  "validationUrl": "https://example.invalid/validate?id=1"},
-                     subject=vm_id("vm-never-a-target"))
+    event = eg_event(
+        VALIDATION,
+        {
+            "validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
+            "validationUrl": "https://example.invalid/validate?id=1",
+        },
+        subject=vm_id("vm-never-a-target"),
+    )
     [signal] = parse([event])
     assert signal.is_validation
     assert signal.validation_code == "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"
@@ -145,8 +168,10 @@ def test_subscription_validation_event_carries_the_code_and_no_targets() -> None
         ([{"eventType": WRITE, "id": "x", "data": "s"}], "event[0]: data must be an object, not a string"),
         ({"eventType": None, "id": "x"}, "event: eventType is missing"),
         ([eg_event(VALIDATION, {"validationUrl": "u"})], "event[0]: data.validationCode is missing"),
-        ([eg_event(AVAILABILITY, {"resourceInfo": []})],
-         "event[0]: data.resourceInfo must be an object, not an array"),
+        (
+            [eg_event(AVAILABILITY, {"resourceInfo": []})],
+            "event[0]: data.resourceInfo must be an object, not an array",
+        ),
         ({**cloud_event(WRITE, {}), "specversion": "0.3"}, "cloudevent: specversion '0.3' is not supported"),
         ({**cloud_event(WRITE, {}), "source": None}, "cloudevent: source is missing"),
         ({**cloud_event(WRITE, {}), "type": ""}, "cloudevent: type is missing"),

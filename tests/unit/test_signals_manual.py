@@ -40,10 +40,16 @@ def test_requested_by_defaults_to_operator_and_parameters_to_none() -> None:
 
 
 def test_integer_and_boolean_parameters_become_their_json_text() -> None:
-    [signal] = parse(manual(parameters={"targetFreePercent": 20, "force": True, "quiet": False, "mountPoint": "/"}))
+    [signal] = parse(
+        manual(parameters={"targetFreePercent": 20, "force": True, "quiet": False, "mountPoint": "/"})
+    )
     assert signal.manual is not None
-    assert signal.manual.parameters == {"targetFreePercent": "20", "force": "true", "quiet": "false",
-                                        "mountPoint": "/"}
+    assert signal.manual.parameters == {
+        "targetFreePercent": "20",
+        "force": "true",
+        "quiet": "false",
+        "mountPoint": "/",
+    }
 
 
 def test_targets_are_deduplicated_without_case_and_a_single_string_is_one_target() -> None:
@@ -57,19 +63,35 @@ def test_targets_are_deduplicated_without_case_and_a_single_string_is_one_target
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"targets": [vm_id("vm-ok"), nsg_rule_id()]}, f"manual: targets[1] '{nsg_rule_id()}' is not a VM resource id"),
+        (
+            {"targets": [vm_id("vm-ok"), nsg_rule_id()]},
+            f"manual: targets[1] '{nsg_rule_id()}' is not a VM resource id",
+        ),
         ({"targets": [vm_id("vm-ok") + "/extensions/x"]}, "manual: targets[0] "),
         ({"targets": ["vm-web-1"]}, "manual: targets[0] 'vm-web-1' is not a VM resource id"),
         ({"targets": [42]}, "manual: targets[0] a number is not a VM resource id"),
         ({"targets": []}, "manual: targets is empty"),
-        ({"targets": {"id": vm_id("x")}}, "manual: targets must be an array of VM resource ids, not an object"),
-        ({"parameters": {"mountPoint": {"path": "/var"}}},
-         "manual: parameters.mountPoint must be a string, an integer or a boolean, not an object"),
-        ({"parameters": {"mountPoint": ["/var"]}},
-         "manual: parameters.mountPoint must be a string, an integer or a boolean, not an array"),
+        (
+            {"targets": {"id": vm_id("x")}},
+            "manual: targets must be an array of VM resource ids, not an object",
+        ),
+        (
+            {"parameters": {"mountPoint": {"path": "/var"}}},
+            "manual: parameters.mountPoint must be a string, an integer or a boolean, not an object",
+        ),
+        (
+            {"parameters": {"mountPoint": ["/var"]}},
+            "manual: parameters.mountPoint must be a string, an integer or a boolean, not an array",
+        ),
         ({"parameters": {"mountPoint": None}}, "manual: parameters.mountPoint must be a string"),
-        ({"parameters": {"targetFreePercent": 20.5}}, "manual: parameters.targetFreePercent must be a string"),
-        ({"parameters": {"mount-point": "/"}}, "manual: parameters name 'mount-point' is not a parameter name"),
+        (
+            {"parameters": {"targetFreePercent": 20.5}},
+            "manual: parameters.targetFreePercent must be a string",
+        ),
+        (
+            {"parameters": {"mount-point": "/"}},
+            "manual: parameters name 'mount-point' is not a parameter name",
+        ),
         ({"parameters": ["mountPoint"]}, "manual: parameters must be an object, not an array"),
         ({"requestId": "has space"}, "manual: requestId 'has space' must be 1-128 letters"),
         ({"requestId": "x" * 129}, "manual: requestId"),
