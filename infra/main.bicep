@@ -1,0 +1,258 @@
+// VM auto-remediation on Azure Functions Flex Consumption: `azd up`, or
+//   az deployment sub create -l <region> -f infra/main.bicep -p environmentName=<env> targetScopes=<ids>
+// Creates the resource group, identities, storage, monitoring, the Function App, its data-plane roles,
+// the custom operator role assigned at each target scope, and the Event Grid system topic.
+// Alerts, the Action Group and the event subscription need the deployed code: see wiring.bicep.
+targetScope = 'subscription'
+
+@description('azd environment name: names the resource group and seeds every resource name.')
+@minLength(1)
+@maxLength(40)
+param environmentName string
+
+@description('Region of every regional resource (one that offers Flex Consumption).')
+@minLength(1)
+param location string
+
+@description('Comma-separated subscription ids (/subscriptions/<id>) or resource group ids (/subscriptions/<id>/resourceGroups/<name>) the app may remediate VMs in. The operator role is assigned at each.')
+@minLength(1)
+param targetScopes string
+
+@description('Resource group name; empty for rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Tag that opts a VM in, as name=value or a bare name (any value); empty for autoremediation=enabled.')
+param optInTag string = ''
+
+@description('Tag that takes a VM out of remediation whatever else it carries.')
+param quarantineTag string = 'autoremediation-quarantine'
+
+@description('true: scripts only report what they would change (DRY_RUN=1). Turn off once the outcomes look right.')
+@allowed([
+  'true'
+  'false'
+])
+param dryRun string = 'true'
+
+@description('true stops every dispatch.')
+@allowed([
+  'true'
+  'false'
+])
+param killSwitch string = 'false'
+
+@description('managed (Managed Run Command) or action (classic Action Run Command).')
+@allowed([
+  'managed'
+  'action'
+])
+param runCommandMode string = 'managed'
+
+@description('Comma-separated NSG source prefixes whose SSH/RDP access must stay open.')
+param managementSources string = 'VirtualNetwork'
+
+@description('Storage replication; use Standard_LRS in a region without availability zones.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@description('Upper bound of Flex Consumption instances.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Name of the Event Grid system topic on this subscription; Azure allows one per subscription, so reuse an existing one by name (it must live in the app\'s resource group).')
+param systemTopicName string = ''
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  workload: 'vm-autoremediation'
+}
+
+// Target scopes, trimmed and classified by shape. ARM evaluates both branches of a condition, so every
+// index below must stay in range for any input: the split runs on the scope padded with five segments.
+// An entry of neither shape still goes to the role's assignable scopes, where ARM rejects it by name
+// instead of this template skipping it in silence.
+var scopeList = [
+  for entry in split(replace(targetScopes, ' ', ''), ','): endsWith(entry, '/') ? substring(entry, 0, length(entry) - 1) : entry
+]
+var scopeShapes = [
+  for entry in scopeList: {
+    parts: split('${entry}/-/-/-/-/-', '/')
+    depth: length(split(entry, '/'))
+  }
+]
+var scopes = [
+  for shape in scopeShapes: {
+    kind: shape.depth == 3 && toLower(shape.parts[1]) == 'subscriptions' ? 'subscription' : (shape.depth == 5 && toLower(shape.parts[3]) == 'resourcegroups' ? 'resourceGroup' : 'invalid')
+    // Placeholders keep the scope of a skipped module well-formed; it is never deployed.
+    subscriptionId: shape.depth >= 3 ? shape.parts[2] : subscription().subscriptionId
+    resourceGroupName: shape.depth == 5 ? shape.parts[4] : 'unused'
+  }
+]
+
+var names = {
+  resourceGroup: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+  appIdentity: 'id-func-${resourceToken}'
+  eventGridIdentity: 'id-evgt-${resourceToken}'
+  storage: 'st${resourceToken}'
+  workspace: 'log-${resourceToken}'
+  appInsights: 'appi-${resourceToken}'
+  plan: 'plan-${resourceToken}'
+  functionApp: 'func-${resourceToken}'
+  systemTopic: empty(systemTopicName) ? 'evgt-sub-${resourceToken}' : systemTopicName
+  operatorRole: 'VM Auto-Remediation Operator (${environmentName})'
+}
+
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'eventgrid-deadletters'
+var queueName = 'remediation-jobs'
+var tablePrefix = 'remediation'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: names.resourceGroup
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appIdentityName: names.appIdentity
+    eventGridIdentityName: names.eventGridIdentity
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    storageAccountName: names.storage
+    skuName: storageSku
+    deploymentContainerName: deploymentContainerName
+    deadLetterContainerName: deadLetterContainerName
+    queueName: queueName
+    tablePrefix: tablePrefix
+    eventGridPrincipalId: identity.outputs.eventGridIdentityPrincipalId
+  }
+}
+
+module appRoles 'modules/app-roles.bicep' = {
+  name: 'app-roles'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.accountName
+    appInsightsName: monitoring.outputs.appInsightsName
+    principalId: identity.outputs.appIdentityPrincipalId
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    planName: names.plan
+    functionAppName: names.functionApp
+    serviceName: 'api'
+    identityId: identity.outputs.appIdentityId
+    identityClientId: identity.outputs.appIdentityClientId
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    maximumInstanceCount: maximumInstanceCount
+    queueName: storage.outputs.queueName
+    tablePrefix: tablePrefix
+    allowedScopes: join(scopeList, ',')
+    optInTag: empty(optInTag) ? 'autoremediation=enabled' : optInTag
+    quarantineTag: quarantineTag
+    killSwitch: killSwitch
+    dryRun: dryRun
+    runCommandMode: runCommandMode
+    managementSources: managementSources
+  }
+  // The host starts as soon as the app exists: give it its storage and telemetry roles first.
+  dependsOn: [
+    appRoles
+  ]
+}
+
+module operatorRole 'modules/operator-role.bicep' = {
+  name: 'operator-role-${resourceToken}'
+  params: {
+    roleName: names.operatorRole
+    assignableScopes: scopeList
+  }
+}
+
+module operatorOnResourceGroups 'modules/operator-assignment-rg.bicep' = [
+  for (target, i) in scopes: if (target.kind == 'resourceGroup') {
+    name: take('operator-rg-${resourceToken}-${i}', 64)
+    scope: resourceGroup(target.subscriptionId, target.resourceGroupName)
+    params: {
+      roleDefinitionGuid: operatorRole.outputs.roleDefinitionGuid
+      principalId: identity.outputs.appIdentityPrincipalId
+    }
+  }
+]
+
+module operatorOnSubscriptions 'modules/operator-assignment-sub.bicep' = [
+  for (target, i) in scopes: if (target.kind == 'subscription') {
+    name: take('operator-sub-${resourceToken}-${i}', 64)
+    scope: subscription(target.subscriptionId)
+    params: {
+      roleDefinitionGuid: operatorRole.outputs.roleDefinitionGuid
+      principalId: identity.outputs.appIdentityPrincipalId
+    }
+  }
+]
+
+module eventGridTopic 'modules/eventgrid-topic.bicep' = {
+  name: 'eventgrid-topic'
+  scope: rg
+  params: {
+    systemTopicName: names.systemTopic
+    tags: tags
+    eventGridIdentityId: identity.outputs.eventGridIdentityId
+  }
+}
+
+// azd stores these in the environment; the postdeploy hook passes them to wiring.bicep.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output FUNCTION_APP_NAME string = functionApp.outputs.functionAppName
+output FUNCTION_APP_HOST string = functionApp.outputs.defaultHostName
+output STORAGE_ACCOUNT_NAME string = storage.outputs.accountName
+output DEADLETTER_CONTAINER_NAME string = storage.outputs.deadLetterContainerName
+output REMEDIATION_QUEUE_NAME string = storage.outputs.queueName
+output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.systemTopicName
+output EVENTGRID_IDENTITY_ID string = identity.outputs.eventGridIdentityId
+output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
+output REMEDIATION_TARGET_SCOPES string = join(scopeList, ',')

@@ -1,0 +1,43 @@
+// The custom role the app acts with on target VMs and NSGs: exactly the ARM actions the adapters call
+// (autoremediation/azure/permissions.py REQUIRED_ACTIONS; tests/infra compares the two sets).
+targetScope = 'subscription'
+
+@description('Role name; role names are unique per tenant, so it carries the environment name.')
+param roleName string
+
+@description('Scopes (subscription or resource group ids) the role may be assigned at.')
+param assignableScopes array
+
+resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, roleName)
+  properties: {
+    roleName: roleName
+    description: 'Lets the VM auto-remediation app read VMs, run and clean up remediation run commands, and read and repair NSG rules. Nothing else.'
+    type: 'CustomRole'
+    assignableScopes: assignableScopes
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Compute/virtualMachines/read'
+          'Microsoft.Compute/virtualMachines/instanceView/read'
+          'Microsoft.Compute/virtualMachines/runCommand/action'
+          'Microsoft.Compute/virtualMachines/runCommands/read'
+          'Microsoft.Compute/virtualMachines/runCommands/write'
+          'Microsoft.Compute/virtualMachines/runCommands/delete'
+          'Microsoft.Compute/locations/runCommands/read'
+          'Microsoft.Network/networkInterfaces/read'
+          'Microsoft.Network/virtualNetworks/subnets/read'
+          'Microsoft.Network/networkSecurityGroups/read'
+          'Microsoft.Network/networkSecurityGroups/securityRules/read'
+          'Microsoft.Network/networkSecurityGroups/securityRules/write'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+// The GUID, not the id: assignments in other subscriptions build the id in their own subscription.
+output roleDefinitionGuid string = operatorRole.name

@@ -1,0 +1,249 @@
+// Connects Azure Monitor and Event Grid to the deployed functions. Run after the code is deployed
+// (the azd postdeploy hook does it): the Action Group needs the `alerts` function's key and Event Grid
+// validates that the `resource_events` function exists when the subscription is created.
+//   az deployment group create -g <rg> -f infra/wiring.bicep -p functionAppName=... (see infra/README.md)
+targetScope = 'resourceGroup'
+
+@description('Region of the log search alert rule.')
+param location string = resourceGroup().location
+
+@description('Name of the Function App (FUNCTION_APP_NAME).')
+param functionAppName string
+
+@description('Name of the storage account holding the dead-letter container (STORAGE_ACCOUNT_NAME).')
+param storageAccountName string
+
+@description('Dead-letter blob container (DEADLETTER_CONTAINER_NAME).')
+param deadLetterContainerName string
+
+@description('Event Grid system topic on the subscription (EVENTGRID_SYSTEM_TOPIC_NAME).')
+param systemTopicName string
+
+@description('Resource id of the identity Event Grid dead-letters with (EVENTGRID_IDENTITY_ID).')
+param eventGridIdentityId string
+
+@description('Comma-separated target scopes (REMEDIATION_TARGET_SCOPES): only events under them are delivered.')
+@minLength(1)
+param targetScopes string
+
+@description('Log Analytics workspace the VMs send VM insights / Azure Monitor Agent data to.')
+param vmInsightsWorkspaceId string
+
+@description('Deploy the sample alert rules (disk free space, NSG rule writes).')
+param deploySampleAlerts bool = true
+
+@description('Free disk space, in percent, under which the disk-full alert fires.')
+@minValue(1)
+@maxValue(50)
+param diskFreeThresholdPercent int = 10
+
+@description('Tags applied to every resource.')
+param tags object = {}
+
+// Function names registered by function_app.py; tests/infra checks them against the app.
+var alertsFunctionName = 'alerts'
+var resourceEventsFunctionName = 'resource_events'
+
+// Both writes change what an NSG lets through; the event carries no rule body, the app reads the NSG.
+var nsgWriteOperations = [
+  'Microsoft.Network/networkSecurityGroups/write'
+  'Microsoft.Network/networkSecurityGroups/securityRules/write'
+]
+
+var scopeList = split(replace(targetScopes, ' ', ''), ',')
+// A trailing slash keeps /resourceGroups/rg1 from matching /resourceGroups/rg10.
+var subjectPrefixes = [for entry in scopeList: endsWith(entry, '/') ? entry : '${entry}/']
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
+  name: functionAppName
+
+  resource alertsFunction 'functions' existing = {
+    name: alertsFunctionName
+  }
+}
+
+resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: systemTopicName
+}
+
+// A function-level key: it opens the `alerts` function only, not the whole app.
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: 'ag-remediation-${functionAppName}'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'autoremed'
+    enabled: true
+    azureFunctionReceivers: [
+      {
+        name: 'remediation-alerts'
+        functionAppResourceId: functionApp.id
+        functionName: alertsFunctionName
+        httpTriggerUrl: 'https://${functionApp.properties.defaultHostName}/api/alerts?code=${functionApp::alertsFunction.listKeys().default}'
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// Free space per VM and mount from VM insights (InsightsMetrics). _ResourceId makes each VM its own
+// alert whose target is the VM; Mount splits it further per file system. The custom properties name
+// the condition and the remediation, so routing does not depend on the query text.
+resource diskFullAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (deploySampleAlerts) {
+  name: 'disk-full-${functionAppName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'VM disk almost full (auto-remediation)'
+    description: 'Free space on a VM file system fell under ${diskFreeThresholdPercent}%. Sent to the auto-remediation app, which frees space on opted-in VMs.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    scopes: [
+      vmInsightsWorkspaceId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: '''
+InsightsMetrics
+| where Origin == "vm.azm.ms" and Namespace == "LogicalDisk" and Name == "FreeSpacePercentage"
+| extend Mount = tostring(todynamic(Tags)["vm.azm.ms/mountId"])
+| summarize FreeSpacePercentage = avg(Val) by bin(TimeGenerated, 5m), _ResourceId, Mount
+'''
+          timeAggregation: 'Average'
+          metricMeasureColumn: 'FreeSpacePercentage'
+          resourceIdColumn: '_ResourceId'
+          dimensions: [
+            {
+              name: 'Mount'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'LessThan'
+          threshold: diskFreeThresholdPercent
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    // Resolved notifications let the app note that the condition cleared.
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        condition: 'disk-full'
+        remediation: 'free-disk-space'
+      }
+    }
+  }
+}
+
+// Activity-log alerts only see their own subscription's log.
+resource nsgRuleWriteAlert 'Microsoft.Insights/activityLogAlerts@2020-10-01' = if (deploySampleAlerts) {
+  name: 'nsg-rule-write-${functionAppName}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'An NSG rule was written. The auto-remediation app checks whether it locks out SSH/RDP and restores access on opted-in VMs.'
+    enabled: true
+    scopes: [
+      subscription().id
+    ]
+    condition: {
+      allOf: [
+        {
+          field: 'category'
+          equals: 'Administrative'
+        }
+        {
+          field: 'operationName'
+          equals: 'Microsoft.Network/networkSecurityGroups/securityRules/write'
+        }
+        {
+          field: 'status'
+          equals: 'Succeeded'
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        {
+          actionGroupId: actionGroup.id
+          webhookProperties: {
+            condition: 'nsg-lockout'
+            remediation: 'restore-management-access'
+          }
+        }
+      ]
+    }
+  }
+}
+
+resource nsgWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
+  parent: systemTopic
+  name: 'nsg-writes-${functionAppName}'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/${resourceEventsFunctionName}'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.Resources.ResourceWriteSuccess'
+      ]
+      // String filters compare case-insensitively, which matters: subjects spell resourceGroups either way.
+      advancedFilters: [
+        {
+          operatorType: 'StringIn'
+          key: 'data.operationName'
+          values: nsgWriteOperations
+        }
+        {
+          operatorType: 'StringBeginsWith'
+          key: 'subject'
+          values: subjectPrefixes
+        }
+      ]
+    }
+    // Event Grid retries for up to a day; what still fails lands in the dead-letter container.
+    retryPolicy: {
+      maxDeliveryAttempts: 30
+      eventTimeToLiveInMinutes: 1440
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'UserAssigned'
+        userAssignedIdentity: eventGridIdentityId
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storageAccount.id
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
+  }
+}
+
+output actionGroupId string = actionGroup.id
+output eventSubscriptionName string = nsgWrites.name
