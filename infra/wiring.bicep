@@ -51,8 +51,9 @@ var nsgWriteOperations = [
 ]
 
 var scopeList = split(replace(targetScopes, ' ', ''), ',')
-// A trailing slash keeps /resourceGroups/rg1 from matching /resourceGroups/rg10.
-var subjectPrefixes = [for entry in scopeList: endsWith(entry, '/') ? entry : '${entry}/']
+// A trailing slash keeps /resourceGroups/rg1 from matching /resourceGroups/rg10; an empty entry must
+// not become '/', which would match every subject.
+var subjectPrefixes = [for entry in scopeList: empty(entry) ? '/-' : (endsWith(entry, '/') ? entry : '${entry}/')]
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName

@@ -1,0 +1,214 @@
+"""Alerts and events reach the functions that handle them, shaped the way routing expects."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from . import bicep
+
+WIRING = bicep.INFRA / "wiring.bicep"
+REMEDIATIONS = bicep.REPO_ROOT / "remediations"
+
+
+@pytest.fixture(scope="module")
+def wiring() -> bicep.Tree:
+    return bicep.parse(WIRING)
+
+
+def _resource_body(tree: bicep.Tree, name: str) -> bicep.Node:
+    body = bicep.declaration(tree, "resource", name).value
+    if body.type == "if_statement":  # `= if (condition) { ... }`
+        body = next(child for child in body.children if child.type == "object")
+    return body
+
+
+def _get(node: bicep.Node, *path: str) -> bicep.Node:
+    for key in path:
+        node = bicep.properties(node)[key]
+    return node
+
+
+def _routes() -> dict[str, dict]:
+    data = yaml.safe_load((REMEDIATIONS / "routes.yaml").read_text())
+    return {route["name"]: route for route in data["routes"]}
+
+
+def _function_references(tree: bicep.Tree) -> set[str]:
+    names = {
+        bicep.literal(item.value)
+        for item in bicep.declarations(tree, "var")
+        if item.name.endswith("FunctionName")
+    }
+    names |= {bicep.literal(node) for node in bicep.object_properties(tree, "functionName")}
+    names |= {
+        match
+        for piece in bicep.string_contents(tree)
+        for match in re.findall(r"/functions/([A-Za-z0-9_]+)", piece)
+    }
+    names.discard(None)
+    return {name for name in names if name}
+
+
+def test_action_group_calls_the_alerts_function_with_the_common_schema(wiring: bicep.Tree) -> None:
+    receivers = _get(_resource_body(wiring, "actionGroup"), "properties", "azureFunctionReceivers")
+    (receiver,) = [child for child in receivers.children if child.type == "object"]
+    fields = bicep.properties(receiver)
+    assert bicep.text(fields["useCommonAlertSchema"]) == "true"
+    assert bicep.text(fields["functionName"]) == "alertsFunctionName"
+    assert bicep.literal(bicep.declaration(wiring, "var", "alertsFunctionName").value) == "alerts"
+    url = bicep.text(fields["httpTriggerUrl"])
+    assert url.startswith("'https://") and "/api/alerts?code=" in url
+    # A function-level key opens this function only.
+    assert "alertsFunction.listKeys().default" in url
+
+
+def test_disk_alert_splits_per_vm_and_mount_and_names_its_remediation(wiring: bicep.Tree) -> None:
+    body = _resource_body(wiring, "diskFullAlert")
+    (criterion,) = [c for c in _get(body, "properties", "criteria", "allOf").children if c.type == "object"]
+    fields = bicep.properties(criterion)
+    query = bicep.text(fields["query"])
+    for piece in ("InsightsMetrics", '"LogicalDisk"', '"FreeSpacePercentage"', "_ResourceId", "Mount"):
+        assert piece in query
+    assert bicep.literal(fields["resourceIdColumn"]) == "_ResourceId"
+    assert bicep.literal(fields["metricMeasureColumn"]) == "FreeSpacePercentage"
+    assert bicep.literal(fields["operator"]) == "LessThan"
+    dimensions = [bicep.properties(d) for d in fields["dimensions"].children if d.type == "object"]
+    assert [bicep.literal(d["name"]) for d in dimensions] == ["Mount"]
+    assert bicep.text(_get(body, "properties", "autoMitigate")) == "true"
+
+    custom = {
+        k: bicep.literal(v)
+        for k, v in bicep.properties(_get(body, "properties", "actions", "customProperties")).items()
+    }
+    assert custom == {"condition": "disk-full", "remediation": "free-disk-space"}
+    # What the alert names must exist: routing honours custom properties over every route.
+    catalog = yaml.safe_load((REMEDIATIONS / custom["remediation"] / "remediation.yaml").read_text())
+    assert custom["condition"] in catalog["conditions"]
+    route = _routes()["disk-full-log-search"]
+    assert any(word in query for word in route["match"]["queryContains"])
+
+
+def test_activity_log_alert_watches_successful_nsg_rule_writes(wiring: bicep.Tree) -> None:
+    body = _resource_body(wiring, "nsgRuleWriteAlert")
+    conditions = {
+        bicep.literal(c["field"]): bicep.literal(c["equals"])
+        for c in (
+            bicep.properties(n)
+            for n in _get(body, "properties", "condition", "allOf").children
+            if n.type == "object"
+        )
+    }
+    assert conditions == {
+        "category": "Administrative",
+        "operationName": "Microsoft.Network/networkSecurityGroups/securityRules/write",
+        "status": "Succeeded",
+    }
+    (action,) = [
+        a for a in _get(body, "properties", "actions", "actionGroups").children if a.type == "object"
+    ]
+    webhook = {k: bicep.literal(v) for k, v in bicep.properties(_get(action, "webhookProperties")).items()}
+    route = _routes()["nsg-write-activity-log"]
+    assert webhook == {"condition": route["condition"], "remediation": route["remediation"]}
+    assert conditions["operationName"] in route["match"]["operationName"]
+
+
+def test_event_subscription_delivers_nsg_writes_to_resource_events(wiring: bicep.Tree) -> None:
+    body = _resource_body(wiring, "nsgWrites")
+    destination = _get(body, "properties", "destination")
+    assert bicep.literal(_get(destination, "endpointType")) == "AzureFunction"
+    assert bicep.text(_get(destination, "properties", "resourceId")) == (
+        "'${functionApp.id}/functions/${resourceEventsFunctionName}'"
+    )
+    assert (
+        bicep.literal(bicep.declaration(wiring, "var", "resourceEventsFunctionName").value)
+        == "resource_events"
+    )
+
+    event_filter = _get(body, "properties", "filter")
+    assert bicep.array_literals(_get(event_filter, "includedEventTypes")) == [
+        "Microsoft.Resources.ResourceWriteSuccess"
+    ]
+    filters = {
+        bicep.literal(f["key"]): (bicep.literal(f["operatorType"]), bicep.text(f["values"]))
+        for f in (
+            bicep.properties(n) for n in _get(event_filter, "advancedFilters").children if n.type == "object"
+        )
+    }
+    assert filters["data.operationName"] == ("StringIn", "nsgWriteOperations")
+    assert filters["subject"] == ("StringBeginsWith", "subjectPrefixes")
+    operations = bicep.array_literals(bicep.declaration(wiring, "var", "nsgWriteOperations").value)
+    assert set(operations) == set(_routes()["nsg-write-event"]["match"]["operationName"])
+
+
+def test_event_subscription_retries_then_dead_letters_with_an_identity(wiring: bicep.Tree) -> None:
+    properties = _get(_resource_body(wiring, "nsgWrites"), "properties")
+    retry = bicep.properties(_get(properties, "retryPolicy"))
+    assert int(bicep.text(retry["maxDeliveryAttempts"])) >= 10
+    assert int(bicep.text(retry["eventTimeToLiveInMinutes"])) == 1440
+    dead_letter = _get(properties, "deadLetterWithResourceIdentity")
+    assert bicep.literal(_get(dead_letter, "identity", "type")) == "UserAssigned"
+    destination = _get(dead_letter, "deadLetterDestination")
+    assert bicep.literal(_get(destination, "endpointType")) == "StorageBlob"
+    assert bicep.text(_get(destination, "properties", "blobContainerName")) == "deadLetterContainerName"
+    assert "deadLetterDestination" not in bicep.properties(properties)  # the keyless form only
+
+
+def test_the_system_topic_listens_to_the_subscription() -> None:
+    topic = bicep.parse(bicep.INFRA / "modules" / "eventgrid-topic.bicep")
+    body = bicep.declaration(topic, "resource", "systemTopic").value
+    assert bicep.literal(_get(body, "properties", "topicType")) == "Microsoft.Resources.Subscriptions"
+    assert bicep.text(_get(body, "properties", "source")) == "subscription().id"
+    assert bicep.literal(_get(body, "identity", "type")) == "UserAssigned"
+
+
+@pytest.fixture(scope="module")
+def registered_functions() -> dict[str, dict]:
+    """Name -> function.json of every function function_app registers, read in a fresh interpreter:
+    get_functions() may run once per process, and other tests in this worker may have called it."""
+    script = (
+        "import json, function_app\n"
+        "print(json.dumps({f.get_function_name(): json.loads(f.get_function_json())"
+        " for f in function_app.app.get_functions()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=bicep.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"importing function_app failed:\n{done.stderr[-2000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_function_the_bicep_references_is_registered(registered_functions: dict[str, dict]) -> None:
+    referenced = set()
+    for path in bicep.bicep_files():
+        referenced |= _function_references(bicep.parse(path))
+    assert {"alerts", "resource_events"} <= referenced
+    missing = sorted(referenced - set(registered_functions))
+    assert missing == [], f"the Bicep wires functions function_app.py does not register: {missing}"
+
+
+def test_every_setting_a_binding_names_is_deployed(registered_functions: dict[str, dict]) -> None:
+    """%NAME% in a binding and identity-based connections resolve from app settings at run time."""
+    settings_tree = bicep.parse(bicep.INFRA / "modules" / "functionapp.bicep")
+    deployed = set(bicep.properties(bicep.declaration(settings_tree, "var", "appSettings").value))
+    for name, function in registered_functions.items():
+        for binding in function["bindings"]:
+            for value in binding.values():
+                for setting in re.findall(r"%([A-Za-z0-9_]+)%", str(value)):
+                    assert setting in deployed, f"{name}: binding reads %{setting}%"
+            connection = binding.get("connection")
+            if connection:
+                assert {f"{connection}__credential", f"{connection}__clientId"} <= deployed, name
+                assert any(s.startswith(f"{connection}__") and s.endswith("ServiceUri") for s in deployed), (
+                    name
+                )
