@@ -322,6 +322,11 @@ class Sandbox:
 
     def _bwrap_args(self) -> list[str]:
         args = ["bwrap", "--die-with-parent", "--unshare-ipc", "--unshare-uts", "--hostname", self.name]
+        disks = sorted(enumerate(self.spec.disks), key=lambda d: d[1].mount.count("/") - (d[1].mount == "/"))
+        root_disk = bool(disks) and disks[0][1].mount == "/"
+        if root_disk:
+            # A root disk first, so the system directories below are bound on top of it.
+            args += ["--bind", str(self._disk_dir(disks.pop(0)[0])), "/"]
         for entry in sorted(pathlib.Path("/").iterdir()):
             if entry.name in _PRIVATE_TOP:
                 continue
@@ -330,9 +335,10 @@ class Sandbox:
             elif entry.is_dir():
                 args += ["--ro-bind", str(entry), str(entry)]
         args += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/sys", "/sys", "--tmpfs", "/run"]
-        args += ["--bind", str(self.workdir / "var"), "/var", "--bind", str(self.workdir / "tmp"), "/tmp"]
+        if not root_disk:
+            args += ["--bind", str(self.workdir / "var"), "/var", "--bind", str(self.workdir / "tmp"), "/tmp"]
         # Parents before children: a disk at /var/lib/docker lands on the /var disk.
-        for index, disk in sorted(enumerate(self.spec.disks), key=lambda d: d[1].mount.count("/")):
+        for index, disk in disks:
             args += ["--bind", str(self._disk_dir(index)), disk.mount]
         args += ["--bind", str(self.state_dir), "/run/guest"]
         args += ["--ro-bind", str(self.state_dir / "systemctl"), "/usr/bin/systemctl"]
@@ -528,6 +534,11 @@ while [ $# -gt 0 ]; do
     --value) value=1 ;;
     -p | --property) prop="$2"; shift ;;
     --now | --no-pager | --no-block | --system) ;;
+    --)
+      shift
+      args+=("$@")
+      break
+      ;;
     *) args+=("$1") ;;
   esac
   shift

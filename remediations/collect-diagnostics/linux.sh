@@ -33,8 +33,11 @@ UPLOAD_URL="${UPLOAD_URL-}"
 MAX_LOG_LINES="${MAX_LOG_LINES-2000}"
 DRY_RUN="${DRY_RUN-0}"
 # A blob URL with a SAS query: https only, an Azure storage host, no spaces, quotes or shell syntax.
-url_re='^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]{1,200}\?[A-Za-z0-9%=&:._-]{1,2000}$'
-[[ "$UPLOAD_URL" =~ $url_re ]] || fail "UPLOAD_URL must be an https blob SAS URL"
+# Unbounded repeats plus a length check: a {1,2000} bound makes bash's regex engine crawl.
+url_re='^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]+\?[A-Za-z0-9%=&:._-]+$'
+if ! [[ "$UPLOAD_URL" =~ $url_re ]] || [ "${#UPLOAD_URL}" -gt 2400 ] || [[ "$UPLOAD_URL" == *..* ]]; then
+  fail "UPLOAD_URL must be an https blob SAS URL"
+fi
 [[ "$MAX_LOG_LINES" =~ ^[0-9]{1,6}$ ]] || fail "MAX_LOG_LINES must be an integer 100..100000"
 lines=$((10#$MAX_LOG_LINES))
 { [ "$lines" -ge 100 ] && [ "$lines" -le 100000 ]; } || fail "MAX_LOG_LINES must be an integer 100..100000"

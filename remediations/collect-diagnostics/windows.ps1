@@ -19,7 +19,7 @@ function Exit-WithError([string]$Reason) {
     exit 2
 }
 
-$urlPattern = '^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]{1,200}\?[A-Za-z0-9%=&:._-]{1,2000}$'
+$urlPattern = '^(?!.*\.\.)https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]{1,200}\?[A-Za-z0-9%=&:._-]{1,2000}$'
 if ($UploadUrl -cnotmatch $urlPattern) { Exit-WithError 'UploadUrl must be an https blob SAS URL' }
 if ($MaxLogLines -notmatch '^[0-9]{1,6}$' -or [int]$MaxLogLines -lt 100 -or [int]$MaxLogLines -gt 100000) {
     Exit-WithError 'MaxLogLines must be an integer 100..100000'

@@ -37,9 +37,10 @@ OLDER_THAN_DAYS="${OLDER_THAN_DAYS-7}"
 PRUNE_CONTAINER_IMAGES="${PRUNE_CONTAINER_IMAGES-0}"
 DRY_RUN="${DRY_RUN-0}"
 
-# A plain absolute path: segments of letters, digits, dot, dash, underscore; never "." or "..".
-if ! [[ "$MOUNT_POINT" =~ ^(/|(/[A-Za-z0-9._-]+)+)$ ]] || [ "${#MOUNT_POINT}" -gt 255 ] ||
-  [[ "$MOUNT_POINT" =~ (^|/)\.\.?(/|$) ]]; then
+# A plain absolute path: segments of letters, digits, dot, dash, underscore, none starting with a
+# dot, and no ".." anywhere.
+if ! [[ "$MOUNT_POINT" =~ ^(/|(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+)$ ]] || [ "${#MOUNT_POINT}" -gt 255 ] ||
+  [[ "$MOUNT_POINT" == *..* ]]; then
   fail "MOUNT_POINT must be an absolute path of plain segments"
 fi
 # Digits only before any arithmetic: bash evaluates expressions inside array subscripts.
