@@ -203,8 +203,11 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// Created in the subscription of the first target scope, so the definition's own scope is always a parent
+// of (or equal to) one of its assignable scopes, wherever the app itself is deployed.
 module operatorRole 'modules/operator-role.bicep' = {
   name: 'operator-role-${resourceToken}'
+  scope: subscription(scopes[0].subscriptionId)
   params: {
     roleName: names.operatorRole
     assignableScopes: scopeList
