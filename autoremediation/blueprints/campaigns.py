@@ -1,0 +1,82 @@
+"""POST /api/campaigns and GET /api/campaigns/{id}: one remediation over many VMs, in waves.
+
+The campaign logic lives in ``autoremediation.campaigns``; these functions authorise the caller, read
+the request and hand it over. A build without that module answers 501 with the reason, so the routes
+(and the infrastructure that names them) stay stable.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+import azure.functions as func
+
+from ..errors import InvalidInput, NotFound
+from .admission import AppFault, app_work, engine
+from .auth import Caller, Need, authorize
+from .responses import NotImplementedYet, json_response, read_json, response_for
+
+bp = func.Blueprint()
+
+
+def _service(name: str) -> Callable[..., Any]:
+    try:
+        module: ModuleType = importlib.import_module("autoremediation.campaigns")
+    except ModuleNotFoundError as error:
+        if error.name != "autoremediation.campaigns":
+            raise
+        raise NotImplementedYet("campaigns are not available in this build of the app") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise NotImplementedYet(f"campaigns are not available in this build of the app (no {name})")
+    return function
+
+
+def _handle(
+    req: func.HttpRequest, need: Need, action: Callable[[Caller], func.HttpResponse]
+) -> func.HttpResponse:
+    try:
+        settings = engine().settings
+        caller = authorize(
+            req.headers, need, operator_role=settings.operator_role, reader_role=settings.reader_role
+        )
+        return action(caller)
+    except AppFault as fault:
+        return response_for(fault.error, caller_fault=False)
+    except Exception as error:
+        return response_for(error)
+
+
+@bp.function_name("campaigns_create")
+@bp.route(route="campaigns", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def campaigns_create(req: func.HttpRequest) -> func.HttpResponse:
+    def act(caller: Caller) -> func.HttpResponse:
+        create = _service("create_campaign")
+        payload = read_json(req)
+        if not isinstance(payload, Mapping):
+            raise InvalidInput("a campaign request must be a JSON object")
+        campaign = create(engine("store", "queue", "catalog"), payload, actor=caller.name)
+        campaign_id = str(campaign.get("id", ""))
+        return json_response(202, campaign, {"Location": f"/api/campaigns/{campaign_id}"})
+
+    return _handle(req, "operate", act)
+
+
+@bp.function_name("campaigns_get")
+@bp.route(route="campaigns/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def campaigns_get(req: func.HttpRequest) -> func.HttpResponse:
+    def act(caller: Caller) -> func.HttpResponse:
+        from ..store.records import is_valid_id
+
+        get = _service("get_campaign")
+        campaign_id = req.route_params.get("id", "")
+        if not is_valid_id(campaign_id):
+            raise NotFound(f"no campaign {campaign_id[:80]!r}")
+        with app_work():
+            campaign = get(engine("store"), campaign_id)
+        return json_response(200, campaign)
+
+    return _handle(req, "read", act)

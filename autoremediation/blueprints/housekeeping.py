@@ -1,0 +1,36 @@
+"""The ``sweeper`` timer: every five minutes, the chores in ``autoremediation.sweeper``.
+
+Not run on startup: every instance that starts would sweep at once, and a scale-out would start many.
+The chores are safe to repeat, so an overlap with another instance's sweep does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from . import runtime
+
+bp = func.Blueprint()
+log = logging.getLogger("autoremediation.functions.sweeper")
+SCHEDULE = "0 */5 * * * *"
+
+
+@bp.function_name("sweeper")
+@bp.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)
+def sweeper(timer: func.TimerRequest) -> None:
+    from ..sweeper import SweepPolicy, sweep
+
+    engine = runtime.services()
+    if timer.past_due:
+        log.info("sweeper: running late (the previous run or the host was busy)")
+    report = sweep(
+        engine.store,
+        engine.queue,
+        engine.clock,
+        SweepPolicy.from_settings(engine.settings),
+        advance=lambda job_id: engine.runner.advance(job_id),
+    )
+    log.info("sweeper: %s", json.dumps(report.to_dict()))

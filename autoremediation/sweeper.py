@@ -1,0 +1,185 @@
+"""The sweeper: the housekeeping a timer runs every few minutes, as plain functions over the ports.
+
+Four chores, each safe to repeat and independent of the others (one failing does not stop the rest):
+
+* expired per-VM leases are deleted (a worker that died holding one would block its VM otherwise);
+* stuck jobs get a new queue message: a job in flight whose last write is older than its state can
+  legitimately stay quiet has lost its message (a crash between write and send, a message deleted by
+  hand). The runner's compare-and-swap absorbs the duplicate if the old message was only slow;
+* approvals that ran out are advanced, so the runner moves the job to ``expired`` at once;
+* terminal jobs older than the retention period are deleted.
+
+How long is "stuck" follows from how the worker behaves: between two writes a job waits at most for
+its next poll or back-off delay, plus the queue's visibility timeout when a delivery fails. A
+dispatch in classic (action) mode blocks inside one invocation until the script ends, so for
+``dispatching`` the bound is the host's function timeout instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import jobs
+from .errors import RemediationError
+from .jobs import Job
+from .ports import Clock, JobStore, Queue
+from .runner import MAX_BACKOFF_SECONDS, Step
+from .settings import Settings
+
+log = logging.getLogger("autoremediation.sweeper")
+
+# These mirror host.json (tests keep them equal): the queue's visibility timeout and the longest an
+# invocation may run before the host stops it.
+VISIBILITY_TIMEOUT_SECONDS = 30.0
+FUNCTION_TIMEOUT_SECONDS = 30 * 60.0
+
+# States in which a job always has a queue message on its way (awaiting-approval only once approved).
+IN_FLIGHT = (jobs.PLANNED, jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING)
+
+Advance = Callable[[str], Step]
+
+
+class SweepIncomplete(RemediationError):
+    """At least one chore of a sweep failed; the others ran. The message lists what failed."""
+
+    def __init__(self, message: str, report: SweepReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class SweepPolicy:
+    """When a job counts as stuck, and how long ended jobs are kept."""
+
+    quiet_limit: timedelta  # planned, running, verifying, approved-but-waiting
+    dispatch_limit: timedelta  # dispatching: a classic run command blocks one invocation
+    retention: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SweepPolicy:
+        visibility = VISIBILITY_TIMEOUT_SECONDS
+        longest_wait = max(3 * settings.poll_seconds, MAX_BACKOFF_SECONDS)
+        return cls(
+            quiet_limit=timedelta(seconds=longest_wait + visibility),
+            dispatch_limit=timedelta(seconds=FUNCTION_TIMEOUT_SECONDS + visibility),
+            retention=timedelta(days=settings.retention_days),
+        )
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    at: str
+    leases_deleted: int = 0
+    requeued: tuple[str, ...] = ()
+    expired: tuple[str, ...] = ()
+    jobs_deleted: int = 0
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "leasesDeleted": self.leases_deleted,
+            "requeued": list(self.requeued),
+            "expired": list(self.expired),
+            "jobsDeleted": self.jobs_deleted,
+            "errors": list(self.errors),
+        }
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _quiet_since(job: Job) -> datetime | None:
+    return _time(job.updated_at) or _time(job.created_at)
+
+
+def is_stuck(job: Job, now: datetime, policy: SweepPolicy, lease_holder: str | None) -> bool:
+    """Whether ``job`` has been quiet longer than its state allows and nothing explains the silence."""
+    if job.status == jobs.AWAITING_APPROVAL:
+        if not job.approved_by:
+            return False  # waits for a person, with no message: the approval chore handles expiry
+    elif job.status not in IN_FLIGHT:
+        return False
+    quiet = _quiet_since(job)
+    if quiet is None:
+        return True
+    limit = policy.dispatch_limit if job.status == jobs.DISPATCHING else policy.quiet_limit
+    if now - quiet < limit:
+        return False
+    # A planned job waiting for another job's lease polls without writing: it is not lost, and a
+    # second message would only double its polling until the lease frees.
+    return not (job.status == jobs.PLANNED and lease_holder not in (None, job.id))
+
+
+def requeue_stuck(store: JobStore, queue: Queue, now: datetime, policy: SweepPolicy) -> list[str]:
+    """Send a message for every stuck job; return their ids."""
+    candidates = store.list(status=[*IN_FLIGHT, jobs.AWAITING_APPROVAL])
+    requeued = []
+    for job in candidates:
+        holder = store.lease_holder(job.target_key, now) if job.status == jobs.PLANNED else None
+        if is_stuck(job, now, policy, holder):
+            queue.send(job.id)
+            requeued.append(job.id)
+            log.warning("job %s quiet in %s since %s: sent a new message", job.id, job.status, job.updated_at)
+    return requeued
+
+
+def expire_approvals(store: JobStore, queue: Queue, advance: Advance, now: datetime) -> list[str]:
+    """Advance every unapproved job whose approval window closed; the runner expires it."""
+    expired = []
+    for job in store.list(status=jobs.AWAITING_APPROVAL):
+        deadline = _time(job.approval_expires_at)
+        if job.approved_by or deadline is None or now < deadline:
+            continue
+        step = advance(job.id)
+        if step.requeue_after is not None:
+            queue.send(job.id, step.requeue_after)
+        if step.job.status == jobs.EXPIRED:
+            expired.append(job.id)
+    return expired
+
+
+def sweep(
+    store: JobStore,
+    queue: Queue,
+    clock: Clock,
+    policy: SweepPolicy,
+    advance: Advance,
+) -> SweepReport:
+    """Run every chore once. Raises SweepIncomplete (after running the others) if a chore failed."""
+    now = clock.now()
+    results: dict[str, Any] = {}
+    errors: list[str] = []
+    chores: Mapping[str, Callable[[], Any]] = {
+        "leases": lambda: store.sweep_leases(now),
+        "stuck": lambda: requeue_stuck(store, queue, now, policy),
+        "approvals": lambda: expire_approvals(store, queue, advance, now),
+        "retention": lambda: store.delete_jobs(now - policy.retention),
+    }
+    for name, chore in chores.items():
+        try:
+            results[name] = chore()
+        except RemediationError as error:
+            errors.append(f"{name}: {type(error).__name__}: {error}")
+            log.error("sweeper: %s failed: %s", name, error)
+    report = SweepReport(
+        at=now.isoformat(),
+        leases_deleted=results.get("leases", 0),
+        requeued=tuple(results.get("stuck", ())),
+        expired=tuple(results.get("approvals", ())),
+        jobs_deleted=results.get("retention", 0),
+        errors=tuple(errors),
+    )
+    if errors:
+        raise SweepIncomplete("; ".join(errors), report)
+    return report
