@@ -78,15 +78,21 @@ class ScriptResult:
 
 
 class ScriptProcess:
-    """A script running in a sandbox; ``wait`` enforces the timeout given at start."""
+    """A script running in a sandbox; ``wait`` enforces the timeout given at start.
 
-    def __init__(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    Output goes to files, not pipes: a background process the script leaves behind keeps a pipe
+    open, and the run would look hung although the script has ended.
+    """
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], timeout: float, out: pathlib.Path, err: pathlib.Path
+    ) -> None:
         self._proc = proc
         self._deadline = time.monotonic() + timeout
+        self._out = out
+        self._err = err
         self._result: ScriptResult | None = None
         self._killed = False
-        self._out = b""
-        self._err = b""
 
     def wait(self, timeout: float | None = None) -> ScriptResult | None:
         """The result, or None if the script still runs after ``timeout`` seconds."""
@@ -96,17 +102,19 @@ class ScriptProcess:
         budget = remaining if timeout is None else min(timeout, remaining)
         timed_out = False
         try:
-            out, err = self._proc.communicate(timeout=max(budget, 0.0))
+            self._proc.wait(timeout=max(budget, 0.0))
         except subprocess.TimeoutExpired:
             if time.monotonic() < self._deadline and not self._killed:
                 return None
             timed_out = not self._killed
             self._kill_group()
-            out, err = self._proc.communicate()
+            self._proc.wait()
+        # What the script started and left in its process group ends with it.
+        self._kill_group()
         self._result = ScriptResult(
             exit_code=None if (timed_out or self._killed) else self._proc.returncode,
-            stdout=(self._out + out).decode("utf-8", "replace"),
-            stderr=(self._err + err).decode("utf-8", "replace"),
+            stdout=self._out.read_text(encoding="utf-8", errors="replace"),
+            stderr=self._err.read_text(encoding="utf-8", errors="replace"),
             timed_out=timed_out,
             killed=self._killed,
         )
@@ -118,7 +126,7 @@ class ScriptProcess:
             self._kill_group()
 
     def _kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, signal.SIGKILL)
 
 
@@ -301,15 +309,17 @@ class Sandbox:
         guest_env = {"PATH": GUEST_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb", **env}
         argv = ["ip", "netns", "exec", self.netns, *self._bwrap_args(), "/run/script/script.sh"]
         argv[argv.index("@SCRIPT@")] = str(path)
-        proc = subprocess.Popen(
-            argv,
-            env=guest_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # one process group: a timeout kills the whole script
-        )
-        handle = ScriptProcess(proc, timeout)
+        out, err = path.with_suffix(".out"), path.with_suffix(".err")
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                argv,
+                env=guest_env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,  # one process group: a timeout kills the whole script
+            )
+        handle = ScriptProcess(proc, timeout, out, err)
         self._running.append(handle)
         return handle
 
@@ -497,7 +507,8 @@ def seeded_files(mount: str, budget: int = 1 << 20) -> Iterator[SeedFile]:
 
 
 # -- guest tools ------------------------------------------------------------------------------------
-# Binds, listens, then forks: the caller returns only once the port accepts connections.
+# Binds, listens, then forks: the caller returns only once the port accepts connections and the
+# server runs in a session of its own.
 _LISTENER = r"""
 import os, socket, sys
 port, piddir = int(sys.argv[1]), sys.argv[2]
@@ -505,12 +516,19 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("0.0.0.0", port))
 sock.listen(16)
+ready_r, ready_w = os.pipe()
 pid = os.fork()
 if pid:
+    # Return only once the child has left our process group: a caller may kill the group next.
+    os.close(ready_w)
+    os.read(ready_r, 1)
     with open(os.path.join(piddir, "listener-%d" % port), "w") as fh:
         fh.write(str(pid))
     os._exit(0)
 os.setsid()
+os.close(ready_r)
+os.write(ready_w, b"1")
+os.close(ready_w)
 null = os.open(os.devnull, os.O_RDWR)
 for fd in (0, 1, 2):
     os.dup2(null, fd)
