@@ -20,8 +20,7 @@ CHECKOV = bicep.REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 CONFIG = bicep.INFRA / ".checkov.yaml"
 
 
-@pytest.fixture(scope="module")
-def report() -> dict:
+def _run_checkov() -> dict:
     if not CHECKOV.exists():
         message = f"checkov is not installed at {CHECKOV}: run tools/checkov.sh --install-only"
         if os.environ.get("CI") == "true":
@@ -46,7 +45,7 @@ def report() -> dict:
         timeout=300,
         check=False,
     )
-    # Exit code 1 means failed checks, which the tests below report one by one.
+    # Exit code 1 means failed checks, which the test below lists one by one.
     assert done.returncode in (0, 1), done.stderr[-2000:]
     result = json.loads(done.stdout)
     if isinstance(result, list):  # one report per framework
@@ -54,26 +53,23 @@ def report() -> dict:
     return result
 
 
+# One test, one checkov run (about 10 s): pytest-xdist would otherwise run it once per worker.
 @pytest.mark.slow
-def test_checkov_parses_every_template(report: dict) -> None:
+def test_checkov_passes_on_every_template() -> None:
+    report = _run_checkov()
     # checkov skips a file it cannot parse and still exits 0: only this count tells.
     assert report["summary"]["parsing_errors"] == 0
     assert report["summary"]["resource_count"] > 0
 
-
-@pytest.mark.slow
-def test_no_failed_checks(report: dict) -> None:
     failed = [
         f"{item['check_id']} {item['check_name']} ({item['file_path']}: {item['resource']})"
         for item in report["results"]["failed_checks"]
     ]
     assert failed == []
 
-
-@pytest.mark.slow
-def test_checks_ran_on_the_security_critical_resources(report: dict) -> None:
     passed = {item["check_id"] for item in report["results"]["passed_checks"]}
-    # Storage: HTTPS only, TLS 1.2, private containers; Function App: HTTPS only, TLS 1.2, no FTP.
+    # The security-critical checks did run: storage HTTPS only, TLS 1.2, private containers; Function App
+    # HTTPS only, TLS 1.2, no FTP.
     expected = {
         "CKV_AZURE_3",
         "CKV_AZURE_44",
