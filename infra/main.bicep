@@ -76,12 +76,13 @@ var tags = {
   workload: 'vm-autoremediation'
 }
 
-// Target scopes, trimmed and classified by shape. ARM evaluates both branches of a condition, so every
-// index below must stay in range for any input: the split runs on the scope padded with five segments.
+// Target scopes, trimmed and classified by shape. Every index and length below stays in range for any
+// input, whichever branch of a condition ARM evaluates: the split runs on the scope padded with five
+// segments, and take() accepts a negative count.
 // An entry of neither shape still goes to the role's assignable scopes, where ARM rejects it by name
 // instead of this template skipping it in silence.
 var scopeList = [
-  for entry in split(replace(targetScopes, ' ', ''), ','): endsWith(entry, '/') ? substring(entry, 0, length(entry) - 1) : entry
+  for entry in split(replace(targetScopes, ' ', ''), ','): endsWith(entry, '/') ? take(entry, length(entry) - 1) : entry
 ]
 var scopeShapes = [
   for entry in scopeList: {
