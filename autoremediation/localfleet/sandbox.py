@@ -137,9 +137,11 @@ def sandbox_available() -> tuple[bool, str]:
         return False, "sandboxes need Linux namespaces"
     if os.geteuid() != 0:
         return False, "sandboxes need root (mounts, network namespaces, firewall rules)"
-    missing = [tool for tool in ("bwrap", "ip", "iptables", "mount", "umount") if not shutil.which(tool)]
+    tools = ("bwrap", "ip", "iptables", "nft", "mount", "umount", "mountpoint")
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
-        return False, f"missing tools: {', '.join(missing)} (install bubblewrap, iproute2, iptables)"
+        packages = "bubblewrap, iproute2, iptables, nftables, util-linux"
+        return False, f"missing tools: {', '.join(missing)} (Debian packages: {packages})"
     probe = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-probe-"))
     try:
         done = subprocess.run(
