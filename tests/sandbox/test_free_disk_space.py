@@ -158,3 +158,17 @@ def test_nothing_outside_the_sandbox_changes(make_sandbox, host_canaries: list[P
     assert not box.host_path("/tmp/old-upload-9f2a.tmp").exists()  # the guest's /tmp was cleaned
     assert all(path.exists() for path in host_canaries)  # the host's was not
     assert host_firewall() == firewall
+
+
+def test_container_images_are_only_pruned_on_request(full_var: Sandbox) -> None:
+    params = {"mountPoint": "/var", "targetFreePercent": 60}
+
+    off = run_script(full_var, "free-disk-space", params)
+    on = run_script(full_var, "free-disk-space", {**params, "pruneContainerImages": True})
+
+    notes = {r["step"]: r["note"] for r in (off.result["actions"])}
+    assert notes["container-images"] == ""  # not asked: docker is never called
+    notes = {r["step"]: r["note"] for r in (on.result["actions"])}
+    # The guest has no reachable Docker daemon: the step says so and the run goes on.
+    assert notes["container-images"] in {"docker not installed", "docker daemon not reachable"}
+    assert on.status == "not-fixed"
