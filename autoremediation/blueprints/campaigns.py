@@ -54,11 +54,12 @@ def _handle(
 @bp.route(route="campaigns", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def campaigns_create(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
-        create = _service("create_campaign")
+        start = _service("start_campaign")
         payload = read_json(req)
         if not isinstance(payload, Mapping):
             raise InvalidInput("a campaign request must be a JSON object")
-        campaign = create(engine("store", "queue", "catalog"), payload, actor=caller.name)
+        # The campaign service refuses bad input (InvalidInput) before it writes anything: a 400.
+        campaign = start(engine("store", "queue", "catalog"), dict(payload), actor=caller.name)
         campaign_id = str(campaign.get("id", ""))
         return json_response(202, campaign, {"Location": f"/api/campaigns/{campaign_id}"})
 
@@ -71,12 +72,12 @@ def campaigns_get(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         from ..store.records import is_valid_id
 
-        get = _service("get_campaign")
+        status = _service("campaign_status")
         campaign_id = req.route_params.get("id", "")
         if not is_valid_id(campaign_id):
             raise NotFound(f"no campaign {campaign_id[:80]!r}")
         with app_work():
-            campaign = get(engine("store"), campaign_id)
+            campaign = status(engine("store"), campaign_id)
         return json_response(200, campaign)
 
     return _handle(req, "read", act)
