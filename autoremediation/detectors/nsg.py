@@ -392,7 +392,7 @@ def effective_inbound_rules(nsg: NetworkSecurityGroup) -> tuple[SecurityRule, ..
 
 def _protocol(rule_protocol: str, flow_protocol: str) -> Tri:
     rule_key = rule_protocol.strip().lower()
-    if rule_key in _ANY_WORDS or rule_key == flow_protocol.strip().lower():
+    if rule_key in _ANY_WORDS or rule_key == "all" or rule_key == flow_protocol.strip().lower():
         return True
     return False if rule_key in _TCP_FAMILY else None
 

@@ -118,6 +118,14 @@ CASES = [
     ("protocol *", (rule("deny", 100, proto="*"),), "VirtualNetwork", 22, False, "deny"),
     ("protocol tcp any case", (rule("deny", 100, proto="TCP"),), "VirtualNetwork", 22, False, "deny"),
     ("protocol Udp", (rule("deny", 100, proto="Udp"),), "VirtualNetwork", 22, True, "AllowVnetInBound"),
+    (
+        "protocol All (effective rules)",
+        (rule("deny", 100, proto="All"),),
+        "VirtualNetwork",
+        22,
+        False,
+        "deny",
+    ),
     ("protocol Icmp", (rule("deny", 100, proto="Icmp"),), "VirtualNetwork", 22, True, "AllowVnetInBound"),
     (
         "an allow for UDP does not let TCP in",
@@ -743,23 +751,26 @@ class TestPortSpecs:
     def test_parse(self, spec: str, expected: tuple[int, int]) -> None:
         assert parse_port_spec(spec) == expected
 
-    @given(st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535))
-    def test_range_membership(self, a: int, b: int, port: int) -> None:
-        low, high = min(a, b), max(a, b)
-        assert parse_port_spec(f"{low}-{high}") == (low, high)
-        assert ports_cover([f"{low}-{high}"], port) == (low <= port <= high)
-        assert ports_cover([str(a)], port) == (a == port)
 
-    @given(st.integers(0, 65535), st.integers(0, 65535))
-    def test_reversed_range_is_an_error(self, a: int, b: int) -> None:
-        if a > b:
-            with pytest.raises(InvalidInput):
-                parse_port_spec(f"{a}-{b}")
+@given(st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535))
+def test_port_range_membership(a: int, b: int, port: int) -> None:
+    low, high = min(a, b), max(a, b)
+    assert parse_port_spec(f"{low}-{high}") == (low, high)
+    assert ports_cover([f"{low}-{high}"], port) == (low <= port <= high)
+    assert ports_cover([str(a)], port) == (a == port)
 
-    @given(st.integers(65536, 10**6))
-    def test_port_above_range_is_an_error(self, port: int) -> None:
+
+@given(st.integers(0, 65535), st.integers(0, 65535))
+def test_reversed_port_range_is_an_error(a: int, b: int) -> None:
+    if a > b:
         with pytest.raises(InvalidInput):
-            parse_port_spec(str(port))
+            parse_port_spec(f"{a}-{b}")
+
+
+@given(st.integers(65536, 10**6))
+def test_port_above_range_is_an_error(port: int) -> None:
+    with pytest.raises(InvalidInput):
+        parse_port_spec(str(port))
 
 
 def test_source_pieces_split_tags_by_family() -> None:
@@ -776,7 +787,7 @@ SUBNETS = [str(n) for length in range(27, 33) for n in BASE.subnets(new_prefix=l
 
 @st.composite
 def nsgs_and_sources(draw: st.DrawFn) -> tuple[NetworkSecurityGroup, str]:
-    priorities = draw(st.lists(st.integers(100, 4096), min_size=0, max_size=7, unique=True))
+    priorities = draw(st.lists(st.integers(100, 4095), min_size=0, max_size=7, unique=True))
     rules = tuple(
         rule(
             f"r{i}",
