@@ -120,6 +120,11 @@ class ScriptProcess:
         )
         return self._result
 
+    @property
+    def pid(self) -> int:
+        """The script's process (also its process group)."""
+        return self._proc.pid
+
     def kill(self) -> None:
         if self._result is None:
             self._killed = True

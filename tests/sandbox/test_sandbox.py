@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -132,3 +133,14 @@ def test_a_failed_start_cleans_up(tmp_path: Path) -> None:
 def test_bad_specs_are_refused(tmp_path: Path, disk: DiskSpec) -> None:
     with pytest.raises(InvalidInput):
         Sandbox("vm", GuestSpec(disks=(disk,)), tmp_path / "box")
+
+
+def test_a_finished_script_is_reported_by_a_zero_timeout_poll(make_sandbox) -> None:
+    # The local fleet polls with wait(timeout=0): once the script has exited, that poll must answer.
+    box = make_sandbox(GuestSpec())
+    process = box.start_script(SH + "echo hi", {}, timeout=60)
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+
+    result = process.wait(timeout=0)
+
+    assert result is not None and result.exit_code == 0 and result.stdout == "hi\n"
