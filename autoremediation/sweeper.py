@@ -1,13 +1,15 @@
 """The sweeper: the housekeeping a timer runs every few minutes, as plain functions over the ports.
 
-Four chores, each safe to repeat and independent of the others (one failing does not stop the rest):
+Five chores, each safe to repeat and independent of the others (one failing does not stop the rest):
 
 * expired per-VM leases are deleted (a worker that died holding one would block its VM otherwise);
 * stuck jobs get a new queue message: a job in flight whose last write is older than its state can
   legitimately stay quiet has lost its message (a crash between write and send, a message deleted by
   hand). The runner's compare-and-swap absorbs the duplicate if the old message was only slow;
 * approvals that ran out are advanced, so the runner moves the job to ``expired`` at once;
-* terminal jobs older than the retention period are deleted.
+* terminal jobs older than the retention period are deleted;
+* every campaign with unfinished jobs gets a tick, which releases its next jobs and re-sends lost
+  messages: a campaign whose driver died moves on without it.
 
 How long is "stuck" follows from how the worker behaves: between two writes a job waits at most for
 its next poll or back-off delay, plus the queue's visibility timeout when a delivery fails. A
@@ -41,6 +43,7 @@ FUNCTION_TIMEOUT_SECONDS = 30 * 60.0
 IN_FLIGHT = (jobs.PLANNED, jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING)
 
 Advance = Callable[[str], Step]
+Tick = Callable[[str], object]
 
 
 class SweepIncomplete(RemediationError):
@@ -77,6 +80,7 @@ class SweepReport:
     requeued: tuple[str, ...] = ()
     expired: tuple[str, ...] = ()
     jobs_deleted: int = 0
+    campaigns: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class SweepReport:
             "requeued": list(self.requeued),
             "expired": list(self.expired),
             "jobsDeleted": self.jobs_deleted,
+            "campaignsTicked": list(self.campaigns),
             "errors": list(self.errors),
         }
 
@@ -109,6 +114,9 @@ def is_stuck(job: Job, now: datetime, policy: SweepPolicy, lease_holder: str | N
         if not job.approved_by:
             return False  # waits for a person, with no message: the approval chore handles expiry
     elif job.status not in IN_FLIGHT:
+        return False
+    if job.status == jobs.PLANNED and job.campaign_id:
+        # Campaign jobs wait unqueued until their campaign releases them; its tick re-sends lost ones.
         return False
     quiet = _quiet_since(job)
     if quiet is None:
@@ -149,12 +157,22 @@ def expire_approvals(store: JobStore, queue: Queue, advance: Advance, now: datet
     return expired
 
 
+def tick_campaigns(store: JobStore, tick: Tick) -> list[str]:
+    """Tick every campaign that still has unfinished jobs; return the campaign ids."""
+    unfinished = store.list(status=[*IN_FLIGHT, jobs.AWAITING_APPROVAL])
+    campaign_ids = sorted({job.campaign_id for job in unfinished if job.campaign_id})
+    for campaign_id in campaign_ids:
+        tick(campaign_id)
+    return campaign_ids
+
+
 def sweep(
     store: JobStore,
     queue: Queue,
     clock: Clock,
     policy: SweepPolicy,
     advance: Advance,
+    tick: Tick | None = None,
 ) -> SweepReport:
     """Run every chore once. Raises SweepIncomplete (after running the others) if a chore failed."""
     now = clock.now()
@@ -166,6 +184,8 @@ def sweep(
         "approvals": lambda: expire_approvals(store, queue, advance, now),
         "retention": lambda: store.delete_jobs(now - policy.retention),
     }
+    if tick is not None:
+        chores = {**chores, "campaigns": lambda: tick_campaigns(store, tick)}
     for name, chore in chores.items():
         try:
             results[name] = chore()
@@ -178,6 +198,7 @@ def sweep(
         requeued=tuple(results.get("stuck", ())),
         expired=tuple(results.get("approvals", ())),
         jobs_deleted=results.get("retention", 0),
+        campaigns=tuple(results.get("campaigns", ())),
         errors=tuple(errors),
     )
     if errors:

@@ -10,7 +10,8 @@ Two layers, by design:
 
 Without the header (authentication off) the function key alone authorises every call, and the actor on
 record is ``function-key``: whoever holds a function key is trusted as an operator. Turn App Service
-authentication on to tell people apart.
+authentication on (requiring authentication) to tell people apart: with it off, nothing strips a
+client-sent principal header, so a key holder could put any name on record.
 """
 
 from __future__ import annotations

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from . import runtime
 
+if TYPE_CHECKING:
+    from ..services import Services
+
 bp = func.Blueprint()
 log = logging.getLogger("autoremediation.functions.sweeper")
 SCHEDULE = "0 */5 * * * *"
+
+
+def _campaign_tick(engine: Services) -> Callable[[str], object] | None:
+    try:
+        from ..campaigns import tick
+    except ModuleNotFoundError:
+        return None
+    return lambda campaign_id: tick(engine, campaign_id)
 
 
 @bp.function_name("sweeper")
@@ -32,5 +45,6 @@ def sweeper(timer: func.TimerRequest) -> None:
         engine.clock,
         SweepPolicy.from_settings(engine.settings),
         advance=lambda job_id: engine.runner.advance(job_id),
+        tick=_campaign_tick(engine),
     )
     log.info("sweeper: %s", json.dumps(report.to_dict()))

@@ -10,11 +10,16 @@ cannot help.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from ..errors import InvalidInput, NotFound
 from . import runtime
+
+if TYPE_CHECKING:
+    from ..jobs import Job
+    from ..services import Services
 
 bp = func.Blueprint()
 log = logging.getLogger("autoremediation.functions.worker")
@@ -45,9 +50,18 @@ def dispatch_worker(msg: func.QueueMessage) -> None:
         # Deleted by retention or by hand while its message waited: nothing left to advance.
         log.warning("dropped queue message %s: job %s does not exist", msg.id, job_id)
         return
-    log.info(
-        "job %s: %s%s",
-        job_id,
-        step.job.status,
-        f" ({step.note})" if step.note else "",
-    )
+    log.info("job %s: %s%s", job_id, step.job.status, f" ({step.note})" if step.note else "")
+    if step.job.terminal and step.job.campaign_id:
+        _campaign_moves_on(engine, step.job)
+
+
+def _campaign_moves_on(engine: Services, job: Job) -> None:
+    """A campaign job ended: its slot is free, so the campaign releases its next jobs now.
+
+    A failure here raises: the redelivered message finds the job ended and ticks the campaign again.
+    """
+    try:
+        from ..campaigns import on_job_finished
+    except ModuleNotFoundError:
+        return
+    on_job_finished(engine, job)

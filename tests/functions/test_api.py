@@ -253,3 +253,28 @@ def test_a_campaign_is_started_and_read_back_through_the_api(engine: Engine) -> 
     assert len(engine.store.list(campaign_id="c-disks")) == 2
     assert unknown.status_code == 404
     assert bad.status_code == 400
+
+
+@pytest.mark.skipif(not campaign_service_present(), reason="no campaign service in this build")
+def test_a_campaign_job_that_ends_releases_the_next_one(engine: Engine) -> None:
+    request = {
+        "id": "c-waves",
+        "remediation": "free-disk-space",
+        "targets": {"vmIds": [vm_id("vm-linux-disk"), vm_id("vm-linux-locked")]},
+        "maxConcurrency": 1,
+        "maxErrors": 0,
+    }
+    assert call("campaigns_create", http("POST", "campaigns", request)).status_code == 202
+    [first] = engine.queued()
+
+    for _ in range(10):  # one message per step, until the first job ends
+        engine.deliver(first)
+        engine.clock.advance(60)
+        due = engine.queued()
+        if first not in due:
+            break
+
+    assert engine.store.get(first).status == jobs.SUCCEEDED
+    [second] = due
+    assert second != first
+    assert engine.store.get(second).campaign_id == "c-waves"

@@ -201,3 +201,19 @@ def test_the_timer_function_sweeps_every_five_minutes_not_on_startup(engine: Eng
     call("sweeper", TimerRequest(past_due=False))
 
     assert engine.queued() == [stuck.id]
+
+
+def test_campaign_jobs_wait_for_their_campaign_which_the_sweeper_ticks(
+    store: SqliteJobStore, queue: InProcessQueue, clock: ManualClock
+) -> None:
+    unreleased = put(store, clock, "c1", campaign_id="camp-1")
+    put(store, clock, "c2", jobs.DISPATCHING, jobs.RUNNING, vm="vm-2", campaign_id="camp-2")
+    put(store, clock, "c3", jobs.SKIPPED, vm="vm-3", campaign_id="camp-done")
+    clock.advance(POLICY.quiet_limit.total_seconds() + 1)
+    ticked: list[str] = []
+
+    report = sweep(store, queue, clock, POLICY, no_advance, tick=ticked.append)
+
+    assert unreleased.id not in report.requeued
+    assert ticked == ["camp-1", "camp-2"]
+    assert report.campaigns == ("camp-1", "camp-2")
