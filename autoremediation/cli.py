@@ -10,10 +10,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .catalog import Catalog, catalog_problems, load_catalog
+from .cli_jobs import _where, add_parsers, default_actor, engine
 from .errors import RemediationError
 from .routing import Route, load_routes, routes_problems
 from .settings import Settings
@@ -92,13 +94,19 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
     payloads = _read_payloads(args.files, sys.stdin)
     catalog, routes = _catalog_and_routes(args)
-    planner = Planner(catalog, routes, detect=_detector(args))
     report = PlanReport()
-    for name, payload in payloads:
-        try:
-            report = report + planner.plan_payload(payload)
-        except RemediationError as error:
-            raise UsageError(f"{name}: {error}") from None
+    with ExitStack() as stack:
+        detect = None
+        if any(_needs_detector(payload, catalog, routes) for _, payload in payloads):
+            # Only what needs a look at Azure (NSG lockout) starts a fleet or reads ARM.
+            services = stack.enter_context(engine(args))
+            detect = services.detect
+        planner = Planner(catalog, routes, detect=detect)
+        for name, payload in payloads:
+            try:
+                report = report + planner.plan_payload(payload)
+            except RemediationError as error:
+                raise UsageError(f"{name}: {error}") from None
     if args.json:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
@@ -127,10 +135,14 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _detector(args: argparse.Namespace) -> Any:
-    """The detector the CLI offers: none until a fleet or Azure is configured (see ``fleet``)."""
-    factory = getattr(args, "detector_factory", None)
-    return factory(args) if factory else None
+def _needs_detector(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:
+    from .routing import route_signal
+    from .signals import parse
+
+    try:
+        return any(route_signal(s, routes, catalog).detector for s in parse(payload))
+    except RemediationError:
+        return False  # reported with its file name when planned
 
 
 def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
@@ -160,7 +172,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p = commands.add_parser("plan", help="what would these alerts / events / requests do? (executes nothing)")
     p.add_argument("files", nargs="+", metavar="FILE", help="JSON payload files; - reads stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _where(p)
     p.set_defaults(handler=cmd_plan)
+
+    add_parsers(commands, default_actor())
     return parser
 
 

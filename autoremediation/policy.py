@@ -41,14 +41,14 @@ def _skip(guard: str, reason: str) -> Decision:
 
 
 def _approval_or_dispatch(
-    remediation: Remediation, parameters: Mapping[str, str], approved: bool
+    remediation: Remediation, parameters: Mapping[str, str], approved: bool, passed: str = "all guards passed"
 ) -> Decision:
     if remediation.approval_required and not approved:
         why = "risk high" if remediation.risk == "high" else "the catalog asks for approval"
         return Decision(
             "await-approval", f"{why}: an operator must approve {remediation.id}", "approval", parameters
         )
-    return Decision("dispatch", "all guards passed", None, parameters)
+    return Decision("dispatch", passed, None, parameters)
 
 
 def plan_decision(
@@ -65,7 +65,8 @@ def plan_decision(
         parameters = remediation.resolve_parameters(raw_parameters, os_type)
     except ParameterError as error:
         return _skip("parameters", str(error))
-    return _approval_or_dispatch(remediation, parameters, approved=False)
+    passed = "static checks passed; opt-in, VM state, cooldown and breaker are checked when the job runs"
+    return _approval_or_dispatch(remediation, parameters, approved=False, passed=passed)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ compute client unless a detector needs it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 from .catalog import Catalog, load_catalog
 from .intake import Intake
+from .jobs import Job, Transition
 from .planning import Detect, Planner
 from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
 from .routing import Finding, Route, load_routes
@@ -31,9 +32,11 @@ class Services:
         queue: Queue | None = None,
         compute: Compute | None = None,
         network: Network | None = None,
+        on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
         for name, value in (("store", store), ("queue", queue), ("compute", compute), ("network", network)):
             if value is not None:
@@ -123,6 +126,14 @@ class Services:
     def runner(self) -> Runner:
         from .telemetry import emit_transition
 
+        announce = emit_transition
+        if self.on_transition is not None:
+            extra = self.on_transition
+
+            def announce(job: Job, transition: Transition) -> None:
+                emit_transition(job, transition)
+                extra(job, transition)
+
         return Runner(
             catalog=self.catalog,
             store=self.store,
@@ -130,7 +141,7 @@ class Services:
             clock=self.clock,
             settings=self.settings,
             control_plane=self.control_plane,
-            on_transition=emit_transition,
+            on_transition=announce,
         )
 
 

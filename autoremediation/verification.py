@@ -60,18 +60,19 @@ def verify(
     dry_run: bool = False,
 ) -> Verdict:
     rules = remediation.verification
-    accepted_codes = rules.get("exitCodes", [0])
-    if exit_code is not None and exit_code not in accepted_codes:
-        return Verdict(False, f"exit code {exit_code} (expected {', '.join(map(str, accepted_codes))})")
     if result is None:
         return Verdict(False, "the script printed no REMEDIATION_RESULT line")
     status = result.get("status")
     if dry_run:
-        if status == "error":
+        # A dry run that finds work to do says not-fixed (and may exit non-zero): that is its answer.
+        if status not in ("fixed", "already-ok", "not-fixed"):
             return Verdict(
-                False, f"dry run: the script reported an error: {result.get('message', '')}".strip()
+                False, f"dry run: the script reported {status}: {result.get('message', '')}".strip()
             )
         return Verdict(True, f"dry run: nothing changed (the script reported {status})")
+    accepted_codes = rules.get("exitCodes", [0])
+    if exit_code is not None and exit_code not in accepted_codes:
+        return Verdict(False, f"exit code {exit_code} (expected {', '.join(map(str, accepted_codes))})")
     if status not in rules["successStatuses"]:
         detail = f": {result['message']}" if result.get("message") else ""
         return Verdict(False, f"the script reported {status}{detail}")
