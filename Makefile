@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .state/.system-packages
 NODE_STAMP := node_modules/.installed
+CHECKOV_STAMP := .venv-checkov/.installed-3.3.30
 
 .PHONY: setup system node demo test lint typecheck static unit bench clean
 
-setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
 $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: setup
+$(CHECKOV_STAMP): tools/checkov.sh
+	bash tools/checkov.sh --install-only
+
+demo: $(STAMP) $(SYSTEM_STAMP)
 	$(PY) -m autoremediation.demo
 
 lint: $(STAMP)
@@ -40,4 +44,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules .state .pytest_cache .mypy_cache .ruff_cache

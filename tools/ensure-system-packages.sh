@@ -10,6 +10,9 @@ command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v unshare >/dev/null || need+=(util-linux)
+command -v mountpoint >/dev/null || need+=(util-linux)
+command -v journalctl >/dev/null || need+=(systemd)
+command -v curl >/dev/null || need+=(curl)
 command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
