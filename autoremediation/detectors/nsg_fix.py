@@ -116,6 +116,11 @@ def _verdicts(
     return {s: evaluate_nsg(nsg, Flow(port=port, source=s), level, tag_prefixes) for s in sources}
 
 
+def level_of(nsg: NetworkSecurityGroup) -> Level:
+    """Where the NSG sits, for the record: a subnet when it is on subnets only, else a NIC."""
+    return "subnet" if nsg.subnet_ids and not nsg.nic_ids else "nic"
+
+
 def plan_management_allow(
     nsg: NetworkSecurityGroup,
     vm: VmFacts,
@@ -123,7 +128,7 @@ def plan_management_allow(
     sources: Sequence[str],
     quarantine_tag: str,
     *,
-    level: Level = "nic",
+    level: Level | None = None,
     tag_prefixes: Mapping[str, Sequence[str]] | None = None,
 ) -> AllowRulePlan:
     """What to write into ``nsg`` so that every management source reaches TCP ``port``.
@@ -133,6 +138,7 @@ def plan_management_allow(
     """
     port = _check_port(port)
     sources = check_sources(sources)
+    level = level or level_of(nsg)
     quarantined = quarantine_reason(quarantine_tag, vm, nsg)
     if quarantined:
         return AllowRulePlan("skip", quarantined, nsg.id, port, sources, level=level)
@@ -206,12 +212,14 @@ def _rules_for(
 
 def next_free_priority(ceiling: int, taken: set[int] | frozenset[int]) -> int:
     """The highest priority below ``ceiling`` (and at most 4096) not in ``taken``, at least 100."""
-    for priority in range(min(ceiling - 1, MAX_PRIORITY), MIN_PRIORITY - 1, -1):
+    top = min(ceiling - 1, MAX_PRIORITY)
+    for priority in range(top, MIN_PRIORITY - 1, -1):
         if priority not in taken:
             return priority
+    where = f"between {MIN_PRIORITY} and {top} is free" if top >= MIN_PRIORITY else f"exists above {ceiling}"
     raise NoFreePriority(
-        f"no free NSG priority between {MIN_PRIORITY} and {ceiling - 1}: an allow rule cannot be placed "
-        "above the blocking rule without moving a customer rule, which this tool never does"
+        f"no NSG priority {where}: an allow rule cannot be placed above the blocking rule without moving "
+        "a customer rule, which this tool never does"
     )
 
 

@@ -63,6 +63,7 @@ class FakeNetwork:
     subnet_nics: dict[str, tuple[str, ...]] = field(default_factory=dict)
     puts: list[tuple[str, SecurityRule]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)
+    subnet_reads: list[str] = field(default_factory=list)
     drop_writes: bool = False
 
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup:
@@ -79,6 +80,7 @@ class FakeNetwork:
             raise NotFound(nic_id) from None
 
     def get_subnet_nsg(self, subnet_id: str) -> str | None:
+        self.subnet_reads.append(subnet_id)
         return self.subnet_nsgs.get(subnet_id.lower())
 
     def put_security_rule(self, nsg_id: str, rule: SecurityRule) -> SecurityRule:
@@ -290,7 +292,10 @@ def test_subnet_association_without_adapter_support_is_a_note() -> None:
     w.vm("a")
     result = w.detect(nsg_id("subnet-nsg"))
     assert result.findings == ()
-    assert any("cannot list a subnet's NICs" in n for n in result.notes)
+    assert (
+        "NSG subnet-nsg is attached to 1 subnet(s), but the network adapter cannot list a subnet's NICs: "
+        "VMs protected only through the subnet were not evaluated"
+    ) in result.notes
     assert any("protects no VM" in n for n in result.notes)
 
 
@@ -515,7 +520,9 @@ class TestSignals:
 class TestSources:
     def test_no_sources_is_a_clear_error(self) -> None:
         w = World()
-        with pytest.raises(InvalidInput, match="REMEDIATION_MANAGEMENT_SOURCES"):
+        with pytest.raises(
+            InvalidInput, match=r"^no management sources are configured \(REMEDIATION_MANAGEMENT_SOURCES\)$"
+        ):
             w.detect(nsg_id("web-nsg"), sources=())
 
     def test_blank_sources_are_no_sources(self) -> None:
@@ -527,7 +534,7 @@ class TestSources:
             check_sources(["VirtualNetwork", "10.0.0.300/24"])
 
     def test_one_string_is_not_a_list(self) -> None:
-        with pytest.raises(InvalidInput, match="list"):
+        with pytest.raises(InvalidInput, match=r"^management sources must be a list, not one string$"):
             check_sources("VirtualNetwork")  # type: ignore[arg-type]
 
     def test_sources_are_trimmed_and_deduplicated_in_order(self) -> None:
@@ -541,3 +548,111 @@ def test_management_ports() -> None:
     assert (management_port("linux"), management_port("windows")) == (22, 3389)
     with pytest.raises(InvalidInput, match="solaris"):
         management_port("solaris")
+
+
+def test_nsg_on_nics_and_on_a_subnet_finds_both_kinds_of_vm() -> None:
+    w = World()
+    w.nsg("both-nsg", rule("deny-ssh", 110), nics=(nic_id("a-nic"),), subnets=(SUBNET,))
+    w.network.subnet_nsgs[SUBNET.lower()] = nsg_id("both-nsg")
+    w.network.subnet_nics[SUBNET.lower()] = (nic_id("b-nic"),)
+    w.vm("a", nsg="both-nsg", subnet=f"{SUBNET}-other")
+    w.vm("b")
+    result = w.detect(nsg_id("both-nsg"))
+    assert sorted(f.target for f in result.findings) == [vm_id("a"), vm_id("b")]
+
+
+def test_subnet_nsg_is_looked_up_once_per_subnet() -> None:
+    w = World()
+    w.nsg("web-nsg", rule("deny-ssh", 110), nics=(nic_id("a-nic"), nic_id("b-nic")))
+    w.vm("a", nsg="web-nsg", ip="10.0.0.4")
+    w.vm("b", nsg="web-nsg", ip="10.0.0.5")
+    assert len(w.detect(nsg_id("web-nsg")).findings) == 2
+    assert w.network.subnet_reads == [SUBNET]
+
+
+def test_nic_without_subnet_or_address_is_still_judged() -> None:
+    w = World()
+    w.nsg("web-nsg", rule("deny-ssh", 110), nics=(nic_id("web1-nic"),))
+    w.network.add_nic(NetworkInterface(nic_id("web1-nic"), vm_id("web1"), nsg_id("web-nsg"), ()))
+    w.compute.add(vm("web1"))
+    finding = w.detect(nsg_id("web-nsg")).findings[0]
+    assert finding.evidence["rule"] == "deny-ssh"
+    assert w.network.subnet_reads == []
+
+
+def test_a_deleted_nsg_does_not_stop_the_next_one() -> None:
+    w = World()
+    w.nsg("web-nsg", rule("deny-ssh", 110), nics=(nic_id("web1-nic"),))
+    w.vm("web1", nsg="web-nsg")
+    signal = replace(event(nsg_id("gone-nsg")), resources=(nsg_id("gone-nsg"), nsg_id("web-nsg")))
+    result = detect_nsg_lockout(signal, w.network, w.compute, ("VirtualNetwork",))
+    assert [f.target for f in result.findings] == [vm_id("web1")]
+    assert result.notes == (f"NSG {nsg_id('gone-nsg')} no longer exists: nothing to evaluate",)
+
+
+def test_a_deleted_vm_does_not_stop_the_next_one() -> None:
+    w = World()
+    w.nsg("web-nsg", rule("deny-ssh", 110), nics=(nic_id("a-nic"), nic_id("b-nic")))
+    w.vm("a", nsg="web-nsg")
+    w.vm("b", nsg="web-nsg")
+    del w.compute.vms[vm_id("a").lower()]
+    result = w.detect(nsg_id("web-nsg"))
+    assert [f.target for f in result.findings] == [vm_id("b")]
+    assert result.notes == (f"VM {vm_id('a')} no longer exists",)
+
+
+def test_reachable_note_lists_every_source() -> None:
+    w = World()
+    w.nsg(
+        "web-nsg",
+        rule("allow-ssh", 110, "Allow", source_prefixes=("10.0.0.0/8",)),
+        nics=(nic_id("web1-nic"),),
+    )
+    w.vm("web1", nsg="web-nsg")
+    result = w.detect(nsg_id("web-nsg"), sources=("10.1.0.0/16", "VirtualNetwork"))
+    assert result.notes == (
+        "VM web1 is reachable on 22: from 10.1.0.0/16: rule allow-ssh (110); "
+        "from VirtualNetwork: rule AllowVnetInBound (65000)",
+    )
+
+
+def test_single_blocked_source_reason_is_exact() -> None:
+    w = World()
+    w.nsg("web-nsg", rule("deny-ssh", 110), nics=(nic_id("web1-nic"),))
+    w.vm("web1", nsg="web-nsg")
+    finding = w.detect(nsg_id("web-nsg")).findings[0]
+    assert finding.reason == (
+        "VM web1 cannot be reached on 22: TCP 22 from VirtualNetwork is denied by rule deny-ssh "
+        "(priority 110) of nic NSG web-nsg"
+    )
+    assert finding.evidence["uncovered"] == ["VirtualNetwork (IPv4)", "VirtualNetwork (IPv6)"]
+
+
+def test_three_blocked_sources_are_all_named() -> None:
+    w = World()
+    w.nsg("web-nsg", rule("deny-ssh", 110), nics=(nic_id("web1-nic"),))
+    w.vm("web1", nsg="web-nsg")
+    finding = w.detect(nsg_id("web-nsg"), sources=("10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16")).findings[0]
+    assert finding.reason.startswith("VM web1 cannot be reached on 22: TCP 22 from 10.1.0.0/16 is denied")
+    assert finding.reason.endswith(" (also blocked: 10.2.0.0/16, 10.3.0.0/16)")
+
+
+def test_blocked_without_a_deciding_rule_has_no_rule_evidence() -> None:
+    w = World()
+    odd = tuple(
+        rule(name, priority, access, destination_ports=("80",))
+        for name, priority, access in (
+            ("AllowVnetInBound", 65000, "Allow"),
+            ("AllowAzureLoadBalancerInBound", 65001, "Allow"),
+            ("DenyAllInBound", 65500, "Deny"),
+        )
+    )
+    w.network.add_nsg(
+        NetworkSecurityGroup(
+            nsg_id("odd-nsg"), "odd-nsg", "westeurope", (), default_rules=odd, nic_ids=(nic_id("web1-nic"),)
+        )
+    )
+    w.vm("web1", nsg="odd-nsg")
+    finding = w.detect(nsg_id("odd-nsg")).findings[0]
+    assert "rule" not in finding.evidence and "priority" not in finding.evidence
+    assert finding.evidence["blocked_sources"] == ["VirtualNetwork"]

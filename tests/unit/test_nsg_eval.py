@@ -829,3 +829,165 @@ def test_evaluator_agrees_with_per_address_brute_force(case: tuple[NetworkSecuri
     assert verdict.assumed is False
     if not allowed:
         assert verdict.rule is not None and verdict.rule.priority == stopper
+
+
+class TestMoreRelations:
+    def test_deny_any_ipv4_blocks_a_tag_source_for_certain(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("d", 100, src=("0.0.0.0/0",))), Flow(22, "VirtualNetwork"))
+        assert (verdict.allowed, verdict.assumed, verdict.uncovered) == (
+            False,
+            False,
+            ("VirtualNetwork (IPv4)",),
+        )
+
+    def test_same_tag_deny_is_certain(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("d", 100, src=("VirtualNetwork",))), Flow(22, "VirtualNetwork"))
+        assert (verdict.allowed, verdict.assumed) == (False, False)
+
+    def test_vnet_deny_on_the_load_balancer_is_certain(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("d", 100, src=("VirtualNetwork",))), Flow(22, "AzureLoadBalancer"))
+        assert (verdict.allowed, verdict.assumed, verdict.uncovered) == (
+            False,
+            False,
+            ("AzureLoadBalancer (IPv4)",),
+        )
+
+    def test_load_balancer_deny_on_the_vnet_is_certain(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("d", 100, src=("AzureLoadBalancer",))), Flow(22, "VirtualNetwork"))
+        assert (verdict.allowed, verdict.assumed) == (False, False)
+
+    def test_cidr_holding_the_host_address_covers_the_load_balancer(self) -> None:
+        group = nsg(rule("a", 100, "Allow", src=("168.63.129.0/24",)), rule("d", 200))
+        assert decide(group, "AzureLoadBalancer") == (True, "a")
+
+    def test_cidr_without_the_host_address_does_not_cover_the_load_balancer(self) -> None:
+        group = nsg(rule("a", 100, "Allow", src=("10.0.0.0/8",)), rule("d", 200))
+        assert decide(group, "AzureLoadBalancer") == (False, "d")
+
+    def test_internet_allow_leaves_exactly_the_private_ranges(self) -> None:
+        # After "Internet" is allowed, only non-public space is left of 0.0.0.0/0: a Deny on a public
+        # range no longer matters, a Deny on a private one does.
+        group = nsg(
+            rule("a", 100, "Allow", src=("Internet",)),
+            rule("a10", 110, "Allow", src=("10.0.0.0/8",)),
+            rule("d-public", 120, src=("52.0.0.0/8",)),
+        )
+        verdict = evaluate_nsg(group, Flow(22, "0.0.0.0/0"))
+        assert verdict.rule is not None and verdict.rule.name == "DenyAllInBound"
+        assert "10.0.0.0/8" not in verdict.uncovered and "172.16.0.0/12" in verdict.uncovered
+
+    def test_internet_allow_covers_the_public_part_of_a_mixed_cidr(self) -> None:
+        group = nsg(rule("a", 100, "Allow", src=("Internet",)), rule("a2", 110, "Allow", src=("10.0.0.0/8",)))
+        assert decide(group, "8.0.0.0/6") == (True, "a2")  # 8.0.0.0-11.255.255.255 holds 10/8
+
+    def test_vnet_expansion_makes_a_deny_on_the_tag_hit_a_cidr_inside(self) -> None:
+        group = nsg(rule("d", 100, src=("VirtualNetwork",)), rule("a", 200, "Allow"))
+        verdict = evaluate_nsg(
+            group, Flow(22, "10.0.1.0/24"), tag_prefixes={"VirtualNetwork": ["10.0.0.0/16"]}
+        )
+        assert (verdict.allowed, verdict.rule and verdict.rule.name, verdict.assumed) == (False, "d", False)
+
+    def test_unknown_tag_source_against_a_cidr_allow_is_not_covered(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("a", 100, "Allow", src=("52.0.0.0/8",))), Flow(22, "AzureCloud"))
+        assert (verdict.allowed, verdict.assumed) == (False, True)
+
+    def test_allow_all_protocol_spelling(self) -> None:
+        assert decide(nsg(rule("a", 100, "Allow", proto="All")), "Internet") == (True, "a")
+
+    def test_unknown_protocol_allow_is_an_assumption(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("a", 100, "Allow", proto="Gre")), Flow(22, "Internet"))
+        assert (verdict.allowed, verdict.assumed) == (False, True)
+
+    def test_source_ports_from_one_are_not_all_ports(self) -> None:
+        assert decide(nsg(rule("a", 100, "Allow", src_ports=("1-65535",))), "Internet") == (
+            False,
+            "DenyAllInBound",
+        )
+        assert decide(nsg(rule("a", 100, "Allow", src_ports=("0-65534",))), "Internet") == (
+            False,
+            "DenyAllInBound",
+        )
+
+
+class TestTexts:
+    def test_denied_reason(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("deny-ssh", 120)), Flow(22, "VirtualNetwork"))
+        assert (
+            verdict.reason
+            == "TCP 22 from VirtualNetwork is denied by rule deny-ssh (priority 120) of nic NSG web-nsg"
+        )
+
+    def test_allowed_reason(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("allow-ssh", 110, "Allow")), Flow(22, "Internet"), "subnet")
+        assert (
+            verdict.reason
+            == "TCP 22 from Internet is allowed by rule allow-ssh (priority 110) of subnet NSG web-nsg"
+        )
+
+    def test_assumed_reason(self) -> None:
+        verdict = evaluate_nsg(nsg(rule("d", 100, src=("AzureCloud",))), Flow(22, "52.1.1.0/24"))
+        assert verdict.reason == (
+            "TCP 22 from 52.1.1.0/24 is denied by rule d (priority 100) of nic NSG web-nsg "
+            "(assumed: part of this rule cannot be evaluated, so it is taken to match)"
+        )
+
+    def test_default_level_is_nic(self) -> None:
+        verdict = evaluate_nsg(nsg(), Flow(22, "Internet"))
+        assert verdict.rule is not None and verdict.rule.level == "nic"
+
+    def test_nsg_without_a_name_is_named_by_id(self) -> None:
+        verdict = evaluate_nsg(nsg(name=""), Flow(22, "Internet"))
+        assert f"nic NSG {NSG_ID}" in verdict.reason
+
+    def test_no_nsg_reason(self) -> None:
+        assert evaluate_path(Flow(3389, "Internet"), None, None).reason == (
+            "no NSG on the subnet or the NIC: Azure lets TCP 3389 from Internet through"
+        )
+
+    def test_nothing_matched_at_all(self) -> None:
+        # Only reachable when the NSG reports default rules that differ from Azure's: nothing decides.
+        odd_defaults = (
+            rule("DenyAllInBound", 65500, ports=("80",)),
+            rule("AllowVnetInBound", 65000, ports=("80",)),
+            rule("AllowAzureLoadBalancerInBound", 65001, ports=("80",)),
+        )
+        group = NetworkSecurityGroup(NSG_ID, "web-nsg", "westeurope", rules=(), default_rules=odd_defaults)
+        verdict = evaluate_nsg(group, Flow(22, "VirtualNetwork"))
+        assert (verdict.allowed, verdict.rule, verdict.assumed) == (False, None, False)
+        assert verdict.uncovered == ("VirtualNetwork (IPv4)", "VirtualNetwork (IPv6)")
+        assert verdict.reason == (
+            "TCP 22 from VirtualNetwork: no inbound rule of nic NSG web-nsg admits "
+            "VirtualNetwork (IPv4), VirtualNetwork (IPv6)"
+        )
+
+
+def test_non_text_inputs_are_clear_errors() -> None:
+    with pytest.raises(InvalidInput, match="is not a port"):
+        parse_port_spec(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="management source"):
+        source_pieces(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("abc", "is not a port, a range 'low-high' or '\\*'"),
+        ("70000", "is outside 0-65535"),
+        ("9-70000", "is outside 0-65535"),
+        ("25-20", "starts after it ends"),
+    ],
+)
+def test_port_spec_messages(spec: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        parse_port_spec(spec)
+
+
+@pytest.mark.parametrize("source", ["9Storage", "a/b", "x y"])
+def test_tag_names_start_with_a_letter_and_hold_word_characters(source: str) -> None:
+    with pytest.raises(InvalidInput, match="management source"):
+        source_pieces(source)
+
+
+@pytest.mark.parametrize("source", ["Storage.WestEurope", "Az-Cloud_1", "a"])
+def test_tag_like_sources_are_accepted(source: str) -> None:
+    assert len(source_pieces(source)) == 2

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from autoremediation.detectors.nsg import Flow, evaluate_nsg
 from autoremediation.detectors.nsg_fix import (
     AllowRuleNotEffective,
+    AllowRulePlan,
     NoFreePriority,
     apply_management_allow,
     base_rule_name,
@@ -93,8 +94,12 @@ class TestPriority:
         assert plan(nsg).rule.priority == 299
 
     def test_blocker_at_the_floor_cannot_be_topped(self) -> None:
-        with pytest.raises(NoFreePriority, match="never"):
+        with pytest.raises(NoFreePriority) as caught:
             plan(group(rule("deny-ssh", 100)))
+        assert str(caught.value) == (
+            "no NSG priority exists above 100: an allow rule cannot be placed above the blocking rule "
+            "without moving a customer rule, which this tool never does"
+        )
 
     def test_every_priority_above_the_blocker_taken(self) -> None:
         nsg = group(
@@ -103,7 +108,7 @@ class TestPriority:
         with pytest.raises(NoFreePriority) as caught:
             plan(nsg)
         assert isinstance(caught.value, RemediationError)
-        assert "100 and 102" in str(caught.value)
+        assert str(caught.value).startswith("no NSG priority between 100 and 102 is free: ")
 
     def test_last_free_slot_is_the_floor(self) -> None:
         nsg = group(rule("deny-ssh", 103), *(rule(f"r{p}", p, destination_ports=("80",)) for p in (101, 102)))
@@ -305,3 +310,123 @@ class TestApply:
         assert result.action in ("skip", "none")
         assert apply_management_allow(self.network, result) == ()
         assert self.network.puts == []
+
+
+class TestPlanRecord:
+    def test_skip_and_none_plans_say_what_they_are_about(self) -> None:
+        skip = plan(group(rule("deny-ssh", 300)), **{QUARANTINE: "true"})
+        none = plan(group(rule("allow-ssh", 100, "Allow")))
+        for result in (skip, none):
+            assert (result.nsg_id, result.port, result.sources, result.level) == (
+                nsg_id("web-nsg"),
+                22,
+                SOURCES,
+                "nic",
+            )
+            assert result.blocking is None
+
+    def test_none_reason_is_exact(self) -> None:
+        result = plan(
+            group(rule("allow-ssh", 100, "Allow"), rule("allow-more", 90, "Allow")),
+            sources=("10.1.0.0/16", "10.2.0.0/16"),
+        )
+        assert (
+            result.reason == "NSG web-nsg already lets TCP 22 in from 10.1.0.0/16, 10.2.0.0/16 (allow-more)"
+        )
+
+    def test_add_reason_is_exact(self) -> None:
+        result = plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", "VirtualNetwork"))
+        assert result.reason == (
+            "add allow-mgmt-ssh-autoremediation (299), allow-mgmt-ssh-autoremediation-virtualnetwork (298) "
+            "to NSG web-nsg: deny-ssh (300) blocks TCP 22 from 10.1.0.0/16, VirtualNetwork"
+        )
+
+    def test_subnet_only_nsg_is_recorded_at_subnet_level(self) -> None:
+        nsg = replace(group(rule("deny-ssh", 300)), subnet_ids=("/subscriptions/s/x/subnets/web",))
+        result = plan(nsg)
+        assert result.level == "subnet"
+        assert result.blocking is not None and result.blocking.level == "subnet"
+
+    def test_level_given_by_the_caller_wins(self) -> None:
+        result = plan_management_allow(
+            group(rule("deny-ssh", 300)), vm("web1"), 22, SOURCES, QUARANTINE, level="subnet"
+        )
+        assert result.level == "subnet" and result.blocking is not None and result.blocking.level == "subnet"
+
+    def test_nsg_whose_defaults_decide_nothing_still_gets_a_rule(self) -> None:
+        odd = tuple(
+            rule(name, priority, access, destination_ports=("80",))
+            for name, priority, access in (
+                ("AllowVnetInBound", 65000, "Allow"),
+                ("AllowAzureLoadBalancerInBound", 65001, "Allow"),
+                ("DenyAllInBound", 65500, "Deny"),
+            )
+        )
+        result = plan(replace(group(), default_rules=odd))
+        assert result.blocking is None
+        assert [(r.name, r.priority) for r in result.rules] == [("allow-mgmt-ssh-autoremediation", 4096)]
+        assert result.reason.endswith(": no allowing rule blocks TCP 22 from 10.1.0.0/16")
+        assert "no rule blocked TCP 22" in result.rules[0].description
+
+
+class TestMorePriorities:
+    def test_own_rule_at_the_floor_keeps_it(self) -> None:
+        own = rule("allow-mgmt-ssh-autoremediation", 100, "Allow", source_prefixes=("10.9.0.0/16",))
+        assert plan(group(own, rule("deny-ssh", 300))).rule.priority == 100
+
+    def test_own_tag_rule_is_recognised_by_its_suffix(self) -> None:
+        own = rule(
+            "allow-mgmt-ssh-autoremediation-virtualnetwork", 150, "Allow", source_prefixes=("AzureCloud",)
+        )
+        result = plan(group(own, rule("deny-ssh", 300)), sources=("10.1.0.0/16", "VirtualNetwork"))
+        assert [(r.name, r.priority) for r in result.rules] == [
+            ("allow-mgmt-ssh-autoremediation", 299),
+            ("allow-mgmt-ssh-autoremediation-virtualnetwork", 150),
+        ]
+
+    @pytest.mark.parametrize("port", [1, 65535])
+    def test_port_bounds_are_valid(self, port: int) -> None:
+        result = plan(group(rule("deny", 300, destination_ports=("*",))), port=port)
+        assert result.rule.destination_ports == (str(port),)
+
+
+class TestMoreGroups:
+    @pytest.mark.parametrize("word", ["Any", "any", "*"])
+    def test_any_spellings_share_a_name(self, word: str) -> None:
+        result = plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", word))
+        assert [r.name for r in result.rules][1] == "allow-mgmt-ssh-autoremediation-any"
+
+    def test_cidr_with_host_bits_joins_the_cidr_rule(self) -> None:
+        result = plan(group(rule("deny-ssh", 300)), sources=("10.1.2.3/16", "10.2.0.0/16"))
+        assert [r.source_prefixes for r in result.rules] == [("10.1.2.3/16", "10.2.0.0/16")]
+
+    def test_tag_name_characters_arm_might_refuse_are_dropped(self) -> None:
+        result = plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", "Zürich.Tag"))
+        assert result.rules[1].name == "allow-mgmt-ssh-autoremediation-zrich.tag"
+
+
+class TestTagPrefixes:
+    VNET = {"VirtualNetwork": ["10.0.0.0/16"]}
+
+    def test_known_vnet_range_makes_the_default_rule_enough(self) -> None:
+        nsg = group()
+        sources = ("10.0.1.0/24",)
+        assert plan(nsg, sources=sources).action == "add"
+        known = plan_management_allow(nsg, vm("web1"), 22, sources, QUARANTINE, tag_prefixes=self.VNET)
+        assert known.action == "none"
+
+    def test_apply_verifies_with_the_same_knowledge(self) -> None:
+        network = FakeNetwork()
+        network.add_nsg(
+            group(
+                rule("allow-vnet-range", 100, "Allow", source_prefixes=("10.0.0.0/16",)),
+                rule("deny-rest", 300),
+            )
+        )
+        harmless = rule("allow-mgmt-ssh-autoremediation", 200, "Allow", destination_ports=("80",))
+        result = AllowRulePlan("add", "test", nsg_id("web-nsg"), 22, ("VirtualNetwork",), (harmless,))
+        # The VNet's addresses say 10.0.0.0/16 is all of VirtualNetwork, so the NSG lets it in ...
+        assert apply_management_allow(network, result, tag_prefixes=self.VNET)[0].name == harmless.name
+        # ... without them the same NSG cannot be shown to, and the check refuses to call it done.
+        with pytest.raises(AllowRuleNotEffective):
+            apply_management_allow(network, result)
