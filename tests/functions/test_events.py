@@ -21,7 +21,7 @@ from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.sqlite import SqliteJobStore
-from tests.functions.conftest import call, sample, vm_id
+from tests.functions.conftest import RG, SUB, call, sample, vm_id
 
 pytestmark = pytest.mark.fleet
 
@@ -101,8 +101,20 @@ def test_a_redelivered_event_makes_no_second_job(wired: Wired) -> None:
     assert wired.queued() == []
 
 
-def test_a_subscription_validation_event_is_never_routed(wired: Wired, shared_fixtures: Path) -> None:
-    [validation] = json.loads((shared_fixtures / "eg-subscriptionvalidation.json").read_text())
+def test_a_subscription_validation_event_is_never_routed(wired: Wired) -> None:
+    validation = {
+        "id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e66",
+        "topic": f"/subscriptions/{SUB}",
+        "subject": "",
+        "data": {
+            "validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
+            "validationUrl": "https://rp-eastus2.eventgrid.azure.net/eventsubscriptions/x/validate?code=y",
+        },
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "eventTime": "2026-11-25T10:00:00.0000000Z",
+        "metadataVersion": "1",
+        "dataVersion": "1",
+    }
 
     call("resource_events", decoded(validation))
 
@@ -119,8 +131,19 @@ def test_a_malformed_event_is_dropped_without_a_retry(wired: Wired, caplog: pyte
     assert "dropped" in caplog.text
 
 
-def test_an_event_for_nothing_the_routes_know_makes_no_job(wired: Wired, shared_fixtures: Path) -> None:
-    [event] = json.loads((shared_fixtures / "eg-resourcegroup-writesuccess-storage.json").read_text())
+def test_an_event_for_nothing_the_routes_know_makes_no_job(wired: Wired) -> None:
+    storage = f"{RG}/providers/Microsoft.Storage/storageAccounts/logs1"
+    event = {
+        **nsg_event(),
+        "id": "7f1c0e52-4b1d-4d35-9a53-1f0e2e7b9c10",
+        "subject": storage,
+        "data": {
+            **nsg_event()["data"],
+            "resourceUri": storage,
+            "operationName": "Microsoft.Storage/storageAccounts/write",
+            "authorization": {"scope": storage, "action": "Microsoft.Storage/storageAccounts/write"},
+        },
+    }
 
     call("resource_events", decoded(event))
 
