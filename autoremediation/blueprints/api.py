@@ -29,6 +29,8 @@ log = logging.getLogger("autoremediation.functions.api")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_REASON_CHARS = 1024
+# One request, one answer within the HTTP limit: a fleet-wide change is a campaign, with its waves.
+MAX_REQUEST_TARGETS = 50
 # ``code`` is the function key when it is passed in the query string: never a filter.
 LIST_PARAMETERS = ("target", "status", "remediation", "since", "limit", "code")
 _REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -111,6 +113,11 @@ def remediations_create(req: func.HttpRequest) -> func.HttpResponse:
             raise InvalidInput("a remediation request must be a JSON object")
         # The requester on record is the authenticated caller, never what the body claims.
         signal = parse_manual({**payload, "requestedBy": caller.name})
+        if len(signal.targets) > MAX_REQUEST_TARGETS:
+            raise InvalidInput(
+                f"the request names {len(signal.targets)} VMs; at most {MAX_REQUEST_TARGETS} "
+                "(start a campaign for more)"
+            )
         report = plan([signal], strict_parameters=True)
         result = admit(report, actor=caller.name)
         body = result_body(result)

@@ -100,6 +100,17 @@ def test_requests_outside_the_catalog_are_refused_with_the_reason(
     assert engine.queued() == []
 
 
+def test_a_request_for_more_vms_than_one_call_should_carry_is_refused(engine: Engine) -> None:
+    targets = [vm_id(f"vm-{n}") for n in range(51)]
+
+    response = create(request_body(targets=targets))
+
+    assert response.status_code == 400
+    assert "campaign" in json_of(response)["error"]
+    assert engine.store.list() == []
+    assert create(request_body(targets=targets[:50])).status_code == 202
+
+
 def test_an_alert_posted_as_a_manual_request_is_refused(engine: Engine) -> None:
     response = create(sample("disk-full-alert.json"))
 
