@@ -77,7 +77,8 @@ def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     problems, remediations = catalog_problems(args.catalog)
-    catalog = None if problems else load_catalog(args.catalog)
+    # Routes are checked against what did load, so one run lists every problem of both files.
+    catalog = Catalog(folder=Path(args.catalog), remediations=remediations)
     route_problems, routes = routes_problems(args.catalog, catalog)
     problems += route_problems
     for problem in problems:

@@ -101,6 +101,9 @@ def _read_payloads(files: Sequence[str]) -> list[tuple[str, Any]]:
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     payloads = _read_payloads(args.files)
+    final = out
+    if args.json:
+        out = sys.stderr  # progress stays readable; stdout carries exactly one JSON object
     with engine(args, out) as services:
         admitted: list[str] = []
         for name, payload in payloads:
@@ -123,7 +126,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"  {job_id} {_short(job.target)}: {job.status} ({job.history[-1].reason})\n")
         _work(services)
         finished = [services.store.get(job_id) for job_id in dict.fromkeys(admitted)]
-        return _report(finished, out, as_json=args.json)
+        return _report(finished, final, as_json=args.json)
 
 
 def _report(finished: Sequence[Job], out: TextIO, *, as_json: bool) -> int:

@@ -303,8 +303,9 @@ def _route_catalog_problems(where: str, route: Route, catalog: Catalog) -> list[
         else catalog.for_condition(route.condition)
     )
     if remediation is None:
-        named = route.remediation or f"for condition {route.condition}"
-        return [f"{where}: remediation: {named!r} is not in the catalog"]
+        if route.remediation:
+            return [f"{where}: remediation: {route.remediation!r} is not in the catalog"]
+        return [f"{where}: condition: no remediation in the catalog handles {route.condition!r}"]
     if route.condition not in remediation.conditions:
         problems.append(f"{where}: condition: {remediation.id} does not handle {route.condition!r}")
     for name in route.parameters:

@@ -1,0 +1,153 @@
+"""End to end through the ``remediate`` command: real SDK clients, the local ARM emulator, SQLite.
+
+Linux scripts run for real in the emulator's sandbox when this runs as root (as in CI); elsewhere the
+fleet answers its declared outcomes, and every assertion below still holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+
+import pytest
+
+from autoremediation.cli import main
+from autoremediation.localfleet.server import FleetServer
+from tests.helpers.catalogs import REPO
+
+HERE = Path(__file__).parent
+SUB = "00000000-0000-0000-0000-0000000000e2"
+RG = f"/subscriptions/{SUB}/resourceGroups/rg-e2e"
+pytestmark = pytest.mark.fleet
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch) -> Iterator[FleetServer]:
+    with FleetServer(HERE / "fleet.yaml", workdir=tmp_path / "fleet") as server:
+        monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
+        monkeypatch.setenv("REMEDIATION_ARM_ENDPOINT", server.base_url)
+        monkeypatch.setenv("REMEDIATION_ARM_CA_BUNDLE", server.ca_bundle)
+        monkeypatch.delenv("REMEDIATION_STORAGE", raising=False)
+        monkeypatch.delenv("REMEDIATION_MANAGEMENT_SOURCES", raising=False)
+        yield server
+
+
+def remediate(*argv: str) -> tuple[int, str]:
+    out = StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def write(tmp_path: Path, name: str, payload: object) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(payload))
+    return str(path)
+
+
+def disk_alert(tmp_path: Path, state: str = "Fired") -> str:
+    alert = json.loads((REPO / "samples" / "disk-full-alert.json").read_text())
+    vm = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-disk"
+    alert["data"]["essentials"]["alertTargetIDs"] = [vm]
+    alert["data"]["essentials"]["configurationItems"] = ["vm-disk"]
+    alert["data"]["essentials"]["monitorCondition"] = state
+    if state == "Resolved":
+        alert["data"]["essentials"]["resolvedDateTime"] = "2026-11-25T12:00:00Z"
+    for condition in alert["data"]["alertContext"]["condition"]["allOf"]:
+        for dimension in condition.get("dimensions", []):
+            if dimension["name"] == "_ResourceId":
+                dimension["value"] = vm
+    return write(tmp_path, f"disk-{state}.json", alert)
+
+
+def nsg_event(tmp_path: Path, nsg: str, event_id: str) -> str:
+    event = copy.deepcopy(json.loads((REPO / "samples" / "nsg-rule-write-event.json").read_text()))
+    rule = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/{nsg}/securityRules/deny-ssh"
+    for item in event:
+        item["id"] = event_id
+        item["subject"] = rule
+        item["data"]["resourceUri"] = rule
+        item["data"]["authorization"]["scope"] = rule
+    return write(tmp_path, f"{event_id}.json", event)
+
+
+def jobs(*filters: str) -> list[dict]:
+    code, out = remediate("jobs", "--json", *filters)
+    assert code == 0
+    return json.loads(out)["jobs"]
+
+
+def nsg_rules(fleet: FleetServer, name: str) -> dict[str, int]:
+    nsg = fleet.fleet.nsg(SUB, "rg-e2e", name)
+    return {r["name"]: r["properties"]["priority"] for r in nsg["properties"]["securityRules"]}
+
+
+def test_disk_full_alert_is_remediated_and_verified(fleet: FleetServer, tmp_path: Path) -> None:
+    code, out = remediate("run", "--json", disk_alert(tmp_path))
+    assert code == 0, out
+    [job] = json.loads(out)["jobs"]
+    assert job["status"] == "succeeded"
+    assert job["outcome"]["exitCode"] == 0 and job["outcome"]["verified"] is True
+    assert job["outcome"]["result"]["after"]["freePercent"] >= 20 > job["outcome"]["result"]["before"]["freePercent"]
+    assert fleet.runs_started("vm-disk") == 1
+    # The same alert again is a duplicate delivery: no new job, no second run.
+    code, out = remediate("run", disk_alert(tmp_path))
+    assert code == 0 and "already known (succeeded)" in out
+    assert fleet.runs_started("vm-disk") == 1
+    # The monitor resolves the alert later: noted on the job, nothing runs.
+    code, out = remediate("run", disk_alert(tmp_path, "Resolved"))
+    assert code == 0 and "resolved 1" in out
+    [record] = jobs()
+    assert record["notes"] and record["notes"][0].endswith("the alert resolved")
+
+
+def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_path: Path) -> None:
+    code, out = remediate("run", nsg_event(tmp_path, "nsg-locked", "ev-locked"))
+    assert code == 0
+    [waiting] = jobs("--status", "awaiting-approval")
+    assert waiting["target"].endswith("/vm-locked")
+    assert waiting["evidence"]["rule"] == "deny-ssh" and waiting["evidence"]["priority"] == 200
+    assert "allow-mgmt-ssh-autoremediation" not in nsg_rules(fleet, "nsg-locked")
+
+    code, out = remediate("approve", waiting["id"], "--actor", "alice")
+    assert code == 0, out
+    [job] = jobs("--status", "succeeded")
+    assert job["approved_by"] == "alice"
+    rules = nsg_rules(fleet, "nsg-locked")
+    assert rules["deny-ssh"] == 200  # the customer's rule is untouched
+    added = [name for name in rules if name.startswith("allow-mgmt-ssh")]
+    assert added and all(rules[name] < 200 for name in added)
+    record = job["outcome"]["controlPlane"]["nsg-allow-management"]
+    assert record["action"] == "add" and record["nsgs"][0]["blockingRule"] == "deny-ssh (200)"
+    assert job["outcome"]["result"]["after"] == {"port": 22, "listening": True, "firewallBlocks": False} or (
+        job["outcome"]["result"]["after"]["listening"] is True
+        and job["outcome"]["result"]["after"]["firewallBlocks"] is False
+    )
+    # The same write event again finds the existing job; and the VM is no longer locked out anyway.
+    code, out = remediate("plan", "--json", nsg_event(tmp_path, "nsg-locked", "ev-locked-2"))
+    assert json.loads(out)["plans"] == []
+
+
+def test_quarantined_nsg_is_left_alone(fleet: FleetServer, tmp_path: Path) -> None:
+    remediate("run", nsg_event(tmp_path, "nsg-quarantine", "ev-q"))
+    [waiting] = jobs("--status", "awaiting-approval")
+    code, _ = remediate("approve", waiting["id"], "--actor", "alice")
+    assert code == 0
+    [job] = jobs()
+    assert job["status"] == "skipped" and "quarantine" in job["history"][-1]["reason"]
+    assert nsg_rules(fleet, "nsg-quarantine") == {"deny-ssh": 300}
+    assert fleet.runs_started("vm-quarantined") == 0
+
+
+def test_reject_and_show(fleet: FleetServer, tmp_path: Path) -> None:
+    remediate("run", nsg_event(tmp_path, "nsg-locked", "ev-reject"))
+    [waiting] = jobs("--status", "awaiting-approval")
+    code, out = remediate("reject", waiting["id"], "--actor", "bob", "--reason", "change window closed")
+    assert code == 0 and "rejected by bob: change window closed" in out
+    code, out = remediate("show", waiting["id"])
+    assert code == 0 and "CANCELLED" in out and "awaiting-approval -> cancelled" in out
+    code, out = remediate("approve", waiting["id"])
+    assert code == 2  # not awaiting approval any more
+    code, out = remediate("show", "job-000000000000000000000000")
+    assert code == 2

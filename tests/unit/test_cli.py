@@ -1,0 +1,132 @@
+"""The ``remediate`` command as an operator meets it: exit codes, one-line errors, the JSON shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+
+from autoremediation.cli import main
+from tests.helpers.catalogs import REPO, make_catalog
+
+SAMPLES = REPO / "samples"
+
+
+def run(argv, capsys, stdin: str | None = None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", StringIO(stdin))
+    out = StringIO()
+    code = main(argv, out=out)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+def test_plan_json_shape(capsys) -> None:
+    code, out, err = run(["plan", "--json", str(SAMPLES / "disk-full-alert.json"),
+                          str(SAMPLES / "manual-request.json")], capsys)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert set(data) == {"signals", "plans", "notes"}
+    assert [s["source"] for s in data["signals"]] == ["alert", "manual"]
+    assert {"id", "source", "type", "state", "targets"} <= set(data["signals"][0])
+    assert data["signals"][0]["state"] == "fired"
+    plan = data["plans"][0]
+    assert {"signal", "condition", "target", "remediation", "parameters", "decision", "reason"} <= set(plan)
+    assert plan["target"].endswith("/virtualMachines/vm-linux-disk")
+    assert (plan["condition"], plan["remediation"], plan["decision"]) == ("disk-full", "free-disk-space", "dispatch")
+    assert plan["parameters"]["mountPoint"] == "/var"
+    assert plan["signal"] == data["signals"][0]["id"]
+
+
+def test_plan_resolved_alert_skips(capsys) -> None:
+    code, out, _ = run(["plan", "--json", str(SAMPLES / "disk-full-alert-resolved.json")], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["signals"][0]["state"] == "resolved"
+    assert [p["decision"] for p in data["plans"]] == ["skip"]
+
+
+def test_plan_reads_stdin(capsys, monkeypatch) -> None:
+    payload = (SAMPLES / "manual-request.json").read_text()
+    code, out, _ = run(["plan", "--json", "-"], capsys, stdin=payload, monkeypatch=monkeypatch)
+    assert code == 0 and json.loads(out)["plans"][0]["remediation"] == "free-disk-space"
+
+
+def test_plan_table_is_readable(capsys) -> None:
+    code, out, _ = run(["plan", str(SAMPLES / "disk-full-alert.json")], capsys)
+    assert code == 0
+    assert "1 signal(s), 1 plan(s)" in out and "vm-linux-disk" in out and "free-disk-space" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"hello": "world"}', "unrecognised payload"),
+        ('{"remediation": "format-disk", "targets": ["/subscriptions/s/resourceGroups/r/providers/'
+         'Microsoft.Compute/virtualMachines/v"], "parameters": {}, "reason": "x", "dryRun": false, '
+         '"requestId": "r1"}', "unknown remediation 'format-disk'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, content: str, message: str) -> None:
+    path = tmp_path / "payload.json"
+    path.write_text(content)
+    code, out, err = run(["plan", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and str(path) in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_and_usage_errors(capsys) -> None:
+    code, _, err = run(["plan", "/nonexistent/alert.json"], capsys)
+    assert code == 2 and "cannot read" in err and err.count("\n") == 1
+    code, _, err = run(["frobnicate"], capsys)
+    assert code == 2 and "invalid choice" in err and err.count("\n") == 1
+    code, _, err = run(["plan"], capsys)
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_validate_shipped_catalog(capsys) -> None:
+    code, out, _ = run(["validate"], capsys)
+    assert code == 0 and out.startswith("ok: ") and "remediations" in out
+
+
+def test_validate_lists_every_problem(tmp_path: Path, capsys) -> None:
+    root = make_catalog(tmp_path / "c", routes="routes: [{name: a, match: {source: alert}, condition: nope}]")
+    (root / "free-disk-space" / "README.md").unlink()
+    code, out, _ = run(["--catalog", str(root), "validate"], capsys)
+    assert code == 1
+    assert "README.md: missing" in out
+    assert "no remediation in the catalog handles 'nope'" in out
+    assert "2 problem(s)" in out
+
+
+def test_broken_routes_are_listed(tmp_path: Path, capsys) -> None:
+    root = make_catalog(tmp_path / "c", routes="routes: [{name: a, match: {source: alert}, condition: nope}]")
+    code, out, _ = run(["--catalog", str(root), "validate"], capsys)
+    assert code == 1 and "routes.yaml" in out and "'nope'" in out
+
+
+def test_catalog_json(capsys) -> None:
+    code, out, _ = run(["catalog", "--json"], capsys)
+    ids = [r["id"] for r in json.loads(out)["remediations"]]
+    assert code == 0 and "free-disk-space" in ids and "restore-management-access" in ids
+    code, out, _ = run(["catalog"], capsys)
+    assert "restore-management-access" in out and "high (approval)" in out
+
+
+def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    done = subprocess.run([sys.executable, "-m", "autoremediation.cli", "plan", str(bad)],
+                          capture_output=True, text=True, cwd=REPO, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_setting_is_one_line(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("REMEDIATION_KILL_SWITCH", "maybe")
+    code, _, err = run(["catalog"], capsys)
+    assert code == 2 and "REMEDIATION_KILL_SWITCH" in err and err.count("\n") == 1
