@@ -89,7 +89,11 @@ def test_disk_full_alert_is_remediated_and_verified(fleet: FleetServer, tmp_path
     [job] = json.loads(out)["jobs"]
     assert job["status"] == "succeeded"
     assert job["outcome"]["exitCode"] == 0 and job["outcome"]["verified"] is True
-    assert job["outcome"]["result"]["after"]["freePercent"] >= 20 > job["outcome"]["result"]["before"]["freePercent"]
+    assert (
+        job["outcome"]["result"]["after"]["freePercent"]
+        >= 20
+        > job["outcome"]["result"]["before"]["freePercent"]
+    )
     assert fleet.runs_started("vm-disk") == 1
     # The same alert again is a duplicate delivery: no new job, no second run.
     code, out = remediate("run", disk_alert(tmp_path))

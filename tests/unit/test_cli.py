@@ -25,8 +25,10 @@ def run(argv, capsys, stdin: str | None = None, monkeypatch=None):
 
 
 def test_plan_json_shape(capsys) -> None:
-    code, out, err = run(["plan", "--json", str(SAMPLES / "disk-full-alert.json"),
-                          str(SAMPLES / "manual-request.json")], capsys)
+    code, out, err = run(
+        ["plan", "--json", str(SAMPLES / "disk-full-alert.json"), str(SAMPLES / "manual-request.json")],
+        capsys,
+    )
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert set(data) == {"signals", "plans", "notes"}
@@ -36,7 +38,11 @@ def test_plan_json_shape(capsys) -> None:
     plan = data["plans"][0]
     assert {"signal", "condition", "target", "remediation", "parameters", "decision", "reason"} <= set(plan)
     assert plan["target"].endswith("/virtualMachines/vm-linux-disk")
-    assert (plan["condition"], plan["remediation"], plan["decision"]) == ("disk-full", "free-disk-space", "dispatch")
+    assert (plan["condition"], plan["remediation"], plan["decision"]) == (
+        "disk-full",
+        "free-disk-space",
+        "dispatch",
+    )
     assert plan["parameters"]["mountPoint"] == "/var"
     assert plan["signal"] == data["signals"][0]["id"]
 
@@ -65,9 +71,12 @@ def test_plan_table_is_readable(capsys) -> None:
     [
         ("{not json", "not valid JSON"),
         ('{"hello": "world"}', "unrecognised payload"),
-        ('{"remediation": "format-disk", "targets": ["/subscriptions/s/resourceGroups/r/providers/'
-         'Microsoft.Compute/virtualMachines/v"], "parameters": {}, "reason": "x", "dryRun": false, '
-         '"requestId": "r1"}', "unknown remediation 'format-disk'"),
+        (
+            '{"remediation": "format-disk", "targets": ["/subscriptions/s/resourceGroups/r/providers/'
+            'Microsoft.Compute/virtualMachines/v"], "parameters": {}, "reason": "x", "dryRun": false, '
+            '"requestId": "r1"}',
+            "unknown remediation 'format-disk'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, content: str, message: str) -> None:
@@ -120,8 +129,13 @@ def test_catalog_json(capsys) -> None:
 def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
-    done = subprocess.run([sys.executable, "-m", "autoremediation.cli", "plan", str(bad)],
-                          capture_output=True, text=True, cwd=REPO, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "autoremediation.cli", "plan", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
