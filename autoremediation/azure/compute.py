@@ -113,10 +113,11 @@ def status_from_run_command(rc: Any) -> RunStatus:
     elif view is None or raw_state in ("", "unknown"):
         state = "pending"
     exit_code = _get(view, "exit_code")
-    ended = state in ("succeeded", "failed", "timed-out", "canceled")
+    # Only a script that ran to its end has an exit code; ARM reports 0 for a timed-out or canceled one.
+    finished = state in ("succeeded", "failed") and provisioning != "failed"
     return RunStatus(
         state=state,
-        exit_code=int(exit_code) if exit_code is not None and ended and provisioning != "failed" else None,
+        exit_code=int(exit_code) if exit_code is not None and finished else None,
         output=output,
         error=error,
         started_at=_stamp(_get(view, "start_time")),

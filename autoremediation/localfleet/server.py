@@ -91,7 +91,9 @@ class FleetServer:
         self.port = self._httpd.server_address[1]
         self.base_url = f"https://127.0.0.1:{self.port}"
         self.subscription = spec.subscription
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="localfleet", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="localfleet", daemon=True
+        )
         self._thread.start()
         self._stopped = False
 

@@ -1,0 +1,97 @@
+"""AzureNetwork on the real NetworkManagementClient against the emulator."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from autoremediation.azure.network import AzureNetwork
+from autoremediation.errors import InvalidInput, NotFound, Permanent
+from autoremediation.localfleet.server import FleetServer
+from autoremediation.ports import SecurityRule
+
+from .conftest import RG, nsg_id, vm_id
+
+pytestmark = pytest.mark.fleet
+
+NIC = f"{RG}/providers/Microsoft.Network/networkInterfaces/vm-linux-locked-nic"
+SUBNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet-demo/subnets/default"
+
+
+def test_nsg_rules_fold_single_and_plural_fields(network: AzureNetwork) -> None:
+    nsg = network.get_nsg(nsg_id())
+    assert nsg.name == "nsg-demo" and nsg.location == "westeurope"
+    deny = nsg.rules[0]
+    assert (deny.name, deny.priority, deny.direction, deny.access, deny.protocol) == (
+        "deny-ssh",
+        100,
+        "Inbound",
+        "Deny",
+        "Tcp",
+    )
+    assert deny.destination_ports == ("22",) and deny.source_prefixes == ("*",)
+    assert {r.name for r in nsg.default_rules} == {
+        "AllowVnetInBound",
+        "AllowAzureLoadBalancerInBound",
+        "DenyAllInBound",
+        "AllowVnetOutBound",
+        "AllowInternetOutBound",
+        "DenyAllOutBound",
+    }
+    assert nsg.nic_ids == (NIC,)
+
+
+def test_nic_and_subnet_association(network: AzureNetwork) -> None:
+    nic = network.get_nic(NIC)
+    assert nic.vm_id == vm_id("vm-linux-locked")
+    assert nic.nsg_id == nsg_id()
+    assert nic.subnet_ids == (SUBNET,)
+    assert nic.private_ips == ("10.0.0.5",)
+    assert network.get_subnet_nsg(SUBNET) is None
+
+
+def test_put_rule_is_idempotent_and_keeps_lists(network: AzureNetwork, fleet: FleetServer) -> None:
+    rule = SecurityRule(
+        name="allow-mgmt",
+        priority=110,
+        direction="Inbound",
+        access="Allow",
+        protocol="Tcp",
+        source_prefixes=("10.0.0.0/8", "192.168.0.0/16"),
+        destination_ports=("22",),
+        description="management access",
+    )
+    first = network.put_security_rule(nsg_id(), rule)
+    second = network.put_security_rule(nsg_id(), rule)
+    assert first == second
+    assert first.source_prefixes == ("10.0.0.0/8", "192.168.0.0/16")
+    assert first.destination_ports == ("22",)
+    assert first.id.endswith("/securityRules/allow-mgmt")
+    nsg = network.get_nsg(nsg_id())
+    assert [r.name for r in nsg.rules] == ["deny-ssh", "allow-mgmt"]
+    assert len(fleet.calls_matching("PUT", "*/securityrules/allow-mgmt")) == 2
+
+
+def test_put_rule_conflict_is_permanent(network: AzureNetwork) -> None:
+    rule = SecurityRule(name="clash", priority=100, direction="Inbound", access="Allow", protocol="Tcp")
+    with pytest.raises(Permanent, match="SecurityRuleConflict"):
+        network.put_security_rule(nsg_id(), rule)
+
+
+def test_missing_resources_and_wrong_ids(network: AzureNetwork) -> None:
+    with pytest.raises(NotFound):
+        network.get_nsg(nsg_id("nsg-gone"))
+    with pytest.raises(
+        InvalidInput, match=re.escape("is not a Microsoft.Network/networkSecurityGroups resource id")
+    ):
+        network.get_nsg(NIC)
+    with pytest.raises(InvalidInput, match="virtualNetworks/subnets"):
+        network.get_subnet_nsg(f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet-demo")
+    with pytest.raises(InvalidInput, match="needs at least one value"):
+        network.put_security_rule(
+            nsg_id(),
+            SecurityRule(
+                name="x", priority=300, direction="Inbound", access="Allow", protocol="Tcp", source_ports=()
+            ),
+        )

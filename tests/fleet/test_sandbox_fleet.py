@@ -1,0 +1,75 @@
+"""A Linux fleet VM with a guest really runs the catalog's script in a sandbox, in both run command modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autoremediation.azure.compute import AzureCompute
+from autoremediation.localfleet.guest import sandbox_support
+from autoremediation.localfleet.server import FleetServer
+from autoremediation.ports import RunRequest, RunStatus
+from autoremediation.settings import Settings
+
+from .conftest import REPO_ROOT, vm_id
+
+pytestmark = [pytest.mark.fleet, pytest.mark.sandbox]
+
+SCRIPT = REPO_ROOT / "remediations" / "free-disk-space" / "linux.sh"
+PARAMS = {"MOUNT_POINT": "/var", "TARGET_FREE_PERCENT": "20", "OLDER_THAN_DAYS": "7", "DRY_RUN": "0"}
+
+
+@pytest.fixture(scope="module")
+def script() -> str:
+    ok, reason = sandbox_support()
+    if not ok:
+        pytest.skip(f"no guest sandbox here: {reason}")
+    if not SCRIPT.is_file():
+        pytest.skip(f"{SCRIPT.relative_to(REPO_ROOT)} is not in the catalog yet")
+    return SCRIPT.read_text()
+
+
+def run(compute: AzureCompute, script: str, name: str, params: dict[str, str] = PARAMS) -> RunStatus:
+    request = RunRequest(
+        vm_id=vm_id("vm-linux-disk"),
+        run_name=name,
+        os_type="linux",
+        script=script,
+        parameters=params,
+        timeout_seconds=120,
+    )
+    status = compute.start_run(request)
+    while not status.done:
+        # The sandbox answers when the script ends; each poll is a real ARM GET.
+        status = compute.get_run(request.vm_id, name)
+    return status
+
+
+def used_percent(fleet: FleetServer) -> float:
+    usage = fleet.fleet.sandboxes.disk_usage(fleet.vm_id("vm-linux-disk").lower(), "/var")
+    assert usage is not None
+    used, total = usage
+    return 100.0 * used / total
+
+
+@pytest.mark.parametrize("mode", ["managed", "action"])
+def test_free_disk_space_really_frees_the_guest_disk(script: str, mode: str, tmp_path: Path) -> None:
+    with FleetServer(workdir=tmp_path / "fleet") as fleet:
+        assert fleet.fleet.sandboxes.enabled
+        compute = AzureCompute(
+            Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle),
+            mode=mode,
+            polling_interval=0,
+        )
+        dry = run(compute, script, "dry", {**PARAMS, "DRY_RUN": "1"})
+        before = used_percent(fleet)
+        assert dry.result is not None, dry.output + dry.error
+        assert before > 85  # a dry run deleted nothing
+        first = run(compute, script, "first")
+        assert (first.state, first.exit_code) == ("succeeded", 0), first.output + first.error
+        assert first.result is not None and first.result["status"] == "fixed"
+        assert used_percent(fleet) <= 80
+        again = run(compute, script, "again")
+        assert again.result is not None and again.result["status"] == "already-ok"
+        assert again.exit_code == 0
