@@ -1,17 +1,19 @@
 """The ARM actions the adapters call: the custom role in ``infra/`` grants exactly these.
 
 Keep this list in step with the SDK operations used in ``compute.py`` and ``network.py``; a test
-compares it with the role definition.
+compares it with the role definition, and another maps every ARM call the adapters make against the
+local emulator to one of these actions. Long-running operations are polled on
+``.../locations/{location}/operations/{id}``, which needs the provider's ``locations/operations/read``.
 """
 
 REQUIRED_ACTIONS: tuple[str, ...] = (
     "Microsoft.Compute/virtualMachines/read",
-    "Microsoft.Compute/virtualMachines/instanceView/read",
     "Microsoft.Compute/virtualMachines/runCommand/action",
     "Microsoft.Compute/virtualMachines/runCommands/read",
     "Microsoft.Compute/virtualMachines/runCommands/write",
     "Microsoft.Compute/virtualMachines/runCommands/delete",
-    "Microsoft.Compute/locations/runCommands/read",
+    "Microsoft.Compute/locations/operations/read",
+    "Microsoft.Network/locations/operations/read",
     "Microsoft.Network/networkInterfaces/read",
     "Microsoft.Network/virtualNetworks/subnets/read",
     "Microsoft.Network/networkSecurityGroups/read",

@@ -303,9 +303,7 @@ def _instance_view(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply
 
 def _operation_urls(req: _Request, op: Operation) -> dict[str, str]:
     version = req.query.get("api-version", "")
-    base = (
-        f"{req.base_url}/subscriptions/{op.subscription}/providers/Microsoft.Compute/locations/{op.location}"
-    )
+    base = f"{req.base_url}/subscriptions/{op.subscription}/providers/{op.provider}/locations/{op.location}"
     return {
         "Azure-AsyncOperation": f"{base}/operations/{op.id}?api-version={version}",
         "Location": f"{base}/operations/{op.id}?monitor=true&api-version={version}",
@@ -326,6 +324,11 @@ def _run_command(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
     if req.stuck:
         _stick(op)
     return Reply(202, None, _operation_urls(req, op))
+
+
+def _network_operation_status(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
+    op, status = srv.fleet.operation_status(g[0], g[2], provider="Microsoft.Network")
+    return Reply(200, srv.fleet.operation_json(op, status))
 
 
 def _operation(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
@@ -405,7 +408,7 @@ def _put_nsg(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
     if not isinstance(req.body, dict):
         return _error(400, "InvalidRequestFormat", "Cannot parse the request.")
     nsg, created = srv.fleet.put_nsg(g[0], g[1], g[2], req.body)
-    return Reply(201 if created else 200, nsg)
+    return Reply(201 if created else 200, nsg, _network_operation(srv, req, nsg))
 
 
 def _get_rule(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
@@ -423,8 +426,16 @@ def _list_rules(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
 def _put_rule(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
     if not isinstance(req.body, dict):
         return _error(400, "InvalidRequestFormat", "Cannot parse the request.")
-    rule, created = srv.fleet.put_rule(srv.fleet.nsg(*g[:3]), g[3], req.body)
-    return Reply(201 if created else 200, rule)
+    nsg = srv.fleet.nsg(*g[:3])
+    rule, created = srv.fleet.put_rule(nsg, g[3], req.body)
+    return Reply(201 if created else 200, rule, _network_operation(srv, req, nsg))
+
+
+def _network_operation(srv: FleetServer, req: _Request, nsg: dict[str, Any]) -> dict[str, str]:
+    """Network writes answer with an async operation, as in Azure, so clients poll and then re-read."""
+    subscription = nsg["id"].split("/")[2]
+    op = srv.fleet.new_operation(subscription, nsg["location"], provider="Microsoft.Network")
+    return {"Azure-AsyncOperation": _operation_urls(req, op)["Azure-AsyncOperation"]}
 
 
 def _delete_rule(srv: FleetServer, req: _Request, g: tuple[str, ...]) -> Reply:
@@ -480,6 +491,11 @@ _ROUTES = (
     _route("GET", rf"{_LOC}/runCommands", _builtin_list),
     _route("GET", rf"{_LOC}/runCommands/{_SEG}", _builtin_get),
     _route("GET", rf"{_LOC}/operations/{_SEG}", _operation),
+    _route(
+        "GET",
+        rf"{_SUB}/providers/Microsoft\.Network/locations/{_SEG}/operations/{_SEG}",
+        _network_operation_status,
+    ),
     _route("GET", rf"{_NET}/networkSecurityGroups/{_SEG}", _get_nsg),
     _route("PUT", rf"{_NET}/networkSecurityGroups/{_SEG}", _put_nsg),
     _route("GET", rf"{_NET}/networkSecurityGroups/{_SEG}/securityRules", _list_rules),

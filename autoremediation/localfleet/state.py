@@ -117,7 +117,7 @@ class Operation:
     started: float
     run: Run | None = None
     failure: tuple[str, str] | None = None
-    result: dict[str, Any] | None = None  # the final body for the Location URL
+    provider: str = COMPUTE
 
 
 @dataclass
@@ -462,13 +462,24 @@ class Fleet:
             )
 
     def _new_operation(self, vm: Vm, run: Run | None, failure: tuple[str, str] | None = None) -> Operation:
+        return self.new_operation(vm.spec.subscription, vm.spec.location, run, failure)
+
+    def new_operation(
+        self,
+        subscription: str,
+        location: str,
+        run: Run | None = None,
+        failure: tuple[str, str] | None = None,
+        provider: str = COMPUTE,
+    ) -> Operation:
         op = Operation(
             id=str(uuid.uuid4()),
-            location=vm.spec.location,
-            subscription=vm.spec.subscription,
+            location=location,
+            subscription=subscription,
             started=self.clock.now(),
             run=run,
             failure=failure,
+            provider=provider,
         )
         self.operations[op.id] = op
         return op
@@ -524,9 +535,9 @@ class Fleet:
         vm.action = run
         return self._new_operation(vm, run)
 
-    def operation_status(self, sub: str, op_id: str) -> tuple[Operation, str]:
+    def operation_status(self, sub: str, op_id: str, provider: str = COMPUTE) -> tuple[Operation, str]:
         op = self.operations.get(op_id)
-        if op is None or op.subscription.lower() != sub.lower():
+        if op is None or op.subscription.lower() != sub.lower() or op.provider != provider:
             raise ArmError(404, "NotFound", f"Operation {op_id} not found.")
         if op.failure is not None:
             return op, "Failed"

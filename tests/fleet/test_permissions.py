@@ -1,0 +1,93 @@
+"""Every ARM call the adapters make maps to an action the custom role grants, and the role grants no more."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from autoremediation.azure.compute import AzureCompute
+from autoremediation.azure.network import AzureNetwork
+from autoremediation.azure.permissions import REQUIRED_ACTIONS
+from autoremediation.localfleet.server import FleetServer
+from autoremediation.ports import RunRequest, SecurityRule
+
+from .conftest import RG, SUB, nsg_id, vm_id
+
+pytestmark = pytest.mark.fleet
+
+_VM = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/virtualmachines"
+_NET = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.network"
+ACTIONS = (
+    (
+        "GET",
+        rf"(/subscriptions/[^/]+/providers/microsoft\.compute/virtualmachines|{_VM}(/[^/]+)?)",
+        "Microsoft.Compute/virtualMachines/read",
+    ),
+    ("POST", rf"{_VM}/[^/]+/runcommand", "Microsoft.Compute/virtualMachines/runCommand/action"),
+    ("GET", rf"{_VM}/[^/]+/runcommands/[^/]+", "Microsoft.Compute/virtualMachines/runCommands/read"),
+    ("PUT", rf"{_VM}/[^/]+/runcommands/[^/]+", "Microsoft.Compute/virtualMachines/runCommands/write"),
+    ("DELETE", rf"{_VM}/[^/]+/runcommands/[^/]+", "Microsoft.Compute/virtualMachines/runCommands/delete"),
+    (
+        "GET",
+        r"/subscriptions/[^/]+/providers/microsoft\.compute/locations/[^/]+/operations/[^/]+",
+        "Microsoft.Compute/locations/operations/read",
+    ),
+    (
+        "GET",
+        r"/subscriptions/[^/]+/providers/microsoft\.network/locations/[^/]+/operations/[^/]+",
+        "Microsoft.Network/locations/operations/read",
+    ),
+    ("GET", rf"{_NET}/networkinterfaces/[^/]+", "Microsoft.Network/networkInterfaces/read"),
+    ("GET", rf"{_NET}/virtualnetworks/[^/]+/subnets/[^/]+", "Microsoft.Network/virtualNetworks/subnets/read"),
+    ("GET", rf"{_NET}/networksecuritygroups/[^/]+", "Microsoft.Network/networkSecurityGroups/read"),
+    (
+        "GET",
+        rf"{_NET}/networksecuritygroups/[^/]+/securityrules/[^/]+",
+        "Microsoft.Network/networkSecurityGroups/securityRules/read",
+    ),
+    (
+        "PUT",
+        rf"{_NET}/networksecuritygroups/[^/]+/securityrules/[^/]+",
+        "Microsoft.Network/networkSecurityGroups/securityRules/write",
+    ),
+)
+
+
+def action_of(method: str, path: str) -> str:
+    for verb, pattern, action in ACTIONS:
+        if verb == method and re.fullmatch(pattern, path.lower()):
+            return action
+    raise AssertionError(f"no role action known for {method} {path}")
+
+
+def test_the_adapters_need_exactly_the_required_actions(
+    compute: AzureCompute, classic: AzureCompute, network: AzureNetwork, fleet: FleetServer
+) -> None:
+    vm = vm_id("vm-linux-disk")
+    compute.list_vms(f"/subscriptions/{SUB}")
+    compute.list_vms(RG)
+    compute.get_vm(vm)
+    request = RunRequest(
+        vm_id=vm, run_name="r1", os_type="linux", script="echo hi\n", parameters={"DRY_RUN": "1"}
+    )
+    compute.start_run(request)
+    compute.get_run(vm, "r1")
+    compute.cancel_run(vm, "r1")
+    classic.start_run(request)
+    nsg = network.get_nsg(nsg_id())
+    nic = network.get_nic(nsg.nic_ids[0])
+    network.get_subnet_nsg(nic.subnet_ids[0])
+    network.put_security_rule(
+        nsg.id,
+        SecurityRule(
+            name="allow-mgmt",
+            priority=110,
+            direction="Inbound",
+            access="Allow",
+            protocol="Tcp",
+            destination_ports=("22",),
+        ),
+    )
+    used = {action_of(method, path) for method, path in fleet.calls}
+    assert used == set(REQUIRED_ACTIONS)
