@@ -40,6 +40,7 @@ import yaml
 from ..errors import InvalidInput
 
 DEMO_FLEET = Path(__file__).resolve().parent / "demo-fleet.yaml"
+CAMPAIGN_FLEET = Path(__file__).resolve().parent / "campaign-fleet.yaml"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,79}$")
 _SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
