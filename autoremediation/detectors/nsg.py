@@ -123,12 +123,7 @@ _TCP_FAMILY = frozenset({"tcp", "udp", "icmp", "esp", "ah"})
 INTERNET = "internet"
 VIRTUAL_NETWORK = "virtualnetwork"
 AZURE_LOAD_BALANCER = "azureloadbalancer"
-# Known relations between tags, as (rule tag, source tag) -> (overlaps, source part left uncovered).
-_TAG_NAMES = {
-    VIRTUAL_NETWORK: "VirtualNetwork",
-    INTERNET: "Internet",
-    AZURE_LOAD_BALANCER: "AzureLoadBalancer",
-}
+# (rule tag, source tag) pairs Azure defines as disjoint: Internet is the space outside the VNet.
 _DISJOINT_TAGS = frozenset(
     {
         (VIRTUAL_NETWORK, INTERNET),
@@ -183,6 +178,7 @@ class _Tag:
 
     key: str  # lower-case tag name
     family: int  # 4 or 6
+    name: str = field(default="", compare=False)  # as the operator wrote it
 
 
 Piece = IPNetwork | _Tag
@@ -215,8 +211,8 @@ def source_pieces(source: str, tag_prefixes: Mapping[str, Sequence[str]] | None 
     if expansion is not None:
         return expansion
     if text.lower() == AZURE_LOAD_BALANCER:
-        return (_Tag(AZURE_LOAD_BALANCER, 4),)
-    return (_Tag(text.lower(), 4), _Tag(text.lower(), 6))
+        return (_Tag(AZURE_LOAD_BALANCER, 4, text),)
+    return (_Tag(text.lower(), 4, text), _Tag(text.lower(), 6, text))
 
 
 def _expansion(tag: str, tag_prefixes: Mapping[str, Sequence[str]] | None) -> tuple[IPNetwork, ...] | None:
@@ -318,12 +314,7 @@ def _relate_to_tag(key: str, rule_net: IPNetwork | None, piece: _Tag) -> _Relati
 
 def _describe(piece: Piece) -> str:
     if isinstance(piece, _Tag):
-        names = {
-            VIRTUAL_NETWORK: "VirtualNetwork",
-            INTERNET: "Internet",
-            AZURE_LOAD_BALANCER: "AzureLoadBalancer",
-        }
-        return f"{names.get(piece.key, piece.key)} (IPv{piece.family})"
+        return f"{piece.name or piece.key} (IPv{piece.family})"
     return str(piece)
 
 

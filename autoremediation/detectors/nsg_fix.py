@@ -100,7 +100,7 @@ def _groups(sources: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
     cidrs = tuple(s for s in sources if _is_cidr(s))
     words = [s for s in sources if s not in cidrs]
     groups: list[tuple[str, tuple[str, ...]]] = [("", cidrs)] if cidrs else []
-    groups += [(re.sub(r"[^a-z0-9._-]", "", "any" if w in ("*", "Any") else w.lower()), (w,)) for w in words]
+    groups += [(re.sub(r"[^a-z0-9._-]", "", "any" if w == "*" else w.lower()), (w,)) for w in words]
     if len(groups) == 1:
         groups[0] = ("", groups[0][1])
     return groups

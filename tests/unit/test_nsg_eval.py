@@ -991,3 +991,23 @@ def test_tag_names_start_with_a_letter_and_hold_word_characters(source: str) -> 
 @pytest.mark.parametrize("source", ["Storage.WestEurope", "Az-Cloud_1", "a"])
 def test_tag_like_sources_are_accepted(source: str) -> None:
     assert len(source_pieces(source)) == 2
+
+
+def test_unknown_tag_is_described_as_written() -> None:
+    verdict = evaluate_nsg(nsg(), Flow(22, "AzureCloud"))
+    assert verdict.uncovered == ("AzureCloud (IPv4)", "AzureCloud (IPv6)")
+
+
+@pytest.mark.parametrize("word", ["*", "any", "Any", "ANY"])
+def test_any_source_is_every_address(word: str) -> None:
+    verdict = evaluate_nsg(nsg(rule("d", 100, src=("10.0.0.0/8",))), Flow(22, word))
+    assert (verdict.allowed, verdict.assumed, verdict.uncovered) == (False, False, ("0.0.0.0/0",))
+
+
+def test_both_assumptions_are_named_in_the_reason() -> None:
+    group = nsg(rule("a", 100, "Allow", src=("AzureCloud",)), rule("d", 200, src=("Storage",)))
+    verdict = evaluate_nsg(group, Flow(22, "52.1.1.0/24"))
+    assert verdict.reason.endswith(
+        "(assumed: part of this rule cannot be evaluated, so it is taken to match) "
+        "(an earlier Allow rule could not be evaluated for this source and was not counted)"
+    )

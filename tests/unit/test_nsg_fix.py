@@ -110,6 +110,10 @@ class TestPriority:
         assert isinstance(caught.value, RemediationError)
         assert str(caught.value).startswith("no NSG priority between 100 and 102 is free: ")
 
+    def test_only_the_floor_and_it_is_taken(self) -> None:
+        with pytest.raises(NoFreePriority, match=r"^no NSG priority between 100 and 100 is free: "):
+            plan(group(rule("deny-ssh", 101), rule("r100", 100, destination_ports=("80",))))
+
     def test_last_free_slot_is_the_floor(self) -> None:
         nsg = group(rule("deny-ssh", 103), *(rule(f"r{p}", p, destination_ports=("80",)) for p in (101, 102)))
         assert plan(nsg).rule.priority == 100
@@ -296,9 +300,16 @@ class TestApply:
 
     def test_rule_that_does_not_take_effect_is_an_error(self) -> None:
         self.network.drop_writes = True
-        with pytest.raises(AllowRuleNotEffective, match="still blocks") as caught:
-            apply_management_allow(self.network, plan(self.network.get_nsg(nsg_id("web-nsg"))))
-        assert "deny-ssh" in str(caught.value)
+        with pytest.raises(AllowRuleNotEffective) as caught:
+            apply_management_allow(
+                self.network,
+                plan(self.network.get_nsg(nsg_id("web-nsg")), sources=("10.1.0.0/16", "10.2.0.0/16")),
+            )
+        assert str(caught.value) == (
+            "after writing allow-mgmt-ssh-autoremediation NSG web-nsg still blocks: "
+            "TCP 22 from 10.1.0.0/16 is denied by rule deny-ssh (priority 300) of nic NSG web-nsg; "
+            "TCP 22 from 10.2.0.0/16 is denied by rule deny-ssh (priority 300) of nic NSG web-nsg"
+        )
 
     @pytest.mark.parametrize("tags", [{QUARANTINE: "true"}, {}])
     def test_skip_and_none_write_nothing(self, tags: dict[str, str]) -> None:
