@@ -1011,3 +1011,18 @@ def test_both_assumptions_are_named_in_the_reason() -> None:
         "(assumed: part of this rule cannot be evaluated, so it is taken to match) "
         "(an earlier Allow rule could not be evaluated for this source and was not counted)"
     )
+
+
+ASG = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/applicationSecurityGroups/admins"
+
+
+def test_source_application_security_group_deny_is_assumed_to_match() -> None:
+    verdict = evaluate_nsg(nsg(rule("deny-asg", 100, src=(ASG,))), Flow(22, "10.1.0.0/16"))
+    assert (verdict.allowed, verdict.rule and verdict.rule.name, verdict.assumed) == (False, "deny-asg", True)
+
+
+def test_source_application_security_group_allow_does_not_count() -> None:
+    verdict = evaluate_nsg(nsg(rule("allow-asg", 100, "Allow", src=(ASG,))), Flow(22, "VirtualNetwork"))
+    assert verdict.rule is not None and verdict.rule.name == "AllowVnetInBound"
+    verdict = evaluate_nsg(nsg(rule("allow-asg", 100, "Allow", src=(ASG,))), Flow(22, "10.1.0.0/16"))
+    assert (verdict.allowed, verdict.assumed) == (False, True)
