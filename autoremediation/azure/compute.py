@@ -199,16 +199,21 @@ class AzureCompute:
 
     def list_vms(self, scope: str) -> list[VmFacts]:
         parts = [p for p in (scope or "").strip().strip("/").split("/") if p]
-        if len(parts) == 2 and parts[0].lower() == "subscriptions":
-            client = self._client_for(parts[1])
-            pages = lambda: list(client.virtual_machines.list_all(expand="instanceView"))  # noqa: E731
-        elif len(parts) == 4 and parts[0].lower() == "subscriptions" and parts[2].lower() == "resourcegroups":
-            client = self._client_for(parts[1])
-            pages = lambda: list(client.virtual_machines.list(parts[3], expand="instanceView"))  # noqa: E731
-        else:
+        is_sub = len(parts) == 2 and parts[0].lower() == "subscriptions"
+        is_rg = (
+            len(parts) == 4 and parts[0].lower() == "subscriptions" and parts[2].lower() == "resourcegroups"
+        )
+        if not (is_sub or is_rg):
             raise InvalidInput(
                 f"scope {scope!r} must be /subscriptions/<id> or /subscriptions/<id>/resourceGroups/<rg>"
             )
+        client = self._client_for(parts[1])
+
+        def pages() -> list[Any]:
+            if is_rg:
+                return list(client.virtual_machines.list(parts[3], expand="instanceView"))
+            return list(client.virtual_machines.list_all(expand="instanceView"))
+
         facts = [facts_from_model(vm) for vm in self.retrier.call(f"list VMs in {scope}", pages)]
         with self._lock:
             for fact in facts:

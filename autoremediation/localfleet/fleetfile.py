@@ -587,6 +587,11 @@ def _fault(r: _Reader, node: Any, path: str) -> FaultSpec:
     )
 
 
+def parse_fault(data: Any, source: str = "fault") -> FaultSpec:
+    """One fault in the fleet file's spelling (``route``, ``kind``, ``status``, ``retryAfter``, ...)."""
+    return _fault(_Reader(source), data, source)
+
+
 def load_fleet(path: str | Path | None = None) -> FleetSpec:
     """Read and validate a fleet file; the demo fleet when ``path`` is None."""
     target = Path(path) if path is not None else DEMO_FLEET

@@ -10,6 +10,7 @@ Admin API (Python and HTTP under ``/_admin``): the call log, fault injection, th
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 import re
@@ -28,8 +29,9 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..errors import InvalidInput
 from .faults import FaultTable
-from .fleetfile import FaultSpec, FleetSpec, _fault, _Reader, load_fleet
+from .fleetfile import FaultSpec, FleetSpec, load_fleet, parse_fault
 from .guest import GuestOutput
 from .state import BUILTIN_COMMANDS, ArmError, Fleet, Operation, Vm, iso
 
@@ -87,7 +89,12 @@ class FleetServer:
         self._calls_lock = threading.Lock()
         self.ca_bundle = str(self.workdir / "ca.pem")
         context = _tls_context(self.ca_bundle)
-        self._httpd = _Server(("127.0.0.1", port), _Handler, self, context)
+        try:
+            self._httpd = _Server(("127.0.0.1", port), _Handler, self, context)
+        except OSError as exc:
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            raise InvalidInput(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
         self.port = self._httpd.server_address[1]
         self.base_url = f"https://127.0.0.1:{self.port}"
         self.subscription = spec.subscription
@@ -135,15 +142,13 @@ class FleetServer:
         data = dict(fault) if isinstance(fault, Mapping) else {"kind": fault}
         data.update(options)
         data["route"] = route
-        self.faults.inject(_fault(_Reader("fault"), data, "fault"))
+        self.faults.inject(parse_fault(data))
 
     def clear_faults(self) -> None:
         self.faults.clear()
 
     def calls_matching(self, method: str, pattern: str = "*") -> list[str]:
         """Paths of logged calls with this method whose path matches a case-insensitive regex or glob."""
-        import fnmatch
-
         with self._calls_lock:
             calls = list(self.calls)
         return [
@@ -224,7 +229,7 @@ class FleetServer:
                 return _error(
                     400, "InvalidFault", "POST a JSON object: {route, kind, status, retryAfter, times}"
                 )
-            self.faults.inject(_fault(_Reader("fault"), body, "fault"))
+            self.faults.inject(parse_fault(body))
             return Reply(201, {"faults": self.faults.describe()})
         if path == "/_admin/faults" and method == "DELETE":
             self.clear_faults()

@@ -59,3 +59,11 @@ def test_a_bad_fleet_file_is_a_typed_error_before_serving(
     with pytest.raises(FleetFileError, match=re.escape("fleet.yaml: subscriptions[0].id")):
         run_server(str(bad), 0)
     assert capsys.readouterr().out == ""
+
+
+def test_a_taken_port_is_a_typed_error(fleet) -> None:  # type: ignore[no-untyped-def]
+    from autoremediation.errors import InvalidInput
+    from autoremediation.localfleet import FleetServer
+
+    with pytest.raises(InvalidInput, match=f"cannot listen on 127.0.0.1:{fleet.port}"):
+        FleetServer(port=fleet.port, sandbox=False)
