@@ -46,6 +46,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,79}$")
 _SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 POWER_STATES = ("running", "stopped", "deallocated", "starting", "stopping", "deallocating")
 AGENT_STATUSES = ("Ready", "Not Ready", "Unknown")
+SERVICE_STATES = ("active", "inactive", "failed", "broken")
 FAULT_KINDS = ("latency", "throttle", "error", "drop", "stuck")
 MAX_COUNT = 100_000
 
@@ -69,6 +70,7 @@ class GuestSpec:
     ssh_listening: bool = True
     firewall_drop_ports: tuple[int, ...] = ()
     sshd_stopped: bool = False
+    services: tuple[tuple[str, str], ...] = ()  # (unit, state) for the guest's systemctl
 
 
 @dataclass(frozen=True)
@@ -291,7 +293,7 @@ def _outcome(r: _Reader, node: Any, path: str) -> OutcomeSpec:
 
 
 def _guest(r: _Reader, node: Any, path: str) -> GuestSpec:
-    data = r.mapping(node, path, {"disks", "sshListening", "firewallDropPorts", "sshdStopped"})
+    data = r.mapping(node, path, {"disks", "sshListening", "firewallDropPorts", "sshdStopped", "services"})
     disks = []
     for i, item in enumerate(r.items(data, "disks", path)):
         dpath = f"{path}.disks[{i}]"
@@ -309,11 +311,20 @@ def _guest(r: _Reader, node: Any, path: str) -> GuestSpec:
     ports = r.items(data, "firewallDropPorts", path)
     if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports):
         raise r.fail(f"{path}.firewallDropPorts", "must be a list of TCP port numbers")
+    services = []
+    for i, item in enumerate(r.items(data, "services", path)):
+        spath = f"{path}.services[{i}]"
+        unit = r.mapping(item, spath, {"name", "state"})
+        name = r.text(unit, "name", spath)
+        if not re.match(r"^[A-Za-z0-9@._-]{1,64}$", name):
+            raise r.fail(f"{spath}.name", f"{name!r} is not a unit name")
+        services.append((name, r.choice(unit, "state", spath, "active", SERVICE_STATES)))
     return GuestSpec(
         disks=tuple(disks),
         ssh_listening=r.flag(data, "sshListening", path, True),
         firewall_drop_ports=tuple(ports),
         sshd_stopped=r.flag(data, "sshdStopped", path, False),
+        services=tuple(services),
     )
 
 

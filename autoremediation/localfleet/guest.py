@@ -178,6 +178,7 @@ class SandboxPool:
                     ssh_listening=spec.ssh_listening,
                     firewall_drop_ports=spec.firewall_drop_ports,
                     sshd_stopped=spec.sshd_stopped,
+                    services=spec.services,
                 )
                 safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40]
                 box = sandbox.Sandbox(safe, guest, self.workdir / f"{safe}-{len(self._boxes)}")

@@ -160,3 +160,11 @@ def test_faults_declared_in_the_fleet_file() -> None:
     )
     fault = fleet.faults[0]
     assert (fault.kind, fault.status, fault.retry_after, fault.times) == ("throttle", 429, 3.0, 2)
+
+
+def test_guest_services_are_validated() -> None:
+    good = doc(virtualMachines=[{"name": "v", "guest": {"services": [{"name": "nginx", "state": "failed"}]}}])
+    assert parse_fleet(good).vms[0].guest.services == (("nginx", "failed"),)  # type: ignore[union-attr]
+    bad = doc(virtualMachines=[{"name": "v", "guest": {"services": [{"name": "nginx", "state": "melted"}]}}])
+    with pytest.raises(FleetFileError, match=re.escape("services[0].state: must be one of active")):
+        parse_fleet(bad)

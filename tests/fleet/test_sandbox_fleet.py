@@ -73,3 +73,46 @@ def test_free_disk_space_really_frees_the_guest_disk(script: str, mode: str, tmp
         again = run(compute, script, "again")
         assert again.result is not None and again.result["status"] == "already-ok"
         assert again.exit_code == 0
+
+
+ACCESS_SCRIPT = REPO_ROOT / "remediations" / "restore-management-access" / "linux.sh"
+
+
+def test_restore_access_gives_the_same_verdict_in_both_modes(tmp_path: Path) -> None:
+    ok, reason = sandbox_support()
+    if not ok:
+        pytest.skip(f"no guest sandbox here: {reason}")
+    if not ACCESS_SCRIPT.is_file():
+        pytest.skip("restore-management-access/linux.sh is not in the catalog yet")
+    script = ACCESS_SCRIPT.read_text()
+    verdicts = {}
+    for mode in ("managed", "action"):
+        # A fresh demo fleet per mode: vm-linux-locked's guest firewall drops port 22.
+        with FleetServer(workdir=tmp_path / mode) as fleet:
+            compute = AzureCompute(
+                Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle),
+                mode=mode,
+                polling_interval=0,
+            )
+            request = RunRequest(
+                vm_id=vm_id("vm-linux-locked"),
+                run_name="access",
+                os_type="linux",
+                script=script,
+                parameters={"PORT": "22", "DRY_RUN": "0"},
+                timeout_seconds=120,
+            )
+            status = compute.start_run(request)
+            while not status.done:
+                status = compute.get_run(request.vm_id, request.run_name)
+            assert status.result is not None, status.output + status.error
+            verdicts[mode] = (
+                status.state,
+                status.exit_code,
+                status.result["status"],
+                status.result["before"],
+                status.result["after"],
+            )
+    assert verdicts["managed"] == verdicts["action"]
+    assert verdicts["managed"][:3] == ("succeeded", 0, "fixed")
+    assert verdicts["managed"][4] == {"listening": True, "firewallBlocks": False}
