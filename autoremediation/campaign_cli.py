@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from . import campaigns
 from .errors import InvalidInput, NotFound, RemediationError
-from .runner import Step
 
 if TYPE_CHECKING:
     from .services import Services
@@ -196,33 +196,129 @@ def drive(
     *,
     on_status: Callable[[Mapping[str, Any]], None] | None = None,
     wait: Callable[[float], None] | None = None,
+    refresh_seconds: float = 0.5,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Work the queue and tick the campaign until it ends, or nothing here can move it any more."""
-    from .worker import drain
+    """Work the queue and tick the campaign until it ends, or nothing here can move it any more.
 
+    Like ``worker.drain``, one runner step per message, on ``workers`` threads (the Functions host runs
+    many workers too); the campaign ticks once per batch in which one of its jobs finished.
+    ``on_status`` gets the full status at most every ``refresh_seconds`` (a campaign of thousands of
+    VMs is not re-counted for every job) and once at the end. With a clock that only moves when told
+    (``ManualClock``), waiting advances it, and one worker keeps that deterministic.
+    """
+    if workers < 1:
+        raise InvalidInput(f"workers {workers} must be at least 1")
+    advance = getattr(services.clock, "advance", None)
     if wait is None:
-        advance = getattr(services.clock, "advance", None)
         wait = advance if callable(advance) else time.sleep
-    due_in = getattr(services.queue, "due_in", None)
+    if callable(advance) and workers > 1:
+        raise InvalidInput("a manual clock moves with one worker only")
+    driver = _Driver(services, campaign_id, wait, on_status, refresh_seconds, workers)
+    if workers == 1:
+        driver.work()
+    else:
+        threads = [threading.Thread(target=driver.work, name=f"campaign-{i}") for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if driver.error is not None:
+        raise driver.error
+    final = campaigns.campaign_status(services, campaign_id)
+    if on_status is not None:
+        on_status(final)
+    return final
 
-    def on_step(step: Step) -> None:
-        if step.job.terminal and step.job.campaign_id == campaign_id:
-            status = campaigns.on_job_finished(services, step.job)
-            if status is not None and on_status is not None:
-                on_status(status)
 
-    while True:
-        drain(
-            services.runner, services.queue, wait=wait, due_in=due_in, on_step=on_step, max_steps=10_000_000
-        )
-        status = campaigns.tick(services, campaign_id)
-        if on_status is not None:
-            on_status(status)
+class _Driver:
+    """The loop each worker thread runs; stops when the campaign ends or nothing here can move it."""
+
+    def __init__(
+        self,
+        services: Services,
+        campaign_id: str,
+        wait: Callable[[float], None],
+        on_status: Callable[[Mapping[str, Any]], None] | None,
+        refresh_seconds: float,
+        workers: int,
+    ) -> None:
+        self.services = services
+        self.campaign_id = campaign_id
+        self.wait = wait
+        self.on_status = on_status
+        self.refresh_seconds = refresh_seconds
+        self.workers = workers
+        self.due_in: Callable[[], float | None] | None = getattr(services.queue, "due_in", None)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.shown = float("-inf")
+        self.error: BaseException | None = None
+
+    def work(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # a crash stops every worker, and the caller sees it
+            with self.lock:
+                self.error = self.error or error
+            self.stop.set()
+
+    def _loop(self) -> None:
+        from .worker import handle
+
+        queue, runner = self.services.queue, self.services.runner
+        if campaigns.tick(self.services, self.campaign_id)["status"] in campaigns.FINAL:
+            self.stop.set()
+        while not self.stop.is_set():
+            with self.lock:
+                messages = queue.receive(max_messages=4 if self.workers > 1 else 16, visibility_timeout=300)
+                if messages:
+                    self.busy += 1
+                idle = self.busy == 0
+            if not messages:
+                self._idle(idle)
+                continue
+            finished = False
+            try:
+                for message in messages:
+                    step = handle(runner, queue, message.job_id, dequeue_count=message.dequeue_count)
+                    queue.delete(message)
+                    finished = finished or (step.job.terminal and step.job.campaign_id == self.campaign_id)
+            finally:
+                with self.lock:
+                    self.busy -= 1
+            if finished:
+                self._tick()
+
+    def _idle(self, idle: bool) -> None:
+        pending = self.due_in() if self.due_in is not None else None
+        if pending is not None:
+            # Several workers poll for due messages; one worker sleeps exactly until the next is due.
+            self.wait(max(pending, 0.0) if self.workers == 1 else min(max(pending, 0.0), 0.02))
+            return
+        if not idle:
+            self.wait(0.02)  # another worker is mid-step and may queue the next message
+            return
+        self._tick()
+        with self.lock:
+            nothing = self.busy == 0 and (self.due_in is None or self.due_in() is None)
+        if nothing:
+            # Nothing queued here, yet maybe unfinished: jobs wait for an operator's approval.
+            self.stop.set()
+
+    def _tick(self) -> None:
+        status = campaigns.tick(self.services, self.campaign_id)
         if status["status"] in campaigns.FINAL:
-            return status
-        if due_in is None or due_in() is None:
-            # Nothing queued here, yet unfinished: jobs wait for an operator's approval.
-            return status
+            self.stop.set()
+            return
+        now = time.monotonic()
+        with self.lock:
+            due = self.on_status is not None and now - self.shown >= self.refresh_seconds
+            if due:
+                self.shown = now
+        if due and self.on_status is not None:
+            self.on_status(campaigns.campaign_status(self.services, self.campaign_id))
 
 
 class Progress:

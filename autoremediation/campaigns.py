@@ -5,9 +5,10 @@ WITHOUT a queue message; :func:`tick` releases them into the queue, at most ``co
 
 The schedule is never kept in memory: every tick derives it from the store, so a tick is idempotent and
 a crashed driver is replaced by any other (the CLI with ``--resume``, the sweeper, the next job that
-finishes). Two ticks racing cannot exceed the cap: a tick marks the jobs it releases (a note on the job),
-then commits with a compare-and-swap on the campaign record, and sends their messages only once that
-commit won. A loser withdraws its marks; a tick that reads the record after a commit sees the marks.
+finishes). A tick reads only what it needs (the jobs in flight, the failures, a few planned ones), not
+the whole campaign: it runs once per finished job. The record's ``releasing`` map names the jobs
+released but not yet picked up by a worker; ticks commit it with a compare-and-swap on the record and
+send the messages only after that commit won, so two racing ticks can never exceed the cap.
 
 Job ids come from campaign id + VM + remediation, so starting or resuming a campaign twice never makes a
 second job for a VM, and the run command's name (derived from the job id) never runs a script twice.
@@ -21,7 +22,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -46,12 +47,11 @@ FINAL = frozenset({COMPLETED, STOPPED})
 IN_FLIGHT = frozenset({jobs.AWAITING_APPROVAL, jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING})
 ERRORS = frozenset({jobs.FAILED, jobs.TIMED_OUT})
 
-RELEASED_NOTE = "campaign: released into the queue"
-WITHDRAWN_NOTE = "campaign: release withdrawn"
 # A released job still planned after this long has probably lost its message (a crash between the
 # commit and the send): it is sent again. A duplicate message is harmless, the runner's CAS absorbs it.
 RESEND_AFTER = timedelta(minutes=10)
 MAX_TARGETS = 20_000
+MAX_CONCURRENCY = 1_000  # bounds the record's ``releasing`` map, and ARM's request rate
 CAS_ATTEMPTS = 8
 ACTOR = "campaign"
 
@@ -94,8 +94,8 @@ class Limit:
     def concurrency(self, targets: int) -> int:
         """Percentages round up, so 1% of 50 VMs still lets one run; never below 1."""
         if not self.percent:
-            return max(1, int(self.value))
-        return max(1, math.ceil(self.value * targets / 100))
+            return min(MAX_CONCURRENCY, max(1, int(self.value)))
+        return min(MAX_CONCURRENCY, max(1, math.ceil(self.value * targets / 100)))
 
     def errors(self, targets: int) -> int:
         """Percentages round down: 10% of 15 VMs tolerates 1 error, never 2."""
@@ -354,7 +354,8 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
                 raise InvalidInput(
                     f"campaign {parsed.campaign_id} exists already for {existing.get('remediation')}"
                 )
-            return tick(services, parsed.campaign_id)
+            tick(services, parsed.campaign_id)
+            return campaign_status(services, parsed.campaign_id)
     campaign_id = parsed.campaign_id or f"campaign-{uuid.uuid4().hex[:16]}"
     targets = resolve_targets(services, parsed.selector)
     if not targets:
@@ -364,7 +365,7 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
     reason = parsed.reason or f"campaign {campaign_id}"
     # Jobs first, record last: the record is the commit point. A crash in between leaves jobs without a
     # message that never run; starting again with the same id finds them (same idempotency keys).
-    for target in targets:
+    for index, target in enumerate(targets):
         store.create(
             jobs.new_job(
                 idempotency_key=idempotency_key(campaign_id, target, remediation.id),
@@ -372,7 +373,9 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
                 condition=remediation.conditions[0] if remediation.conditions else "campaign",
                 target=target,
                 parameters=dict(parsed.parameters),
-                now=now,
+                # A microsecond apart, newest first in target order: the store lists planned jobs in
+                # the order the campaign releases them, so a tick reads only the next few.
+                now=now - timedelta(microseconds=index),
                 actor=actor,
                 reason=reason,
                 signal_id=campaign_id,
@@ -398,38 +401,25 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
         "updatedAt": now.isoformat(),
         "status": RUNNING,
         "stopReason": "",
+        "releasing": {},
         "version": 0,
     }
     if not store.create_campaign(record):
         # Another request with the same id won the race: that one is the campaign.
         log.info("campaign %s was created concurrently", campaign_id)
-    return tick(services, campaign_id)
+    tick(services, campaign_id)
+    return campaign_status(services, campaign_id)
 
 
 # ---- the schedule, derived from the store ---------------------------------------------------------
 
 
-def _released_at(job: Job) -> datetime | None:
-    """When the campaign released this planned job, if its latest campaign note is a release."""
-    for text in reversed(job.notes):
-        stamp, _, rest = text.partition(" ")
-        if rest == RELEASED_NOTE:
-            try:
-                return datetime.fromisoformat(stamp)
-            except ValueError:
-                return None
-        if rest == WITHDRAWN_NOTE:
-            return None
-    return None
-
-
 @dataclass
 class Schedule:
-    """The campaign's jobs, classified."""
+    """The campaign's jobs, classified: the full picture, for the status API and the CLI."""
 
-    waiting: list[Job] = field(default_factory=list)  # planned, not released: no queue message
-    released: list[Job] = field(default_factory=list)  # planned, released: a message is on its way
-    active: list[Job] = field(default_factory=list)  # awaiting approval, dispatching, running, verifying
+    waiting: int = 0  # planned, not released: no queue message
+    in_flight: int = 0  # released (planned with a message on its way), awaiting approval, dispatching, ...
     succeeded: int = 0
     failed: int = 0  # failed + timed out: what the error budget counts
     skipped: int = 0
@@ -437,13 +427,17 @@ class Schedule:
     total: int = 0
 
     @classmethod
-    def of(cls, campaign_jobs: Sequence[Job]) -> Schedule:
+    def of(cls, campaign_jobs: Sequence[Job], released: Iterable[str]) -> Schedule:
+        released_ids = set(released)
         schedule = cls(total=len(campaign_jobs))
-        for job in sorted(campaign_jobs, key=lambda j: (j.target_key, j.id)):
+        for job in campaign_jobs:
             if job.status == jobs.PLANNED:
-                (schedule.released if _released_at(job) is not None else schedule.waiting).append(job)
+                if job.id in released_ids:
+                    schedule.in_flight += 1
+                else:
+                    schedule.waiting += 1
             elif job.status in IN_FLIGHT:
-                schedule.active.append(job)
+                schedule.in_flight += 1
             elif job.status == jobs.SUCCEEDED:
                 schedule.succeeded += 1
             elif job.status in ERRORS:
@@ -454,14 +448,10 @@ class Schedule:
                 schedule.cancelled += 1
         return schedule
 
-    @property
-    def in_flight(self) -> int:
-        return len(self.released) + len(self.active)
-
     def counts(self) -> dict[str, int]:
         return {
             "total": self.total,
-            "planned": len(self.waiting),
+            "planned": self.waiting,
             "inFlight": self.in_flight,
             "succeeded": self.succeeded,
             "failed": self.failed,
@@ -470,111 +460,149 @@ class Schedule:
         }
 
 
-def _status(campaign: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Any]:
-    record = dict(campaign)
-    record["counts"] = dict(counts)
-    total = counts["total"]
-    done = total - counts["planned"] - counts["inFlight"]
-    record["done"] = done
-    record["progress"] = round(done / total, 4) if total else 1.0
-    return record
+def _public(campaign: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in campaign.items() if k != "releasing"}
 
 
 def campaign_status(services: Services, campaign_id: str) -> dict[str, Any]:
-    """The campaign record with live counts from its jobs; NotFound when there is no such campaign."""
+    """The campaign record with every count, from its jobs; NotFound when there is no such campaign."""
     if not isinstance(campaign_id, str) or not _ID.match(campaign_id):
         raise NotFound(f"no campaign {str(campaign_id)[:100]!r}")
     campaign = services.store.get_campaign(campaign_id)
-    return _status(campaign, Schedule.of(services.store.list(campaign_id=campaign_id)).counts())
+    schedule = Schedule.of(services.store.list(campaign_id=campaign_id), campaign.get("releasing") or {})
+    record = _public(campaign)
+    counts = schedule.counts()
+    record["counts"] = counts
+    done = counts["total"] - counts["planned"] - counts["inFlight"]
+    record["done"] = done
+    record["progress"] = round(done / counts["total"], 4) if counts["total"] else 1.0
+    return record
+
+
+@dataclass
+class _View:
+    """What one tick reads: a few small queries, never the whole campaign (ticks run per finished job)."""
+
+    active: list[Job]  # awaiting approval, dispatching, running, verifying
+    released: dict[str, tuple[Job, str]]  # released, still planned: id -> (job, when released)
+    errors: int
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.active) + len(self.released)
+
+
+def _read(store: JobStore, campaign_id: str, campaign: Mapping[str, Any]) -> _View:
+    active = store.list(campaign_id=campaign_id, status=sorted(IN_FLIGHT))
+    errors = len(store.list(campaign_id=campaign_id, status=sorted(ERRORS)))
+    released: dict[str, tuple[Job, str]] = {}
+    for job_id, at in (campaign.get("releasing") or {}).items():
+        try:
+            job = store.get(job_id)
+        except NotFound:
+            continue
+        if job.status == jobs.PLANNED:
+            released[job_id] = (job, at)
+    return _View(active, released, errors)
 
 
 def tick(services: Services, campaign_id: str) -> dict[str, Any]:
-    """Advance the campaign from what the store says now; safe to call any time, from anywhere."""
-    store, queue = services.store, services.queue
+    """Advance the campaign from what the store says now; safe to call any time, from anywhere.
+
+    Returns the campaign record with the scheduler's counts (``inFlight``, ``failed``);
+    :func:`campaign_status` has every count. The record's ``releasing`` lists the jobs released and
+    not yet picked up by a worker: the compare-and-swap that writes it is what serialises ticks.
+    """
+    store = services.store
     for _ in range(CAS_ATTEMPTS):
         campaign = store.get_campaign(campaign_id)
-        schedule = Schedule.of(store.list(campaign_id=campaign_id))
         if campaign.get("status") in FINAL:
-            return _status(campaign, schedule.counts())
+            return _tick_result(campaign)
+        view = _read(store, campaign_id, campaign)
         now = services.clock.now()
-        over = schedule.failed > int(campaign["errorLimit"])
+        stamp = now.isoformat()
+        limit, concurrency = int(campaign["errorLimit"]), int(campaign["concurrency"])
+        over = view.errors > limit
         release: list[Job] = []
         cancel: list[Job] = []
         if over:
-            cancel = [*schedule.waiting, *schedule.released]
-            cancel += [j for j in schedule.active if j.status == jobs.AWAITING_APPROVAL]
+            cancel = store.list(campaign_id=campaign_id, status=jobs.PLANNED)
+            cancel += [j for j in view.active if j.status == jobs.AWAITING_APPROVAL]
         else:
-            room = max(0, int(campaign["concurrency"]) - schedule.in_flight)
-            release = schedule.waiting[:room]
-        resend = [j for j in schedule.released if now - (_released_at(j) or now) >= RESEND_AFTER]
+            room = max(0, concurrency - view.in_flight)
+            if room:
+                candidates = store.list(
+                    campaign_id=campaign_id, status=jobs.PLANNED, limit=room + len(view.released)
+                )
+                fresh = sorted((j for j in candidates if j.id not in view.released), key=_order)
+                release = fresh[:room]
+        resend = [job for job, at in view.released.values() if now - _parse(at, now) >= RESEND_AFTER]
+        releasing = {job_id: at for job_id, (_, at) in view.released.items()}
+        releasing.update({job.id: stamp for job in (*release, *resend)})
+        if over:
+            releasing = {}
 
         status, stop_reason = RUNNING, campaign.get("stopReason", "")
         if over:
             stop_reason = stop_reason or (
-                f"{schedule.failed} VM(s) failed, more than the {campaign['errorLimit']} allowed "
+                f"{view.errors} VM(s) failed, more than the {limit} allowed "
                 f"(maxErrors {campaign['maxErrors']})"
             )
-            still_running = [j for j in schedule.active if j.status != jobs.AWAITING_APPROVAL]
+            still_running = [j for j in view.active if j.status != jobs.AWAITING_APPROVAL]
             status = STOPPING if still_running else STOPPED
-        elif not schedule.waiting and not schedule.in_flight:
+        elif (
+            not release
+            and not view.in_flight
+            and not store.list(campaign_id=campaign_id, status=jobs.PLANNED, limit=1)
+        ):
             status = COMPLETED
-        counts = schedule.counts()
-        if not release and status == campaign.get("status") and counts == campaign.get("counts"):
-            _send(queue, resend)
-            _cancel(store, cancel, stop_reason, now)
-            return _status(campaign, counts)
-
-        marked = _mark(store, release, now)
-        if marked:
-            counts = {
-                **counts,
-                "planned": counts["planned"] - len(marked),
-                "inFlight": counts["inFlight"] + len(marked),
-            }
+        scheduler = {"inFlight": view.in_flight + len(release), "failed": view.errors}
+        unchanged = (
+            status == campaign.get("status")
+            and releasing == (campaign.get("releasing") or {})
+            and scheduler == campaign.get("scheduler")
+        )
+        if unchanged:
+            return _tick_result(campaign)
         updated = {
             **campaign,
             "status": status,
             "stopReason": stop_reason,
-            "counts": counts,
-            "updatedAt": now.isoformat(),
+            "releasing": releasing,
+            "scheduler": scheduler,
+            "updatedAt": stamp,
         }
         if status in FINAL:
-            updated["endedAt"] = now.isoformat()
+            updated["endedAt"] = stamp
         try:
             campaign = store.update_campaign(updated)
         except ConcurrencyConflict:
-            _withdraw(store, marked, now)
-            continue
-        _send(queue, [*marked, *resend])
-        if cancel:
-            _cancel(store, cancel, stop_reason, now)
-            return campaign_status(services, campaign_id)
-        return _status(campaign, counts)
-    # Every attempt lost to a concurrent tick: each of those ticks did this tick's work.
-    return campaign_status(services, campaign_id)
+            continue  # another tick committed first: read again and decide with what it did
+        # Committed: these jobs are ours to send. A crash before the send leaves them in ``releasing``,
+        # where RESEND_AFTER finds them.
+        _send(services.queue, [*release, *resend])
+        _cancel(store, cancel, stop_reason, now)
+        return _tick_result(campaign)
+    # Every attempt lost to a concurrent tick: each of those did this tick's work.
+    return _tick_result(store.get_campaign(campaign_id))
 
 
-def _mark(store: JobStore, release: Sequence[Job], now: datetime) -> list[Job]:
-    marked = []
-    for job in release:
-        try:
-            marked.append(store.update(jobs.note(job, RELEASED_NOTE, now=now)))
-        except ConcurrencyConflict:
-            continue  # someone else changed it (cancelled it, another tick): not ours to send
-    return marked
+def _tick_result(campaign: Mapping[str, Any]) -> dict[str, Any]:
+    record = _public(campaign)
+    record["counts"] = dict(campaign.get("scheduler") or {})
+    return record
 
 
-def _withdraw(store: JobStore, marked: Sequence[Job], now: datetime) -> None:
-    for job in marked:
-        current = job
-        for _ in range(CAS_ATTEMPTS):
-            if current.status != jobs.PLANNED or _released_at(current) is None:
-                break
-            try:
-                store.update(jobs.note(current, WITHDRAWN_NOTE, now=now))
-                break
-            except ConcurrencyConflict:
-                current = store.get(job.id)
+def _order(job: Job) -> tuple[str, str]:
+    """Release order: by VM id, so an operator can tell which VMs go first."""
+    return (job.target_key, job.id)
+
+
+def _parse(stamp: str, default: datetime) -> datetime:
+    try:
+        return datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return default
 
 
 def _send(queue: Queue, released: Sequence[Job]) -> None:
@@ -616,16 +644,15 @@ def resume(services: Services, campaign_id: str) -> dict[str, Any]:
     """Re-send a message for every released, unfinished job (a new process with an empty in-process queue).
 
     Duplicates are harmless: the runner's compare-and-swap drops the loser, and a dispatch re-attaches to
-    the run command of the same name instead of starting the script again.
+    the run command of the same name instead of starting the script again. Returns the full status.
     """
     campaign = services.store.get_campaign(campaign_id)
-    schedule = Schedule.of(services.store.list(campaign_id=campaign_id))
     if campaign.get("status") not in FINAL:
-        _send(
-            services.queue,
-            [*schedule.released, *(j for j in schedule.active if j.status != jobs.AWAITING_APPROVAL)],
-        )
-    return tick(services, campaign_id)
+        view = _read(services.store, campaign_id, campaign)
+        waiting = [j for j in view.active if j.status != jobs.AWAITING_APPROVAL]
+        _send(services.queue, [*(job for job, _ in view.released.values()), *waiting])
+    tick(services, campaign_id)
+    return campaign_status(services, campaign_id)
 
 
 def next_poll_delay(polls: int, base: float, expected: float | None) -> float:

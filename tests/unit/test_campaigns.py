@@ -58,16 +58,16 @@ def test_jobs_wait_planned_without_a_message_until_released(tmp_path: Path) -> N
 def test_tick_is_idempotent(tmp_path: Path) -> None:
     world = CampaignWorld(tmp_path, make_compute(6))
     status = campaigns.start_campaign(world.services, request(maxConcurrency=2), actor="alice")
-    version = world.services.store.get_campaign(status["id"])["version"]
+    record = world.services.store.get_campaign(status["id"])
 
-    for _ in range(5):
-        again = campaigns.tick(world.services, status["id"])
-        assert again["counts"] == status["counts"]
+    ticks = [campaigns.tick(world.services, status["id"]) for _ in range(5)]
 
+    assert all(t == ticks[0] for t in ticks)
+    assert ticks[0]["counts"] == {"inFlight": 2, "failed": 0}
+    assert world.services.store.get_campaign(status["id"]) == record  # nothing new to write
     queue = world.services.queue
     assert isinstance(queue, InProcessQueue)
     assert len(queue) == 2
-    assert world.services.store.get_campaign(status["id"])["version"] == version
 
 
 def test_error_budget_stops_within_one_window_and_cancels_the_rest(tmp_path: Path) -> None:
@@ -127,24 +127,22 @@ def test_resume_after_a_crash_runs_no_vm_twice(tmp_path: Path) -> None:
 def test_a_lost_race_between_two_ticks_never_exceeds_the_cap(tmp_path: Path) -> None:
     world = CampaignWorld(tmp_path, make_compute(8))
     status = campaigns.start_campaign(world.services, request(maxConcurrency=3), actor="alice")
-    first = world.services.store.list(campaign_id=status["id"])
-    # Finish one released job, so the next tick has a free slot to fill.
-    released = next(j for j in first if campaigns._released_at(j) is not None)
     store = world.services.store
+    # Finish one released job, so the next tick has a free slot to fill.
+    released = store.get(next(iter(store.get_campaign(status["id"])["releasing"])))
     store.update(jobs.transition(released, jobs.SKIPPED, now=world.clock.now(), actor="t", reason="test"))
 
     other = world.new_services()
-    real_update = store.update
+    real_update = store.update_campaign
     raced = []
 
-    def racing_update(job: Any) -> Any:
-        if not raced and job.notes and job.notes[-1].endswith(campaigns.RELEASED_NOTE):
+    def racing_update(campaign: Any) -> dict[str, Any]:
+        if not raced:
             raced.append(True)
-            # Another worker ticks after our read and before our release lands: it fills the slot first.
-            campaigns.tick(other, status["id"])
-        return real_update(job)
+            campaigns.tick(other, status["id"])  # another worker ticks between our read and our commit
+        return real_update(campaign)
 
-    store.update = racing_update  # type: ignore[method-assign]
+    store.update_campaign = racing_update  # type: ignore[method-assign]
     campaigns.tick(world.services, status["id"])
 
     after = campaigns.campaign_status(world.services, status["id"])
@@ -289,14 +287,17 @@ def test_unknown_campaign_is_not_found(tmp_path: Path) -> None:
 def test_on_job_finished_ticks_only_campaign_jobs(tmp_path: Path) -> None:
     world = CampaignWorld(tmp_path, make_compute(4))
     status = campaigns.start_campaign(world.services, request(maxConcurrency=1), actor="alice")
-    job = next(j for j in world.services.store.list(campaign_id=status["id"]) if campaigns._released_at(j))
+    store = world.services.store
+    job = store.get(next(iter(store.get_campaign(status["id"])["releasing"])))
     assert campaigns.on_job_finished(world.services, job) is None  # not terminal yet
-    done = world.services.store.update(
-        jobs.transition(job, jobs.SKIPPED, now=world.clock.now(), actor="t", reason="test")
-    )
+    done = store.update(jobs.transition(job, jobs.SKIPPED, now=world.clock.now(), actor="t", reason="test"))
+
     after = campaigns.on_job_finished(world.services, done)
-    assert after is not None
-    assert (after["counts"]["skipped"], after["counts"]["inFlight"]) == (1, 1)
+
+    assert after is not None and after["counts"]["inFlight"] == 1
+    assert next(iter(store.get_campaign(status["id"])["releasing"])) != job.id
+    full = campaigns.campaign_status(world.services, status["id"])
+    assert (full["counts"]["skipped"], full["counts"]["inFlight"], full["counts"]["planned"]) == (1, 1, 2)
 
 
 def test_next_poll_delay() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks with their own runner (``python -m bench``) and recorded results (``bench/results/``)."""
