@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from autoremediation.azure import clients
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.errors import (
     AgentNotReady,
@@ -14,7 +15,8 @@ from autoremediation.errors import (
     VmNotRunning,
 )
 from autoremediation.localfleet.server import FleetServer
-from autoremediation.ports import RunRequest
+from autoremediation.ports import RunRequest, RunStatus
+from autoremediation.settings import Settings
 
 from .conftest import RG, SUB, vm_id
 
@@ -39,7 +41,7 @@ def request(
     return RunRequest(**values)  # type: ignore[arg-type]
 
 
-def finish(compute: AzureCompute, req: RunRequest) -> object:
+def finish(compute: AzureCompute, req: RunRequest) -> RunStatus:
     status = compute.start_run(req)
     if not status.done:
         status = compute.get_run(req.vm_id, req.run_name)
@@ -108,7 +110,7 @@ def test_managed_dispatch_uses_at_most_four_calls_besides_polls(
     assert [m for m, _ in dispatch_calls] == ["GET", "GET", "PUT"]
 
 
-def test_second_dispatch_reattaches_and_runs_the_script_once(settings, fleet: FleetServer, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_second_dispatch_reattaches_and_runs_the_script_once(settings: Settings, fleet: FleetServer) -> None:
     fleet.inject("PUT */runCommands/*", "stuck", times=1)
     first = AzureCompute(settings, polling_interval=0)
     first.start_run(request())
@@ -179,15 +181,13 @@ def test_failed_script_is_a_failed_run_with_its_exit_code() -> None:
         }
     )
     with FleetServer(spec, sandbox=False) as fleet:
-        from autoremediation.settings import Settings
-
         settings = Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle)
         for mode in ("managed", "action"):
             compute = AzureCompute(settings, mode=mode, polling_interval=0)
             status = finish(compute, request("vm1", name=f"r-{mode}"))
-            assert (status.state, status.exit_code) == ("failed", 3), mode  # type: ignore[attr-defined]
-            assert status.result == {"status": "not-fixed", "before": {}, "after": {}}  # type: ignore[attr-defined]
-            assert status.error.strip() == "disk busy"  # type: ignore[attr-defined]
+            assert (status.state, status.exit_code) == ("failed", 3), mode
+            assert status.result == {"status": "not-fixed", "before": {}, "after": {}}
+            assert status.error.strip() == "disk busy"
 
 
 # ---- classic mode ------------------------------------------------------------------------------------
@@ -209,27 +209,26 @@ def test_classic_windows_run(classic: AzureCompute) -> None:
     assert status.result is not None and status.result["after"]["freePercent"] == 30
 
 
-def test_classic_and_managed_give_the_same_verdicts(settings, fleet: FleetServer) -> None:  # type: ignore[no-untyped-def]
+def test_classic_and_managed_give_the_same_verdicts() -> None:
     verdicts = {}
     for vm in ("vm-linux-disk", "vm-windows"):
         os_type = "windows" if vm == "vm-windows" else "linux"
         for mode in ("managed", "action"):
             # Each mode on a fresh fleet, so both see the VM in the same state.
             with FleetServer(sandbox=False) as own:
-                from autoremediation.settings import Settings
-
                 compute = AzureCompute(
                     Settings(arm_endpoint=own.base_url, arm_ca_bundle=own.ca_bundle),
                     mode=mode,
                     polling_interval=0,
                 )
                 status = finish(compute, request(vm, os_type=os_type, name="same"))
-                verdicts[(vm, mode)] = (status.state, status.exit_code, status.result)  # type: ignore[attr-defined]
+                verdicts[(vm, mode)] = (status.state, status.exit_code, status.result)
         assert verdicts[(vm, "managed")] == verdicts[(vm, "action")]
 
 
 def test_a_repeat_run_after_a_fix_reports_already_ok(classic: AzureCompute) -> None:
-    assert classic.start_run(request(name="one")).result["status"] == "fixed"  # type: ignore[index]
+    first = classic.start_run(request(name="one"))
+    assert first.result is not None and first.result["status"] == "fixed"
     again = classic.start_run(request(name="two"))
     assert again.result is not None and again.result["status"] == "already-ok"
     assert again.result["before"] == again.result["after"]
@@ -242,15 +241,14 @@ def test_a_dry_run_changes_nothing(classic: AzureCompute) -> None:
     assert real.result is not None and real.result["status"] == "fixed"
 
 
-def test_classic_mode_busy_os_mismatch_and_agent(classic: AzureCompute, fleet: FleetServer) -> None:
+def test_classic_mode_busy_os_mismatch_and_agent(
+    classic: AzureCompute, fleet: FleetServer, settings: Settings
+) -> None:
     with pytest.raises(OsMismatch):
         classic.start_run(request("vm-windows", os_type="linux"))
+    # Another client's run that never ends holds the VM.
     fleet.inject("POST */runCommand", "stuck", times=1)
-    fleet.fleet.vms  # noqa: B018
-    from azure.mgmt.compute import ComputeManagementClient  # noqa: F401  (the adapter imports it lazily)
-
-    sdk_compute = classic._client_for(SUB)
-    sdk_compute.virtual_machines.begin_run_command(
+    clients.compute_client(settings, SUB).virtual_machines.begin_run_command(
         "rg-demo", "vm-linux-disk", {"commandId": "RunShellScript"}, polling=False
     )
     with pytest.raises(Busy):
@@ -266,11 +264,11 @@ def test_classic_mode_refuses_secret_parameters(classic: AzureCompute, fleet: Fl
     assert fleet.calls == []
 
 
-def test_classic_results_are_unknown_in_another_process(settings) -> None:  # type: ignore[no-untyped-def]
+def test_classic_results_are_unknown_in_another_process(settings: Settings) -> None:
     status = AzureCompute(settings, mode="action").get_run(vm_id("vm-linux-disk"), "never-ran")
     assert status.state == "unknown" and not status.done
 
 
-def test_unknown_mode_is_refused(settings) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_mode_is_refused(settings: Settings) -> None:
     with pytest.raises(InvalidInput, match="must be managed or action"):
         AzureCompute(settings, mode="turbo")

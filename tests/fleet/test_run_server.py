@@ -14,7 +14,7 @@ import pytest
 
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.localfleet.fleetfile import FleetFileError
-from autoremediation.localfleet.server import run_server
+from autoremediation.localfleet.server import FleetServer, run_server
 from autoremediation.settings import Settings
 
 from .conftest import REPO_ROOT, vm_id
@@ -61,9 +61,8 @@ def test_a_bad_fleet_file_is_a_typed_error_before_serving(
     assert capsys.readouterr().out == ""
 
 
-def test_a_taken_port_is_a_typed_error(fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_taken_port_is_a_typed_error(fleet: FleetServer) -> None:
     from autoremediation.errors import InvalidInput
-    from autoremediation.localfleet import FleetServer
 
     with pytest.raises(InvalidInput, match=f"cannot listen on 127.0.0.1:{fleet.port}"):
         FleetServer(port=fleet.port, sandbox=False)
