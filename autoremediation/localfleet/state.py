@@ -1,4 +1,4 @@
-"""The emulated Azure resources and their run commands, answering in ARM's JSON shapes.
+"""The emulated compute side: VMs, their run commands and ARM's async operations, in ARM's JSON shapes.
 
 Every method takes the fleet lock; the HTTP layer only routes. Errors are :class:`ArmError` with the
 status code and ARM error code Azure would send.
@@ -14,31 +14,17 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .. import runresult
-from .fleetfile import FleetSpec, NsgSpec, VmSpec
+from .arm import COMPUTE, NETWORK, ArmError, Scope, guid, iso, rg_id
+from .builtin import BUILTIN_COMMANDS
+from .fleetfile import FleetSpec, VmSpec
 from .guest import Convergence, GuestOutput, GuestRun, SandboxPool, SandboxRun, start_run
+from .netstate import NetworkResources
 
-COMPUTE = "Microsoft.Compute"
-NETWORK = "Microsoft.Network"
 RUN_COMMAND_IDS = {"linux": "RunShellScript", "windows": "RunPowerShellScript"}
-
-
-class ArmError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message}}
 
 
 class FleetClock:
@@ -52,20 +38,6 @@ class FleetClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _guid(*parts: str) -> str:
-    return str(uuid.UUID(hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]))
-
-
-def rg_id(sub: str, rg: str) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/{rg}"
 
 
 @dataclass
@@ -145,121 +117,18 @@ class Fleet:
         self.lock = threading.RLock()
         self.clock = FleetClock()
         self.sandboxes = SandboxPool(workdir / "sandboxes", enabled=sandbox)
-        self.groups = {(s.lower(), rg.lower()): (s, rg, loc) for s, rg, loc in spec.resource_groups}
+        self.scope = Scope(spec)
         self.vms: dict[str, Vm] = {}
         for vm_spec in spec.vms:
             vm = Vm(vm_spec, vm_spec.power_state, vm_spec.agent_status, dict(vm_spec.tags))
             self.vms[vm.id.lower()] = vm
-        self.nsgs: dict[str, dict[str, Any]] = {}
-        for nsg_spec in spec.nsgs:
-            nsg = self._nsg_json(nsg_spec)
-            self.nsgs[nsg["id"].lower()] = nsg
-        self.vnets: dict[str, dict[str, Any]] = {}
-        for vnet in spec.vnets:
-            base = rg_id(vnet.subscription, vnet.resource_group)
-            vnet_id = f"{base}/providers/{NETWORK}/virtualNetworks/{vnet.name}"
-            subnets = []
-            for subnet in vnet.subnets:
-                props: dict[str, Any] = {
-                    "addressPrefix": subnet.address_prefix,
-                    "provisioningState": "Succeeded",
-                    "ipConfigurations": [],
-                }
-                if subnet.nsg:
-                    nsg_id = f"{base}/providers/{NETWORK}/networkSecurityGroups/{subnet.nsg}"
-                    props["networkSecurityGroup"] = {"id": self.nsgs[nsg_id.lower()]["id"]}
-                    self.nsgs[nsg_id.lower()]["properties"]["subnets"].append(
-                        {"id": f"{vnet_id}/subnets/{subnet.name}"}
-                    )
-                subnets.append(
-                    {
-                        "name": subnet.name,
-                        "id": f"{vnet_id}/subnets/{subnet.name}",
-                        "type": f"{NETWORK}/virtualNetworks/subnets",
-                        "etag": 'W/"1"',
-                        "properties": props,
-                    }
-                )
-            self.vnets[vnet_id.lower()] = {
-                "name": vnet.name,
-                "id": vnet_id,
-                "type": f"{NETWORK}/virtualNetworks",
-                "location": vnet.location,
-                "etag": 'W/"1"',
-                "tags": {},
-                "properties": {
-                    "addressSpace": {"addressPrefixes": list(vnet.address_prefixes)},
-                    "subnets": subnets,
-                    "provisioningState": "Succeeded",
-                    "resourceGuid": _guid(vnet_id),
-                },
-            }
-        self.nics: dict[str, dict[str, Any]] = {}
-        owners = {
-            f"{rg_id(v.subscription, v.resource_group)}/providers/{NETWORK}/networkInterfaces/{n}".lower(): vm
-            for vm in self.vms.values()
-            for v in [vm.spec]
-            for n in v.nics
-        }
-        for nic in spec.nics:
-            base = rg_id(nic.subscription, nic.resource_group)
-            nic_id = f"{base}/providers/{NETWORK}/networkInterfaces/{nic.name}"
-            ipconfig: dict[str, Any] = {
-                "privateIPAddress": nic.private_ip,
-                "privateIPAllocationMethod": "Dynamic",
-                "primary": True,
-                "provisioningState": "Succeeded",
-            }
-            if nic.subnet:
-                vnet_name, _, subnet_name = nic.subnet.partition("/")
-                subnet_json = self.find_subnet(
-                    f"{base}/providers/{NETWORK}/virtualNetworks/{vnet_name}/subnets/{subnet_name}"
-                )
-                ipconfig["subnet"] = {"id": subnet_json["id"]}
-                subnet_json["properties"]["ipConfigurations"].append(
-                    {"id": f"{nic_id}/ipConfigurations/ipconfig1"}
-                )
-            props = {
-                "ipConfigurations": [
-                    {
-                        "name": "ipconfig1",
-                        "id": f"{nic_id}/ipConfigurations/ipconfig1",
-                        "type": f"{NETWORK}/networkInterfaces/ipConfigurations",
-                        "properties": ipconfig,
-                    }
-                ],
-                "provisioningState": "Succeeded",
-                "resourceGuid": _guid(nic_id),
-                "primary": True,
-            }
-            if nic.nsg:
-                nsg = self.nsgs[f"{base}/providers/{NETWORK}/networkSecurityGroups/{nic.nsg}".lower()]
-                props["networkSecurityGroup"] = {"id": nsg["id"]}
-                nsg["properties"]["networkInterfaces"].append({"id": nic_id})
-            owner = owners.get(nic_id.lower())
-            if owner is not None:
-                props["virtualMachine"] = {"id": owner.id}
-            self.nics[nic_id.lower()] = {
-                "name": nic.name,
-                "id": nic_id,
-                "type": f"{NETWORK}/networkInterfaces",
-                "location": nic.location,
-                "etag": 'W/"1"',
-                "tags": {},
-                "properties": props,
-            }
+        self.network = NetworkResources(spec, self.scope)
         self.operations: dict[str, Operation] = {}
 
     # ---- lookups -------------------------------------------------------------------------------
 
-    def check_group(self, sub: str, rg: str) -> None:
-        if sub.lower() not in {s.lower() for s in self.spec.subscriptions}:
-            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
-        if (sub.lower(), rg.lower()) not in self.groups:
-            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
-
     def vm(self, sub: str, rg: str, name: str) -> Vm:
-        self.check_group(sub, rg)
+        self.scope.check_group(sub, rg)
         key = f"{rg_id(sub, rg)}/providers/{COMPUTE}/virtualMachines/{name}".lower()
         vm = self.vms.get(key)
         if vm is None:
@@ -269,29 +138,6 @@ class Fleet:
                 f"The Resource '{COMPUTE}/virtualMachines/{name}' under resource group '{rg}' was not found.",
             )
         return vm
-
-    def find_subnet(self, subnet_id: str) -> dict[str, Any]:
-        vnet_id, _, name = subnet_id.rpartition("/subnets/")
-        vnet = self.vnets.get(vnet_id.lower())
-        if vnet is not None:
-            for subnet in vnet["properties"]["subnets"]:
-                if subnet["name"].lower() == name.lower():
-                    return subnet
-        raise ArmError(404, "NotFound", f"Resource {subnet_id} not found.")
-
-    def _network(
-        self, table: dict[str, dict[str, Any]], sub: str, rg: str, kind: str, name: str
-    ) -> dict[str, Any]:
-        self.check_group(sub, rg)
-        key = f"{rg_id(sub, rg)}/providers/{NETWORK}/{kind}/{name}".lower()
-        resource = table.get(key)
-        if resource is None:
-            raise ArmError(
-                404,
-                "ResourceNotFound",
-                f"The Resource '{NETWORK}/{kind}/{name}' under resource group '{rg}' was not found.",
-            )
-        return resource
 
     # ---- virtual machines ----------------------------------------------------------------------
 
@@ -308,7 +154,7 @@ class Fleet:
         else:
             os_profile["windowsConfiguration"] = {"provisionVMAgent": True, "enableAutomaticUpdates": True}
         props: dict[str, Any] = {
-            "vmId": _guid(vm.id),
+            "vmId": guid(vm.id),
             "hardwareProfile": {"vmSize": s.size},
             "storageProfile": {
                 "osDisk": {
@@ -398,10 +244,9 @@ class Fleet:
         }
 
     def list_vms(self, sub: str, rg: str | None) -> list[Vm]:
-        if sub.lower() not in {s.lower() for s in self.spec.subscriptions}:
-            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        self.scope.check_subscription(sub)
         if rg is not None:
-            self.check_group(sub, rg)
+            self.scope.check_group(sub, rg)
         return [
             vm
             for vm in self.vms.values()
@@ -708,140 +553,6 @@ class Fleet:
             "properties": props,
         }
 
-    # ---- network -------------------------------------------------------------------------------
-
-    def _nsg_json(self, spec: NsgSpec) -> dict[str, Any]:
-        base = rg_id(spec.subscription, spec.resource_group)
-        nsg_id = f"{base}/providers/{NETWORK}/networkSecurityGroups/{spec.name}"
-        rules = [self._rule_json(nsg_id, dict(rule)) for rule in spec.rules]
-        return {
-            "name": spec.name,
-            "id": nsg_id,
-            "type": f"{NETWORK}/networkSecurityGroups",
-            "location": spec.location,
-            "etag": 'W/"1"',
-            "tags": dict(spec.tags),
-            "properties": {
-                "securityRules": rules,
-                "defaultSecurityRules": _default_rules(nsg_id),
-                "networkInterfaces": [],
-                "subnets": [],
-                "provisioningState": "Succeeded",
-                "resourceGuid": _guid(nsg_id),
-            },
-        }
-
-    @staticmethod
-    def _rule_json(nsg_id: str, props: dict[str, Any], kind: str = "securityRules") -> dict[str, Any]:
-        name = props.pop("name")
-        props.setdefault("provisioningState", "Succeeded")
-        for single, plural in (
-            ("sourceAddressPrefix", "sourceAddressPrefixes"),
-            ("destinationAddressPrefix", "destinationAddressPrefixes"),
-            ("sourcePortRange", "sourcePortRanges"),
-            ("destinationPortRange", "destinationPortRanges"),
-        ):
-            props.setdefault(plural, [])
-            if not props[plural]:
-                props.setdefault(single, "*")
-        return {
-            "name": name,
-            "id": f"{nsg_id}/{kind}/{name}",
-            "etag": 'W/"1"',
-            "type": f"{NETWORK}/networkSecurityGroups/{kind}",
-            "properties": props,
-        }
-
-    def nsg(self, sub: str, rg: str, name: str) -> dict[str, Any]:
-        return self._network(self.nsgs, sub, rg, "networkSecurityGroups", name)
-
-    def nic(self, sub: str, rg: str, name: str) -> dict[str, Any]:
-        return self._network(self.nics, sub, rg, "networkInterfaces", name)
-
-    def vnet(self, sub: str, rg: str, name: str) -> dict[str, Any]:
-        return self._network(self.vnets, sub, rg, "virtualNetworks", name)
-
-    def put_rule(
-        self, nsg: dict[str, Any], name: str, body: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        props = body.get("properties")
-        if not isinstance(props, dict):
-            raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request: 'properties' is missing.")
-        rule_props = {k: v for k, v in props.items() if k != "provisioningState"}
-        checks = (("priority", int), ("direction", str), ("access", str), ("protocol", str))
-        for key, kind in checks:
-            if not isinstance(rule_props.get(key), kind) or isinstance(rule_props.get(key), bool):
-                raise ArmError(
-                    400,
-                    "SecurityRuleInvalidParameter" if key != "priority" else "SecurityRuleInvalidPriority",
-                    f"Security rule {name} has an invalid or missing '{key}'.",
-                )
-        if not 100 <= rule_props["priority"] <= 4096:
-            raise ArmError(
-                400,
-                "SecurityRuleInvalidPriority",
-                f"Security rule {name} has invalid Priority. Value provided: {rule_props['priority']}. "
-                "Allowed range 100-4096.",
-            )
-        if rule_props["direction"] not in ("Inbound", "Outbound") or rule_props["access"] not in (
-            "Allow",
-            "Deny",
-        ):
-            raise ArmError(
-                400,
-                "SecurityRuleInvalidParameter",
-                f"Security rule {name} has an invalid direction or access.",
-            )
-        rules: list[dict[str, Any]] = nsg["properties"]["securityRules"]
-        for other in rules:
-            same_slot = (
-                other["properties"]["priority"] == rule_props["priority"]
-                and other["properties"]["direction"] == rule_props["direction"]
-            )
-            if same_slot and other["name"].lower() != name.lower():
-                raise ArmError(
-                    400,
-                    "SecurityRuleConflict",
-                    f"Security rule {name} conflicts with rule {other['name']}. Rules cannot have the "
-                    "same Priority and Direction.",
-                )
-        rule = self._rule_json(nsg["id"], {"name": name, **rule_props})
-        created = True
-        for index, other in enumerate(rules):
-            if other["name"].lower() == name.lower():
-                rules[index] = rule
-                created = False
-                break
-        else:
-            rules.append(rule)
-        nsg["etag"] = f'W/"{int(nsg["etag"][3:-1]) + 1}"'
-        return rule, created
-
-    def put_nsg(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        self.check_group(sub, rg)
-        key = f"{rg_id(sub, rg)}/providers/{NETWORK}/networkSecurityGroups/{name}".lower()
-        nsg = self.nsgs.get(key)
-        created = nsg is None
-        if nsg is None:
-            location = body.get("location") or self.groups[(sub.lower(), rg.lower())][2]
-            nsg = self._nsg_json(NsgSpec(sub, rg, name, str(location), ()))
-            self.nsgs[key] = nsg
-        props = body.get("properties") or {}
-        if "securityRules" in props:
-            previous = list(nsg["properties"]["securityRules"])
-            nsg["properties"]["securityRules"] = []
-            try:
-                for rule in props.get("securityRules") or []:
-                    if not isinstance(rule, dict) or not isinstance(rule.get("name"), str):
-                        raise ArmError(400, "InvalidRequestFormat", "Each security rule needs a name.")
-                    self.put_rule(nsg, rule["name"], rule)
-            except ArmError:
-                nsg["properties"]["securityRules"] = previous
-                raise
-        if isinstance(body.get("tags"), dict):
-            nsg["tags"] = {str(k): str(v) for k, v in body["tags"].items()}
-        return nsg, created
-
 
 class _NeverRun:
     def poll(self, now: float) -> GuestOutput | None:
@@ -849,121 +560,3 @@ class _NeverRun:
 
     def kill(self) -> None:
         return None
-
-
-def _default_rules(nsg_id: str) -> list[dict[str, Any]]:
-    rows = (
-        (
-            "AllowVnetInBound",
-            65000,
-            "Inbound",
-            "Allow",
-            "VirtualNetwork",
-            "VirtualNetwork",
-            "Allow inbound traffic from all VMs in VNET",
-        ),
-        (
-            "AllowAzureLoadBalancerInBound",
-            65001,
-            "Inbound",
-            "Allow",
-            "AzureLoadBalancer",
-            "*",
-            "Allow inbound traffic from azure load balancer",
-        ),
-        ("DenyAllInBound", 65500, "Inbound", "Deny", "*", "*", "Deny all inbound traffic"),
-        (
-            "AllowVnetOutBound",
-            65000,
-            "Outbound",
-            "Allow",
-            "VirtualNetwork",
-            "VirtualNetwork",
-            "Allow outbound traffic from all VMs to all VMs in VNET",
-        ),
-        (
-            "AllowInternetOutBound",
-            65001,
-            "Outbound",
-            "Allow",
-            "*",
-            "Internet",
-            "Allow outbound traffic from all VMs to Internet",
-        ),
-        ("DenyAllOutBound", 65500, "Outbound", "Deny", "*", "*", "Deny all outbound traffic"),
-    )
-    return [
-        Fleet._rule_json(
-            nsg_id,
-            {
-                "name": name,
-                "priority": priority,
-                "direction": direction,
-                "access": access,
-                "protocol": "*",
-                "sourceAddressPrefix": source,
-                "destinationAddressPrefix": dest,
-                "sourcePortRange": "*",
-                "destinationPortRange": "*",
-                "description": text,
-            },
-            kind="defaultSecurityRules",
-        )
-        for name, priority, direction, access, source, dest, text in rows
-    ]
-
-
-_SCHEMA = "http://schema.management.azure.com/schemas/2016-11-17/runcommands.json"
-BUILTIN_COMMANDS: tuple[dict[str, Any], ...] = (
-    {
-        "$schema": _SCHEMA,
-        "id": "RunPowerShellScript",
-        "osType": "Windows",
-        "label": "Executes a PowerShell script",
-        "description": "Custom multiline PowerShell script should be defined in script property. "
-        "Optional parameters can be set in parameters property.",
-        "script": [
-            "param(",
-            "    [string]$arg1,",
-            "    [string]$arg2",
-            ")",
-            "Write-Host This is a sample script with parameters $arg1 $arg2",
-        ],
-        "parameters": [
-            {"name": "arg1", "type": "string", "defaultValue": "value1"},
-            {"name": "arg2", "type": "string", "defaultValue": "value2"},
-        ],
-    },
-    {
-        "$schema": _SCHEMA,
-        "id": "RunShellScript",
-        "osType": "Linux",
-        "label": "Executes a Linux shell script",
-        "description": "Custom multiline shell script should be defined in script property. "
-        "Optional parameters can be set in parameters property.",
-        "script": ["echo This is a sample script with parameters $1 $2"],
-        "parameters": [
-            {"name": "arg1", "type": "string", "defaultValue": "value1"},
-            {"name": "arg2", "type": "string", "defaultValue": "value2"},
-        ],
-    },
-    {
-        "$schema": _SCHEMA,
-        "id": "ifconfig",
-        "osType": "Linux",
-        "label": "List network configuration",
-        "description": "Get the configuration of all network interfaces.",
-        "script": ["ifconfig"],
-        "parameters": [],
-    },
-    {
-        "$schema": _SCHEMA,
-        "id": "IPConfig",
-        "osType": "Windows",
-        "label": "List IP configuration",
-        "description": "Shows detailed information for the IP address, subnet mask and default gateway "
-        "for each adapter bound to TCP/IP.",
-        "script": ["ipconfig /all"],
-        "parameters": [],
-    },
-)
