@@ -63,6 +63,9 @@ def add_parser(subparsers: Any, services_factory: ServicesFactory | None = None)
     p.add_argument("--id", metavar="ID", help="name the campaign; the same id again resumes it")
     p.add_argument("--resume", metavar="ID", help="drive an existing campaign to its end (after a crash)")
     p.add_argument("--json", action="store_true", help="print the final status as one JSON object")
+    p.add_argument(
+        "--workers", type=int, default=8, metavar="N", help="worker threads stepping jobs (default 8)"
+    )
     factory = services_factory or default_services
 
     def handler(args: argparse.Namespace, out: TextIO) -> int:
@@ -141,6 +144,8 @@ def run_campaign(
 ) -> int:
     err = err or sys.stderr
     try:
+        if args.workers < 1:
+            raise InvalidInput(f"--workers {args.workers} must be at least 1")
         if args.resume:
             selectors = (
                 args.remediation,
@@ -176,7 +181,9 @@ def run_campaign(
     )
     progress.update(status)
     try:
-        status = drive(services, status["id"], on_status=progress.update)
+        manual_clock = callable(getattr(services.clock, "advance", None))
+        workers = 1 if manual_clock else args.workers
+        status = drive(services, status["id"], on_status=progress.update, workers=workers)
     except RemediationError as error:
         progress.close()
         print(f"remediate campaign: {_first_line(error)} (resume with --resume {status['id']})", file=err)
@@ -251,6 +258,9 @@ class _Driver:
         self.workers = workers
         self.due_in: Callable[[], float | None] | None = getattr(services.queue, "due_in", None)
         self.stop = threading.Event()
+        # Wakes idle workers when a step or a tick queued something due now, instead of a fixed nap.
+        self.kick = threading.Event()
+        self.real_time = wait is time.sleep
         self.lock = threading.Lock()
         self.busy = 0
         self.shown = float("-inf")
@@ -288,17 +298,17 @@ class _Driver:
             finally:
                 with self.lock:
                     self.busy -= 1
+                self.kick.set()
             if finished:
                 self._tick()
 
     def _idle(self, idle: bool) -> None:
         pending = self.due_in() if self.due_in is not None else None
         if pending is not None:
-            # Several workers poll for due messages; one worker sleeps exactly until the next is due.
-            self.wait(max(pending, 0.0) if self.workers == 1 else min(max(pending, 0.0), 0.02))
+            self._nap(max(pending, 0.0))
             return
         if not idle:
-            self.wait(0.02)  # another worker is mid-step and may queue the next message
+            self._nap(0.05)  # another worker is mid-step and may queue the next message
             return
         self._tick()
         with self.lock:
@@ -307,8 +317,16 @@ class _Driver:
             # Nothing queued here, yet maybe unfinished: jobs wait for an operator's approval.
             self.stop.set()
 
+    def _nap(self, seconds: float) -> None:
+        if not self.real_time or self.workers == 1:
+            self.wait(seconds)
+            return
+        if self.kick.wait(min(seconds, 0.05)):
+            self.kick.clear()
+
     def _tick(self) -> None:
         status = campaigns.tick(self.services, self.campaign_id)
+        self.kick.set()
         if status["status"] in campaigns.FINAL:
             self.stop.set()
             return

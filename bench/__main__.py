@@ -30,7 +30,7 @@ FULL = {
             "fail_vms": 200,
             "fail_concurrency": 10,
             "fail_errors": 5,
-            "workers": 8,
+            "workers": 16,
         }
     ),
 }
