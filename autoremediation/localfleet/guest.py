@@ -116,6 +116,19 @@ class DeclaredRun:
         self.killed = True
 
 
+class EndedRun:
+    """A run that ended before it began."""
+
+    def __init__(self, output: GuestOutput) -> None:
+        self.output = output
+
+    def poll(self, now: float) -> GuestOutput | None:
+        return self.output
+
+    def kill(self) -> None:
+        return None
+
+
 class SandboxRun:
     """A script that really runs in the VM's sandbox."""
 
@@ -231,7 +244,13 @@ def start_run(
     """Start ``script`` on a VM: in its sandbox when it has one and it is usable, else declared."""
     if os_type == "linux" and guest is not None and sandbox_for is not None:
         text, extra = with_positional_args(script, args)
-        process = sandbox_for().start_script(text, {**env, **extra}, timeout)
+        try:
+            process = sandbox_for().start_script(text, {**env, **extra}, timeout)
+        except Exception as exc:
+            # The guest could not run it (a broken host, a bad environment name): the run fails, as on a
+            # VM whose extension cannot start the script, and the emulator keeps serving.
+            log.warning("fleet guest could not start a script: %s", exc)
+            return EndedRun(GuestOutput(None, "", f"the guest could not start the script: {exc}\n"))
         return SandboxRun(process)
     picked = pick_outcome(outcomes, script)
     index, outcome = picked if picked is not None else (-1, None)

@@ -518,12 +518,13 @@ class Fleet:
             view: dict[str, Any] = {
                 "executionState": run.state,
                 "executionMessage": "",
-                "exitCode": out.exit_code if out is not None and out.exit_code is not None else 0,
                 "output": runresult.tail(out.stdout) if out else "",
                 "error": runresult.tail(out.stderr) if out else "",
                 "startTime": iso(run.started),
                 "statuses": [],
             }
+            if out is not None and out.exit_code is not None:
+                view["exitCode"] = out.exit_code
             if run.ended is not None:
                 view["endTime"] = iso(run.ended)
             if run.failure is not None:

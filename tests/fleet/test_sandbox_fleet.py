@@ -116,3 +116,26 @@ def test_restore_access_gives_the_same_verdict_in_both_modes(tmp_path: Path) -> 
     assert verdicts["managed"] == verdicts["action"]
     assert verdicts["managed"][:3] == ("succeeded", 0, "fixed")
     assert verdicts["managed"][4] == {"listening": True, "firewallBlocks": False}
+
+
+def test_a_script_the_guest_cannot_start_is_a_failed_run(tmp_path: Path) -> None:
+    ok, reason = sandbox_support()
+    if not ok:
+        pytest.skip(f"no guest sandbox here: {reason}")
+    with FleetServer(workdir=tmp_path / "fleet") as fleet:
+        compute = AzureCompute(
+            Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle), polling_interval=0
+        )
+        # An environment name the guest refuses: the run fails with the reason, the emulator keeps serving.
+        request = RunRequest(
+            vm_id=vm_id("vm-linux-disk"),
+            run_name="bad",
+            os_type="linux",
+            script="#!/bin/bash\necho hi\n",
+            parameters={"BAD=NAME": "x"},
+        )
+        compute.start_run(request)
+        status = compute.get_run(request.vm_id, "bad")
+        assert status.state == "failed" and status.exit_code is None
+        assert "could not start the script" in status.error
+        assert compute.get_vm(vm_id("vm-linux-disk")).power_state == "running"
