@@ -139,6 +139,13 @@ class Fleet:
             )
         return vm
 
+    def nsg(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        """An NSG as ARM returns it (inspection; the network lives in ``self.network``)."""
+        return self.network.nsg(sub, rg, name)
+
+    def nic(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        return self.network.nic(sub, rg, name)
+
     # ---- virtual machines ----------------------------------------------------------------------
 
     def vm_json(self, vm: Vm, *, instance_view: bool) -> dict[str, Any]:
