@@ -263,6 +263,8 @@ class _Driver:
         self.real_time = wait is time.sleep
         self.lock = threading.Lock()
         self.busy = 0
+        self.ticking = False
+        self.dirty = False
         self.shown = float("-inf")
         self.error: BaseException | None = None
 
@@ -325,8 +327,24 @@ class _Driver:
             self.kick.clear()
 
     def _tick(self) -> None:
-        status = campaigns.tick(self.services, self.campaign_id)
-        self.kick.set()
+        # Jobs of one window finish together: one thread ticks for all of them (again, if more finished
+        # meanwhile) instead of every worker reading the campaign at once.
+        with self.lock:
+            if self.ticking:
+                self.dirty = True
+                return
+            self.ticking = True
+        try:
+            while True:
+                status = campaigns.tick(self.services, self.campaign_id)
+                self.kick.set()
+                with self.lock:
+                    if not self.dirty:
+                        break
+                    self.dirty = False
+        finally:
+            with self.lock:
+                self.ticking = False
         if status["status"] in campaigns.FINAL:
             self.stop.set()
             return

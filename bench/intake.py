@@ -69,7 +69,7 @@ def figures(alerts: int, storm_alerts: int, storm_vms: int, with_azurite: bool =
             "parse_route_alerts_per_s",
             round(routed),
             round(decoded),
-            ">= 1000",
+            "-",
             "every payload in samples/ planned (parse + route + static policy), no detectors; "
             "baseline = json.loads alone",
         )
@@ -81,7 +81,7 @@ def figures(alerts: int, storm_alerts: int, storm_vms: int, with_azurite: bool =
             "intake_alerts_per_s",
             round(sqlite_rate, 1),
             round(routed),
-            ">= 100",
+            "-",
             f"{alerts} distinct disk-full alerts through Intake.submit on SQLite + in-process queue; "
             "baseline = parse + route alone",
         )
@@ -94,7 +94,7 @@ def figures(alerts: int, storm_alerts: int, storm_vms: int, with_azurite: bool =
                         "intake_alerts_per_s_azurite",
                         None,
                         round(sqlite_rate, 1),
-                        ">= 20",
+                        "-",
                         "Azurite not installed (npm ci)",
                         note="skipped",
                     )
@@ -114,7 +114,7 @@ def figures(alerts: int, storm_alerts: int, storm_vms: int, with_azurite: bool =
                         "intake_alerts_per_s_azurite",
                         round(rate, 1),
                         round(sqlite_rate, 1),
-                        ">= 20",
+                        "-",
                         f"{max(20, alerts // 4)} distinct alerts on Table Storage + Storage Queue (Azurite, "
                         "in memory); baseline = the SQLite figure",
                     )
