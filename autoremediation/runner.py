@@ -271,6 +271,8 @@ class Runner:
             if error.retryable:
                 return self._retry_later(job, error)
             return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
+        except RemediationError as error:  # e.g. protected parameters in classic mode
+            return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         run = {**job.run, "startedAt": status.started_at or now.isoformat(), "dispatchedAt": now.isoformat()}
         job = self._write(
             jobs.transition(

@@ -29,6 +29,19 @@ def _fold(single: Any, plural: Any) -> tuple[str, ...]:
     return ("*",)
 
 
+def _prefixes(single: Any, plural: Any, groups: Any) -> tuple[str, ...]:
+    """Address prefixes, or the ids of the application security groups a rule names instead.
+
+    An ASG rule has no address prefix at all; folding it to ``*`` would make an Allow from one ASG
+    look like an Allow from anywhere. Its ids are kept: the evaluator cannot resolve them, so it
+    treats them conservatively (a Deny matches, an Allow does not).
+    """
+    ids = tuple(str(getattr(g, "id", None) or "") for g in groups or [])
+    if any(ids):
+        return tuple(i for i in ids if i)
+    return _fold(single, plural)
+
+
 def rule_from_model(rule: Any) -> SecurityRule:
     direction = _text(rule.direction) or "Inbound"
     access = _text(rule.access) or "Deny"
@@ -38,8 +51,14 @@ def rule_from_model(rule: Any) -> SecurityRule:
         direction="Outbound" if direction.lower() == "outbound" else "Inbound",
         access="Allow" if access.lower() == "allow" else "Deny",
         protocol=_text(rule.protocol) or "*",
-        source_prefixes=_fold(rule.source_address_prefix, rule.source_address_prefixes),
-        destination_prefixes=_fold(rule.destination_address_prefix, rule.destination_address_prefixes),
+        source_prefixes=_prefixes(
+            rule.source_address_prefix, rule.source_address_prefixes, rule.source_application_security_groups
+        ),
+        destination_prefixes=_prefixes(
+            rule.destination_address_prefix,
+            rule.destination_address_prefixes,
+            rule.destination_application_security_groups,
+        ),
         source_ports=_fold(rule.source_port_range, rule.source_port_ranges),
         destination_ports=_fold(rule.destination_port_range, rule.destination_port_ranges),
         description=str(rule.description or ""),
@@ -129,6 +148,23 @@ class AzureNetwork:
         )
         nsg = subnet.network_security_group
         return str(nsg.id) if nsg is not None and nsg.id else None
+
+    def list_subnet_nic_ids(self, subnet_id: str) -> tuple[str, ...]:
+        """The NICs with an IP configuration in the subnet (``detectors.lockout.SubnetNics``)."""
+        ref = parse_id(subnet_id, _NS, "virtualNetworks", "subnets")
+        client = self._client_for(ref.subscription)
+        subnet = self.retrier.call(
+            f"read subnet {ref.name}/{ref.child}",
+            lambda: client.subnets.get(ref.resource_group, ref.name, ref.child),
+        )
+        found: dict[str, str] = {}
+        for config in subnet.ip_configurations or []:
+            config_id = str(getattr(config, "id", "") or "")
+            marker = config_id.lower().find("/ipconfigurations/")
+            if marker > 0 and "/networkinterfaces/" in config_id.lower():
+                nic_id = config_id[:marker]
+                found.setdefault(nic_id.lower(), nic_id)
+        return tuple(found.values())
 
     def put_security_rule(self, nsg_id: str, rule: SecurityRule) -> SecurityRule:
         ref = parse_id(nsg_id, _NS, "networkSecurityGroups")

@@ -19,12 +19,12 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
       {
         actions: [
           'Microsoft.Compute/virtualMachines/read'
-          'Microsoft.Compute/virtualMachines/instanceView/read'
           'Microsoft.Compute/virtualMachines/runCommand/action'
           'Microsoft.Compute/virtualMachines/runCommands/read'
           'Microsoft.Compute/virtualMachines/runCommands/write'
           'Microsoft.Compute/virtualMachines/runCommands/delete'
-          'Microsoft.Compute/locations/runCommands/read'
+          'Microsoft.Compute/locations/operations/read'
+          'Microsoft.Network/locations/operations/read'
           'Microsoft.Network/networkInterfaces/read'
           'Microsoft.Network/virtualNetworks/subnets/read'
           'Microsoft.Network/networkSecurityGroups/read'

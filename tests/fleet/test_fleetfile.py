@@ -31,7 +31,7 @@ def test_demo_fleet_ships_with_the_package() -> None:
     rule = fleet.nsgs[0].rules[0]
     assert (rule["name"], rule["priority"], rule["access"], rule["destinationPortRange"]) == (
         "deny-ssh",
-        100,
+        200,
         "Deny",
         "22",
     )

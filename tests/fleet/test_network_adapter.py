@@ -25,7 +25,7 @@ def test_nsg_rules_fold_single_and_plural_fields(network: AzureNetwork) -> None:
     deny = nsg.rules[0]
     assert (deny.name, deny.priority, deny.direction, deny.access, deny.protocol) == (
         "deny-ssh",
-        100,
+        200,
         "Inbound",
         "Deny",
         "Tcp",
@@ -51,6 +51,40 @@ def test_nic_and_subnet_association(network: AzureNetwork) -> None:
     assert network.get_subnet_nsg(SUBNET) is None
 
 
+def test_subnet_members_are_found_through_ip_configurations(network: AzureNetwork) -> None:
+    nics = network.list_subnet_nic_ids(SUBNET)
+    assert NIC in nics
+    assert {n.rsplit("/", 1)[-1] for n in nics} == {
+        "vm-linux-disk-nic",
+        "vm-linux-locked-nic",
+        "vm-windows-nic",
+        "vm-no-optin-nic",
+    }
+
+
+def test_application_security_groups_are_never_read_as_any() -> None:
+    from azure.mgmt.network.models import ApplicationSecurityGroup
+    from azure.mgmt.network.models import SecurityRule as SdkRule
+
+    from autoremediation.azure.network import rule_from_model
+
+    asg = f"{RG}/providers/Microsoft.Network/applicationSecurityGroups/bastions"
+    sdk = SdkRule(
+        name="allow-bastions",
+        priority=100,
+        direction="Inbound",
+        access="Allow",
+        protocol="Tcp",
+        source_application_security_groups=[ApplicationSecurityGroup(id=asg)],
+        destination_address_prefix="*",
+        source_port_range="*",
+        destination_port_range="22",
+    )
+    rule = rule_from_model(sdk)
+    assert rule.source_prefixes == (asg,)  # not ("*",): an Allow from an ASG is not an Allow from anywhere
+    assert rule.destination_prefixes == ("*",)
+
+
 def test_put_rule_is_idempotent_and_keeps_lists(network: AzureNetwork, fleet: FleetServer) -> None:
     rule = SecurityRule(
         name="allow-mgmt",
@@ -74,7 +108,7 @@ def test_put_rule_is_idempotent_and_keeps_lists(network: AzureNetwork, fleet: Fl
 
 
 def test_put_rule_conflict_is_permanent(network: AzureNetwork) -> None:
-    rule = SecurityRule(name="clash", priority=100, direction="Inbound", access="Allow", protocol="Tcp")
+    rule = SecurityRule(name="clash", priority=200, direction="Inbound", access="Allow", protocol="Tcp")
     with pytest.raises(Permanent, match="SecurityRuleConflict"):
         network.put_security_rule(nsg_id(), rule)
 

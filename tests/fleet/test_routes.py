@@ -321,7 +321,7 @@ def test_nsg_and_rule_routes(netsdk: Any) -> None:
 def test_rule_conflicts_and_bad_priority_are_refused(netsdk: Any) -> None:
     rule = {
         "properties": {
-            "priority": 100,
+            "priority": 200,
             "direction": "Inbound",
             "access": "Allow",
             "protocol": "Tcp",

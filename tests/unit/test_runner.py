@@ -341,6 +341,16 @@ class TestCloudErrors:
         assert job.status == "failed" and job.history[-1].reason == "dispatch refused: agent gone"
         assert world.store.lease_holder(job.target_key, world.clock.now()) is None
 
+    def test_refused_request_fails_the_job_instead_of_crashing_the_worker(self, world: World) -> None:
+        from autoremediation.errors import InvalidInput
+
+        world.compute.errors["start_run"] = [InvalidInput("classic mode cannot protect parameters")]
+        result = world.alert()
+        world.drain()
+        job = world.job(result)
+        assert job.status == "failed"
+        assert job.history[-1].reason == "dispatch refused: classic mode cannot protect parameters"
+
     def test_control_plane_failure_fails_before_the_guest_step(self, world: World) -> None:
         def broken(job, vm, *, dry_run):
             raise Permanent("NSG is locked")
