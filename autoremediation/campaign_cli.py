@@ -297,12 +297,12 @@ class _Driver:
                     step = handle(runner, queue, message.job_id, dequeue_count=message.dequeue_count)
                     queue.delete(message)
                     finished = finished or (step.job.terminal and step.job.campaign_id == self.campaign_id)
+                if finished:
+                    self._tick()  # still counted busy: an idle worker must not see a gap and stop
             finally:
                 with self.lock:
                     self.busy -= 1
                 self.kick.set()
-            if finished:
-                self._tick()
 
     def _idle(self, idle: bool) -> None:
         pending = self.due_in() if self.due_in is not None else None
@@ -314,7 +314,8 @@ class _Driver:
             return
         self._tick()
         with self.lock:
-            nothing = self.busy == 0 and (self.due_in is None or self.due_in() is None)
+            quiet = self.busy == 0 and not self.ticking
+        nothing = quiet and (self.due_in is None or self.due_in() is None)
         if nothing:
             # Nothing queued here, yet maybe unfinished: jobs wait for an operator's approval.
             self.stop.set()

@@ -306,3 +306,29 @@ def test_next_poll_delay() -> None:
     assert [next_poll_delay(n, 16, None) for n in range(4)] == [4, 8, 16, 16]  # no estimate: back off
     assert next_poll_delay(0, 0.1, None) == 0.1
     assert next_poll_delay(3, 0, 10) == 0.0
+
+
+def test_several_workers_on_the_system_clock_finish_the_campaign_within_the_cap(tmp_path: Path) -> None:
+    from autoremediation.ports import SystemClock
+    from autoremediation.services import Services
+    from autoremediation.store.sqlite import SqliteJobStore
+
+    compute = make_compute(30)
+    world = CampaignWorld(tmp_path, compute, poll_seconds=0)
+    clock = SystemClock()
+    network: Any = object()
+    services = Services(
+        world.settings,
+        clock=clock,
+        store=SqliteJobStore(str(tmp_path / "jobs.db")),
+        queue=InProcessQueue(clock),
+        compute=compute,
+        network=network,
+    )
+    started = campaigns.start_campaign(services, request(maxConcurrency=3), actor="alice")
+    status = drive(services, started["id"], workers=4)
+
+    assert status["status"] == "completed"
+    assert status["counts"]["succeeded"] == 30
+    assert compute.peak <= 3
+    assert set(compute.executions.values()) == {1}

@@ -60,7 +60,8 @@ class TrackingCompute(FakeCompute):
         if crash:
             # The script has started on the VM; the worker dies before it records that.
             raise Crash("worker killed after the run command was created")
-        return status
+        # No start time of its own: the runner stamps the dispatch with its clock, whichever it is.
+        return replace(status, started_at=None)
 
     def get_run(self, vm_id: str, run_name: str) -> RunStatus:
         status = super().get_run(vm_id, run_name)
