@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import jobs
 from .errors import ConcurrencyConflict, InvalidInput, InvalidTransition, NotFound, RemediationError
 from .jobs import Job
+from .polling import next_poll_delay  # noqa: F401  (re-exported: the bench and tests use it here)
 from .ports import JobStore, Queue
 from .resources import VmRef, normalize
 
@@ -653,21 +654,3 @@ def resume(services: Services, campaign_id: str) -> dict[str, Any]:
         _send(services.queue, [*(job for job, _ in view.released.values()), *waiting])
     tick(services, campaign_id)
     return campaign_status(services, campaign_id)
-
-
-def next_poll_delay(polls: int, base: float, expected: float | None) -> float:
-    """How long to wait before poll number ``polls + 1`` of a run command.
-
-    With an expected run time (e.g. the median of the campaign's finished runs), the first poll lands
-    just after it, then polls tighten to ``base / 4`` so a run that ends a little late is seen soon;
-    without one, polls back off from ``base / 4`` to ``base`` (short scripts finish fast; long ones do
-    not need a GET every few seconds). Never below 0.25 s or above ``base``, except the first wait.
-    """
-    if base <= 0:
-        return 0.0
-    floor = min(base, 0.25)
-    if expected is not None and expected > 0:
-        if polls <= 0:
-            return max(floor, expected * 1.05)
-        return max(floor, base / 4)
-    return max(floor, min(base, base / 4 * 2 ** max(polls, 0)))

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from .campaign_cli import add_parser as add_campaign_parser
 from .catalog import Catalog, catalog_problems, load_catalog
 from .cli_jobs import _where, add_parsers, default_actor, engine
 from .errors import RemediationError
@@ -153,7 +154,8 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
         out.write("\n")
 
 
-def build_parser(settings: Settings) -> argparse.ArgumentParser:
+def build_parser(settings: Settings, resources: ExitStack | None = None) -> argparse.ArgumentParser:
+    """The parser; ``resources`` keeps what a command opens (a local fleet) until ``main`` returns."""
     parser = _Parser(prog="remediate", description="Event-driven auto-remediation for Azure VMs.")
     parser.add_argument(
         "--catalog",
@@ -177,6 +179,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_plan)
 
     add_parsers(commands, default_actor())
+    held = resources if resources is not None else ExitStack()
+    add_campaign_parser(commands, services_factory=lambda args: held.enter_context(engine(args)))
     return parser
 
 
@@ -186,10 +190,11 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        settings = Settings.from_env()
-        args = build_parser(settings).parse_args(argv)
-        handler: Handler = args.handler
-        return handler(args, out)
+        with ExitStack() as resources:
+            settings = Settings.from_env()
+            args = build_parser(settings, resources).parse_args(argv)
+            handler: Handler = args.handler
+            return handler(args, out)
     except UsageError as error:
         print(str(error).splitlines()[0] if str(error) else "usage error", file=sys.stderr)
         return EXIT_USAGE

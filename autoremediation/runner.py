@@ -31,6 +31,7 @@ from .errors import (
 )
 from .jobs import Job, Transition
 from .policy import GuardFacts, GuardSettings, guard_decision
+from .polling import RunDurations, next_poll_delay
 from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, VmFacts
 from .settings import Settings
 from .verification import verify
@@ -99,6 +100,7 @@ class Runner:
         self.guards = guard_settings(settings)
         self.control_plane = dict(control_plane or {})
         self.on_transition = on_transition
+        self.durations = RunDurations()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -287,7 +289,11 @@ class Runner:
         )
         if status.done:
             return self._collect(job, status)
-        return Step(job, self.settings.poll_seconds)
+        return Step(job, self._poll_delay(job, 0))
+
+    def _poll_delay(self, job: Job, polls: int) -> float:
+        """Adaptive: first look just after the usual run time of this remediation, then tighter."""
+        return next_poll_delay(polls, self.settings.poll_seconds, self.durations.expected(job.remediation))
 
     def _running(self, job: Job, remediation: Remediation) -> Step:
         now = self.clock.now()
@@ -321,7 +327,7 @@ class Runner:
                 updated_at=now.isoformat(),
             )
         )
-        return Step(job, self.settings.poll_seconds)
+        return Step(job, self._poll_delay(job, polls))
 
     def _collect(self, job: Job, status: RunStatus) -> Step:
         now = self.clock.now()
@@ -338,6 +344,8 @@ class Runner:
         started, ended = _parse_time(status.started_at), _parse_time(status.ended_at)
         if started and ended:
             outcome["runSeconds"] = round((ended - started).total_seconds(), 3)
+            if status.state == "succeeded":
+                self.durations.record(job.remediation, outcome["runSeconds"])
         if status.state == "timed-out":
             return self._finish(job, jobs.TIMED_OUT, "the run command timed out on the VM", outcome=outcome)
         if status.state == "canceled":

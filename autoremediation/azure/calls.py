@@ -57,12 +57,11 @@ def parse_id(resource_id: str, namespace: str, kind: str, child_kind: str | None
 
 
 def _retry_after(response: Any) -> float:
+    from .budget import retry_after_seconds
+
     headers = getattr(response, "headers", None) or {}
-    raw = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0
+    seconds = retry_after_seconds(dict(headers))
+    return 1.0 if seconds is None else max(0.0, seconds)
 
 
 def map_error(exc: Exception, what: str) -> RemediationError:

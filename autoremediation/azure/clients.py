@@ -62,7 +62,26 @@ def _options(settings: Settings) -> dict[str, Any]:
     }
     if settings.arm_ca_bundle:
         options["connection_verify"] = settings.arm_ca_bundle
+    if not is_local_endpoint(settings):
+        # Spend ARM's per-subscription token buckets before ARM answers 429; the local fleet has none.
+        from .budget import arm_budget_policy
+
+        options["per_call_policies"] = [arm_budget_policy(_arm_budget())]
     return options
+
+
+_budget: Any = None
+
+
+def _arm_budget() -> Any:
+    """One budget for the process: every client of a subscription draws from the same buckets."""
+    global _budget
+    with _lock:
+        if _budget is None:
+            from .budget import ArmBudget
+
+            _budget = ArmBudget()
+        return _budget
 
 
 def _key(kind: str, settings: Settings, subscription: str) -> tuple[str, ...]:

@@ -1,0 +1,49 @@
+"""When to look at a run command again: soon for short scripts, rarely for long ones."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import deque
+
+
+def next_poll_delay(polls: int, base: float, expected: float | None) -> float:
+    """How long to wait before poll number ``polls + 1`` of a run command.
+
+    With an expected run time (e.g. the median of the campaign's finished runs), the first poll lands
+    just after it, then polls tighten to ``base / 4`` so a run that ends a little late is seen soon;
+    without one, polls back off from ``base / 4`` to ``base`` (short scripts finish fast; long ones do
+    not need a GET every few seconds). Never below 0.25 s or above ``base``, except the first wait.
+    """
+    if base <= 0:
+        return 0.0
+    floor = min(base, 0.25)
+    if expected is not None and expected > 0:
+        if polls <= 0:
+            return max(floor, expected * 1.05)
+        return max(floor, base / 4)
+    return max(floor, min(base, base / 4 * 2 ** max(polls, 0)))
+
+
+class RunDurations:
+    """Recent run times per remediation, as this process saw them: the estimate ``next_poll_delay`` uses.
+
+    Kept in memory on purpose: a warm worker learns in a few runs, and a cold one simply backs off.
+    """
+
+    def __init__(self, keep: int = 20, minimum_samples: int = 3) -> None:
+        self._runs: dict[str, deque[float]] = {}
+        self._keep = keep
+        self._minimum = minimum_samples
+        self._lock = threading.Lock()
+
+    def record(self, remediation: str, seconds: float) -> None:
+        if seconds < 0:
+            return
+        with self._lock:
+            self._runs.setdefault(remediation, deque(maxlen=self._keep)).append(seconds)
+
+    def expected(self, remediation: str) -> float | None:
+        with self._lock:
+            runs = list(self._runs.get(remediation, ()))
+        return statistics.median(runs) if len(runs) >= self._minimum else None

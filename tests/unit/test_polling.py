@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from autoremediation.polling import RunDurations
+from tests.helpers.fakes import vm_facts
+from tests.unit.test_runner import World
+
+
+def test_durations_need_a_few_samples_and_take_the_median() -> None:
+    durations = RunDurations(keep=5, minimum_samples=3)
+    durations.record("a", 10)
+    durations.record("a", 30)
+    assert durations.expected("a") is None
+    durations.record("a", 20)
+    durations.record("b", 99)
+    assert durations.expected("a") == 20
+    durations.record("a", -1)  # a clock jump is not a duration
+    assert durations.expected("a") == 20
+    for _ in range(5):
+        durations.record("a", 50)
+    assert durations.expected("a") == 50  # only the last five count
+
+
+def test_runner_polls_soon_then_learns_the_usual_run_time(tmp_path: Path) -> None:
+    world = World(tmp_path)  # poll_seconds=10; the fake runs last 30 s by their own timestamps
+    result = world.alert("first")
+    job_id = world.job(result).id
+    world.runner.advance(job_id)
+    after_dispatch = world.runner.advance(job_id)
+    assert after_dispatch.requeue_after == 2.5  # no history: a quarter of the base interval
+    world.drain()
+    for n in range(3):
+        world.compute.add(vm_facts(f"vm-{n}"))
+        world.alert(f"a-{n}", target=f"vm-{n}")
+        world.drain()
+    nxt = world.alert("next", target="vm-0")
+    world.clock.advance(2 * 3600)
+    next_id = world.job(nxt).id
+    world.runner.advance(next_id)
+    step = world.runner.advance(next_id)
+    assert step.requeue_after == 31.5  # 1.05 x the 30 s the last runs took
