@@ -1,15 +1,12 @@
 """POST /api/campaigns and GET /api/campaigns/{id}: one remediation over many VMs, in waves.
 
-The campaign logic lives in ``autoremediation.campaigns``; these functions authorise the caller, read
-the request and hand it over. A build without that module answers 501 with the reason, so the routes
-(and the infrastructure that names them) stay stable.
+The campaign logic lives in ``autoremediation.campaigns`` (imported on first use, to keep cold starts
+cheap); these functions authorise the caller, read the request and hand it over.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
-from types import ModuleType
 from typing import Any
 
 import azure.functions as func
@@ -17,21 +14,15 @@ import azure.functions as func
 from ..errors import InvalidInput, NotFound
 from .admission import AppFault, app_work, engine
 from .auth import Caller, Need, authorize
-from .responses import NotImplementedYet, json_response, read_json, response_for
+from .responses import json_response, read_json, response_for
 
 bp = func.Blueprint()
 
 
 def _service(name: str) -> Callable[..., Any]:
-    try:
-        module: ModuleType = importlib.import_module("autoremediation.campaigns")
-    except ModuleNotFoundError as error:
-        if error.name != "autoremediation.campaigns":
-            raise
-        raise NotImplementedYet("campaigns are not available in this build of the app") from None
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise NotImplementedYet(f"campaigns are not available in this build of the app (no {name})")
+    from .. import campaigns
+
+    function: Callable[..., Any] = getattr(campaigns, name)
     return function
 
 

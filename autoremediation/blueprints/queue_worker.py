@@ -60,8 +60,6 @@ def _campaign_moves_on(engine: Services, job: Job) -> None:
 
     A failure here raises: the redelivered message finds the job ended and ticks the campaign again.
     """
-    try:
-        from ..campaigns import on_job_finished
-    except ModuleNotFoundError:
-        return
+    from ..campaigns import on_job_finished
+
     on_job_finished(engine, job)

@@ -43,10 +43,6 @@ class Forbidden(RemediationError):
     """The caller is known but lacks the app role the function needs (403)."""
 
 
-class NotImplementedYet(RemediationError):
-    """The function is registered, but the service behind it is not available in this build (501)."""
-
-
 def json_response(
     status: int, body: Mapping[str, Any] | list[Any], headers: Mapping[str, str] | None = None
 ) -> func.HttpResponse:
@@ -83,8 +79,6 @@ def response_for(error: Exception, *, caller_fault: bool = True) -> func.HttpRes
         return error_response(401, str(error))
     if isinstance(error, Forbidden):
         return error_response(403, str(error))
-    if isinstance(error, NotImplementedYet):
-        return error_response(501, str(error))
     if isinstance(error, NotFound):
         return error_response(404, str(error))
     if isinstance(error, InvalidTransition):

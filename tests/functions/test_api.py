@@ -223,23 +223,6 @@ def test_health_is_ok_with_the_catalog(engine: Engine) -> None:
     assert "free-disk-space" in json_of(response)["remediations"]
 
 
-def campaign_service_present() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("autoremediation.campaigns") is not None
-
-
-@pytest.mark.skipif(campaign_service_present(), reason="the campaign service is present")
-def test_campaigns_answer_501_until_the_campaign_service_exists(engine: Engine) -> None:
-    created = call("campaigns_create", http("POST", "campaigns", {"remediation": "free-disk-space"}))
-    shown = call("campaigns_get", http("GET", "campaigns/c-1", route_params={"id": "c-1"}))
-
-    for response in (created, shown):
-        assert response.status_code == 501
-        assert "campaigns are not available" in json_of(response)["error"]
-
-
-@pytest.mark.skipif(not campaign_service_present(), reason="no campaign service in this build")
 def test_a_campaign_is_started_and_read_back_through_the_api(engine: Engine) -> None:
     request = {
         "id": "c-disks",
@@ -266,7 +249,6 @@ def test_a_campaign_is_started_and_read_back_through_the_api(engine: Engine) -> 
     assert bad.status_code == 400
 
 
-@pytest.mark.skipif(not campaign_service_present(), reason="no campaign service in this build")
 def test_a_campaign_job_that_ends_releases_the_next_one(engine: Engine) -> None:
     request = {
         "id": "c-waves",
