@@ -82,7 +82,13 @@ def updated_key(job: Job) -> str:
 
 
 def ran_script(job: Job) -> bool:
-    """Whether a script may have reached the VM: the cooldown counts these, cancelled ones included."""
+    """Whether a script may have changed the VM: the cooldown counts these, cancelled ones included.
+
+    A dry run changes nothing, so it never starts a cooldown: an operator who previews a fix must be
+    able to run the real one right after.
+    """
+    if job.dry_run:
+        return False
     return job.status in DISPATCHED or any(t.target in DISPATCHED for t in job.history)
 
 

@@ -207,6 +207,26 @@ class TestLastOutcome:
         store.create(make_job("skipped", path=(jobs.SKIPPED,)))
         assert store.last_outcome(VM, "free-disk-space") is None
 
+    def test_a_dry_run_never_counts_so_the_real_run_is_not_held_by_the_cooldown(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        real = make_job("real", at=T0, path=(jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.FAILED))
+        store.create(real)
+        dry = make_job(
+            "dry",
+            at=T0 + timedelta(minutes=5),
+            path=(jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.SUCCEEDED),
+            dry_run=True,
+        )
+        store.create(dry)
+        found = store.last_outcome(VM, "free-disk-space")
+        assert found is not None and found.id == real.id
+
+    def test_a_dry_run_alone_is_no_outcome(self, store: JobStore, make_job: MakeJob) -> None:
+        job, _ = store.create(make_job("dry-only", dry_run=True))
+        store.update(jobs.transition(job, jobs.DISPATCHING, now=T0, actor="worker", reason="go"))
+        assert store.last_outcome(VM, "free-disk-space") is None
+
 
 class TestRetention:
     def test_deletes_only_terminal_jobs_updated_before_the_cutoff(
