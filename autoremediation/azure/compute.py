@@ -8,7 +8,8 @@ Classic mode (``mode="action"``) uses ``virtual_machines.begin_run_command``. AR
 synchronous operation, so ``start_run`` waits for it and returns the terminal status; ``get_run`` answers
 from this process's memory and ``unknown`` in another process (classic mode cannot re-attach: it has no
 resource to find again). A wrapper recovers the exit status and passes parameters as environment
-variables; see ``wrappers.py``.
+variables; see ``wrappers.py``. Only the POST is ever retried, and only on answers that prove the script
+did not start; once ARM took it, a failure while waiting is :class:`RunOutcomeUnknown`, never a re-POST.
 """
 
 from __future__ import annotations
@@ -21,12 +22,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import runresult
-from ..errors import InvalidInput, NotFound
+from ..errors import (
+    AgentNotReady,
+    Busy,
+    CloudError,
+    InvalidInput,
+    NotFound,
+    OsMismatch,
+    Permanent,
+    Throttled,
+    VmNotRunning,
+)
 from ..ports import RunRequest, RunState, RunStatus, VmFacts
 from ..resources import VmRef
 from ..settings import Settings
 from . import clients, wrappers
-from .calls import Retrier
+from .calls import Retrier, map_error
 
 _EXECUTION_STATES: dict[str, RunState] = {
     "pending": "pending",
@@ -38,6 +49,23 @@ _EXECUTION_STATES: dict[str, RunState] = {
     "unknown": "unknown",
 }
 _COMMAND_IDS = {"linux": "RunShellScript", "windows": "RunPowerShellScript"}
+
+
+class RunOutcomeUnknown(Permanent):
+    """ARM accepted a classic run command, then waiting for its result failed.
+
+    The script may be running or may have run: its outcome is unknown and it must not be sent again
+    (classic mode has no resource to re-attach to). Permanent, so the job fails instead of retrying.
+    """
+
+
+# Operation failures that say the guest never got the script: known outcomes, kept as they are.
+_NEVER_STARTED = (AgentNotReady, VmNotRunning, OsMismatch)
+
+
+def _refused_before_start(error: CloudError) -> bool:
+    """Answers to the POST that prove ARM did not take it: throttled, another run busy, 503."""
+    return isinstance(error, Throttled | Busy) or error.status == 503
 
 
 def _get(obj: Any, *names: str) -> Any:
@@ -280,19 +308,52 @@ class AzureCompute:
         client = self._client_for(ref.subscription)
         started = self._now()
 
-        def run() -> Any:
-            poller = client.virtual_machines.begin_run_command(
+        what = f"run command on {ref.name}"
+        poller = self._post_action(
+            what,
+            lambda: client.virtual_machines.begin_run_command(
                 ref.resource_group, ref.name, body, polling_interval=self.polling_interval
-            )
-            return poller.result()
-
-        result = self.retrier.call(f"run command on {ref.name}", run, idempotent=False)
+            ),
+        )
+        try:
+            result = poller.result()
+        except Exception as exc:
+            # Never retried: the POST was taken, so the script may be running; posting again could
+            # apply a change twice.
+            cause = map_error(exc, f"waiting for the {what}")
+            if isinstance(cause, _NEVER_STARTED):
+                raise cause from exc  # the operation ended saying the script could not start
+            raise RunOutcomeUnknown(
+                f"outcome unknown: ARM accepted the {what}, then waiting for its result failed ({cause}); "
+                "the script may have run and is not sent again",
+                status=getattr(cause, "status", None),
+                code=getattr(cause, "code", None),
+            ) from exc
         status = status_from_action(list(_get(result, "value") or []))
         ended = self._now()
         status = replace(status, started_at=started, ended_at=ended)
         with self._lock:
             self._action_results[(ref.key, request.run_name.lower())] = status
         return status
+
+    def _post_action(self, what: str, post: Callable[[], Any]) -> Any:
+        """The classic POST, retried only while its answers prove the script did not start."""
+        retrier = self.retrier
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return post()
+            except Exception as exc:
+                error = map_error(exc, what)
+                if not isinstance(error, CloudError) or not _refused_before_start(error):
+                    raise error from exc
+                if attempt >= retrier.attempts:
+                    raise error from exc
+                delay = min(retrier.max_delay, retrier.backoff * 2 ** (attempt - 1))
+                if isinstance(error, Throttled):
+                    delay = max(delay, min(retrier.max_delay, error.retry_after))
+                retrier.sleep(delay)
 
     def get_run(self, vm_id: str, run_name: str) -> RunStatus:
         ref = vm_ref(vm_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoremediation.azure.calls import Retrier
-from autoremediation.azure.compute import AzureCompute
+from autoremediation.azure.compute import AzureCompute, RunOutcomeUnknown
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.errors import Busy, Permanent, Throttled, Transient
 from autoremediation.localfleet.server import FleetServer
@@ -142,3 +142,33 @@ def test_network_faults_are_typed(network: AzureNetwork, fleet: FleetServer, sle
     rule = SecurityRule(name="x", priority=300, direction="Inbound", access="Allow", protocol="Tcp")
     with pytest.raises(Permanent):
         network.put_security_rule(nsg_id(), rule)
+
+
+def test_a_503_while_waiting_for_an_action_run_is_outcome_unknown_and_never_reposted(
+    classic: AzureCompute, fleet: FleetServer
+) -> None:
+    """The POST was taken and the script started: a failed status read must not run it again."""
+    fleet.inject("GET */operations/*", "error", status=503, retryAfter=0, times=1)
+    with pytest.raises(RunOutcomeUnknown, match="outcome unknown") as caught:
+        classic.start_run(req())
+    assert caught.value.status == 503
+    assert len(fleet.calls_matching("POST", "*/runcommand")) == 1
+    assert fleet.runs_started("vm-linux-disk") == 1
+
+
+def test_a_503_on_the_action_post_itself_is_retried_and_runs_once(
+    classic: AzureCompute, fleet: FleetServer, sleeps: Sleeps
+) -> None:
+    fleet.inject("POST */runCommand", "error", status=503, retryAfter=0, times=1)
+    assert classic.start_run(req()).state == "succeeded"
+    assert len(fleet.calls_matching("POST", "*/runcommand")) == 2
+    assert fleet.runs_started("vm-linux-disk") == 1
+    assert len(sleeps.delays) == 1
+
+
+def test_a_500_on_the_action_post_is_not_repeated(classic: AzureCompute, fleet: FleetServer) -> None:
+    """Only 429, 409 and 503 prove the script did not start; a 500 may come after it did."""
+    fleet.inject("POST */runCommand", "error", status=500, retryAfter=0, times=1)
+    with pytest.raises(Transient):
+        classic.start_run(req())
+    assert len(fleet.calls_matching("POST", "*/runcommand")) == 1
