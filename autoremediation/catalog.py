@@ -22,6 +22,7 @@ from .errors import CatalogError, InvalidInput, UnknownRemediation
 SCHEMA_FILE = "remediation.schema.json"
 ROUTES_FILE = "routes.yaml"
 OS_TYPES = ("linux", "windows")
+SECRET_SHOWN = "(secret)"  # noqa: S105 - what is shown in place of a secret, not one
 
 
 class ParameterError(InvalidInput):
@@ -171,6 +172,13 @@ class Remediation:
             target[rename(name)] = value
         plain[rename("dryRun")] = "1" if dry_run else "0"
         return plain, protected
+
+    def redacted(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters fit to show: values declared secret are replaced, the stored job keeps them."""
+        return {
+            name: SECRET_SHOWN if name in self.parameters and self.parameters[name].secret else value
+            for name, value in parameters.items()
+        }
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -129,9 +129,23 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         return _report(finished, final, as_json=args.json)
 
 
+def public(job: Job) -> dict[str, Any]:
+    """The job as shown to a person: secret parameters (upload SAS URLs) are never printed."""
+    from .catalog import load_catalog
+    from .errors import UnknownRemediation
+
+    data = job.to_dict()
+    try:
+        remediation = load_catalog(Settings.from_env().catalog_dir).get(job.remediation)
+    except UnknownRemediation:
+        return data
+    data["parameters"] = remediation.redacted(job.parameters)
+    return data
+
+
 def _report(finished: Sequence[Job], out: TextIO, *, as_json: bool) -> int:
     if as_json:
-        json.dump({"jobs": [j.to_dict() for j in finished]}, out, indent=2)
+        json.dump({"jobs": [public(j) for j in finished]}, out, indent=2)
         out.write("\n")
     else:
         if finished:
@@ -181,7 +195,7 @@ def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
         target=args.target, status=args.status, since=since, limit=args.limit
     )
     if args.json:
-        json.dump({"jobs": [j.to_dict() for j in found]}, out, indent=2)
+        json.dump({"jobs": [public(j) for j in found]}, out, indent=2)
         out.write("\n")
         return 0
     from .cli import _table
@@ -208,12 +222,13 @@ def _parse_since(text: str) -> datetime:
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     job = Services(Settings.from_env()).store.get(args.job)
     if args.json:
-        json.dump(job.to_dict(), out, indent=2)
+        json.dump(public(job), out, indent=2)
         out.write("\n")
         return 0
     out.write(f"{job.id}  {job.status.upper()}\n")
     out.write(f"  target       {job.target}\n  remediation  {job.remediation} ({job.condition})\n")
-    out.write(f"  parameters   {_compact(job.parameters)}\n  requested by {job.requested_by}: {job.reason}\n")
+    out.write(f"  parameters   {_compact(public(job)['parameters'])}\n")
+    out.write(f"  requested by {job.requested_by}: {job.reason}\n")
     if job.dry_run:
         out.write("  dry run\n")
     out.write("history:\n")

@@ -33,7 +33,9 @@ class NsgAllowManagement:
     def __call__(self, job: Job, vm: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]:
         facts = self.compute.get_vm(job.target)
         port = int(job.parameters.get("port") or management_port(facts.os_type))
-        actions: list[dict[str, Any]] = []
+        # Plan every NSG on the path first and change nothing unless all of them may be changed: a
+        # quarantined NSG behind a second NIC must not leave the first one half repaired.
+        planned: list[tuple[dict[str, Any], Any]] = []
         seen: set[str] = set()
         for nic_id in facts.nic_ids:
             nic = self.network.get_nic(nic_id)
@@ -57,12 +59,20 @@ class NsgAllowManagement:
                 if plan.blocking is not None:
                     record["blockingRule"] = f"{plan.blocking.name} ({plan.blocking.priority})"
                 if plan.action == SKIP:
-                    return {"action": SKIP, "reason": plan.reason, "port": port, "nsgs": [*actions, record]}
-                if plan.action == "add":
-                    if dry_run:
-                        record["action"] = "would-add"
-                    else:
-                        apply_management_allow(self.network, plan)
-                actions.append(record)
+                    return {
+                        "action": SKIP,
+                        "reason": plan.reason,
+                        "port": port,
+                        "nsgs": [r for r, _ in planned] + [record],
+                    }
+                planned.append((record, plan))
+        for record, plan in planned:
+            if plan.action != "add":
+                continue
+            if dry_run:
+                record["action"] = "would-add"
+            else:
+                apply_management_allow(self.network, plan)
+        actions = [record for record, _ in planned]
         changed = any(a["action"] == "add" for a in actions)
         return {"action": "add" if changed else "none", "port": port, "nsgs": actions}

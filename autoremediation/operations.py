@@ -11,6 +11,8 @@ from .jobs import Job
 from .ports import Clock, JobStore, Queue
 
 CAS_ATTEMPTS = 5
+# Callers known only by a shared secret (a function key): no person to hold to separation of duties.
+SHARED_IDENTITIES = frozenset({"function-key"})
 
 
 def _expired(job: Job, now: datetime) -> bool:
@@ -26,6 +28,10 @@ def approve(store: JobStore, queue: Queue, clock: Clock, job_id: str, *, actor: 
             raise InvalidTransition(f"job {job_id} is {job.status}, not awaiting approval")
         if job.approved_by:
             return job
+        if actor == job.requested_by and actor not in SHARED_IDENTITIES:
+            raise InvalidTransition(
+                f"job {job_id}: {actor} requested it and cannot approve it too (separation of duties)"
+            )
         if _expired(job, now):
             raise InvalidTransition(f"job {job_id}: the approval window closed at {job.approval_expires_at}")
         approved = jobs.note(

@@ -76,6 +76,7 @@ class GuardSettings:
     opt_in_tag: tuple[str, str] = ("autoremediation", "enabled")
     allowed_scopes: tuple[str, ...] = ()
     kill_switch: bool = False
+    quarantine_tag: str = "autoremediation-quarantine"
     breaker_threshold: int = 3
     breaker_window: timedelta = timedelta(minutes=60)
     breaker_open: timedelta = timedelta(minutes=60)
@@ -144,6 +145,9 @@ def guard_decision(
     if not opted_in(vm.tags, settings.opt_in_tag):
         name, value = settings.opt_in_tag
         return _skip("opt-in", f"the VM has not opted in (tag {name}={value or '<any>'} is missing)")
+    if settings.quarantine_tag and opted_in(vm.tags, (settings.quarantine_tag, "")):
+        # A quarantined VM is isolated on purpose (e.g. under investigation): hands off, whatever runs.
+        return _skip("quarantine", f"the VM carries the quarantine tag {settings.quarantine_tag}")
     if vm.power_state != "running":
         return _skip("vm-running", f"the VM is not running (power state: {vm.power_state})")
     if not vm.agent_ready:

@@ -202,6 +202,14 @@ def route_signal(signal: Signal, routes: Sequence[Route], catalog: Catalog) -> R
             signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",)
         )
     found = catalog.remediations.get(route.remediation or "") or catalog.for_condition(route.condition)
+    if found is not None and any(p.secret for p in found.parameters.values()):
+        # A secret (e.g. an upload SAS URL) must come from an authenticated operator, never from an
+        # alert payload whose custom properties anyone who can edit an alert rule controls.
+        return Routing(
+            signal,
+            route=route,
+            notes=(f"{found.id} takes secret parameters: only an operator request can start it",),
+        )
     if found is None:
         return Routing(
             signal, route=route, notes=(f"route {route.name}: no remediation for {route.condition}",)

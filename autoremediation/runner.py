@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from . import jobs
 from .catalog import Catalog, Remediation
 from .errors import (
+    Busy,
     CloudError,
     ConcurrencyConflict,
     NotFound,
@@ -65,6 +66,7 @@ def guard_settings(settings: Settings) -> GuardSettings:
         opt_in_tag=settings.opt_in,
         allowed_scopes=settings.allowed_scopes,
         kill_switch=settings.kill_switch,
+        quarantine_tag=settings.quarantine_tag,
         breaker_threshold=settings.breaker_threshold,
         breaker_window=timedelta(minutes=settings.breaker_window_minutes),
         breaker_open=timedelta(minutes=settings.breaker_open_minutes),
@@ -109,6 +111,8 @@ class Runner:
         job = self.store.get(job_id)
         if job.terminal:
             return Step(job, None, f"already {job.status}")
+        if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
+            self._renew_lease(job)
         handler = {
             jobs.PLANNED: self._planned,
             jobs.AWAITING_APPROVAL: self._awaiting_approval,
@@ -119,7 +123,11 @@ class Runner:
         try:
             step = handler(job, self.catalog.get(job.remediation))
         except ConcurrencyConflict:
-            return Step(self.store.get(job_id), None, "another worker advanced this job")
+            current = self.store.get(job_id)
+            if current.terminal:
+                # E.g. cancelled (alert resolved) while this step took the lease for it: give it back.
+                self.store.release_lease(current.target_key, current.id)
+            return Step(current, None, "another worker advanced this job")
         if self.on_transition is not None:
             for transition in step.job.history[len(job.history) :]:
                 self.on_transition(step.job, transition)
@@ -133,7 +141,7 @@ class Runner:
                 return job
             target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
             try:
-                step = self._finish(job, target, reason, actor="queue")
+                step = self._finish(job, target, self._abandon(job, reason), actor="queue")
             except ConcurrencyConflict:
                 continue
             if self.on_transition is not None:
@@ -197,7 +205,7 @@ class Runner:
             return Step(job, None, "waiting for an operator")
         assert vm is not None  # a dispatch decision implies the VM was found
         holder = self.store.lease_holder(job.target_key, now)
-        if not self.store.acquire_lease(job.target_key, job.id, self.settings.lease_seconds, now):
+        if not self.store.acquire_lease(job.target_key, job.id, self._lease_ttl(remediation), now):
             return Step(
                 job,
                 max(self.settings.poll_seconds, 1.0),
@@ -267,10 +275,27 @@ class Runner:
             protected_parameters=protected,
             timeout_seconds=remediation.timeout_seconds,
         )
+        if job.run.get("mode") == "action":
+            # Classic run commands leave no resource to find again: a dispatch that may have started
+            # the script is never repeated. The mark is written before the POST for that reason.
+            if job.run.get("attemptedAt"):
+                return self._finish(
+                    job,
+                    jobs.FAILED,
+                    "outcome unknown: an earlier classic run command dispatch ended without a result; "
+                    "it is not run again (classic mode cannot re-attach)",
+                )
+            job = self._write(
+                replace(job, run={**job.run, "attemptedAt": now.isoformat()}, updated_at=now.isoformat())
+            )
         try:
             status = self.compute.start_run(request)
+        except (Busy, Throttled) as error:
+            # Refused before it started (409 / 429): safe to dispatch again later, in both modes.
+            job = replace(job, run={k: v for k, v in job.run.items() if k != "attemptedAt"})
+            return self._retry_later(job, error)
         except CloudError as error:
-            if error.retryable:
+            if error.retryable and job.run.get("mode") != "action":
                 return self._retry_later(job, error)
             return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         except RemediationError as error:  # e.g. protected parameters in classic mode
@@ -291,6 +316,23 @@ class Runner:
             return self._collect(job, status)
         return Step(job, self._poll_delay(job, 0))
 
+    def _lease_ttl(self, remediation: Remediation) -> float:
+        """Long enough to outlive the run and the longest back-off, even if a renewal is missed."""
+        return max(
+            self.settings.lease_seconds, remediation.timeout_seconds + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
+        )
+
+    def _renew_lease(self, job: Job) -> None:
+        """Every step of a dispatched job renews the VM's lease, so it cannot lapse under a live run."""
+        ttl = self._lease_ttl(self.catalog.get(job.remediation))
+        if not self.store.acquire_lease(job.target_key, job.id, ttl, self.clock.now()):
+            log.warning(
+                "job %s: lost the lease of %s to %s",
+                job.id,
+                job.target,
+                self.store.lease_holder(job.target_key, self.clock.now()),
+            )
+
     def _poll_delay(self, job: Job, polls: int) -> float:
         """Adaptive: first look just after the usual run time of this remediation, then tighter."""
         return next_poll_delay(polls, self.settings.poll_seconds, self.durations.expected(job.remediation))
@@ -305,6 +347,12 @@ class Runner:
             return self._retry_later(job, error)
         if status.done:
             return self._collect(job, status)
+        last = _parse_time(job.run.get("lastPolledAt"))
+        if last is not None and (now - last).total_seconds() < 0.5 * self._poll_delay(
+            job, int(job.run.get("polls", 0))
+        ):
+            # A second message chain for this job (a redelivered duplicate): let it end here.
+            return Step(job, None, "duplicate poll dropped")
         started = _parse_time(job.run.get("startedAt")) or now
         deadline = started + timedelta(seconds=remediation.timeout_seconds + RUN_GRACE_SECONDS)
         if now >= deadline:
@@ -320,6 +368,7 @@ class Runner:
             )
         # A write per poll: a duplicate message for this job loses the swap and stops here.
         polls = int(job.run.get("polls", 0)) + 1
+        job = replace(job, attempts=0)  # a poll that answered ends a run of transient errors
         job = self._write(
             replace(
                 job,
@@ -371,7 +420,7 @@ class Runner:
             parameters=job.parameters,
             dry_run=job.dry_run,
         )
-        outcome = {**job.outcome, "verification": verdict.reason, "verified": verdict.ok}
+        outcome = {**job.outcome, "verification": verdict.reason, "verified": verdict.ok and not job.dry_run}
         return self._finish(
             job, jobs.SUCCEEDED if verdict.ok else jobs.FAILED, verdict.reason, outcome=outcome
         )
@@ -399,7 +448,9 @@ class Runner:
         attempts = job.attempts + 1
         if attempts > MAX_RETRIES:
             target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
-            return self._finish(job, target, f"gave up after {MAX_RETRIES} retries: {error}")
+            return self._finish(
+                job, target, self._abandon(job, f"gave up after {MAX_RETRIES} retries: {error}")
+            )
         if isinstance(error, Throttled) and error.retry_after:
             delay = error.retry_after
         else:
@@ -414,6 +465,16 @@ class Runner:
             )
         )
         return Step(job, delay, f"retry {attempts} in {delay:g}s: {error}")
+
+    def _abandon(self, job: Job, reason: str) -> str:
+        """Before a live run's job is closed, stop the run: its lease is about to be released."""
+        if job.status != jobs.RUNNING:
+            return reason
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+        except RemediationError as error:
+            return f"{reason}; the run command could not be stopped ({error}): its outcome is unknown"
+        return f"{reason}; the run command was stopped, its outcome is unknown"
 
     def _write(self, job: Job) -> Job:
         return self.store.update(job)

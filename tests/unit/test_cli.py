@@ -144,3 +144,26 @@ def test_bad_setting_is_one_line(capsys, monkeypatch) -> None:
     monkeypatch.setenv("REMEDIATION_KILL_SWITCH", "maybe")
     code, _, err = run(["catalog"], capsys)
     assert code == 2 and "REMEDIATION_KILL_SWITCH" in err and err.count("\n") == 1
+
+
+def test_secret_parameters_are_never_shown(tmp_path: Path, capsys, monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from autoremediation import jobs
+    from autoremediation.store.sqlite import SqliteJobStore
+
+    monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
+    sas = "https://diag.blob.core.windows.net/c/x.tgz?sv=2024&sig=SECRETSIG"
+    job = jobs.new_job(
+        idempotency_key="k",
+        remediation="collect-diagnostics",
+        condition="diagnostics-requested",
+        target="/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/v",
+        parameters={"uploadUrl": sas},
+        now=datetime(2026, 11, 25, tzinfo=UTC),
+    )
+    SqliteJobStore(str(tmp_path / "jobs.db")).create(job)
+    for argv in (["show", job.id], ["show", job.id, "--json"], ["jobs", "--json"]):
+        code, out, _ = run(argv, capsys)
+        assert code == 0 and "SECRETSIG" not in out and "(secret)" in out
+    assert SqliteJobStore(str(tmp_path / "jobs.db")).get(job.id).parameters["uploadUrl"] == sas

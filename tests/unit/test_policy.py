@@ -90,6 +90,10 @@ class TestGuards:
             (dict(vm=None), "vm-exists"),
             (dict(vm=facts(tags={})), "opt-in"),
             (dict(vm=facts(tags={"autoremediation": "disabled"})), "opt-in"),
+            (
+                dict(vm=facts(tags={"autoremediation": "enabled", "AutoRemediation-Quarantine": "yes"})),
+                "quarantine",
+            ),
             (dict(vm=facts(power_state="deallocated")), "vm-running"),
             (dict(vm=facts(agent_ready=False)), "agent-ready"),
             (dict(params={"mountPoint": "../etc"}), "parameters"),
@@ -101,6 +105,10 @@ class TestGuards:
         d = decide(catalog, **kw)
         assert (d.action, d.guard) == ("skip", guard)
         assert d.reason
+
+    def test_quarantine_false_is_not_quarantine(self, catalog) -> None:
+        vm = facts(tags={"autoremediation": "enabled", "autoremediation-quarantine": "false"})
+        assert decide(catalog, vm=vm).action == "dispatch"
 
     def test_os_guard(self, catalog) -> None:
         d = decide(catalog, remediation="restore-management-access", params={}, vm=facts(os_type="windows"))

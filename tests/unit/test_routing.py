@@ -13,9 +13,7 @@ from tests.helpers.catalogs import make_catalog
 
 VM = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
 VM2 = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm2"
-NSG_RULE = (
-    "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/nsg/securityRules/r"
-)
+NSG_RULE = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/nsg/securityRules/r"  # noqa: E501
 
 
 @pytest.fixture
@@ -311,3 +309,27 @@ def test_shipped_routes_are_valid_against_a_catalog_with_the_shipped_ids(setup) 
         "nsg-write-event",
         "nsg-write-activity-log",
     ]
+
+
+def test_remediations_with_secrets_cannot_be_started_by_alerts(tmp_path: Path) -> None:
+    from tests.helpers.catalogs import access_remediation, base_remediation
+
+    upload = base_remediation(id="collect-diagnostics", conditions=["diagnostics-requested"])
+    upload["parameters"] = {
+        "uploadUrl": {"type": "string", "description": "u", "pattern": "^https://.+$", "secret": True}
+    }
+    upload["verification"] = {"successStatuses": ["fixed"]}
+    root = make_catalog(tmp_path / "c", base_remediation(), access_remediation(), upload)
+    catalog = load_catalog(root)
+    routes = load_routes(root, catalog)
+    signal = log_alert(
+        custom_properties={"remediation": "collect-diagnostics", "uploadUrl": "https://evil.example/x"}
+    )
+    result = route_signal(signal, routes, catalog)
+    assert result.findings == ()
+    assert result.notes == (
+        "collect-diagnostics takes secret parameters: only an operator request can start it",
+    )
+    manual = ManualRequest("collect-diagnostics", {"uploadUrl": "https://ok.example/x"}, "", False, "r-9")
+    request = Signal(id="r-9", source="manual", type="manual", targets=(vm(),), manual=manual)
+    assert len(route_signal(request, routes, catalog).findings) == 1

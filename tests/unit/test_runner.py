@@ -209,6 +209,13 @@ class TestApproval:
         assert job.outcome["controlPlane"]["nsg-allow-management"]["rule"] == "allow-mgmt-ssh"
         assert world.compute.requests[0].parameters["PORT"] == "22"
 
+    def test_the_requester_cannot_approve_their_own_request(self, world: World) -> None:
+        result = world.manual("restore-management-access")  # requested by "operator"
+        world.drain()
+        with pytest.raises(InvalidTransition, match="separation of duties"):
+            operations.approve(world.store, world.queue, world.clock, world.job(result).id, actor="operator")
+        assert world.job(result).approved_by is None
+
     def test_reject(self, world: World) -> None:
         result = world.manual("restore-management-access")
         world.drain()
@@ -469,3 +476,129 @@ def test_run_request_carries_script_and_timeout(world: World) -> None:
     request: RunRequest = world.compute.requests[0]
     assert "REMEDIATION_RESULT" in request.script
     assert request.timeout_seconds == 900 and request.os_type == "linux"
+
+
+class TestSafetyUnderTime:
+    def test_a_live_run_keeps_its_vm_lease_past_the_base_lease(self, world: World) -> None:
+        world.compute.polls_until_done = 10**9
+        first = world.manual("free-disk-space", request_id="r-long")
+        job_id = world.job(first).id
+        world.runner.advance(job_id)  # planned -> dispatching (lease taken)
+        world.runner.advance(job_id)  # -> running
+        world.clock.advance(800)
+        world.runner.advance(job_id)  # a poll renews the lease
+        world.clock.advance(800)  # 1,600 s after dispatch: far past the 900 s base lease
+        second = world.manual("restore-management-access", request_id="r-other")
+        other = world.job(second).id
+        world.runner.advance(other)
+        operations.approve(world.store, world.queue, world.clock, other, actor="alice")
+        step = world.runner.advance(other)
+        assert "holds this VM" in step.note and world.job(second).status == "awaiting-approval"
+
+    def test_giving_up_on_a_running_job_stops_its_run_first(self, world: World) -> None:
+        world.compute.polls_until_done = 10**9
+        result = world.alert()
+        job_id = world.job(result).id
+        world.runner.advance(job_id)
+        world.runner.advance(job_id)
+        world.compute.errors["get_run"] = [Transient("503") for _ in range(MAX_RETRIES + 1)]
+        for _ in range(MAX_RETRIES + 1):
+            world.runner.advance(job_id)
+        job = world.job(result)
+        assert job.status == "failed" and "the run command was stopped, its outcome is unknown" in (
+            job.history[-1].reason
+        )
+        assert world.compute.cancelled == [job.run["name"]]
+        assert world.store.lease_holder(job.target_key, world.clock.now()) is None
+
+    def test_transient_errors_between_good_polls_do_not_add_up(self, world: World) -> None:
+        world.compute.polls_until_done = 10**9
+        result = world.alert()
+        job_id = world.job(result).id
+        world.runner.advance(job_id)
+        world.runner.advance(job_id)
+        for _ in range(MAX_RETRIES * 2):
+            world.compute.errors["get_run"] = [Transient("503")]
+            world.runner.advance(job_id)  # an error...
+            world.clock.advance(30)
+            world.runner.advance(job_id)  # ...then a poll that answers
+        assert world.job(result).status == "running" and world.job(result).attempts == 0
+
+    def test_a_duplicate_poll_chain_dies_out(self, world: World) -> None:
+        world.compute.polls_until_done = 10**9
+        result = world.alert()
+        job_id = world.job(result).id
+        world.runner.advance(job_id)
+        world.runner.advance(job_id)
+        world.clock.advance(5)
+        first = world.runner.advance(job_id)
+        duplicate = world.runner.advance(job_id)  # the same poll delivered twice
+        assert first.requeue_after and duplicate.requeue_after is None
+        assert duplicate.note == "duplicate poll dropped"
+
+    def test_lease_taken_for_a_job_cancelled_meanwhile_is_given_back(self, world: World) -> None:
+        result = world.alert()
+        job_id = world.job(result).id
+        real_update = world.store.update
+
+        def cancel_first(job):
+            current = world.store.get(job.id)
+            if job.status == "dispatching" and current.status == "planned":
+                real_update(
+                    jobs.transition(
+                        current,
+                        jobs.CANCELLED,
+                        now=world.clock.now(),
+                        actor="alert",
+                        reason="the alert resolved",
+                    )
+                )
+            return real_update(job)
+
+        world.store.update = cancel_first  # type: ignore[method-assign]
+        step = world.runner.advance(job_id)
+        assert step.job.status == "cancelled"
+        assert world.store.lease_holder(step.job.target_key, world.clock.now()) is None
+
+
+class TestClassicMode:
+    @pytest.fixture
+    def classic(self, tmp_path: Path) -> World:
+        return World(tmp_path, run_command_mode="action")
+
+    def test_an_unknown_outcome_is_never_dispatched_again(self, classic: World) -> None:
+        classic.compute.errors["start_run"] = [Transient("connection reset while waiting")]
+        result = classic.alert()
+        classic.drain()
+        job = classic.job(result)
+        assert job.status == "failed" and job.history[-1].reason.startswith("dispatch refused")
+        assert classic.compute.calls["start_run"] == 1
+
+    def test_a_crash_after_the_post_is_not_followed_by_a_second_post(self, classic: World) -> None:
+        result = classic.alert()
+        job_id = classic.job(result).id
+        classic.runner.advance(job_id)  # planned -> dispatching
+        real_update = classic.store.update
+        calls = {"n": 0}
+
+        def crash_after_post(job):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the write after start_run: the worker dies here
+                raise Crash()
+            return real_update(job)
+
+        classic.store.update = crash_after_post  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            classic.runner.advance(job_id)
+        classic.store.update = real_update  # type: ignore[method-assign]
+        classic.runner.advance(job_id)  # the redelivered message
+        job = classic.job(result)
+        assert job.status == "failed" and job.history[-1].reason.startswith("outcome unknown")
+        assert classic.compute.calls["start_run"] == 1
+
+    def test_busy_before_start_is_retried(self, classic: World) -> None:
+        classic.compute.errors["start_run"] = [Busy("another run command is in progress")]
+        result = classic.alert()
+        classic.drain()
+        assert classic.job(result).status == "succeeded"
+        assert classic.compute.calls["start_run"] == 2
