@@ -103,11 +103,21 @@ def test_a_reader_can_read_but_not_request_or_approve(engine: Engine) -> None:
 def test_an_operator_can_approve_and_is_the_actor_on_record(engine: Engine) -> None:
     job_id = approvable(engine)
 
-    response = approve(job_id, as_caller(principal(OPERATOR, name="olga@contoso.com")))
+    response = approve(job_id, as_caller(principal(OPERATOR, name="omar@contoso.com")))
 
     assert response.status_code == 200
-    assert engine.store.get(job_id).approved_by == "olga@contoso.com"
+    assert engine.store.get(job_id).approved_by == "omar@contoso.com"
     assert engine.store.get(job_id).requested_by == "olga@contoso.com"
+
+
+def test_the_requester_cannot_approve_their_own_request(engine: Engine) -> None:
+    job_id = approvable(engine)
+
+    response = approve(job_id, as_caller(principal(OPERATOR, name="olga@contoso.com")))
+
+    assert response.status_code == 409
+    assert "separation of duties" in json_of(response)["error"]
+    assert engine.store.get(job_id).approved_by is None
 
 
 def test_a_malformed_principal_header_is_401(engine: Engine) -> None:
