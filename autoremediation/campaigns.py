@@ -28,17 +28,26 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from . import jobs
-from .errors import ConcurrencyConflict, InvalidInput, InvalidTransition, NotFound, RemediationError
+from .errors import (
+    ConcurrencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    RemediationError,
+    UnknownRemediation,
+)
 from .jobs import Job
 from .polling import next_poll_delay  # noqa: F401  (re-exported: the bench and tests use it here)
 from .ports import JobStore, Queue
 from .resources import VmRef, normalize
 
 if TYPE_CHECKING:
+    from .catalog import Catalog
     from .services import Services
 
 log = logging.getLogger("autoremediation.campaigns")
 
+CREATING = "creating"  # the record exists, its jobs are being made: nothing is released yet
 RUNNING = "running"
 STOPPING = "stopping"  # the error budget is spent: no new job starts, the ones in flight finish
 COMPLETED = "completed"
@@ -51,10 +60,14 @@ ERRORS = frozenset({jobs.FAILED, jobs.TIMED_OUT})
 # A released job still planned after this long has probably lost its message (a crash between the
 # commit and the send): it is sent again. A duplicate message is harmless, the runner's CAS absorbs it.
 RESEND_AFTER = timedelta(minutes=10)
+# A campaign still ``creating`` after this long was abandoned by its creator (the longest a function
+# may run): its jobs are cancelled rather than left planned forever.
+CREATION_TIMEOUT = timedelta(minutes=30)
 MAX_TARGETS = 20_000
 MAX_CONCURRENCY = 1_000  # bounds the record's ``releasing`` map, and ARM's request rate
 CAS_ATTEMPTS = 8
 ACTOR = "campaign"
+SECRET_VALUE = "(secret)"  # noqa: S105  (a placeholder shown instead of a secret, not one)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 _LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
@@ -338,10 +351,11 @@ def idempotency_key(campaign_id: str, vm_id: str, remediation: str) -> str:
 
 
 def start_campaign(services: Services, request: dict[str, Any], actor: str) -> dict[str, Any]:
-    """Validate, resolve targets, create the jobs and the record, release the first jobs; the status.
+    """Validate, resolve targets, create the record and then the jobs, release the first jobs; the status.
 
     With an ``id`` that exists already, nothing new is made: the existing campaign's status comes back
-    (a retried POST). InvalidInput, with a clear message, on any bad input, before any write.
+    (a retried POST), after finishing its creation if an earlier request was interrupted while making
+    the jobs. InvalidInput, with a clear message, on any bad input, before any write.
     """
     parsed = parse_request(request, services)
     store = services.store
@@ -355,6 +369,8 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
                 raise InvalidInput(
                     f"campaign {parsed.campaign_id} exists already for {existing.get('remediation')}"
                 )
+            if existing.get("status") == CREATING:
+                _make_jobs(services, existing, resolve_targets(services, parsed.selector), actor)
             tick(services, parsed.campaign_id)
             return campaign_status(services, parsed.campaign_id)
     campaign_id = parsed.campaign_id or f"campaign-{uuid.uuid4().hex[:16]}"
@@ -364,27 +380,6 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
     remediation = services.catalog.get(parsed.remediation)
     now = services.clock.now()
     reason = parsed.reason or f"campaign {campaign_id}"
-    # Jobs first, record last: the record is the commit point. A crash in between leaves jobs without a
-    # message that never run; starting again with the same id finds them (same idempotency keys).
-    for index, target in enumerate(targets):
-        store.create(
-            jobs.new_job(
-                idempotency_key=idempotency_key(campaign_id, target, remediation.id),
-                remediation=remediation.id,
-                condition=remediation.conditions[0] if remediation.conditions else "campaign",
-                target=target,
-                parameters=dict(parsed.parameters),
-                # A microsecond apart, newest first in target order: the store lists planned jobs in
-                # the order the campaign releases them, so a tick reads only the next few.
-                now=now - timedelta(microseconds=index),
-                actor=actor,
-                reason=reason,
-                signal_id=campaign_id,
-                signal_source="campaign",
-                campaign_id=campaign_id,
-                dry_run=parsed.dry_run,
-            )
-        )
     record = {
         "id": campaign_id,
         "remediation": remediation.id,
@@ -400,16 +395,68 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
         "reason": reason,
         "createdAt": now.isoformat(),
         "updatedAt": now.isoformat(),
-        "status": RUNNING,
+        "status": CREATING,
         "stopReason": "",
         "releasing": {},
         "version": 0,
     }
-    if not store.create_campaign(record):
+    # The record first, as ``creating``: every job then names a campaign that exists, a tick releases
+    # nothing until the jobs are all made, and an interrupted creation is visible (and finished by a
+    # retried request with the same id, or stopped by a tick once it is clearly abandoned).
+    if store.create_campaign(record):
+        _make_jobs(services, record, targets, actor)
+    else:
         # Another request with the same id won the race: that one is the campaign.
         log.info("campaign %s was created concurrently", campaign_id)
     tick(services, campaign_id)
     return campaign_status(services, campaign_id)
+
+
+def _make_jobs(services: Services, record: Mapping[str, Any], targets: Sequence[str], actor: str) -> None:
+    """Create one planned job per target (existing ones are kept), then mark the campaign running."""
+    store = services.store
+    campaign_id = str(record["id"])
+    remediation = services.catalog.get(str(record["remediation"]))
+    created = _time(record.get("createdAt")) or services.clock.now()
+    for index, target in enumerate(targets):
+        store.create(
+            jobs.new_job(
+                idempotency_key=idempotency_key(campaign_id, target, remediation.id),
+                remediation=remediation.id,
+                condition=remediation.conditions[0] if remediation.conditions else "campaign",
+                target=target,
+                parameters=dict(record.get("parameters") or {}),
+                # A microsecond apart, newest first in target order: the store lists planned jobs in
+                # the order the campaign releases them, so a tick reads only the next few.
+                now=created - timedelta(microseconds=index),
+                actor=actor,
+                reason=str(record.get("reason") or f"campaign {campaign_id}"),
+                signal_id=campaign_id,
+                signal_source="campaign",
+                campaign_id=campaign_id,
+                dry_run=bool(record.get("dryRun")),
+            )
+        )
+    for _ in range(CAS_ATTEMPTS):
+        current = store.get_campaign(campaign_id)
+        if current.get("status") != CREATING:
+            return  # finished (or stopped) by someone else meanwhile
+        try:
+            store.update_campaign(
+                {**current, "status": RUNNING, "updatedAt": services.clock.now().isoformat()}
+            )
+            return
+        except ConcurrencyConflict:
+            continue
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 # ---- the schedule, derived from the store ---------------------------------------------------------
@@ -461,8 +508,31 @@ class Schedule:
         }
 
 
-def _public(campaign: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in campaign.items() if k != "releasing"}
+def redact_parameters(
+    catalog: Catalog, remediation_id: str, parameters: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``parameters`` fit to show: each one the catalog declares secret reads ``(secret)``.
+
+    The stored job keeps the value (the worker passes it to the run command); only what is shown is
+    redacted. A remediation no longer in the catalog cannot say which are secret, so all are hidden.
+    """
+    try:
+        declared = catalog.get(remediation_id).parameters
+    except UnknownRemediation:
+        return dict.fromkeys(parameters or {}, SECRET_VALUE)
+    return {
+        name: SECRET_VALUE if name not in declared or declared[name].secret else value
+        for name, value in (parameters or {}).items()
+    }
+
+
+def _public(services: Services, campaign: Mapping[str, Any]) -> dict[str, Any]:
+    record = {k: v for k, v in campaign.items() if k != "releasing"}
+    if "parameters" in record:
+        record["parameters"] = redact_parameters(
+            services.catalog, str(record.get("remediation", "")), record["parameters"]
+        )
+    return record
 
 
 def campaign_status(services: Services, campaign_id: str) -> dict[str, Any]:
@@ -471,7 +541,7 @@ def campaign_status(services: Services, campaign_id: str) -> dict[str, Any]:
         raise NotFound(f"no campaign {str(campaign_id)[:100]!r}")
     campaign = services.store.get_campaign(campaign_id)
     schedule = Schedule.of(services.store.list(campaign_id=campaign_id), campaign.get("releasing") or {})
-    record = _public(campaign)
+    record = _public(services, campaign)
     counts = schedule.counts()
     record["counts"] = counts
     done = counts["total"] - counts["planned"] - counts["inFlight"]
@@ -497,6 +567,7 @@ def _read(store: JobStore, campaign_id: str, campaign: Mapping[str, Any]) -> _Vi
     active = store.list(campaign_id=campaign_id, status=sorted(IN_FLIGHT))
     errors = len(store.list(campaign_id=campaign_id, status=sorted(ERRORS)))
     released: dict[str, tuple[Job, str]] = {}
+    listed = {job.id for job in active}
     for job_id, at in (campaign.get("releasing") or {}).items():
         try:
             job = store.get(job_id)
@@ -504,6 +575,11 @@ def _read(store: JobStore, campaign_id: str, campaign: Mapping[str, Any]) -> _Vi
             continue
         if job.status == jobs.PLANNED:
             released[job_id] = (job, at)
+        elif job.status in IN_FLIGHT and job_id not in listed:
+            # A worker picked it up after the list above was read: it is in neither answer unless
+            # counted here, and a slot it holds would be handed to another job.
+            active.append(job)
+            listed.add(job_id)
     return _View(active, released, errors)
 
 
@@ -518,9 +594,17 @@ def tick(services: Services, campaign_id: str) -> dict[str, Any]:
     for _ in range(CAS_ATTEMPTS):
         campaign = store.get_campaign(campaign_id)
         if campaign.get("status") in FINAL:
-            return _tick_result(campaign)
-        view = _read(store, campaign_id, campaign)
+            return _tick_result(services, campaign)
         now = services.clock.now()
+        if campaign.get("status") == CREATING:
+            created = _time(campaign.get("createdAt"))
+            if created is not None and now - created < CREATION_TIMEOUT:
+                return _tick_result(services, campaign)  # its creator is still making the jobs
+            try:
+                return _abandon(services, campaign, now)
+            except ConcurrencyConflict:
+                continue
+        view = _read(store, campaign_id, campaign)
         stamp = now.isoformat()
         limit, concurrency = int(campaign["errorLimit"]), int(campaign["concurrency"])
         over = view.errors > limit
@@ -564,7 +648,7 @@ def tick(services: Services, campaign_id: str) -> dict[str, Any]:
             and scheduler == campaign.get("scheduler")
         )
         if unchanged:
-            return _tick_result(campaign)
+            return _tick_result(services, campaign)
         updated = {
             **campaign,
             "status": status,
@@ -583,13 +667,30 @@ def tick(services: Services, campaign_id: str) -> dict[str, Any]:
         # where RESEND_AFTER finds them.
         _send(services.queue, [*release, *resend])
         _cancel(store, cancel, stop_reason, now)
-        return _tick_result(campaign)
+        return _tick_result(services, campaign)
     # Every attempt lost to a concurrent tick: each of those did this tick's work.
-    return _tick_result(store.get_campaign(campaign_id))
+    return _tick_result(services, store.get_campaign(campaign_id))
 
 
-def _tick_result(campaign: Mapping[str, Any]) -> dict[str, Any]:
-    record = _public(campaign)
+def _abandon(services: Services, campaign: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Stop a campaign whose creation was interrupted; its jobs were never released, so none ran."""
+    store = services.store
+    planned = store.list(campaign_id=campaign["id"], status=jobs.PLANNED)
+    reason = (
+        f"creation was interrupted after {len(planned)} of {campaign.get('targetCount', '?')} jobs were "
+        "made; nothing was released: start a new campaign"
+    )
+    stamp = now.isoformat()
+    stopped = store.update_campaign(
+        {**campaign, "status": STOPPED, "stopReason": reason, "updatedAt": stamp, "endedAt": stamp}
+    )
+    log.warning("campaign %s: %s", campaign["id"], reason)
+    _cancel(store, planned, reason, now)
+    return _tick_result(services, stopped)
+
+
+def _tick_result(services: Services, campaign: Mapping[str, Any]) -> dict[str, Any]:
+    record = _public(services, campaign)
     record["counts"] = dict(campaign.get("scheduler") or {})
     return record
 

@@ -1,0 +1,161 @@
+"""Campaign safety: the cap under a worker racing a tick, interrupted creation, orphan jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoremediation import campaigns, jobs, sweeper
+from autoremediation.campaign_cli import drive
+from autoremediation.jobs import Job
+from autoremediation.store.memory_queue import InProcessQueue
+from tests.helpers.fakes import vm_id
+from tests.unit.test_campaigns_support import CampaignWorld, Crash, make_compute, request
+
+
+class WorkerDuringTick:
+    """The store, with a worker picking up ``job_id`` right after a tick listed the jobs in flight."""
+
+    def __init__(self, inner: Any, job_id: str, clock: Any) -> None:
+        self.inner, self.job_id, self.clock, self.fired = inner, job_id, clock, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list(self, **filters: Any) -> list[Job]:
+        found: list[Job] = self.inner.list(**filters)
+        status = filters.get("status")
+        if not self.fired and isinstance(status, list) and jobs.DISPATCHING in status:
+            self.fired = True
+            job = self.inner.get(self.job_id)
+            self.inner.update(
+                jobs.transition(job, jobs.DISPATCHING, now=self.clock.now(), actor="worker", reason="go")
+            )
+        return found
+
+
+def test_a_job_picked_up_during_a_tick_still_holds_its_slot(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(3))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=1), actor="alice")
+    store = world.services.store
+    [released] = store.get_campaign(started["id"])["releasing"]
+    queue = world.services.queue
+    assert isinstance(queue, InProcessQueue) and len(queue) == 1
+
+    world.services.store = WorkerDuringTick(store, released, world.clock)  # type: ignore[assignment]
+    result = campaigns.tick(world.services, started["id"])
+
+    assert world.services.store.fired  # type: ignore[attr-defined]
+    assert result["counts"]["inFlight"] == 1
+    busy = [j for j in store.list(campaign_id=started["id"]) if j.status != jobs.PLANNED]
+    assert [j.id for j in busy] == [released]
+    assert len(queue) == 1  # no second job was released past the cap of 1
+    assert store.get_campaign(started["id"])["releasing"] == {}
+
+
+class CrashAfterCreates:
+    """The store, with the process dying after ``n`` jobs were created."""
+
+    def __init__(self, inner: Any, n: int) -> None:
+        self.inner, self.left = inner, n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create(self, job: Job) -> Any:
+        if self.left == 0:
+            raise Crash("process killed while creating the campaign's jobs")
+        self.left -= 1
+        return self.inner.create(job)
+
+
+def interrupted(world: CampaignWorld, campaign_id: str, made: int) -> None:
+    store = world.services.store
+    world.services.store = CrashAfterCreates(store, made)  # type: ignore[assignment]
+    with pytest.raises(Crash):
+        campaigns.start_campaign(world.services, request(id=campaign_id, maxConcurrency=2), actor="alice")
+    world.services.store = store
+
+
+def test_an_interrupted_creation_releases_nothing_and_a_retried_request_finishes_it(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(6))
+    interrupted(world, "c-retry", made=3)
+    record = world.services.store.get_campaign("c-retry")
+    assert record["status"] == campaigns.CREATING
+    assert campaigns.tick(world.services, "c-retry")["status"] == campaigns.CREATING
+    queue = world.services.queue
+    assert isinstance(queue, InProcessQueue) and len(queue) == 0  # nothing runs half-made
+
+    again = campaigns.start_campaign(world.services, request(id="c-retry", maxConcurrency=2), actor="alice")
+    assert again["status"] == campaigns.RUNNING
+    assert again["counts"]["total"] == 6
+    status = drive(world.services, "c-retry")
+    assert status["status"] == campaigns.COMPLETED
+    assert status["counts"]["succeeded"] == 6
+    assert set(world.compute.runs_per_vm().values()) == {1}
+
+
+def test_an_abandoned_creation_is_stopped_and_its_jobs_cancelled(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(6))
+    interrupted(world, "c-gone", made=2)
+    world.clock.advance(campaigns.CREATION_TIMEOUT.total_seconds() + 1)
+
+    result = campaigns.tick(world.services, "c-gone")
+
+    assert result["status"] == campaigns.STOPPED
+    assert "creation was interrupted after 2 of 6 jobs" in result["stopReason"]
+    left = world.services.store.list(campaign_id="c-gone")
+    assert len(left) == 2 and {j.status for j in left} == {jobs.CANCELLED}
+    assert world.compute.requests == []
+
+
+def test_the_sweeper_cancels_orphan_jobs_and_still_ticks_later_campaigns(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(4))
+    store = world.services.store
+    now = world.clock.now()
+    orphan = jobs.new_job(
+        idempotency_key="k-orphan",
+        remediation="free-disk-space",
+        condition="disk-full",
+        target=vm_id("vm000"),
+        parameters={},
+        now=now,
+        campaign_id="campaign-0orphan",
+    )
+    store.create(orphan)
+    real = campaigns.start_campaign(world.services, request(id="campaign-zreal", maxConcurrency=1), actor="a")
+    broken_ticks: list[str] = []
+
+    def tick(campaign_id: str) -> object:
+        if campaign_id == "campaign-1broken":
+            broken_ticks.append(campaign_id)
+            raise RuntimeError("a record the tick cannot read")
+        return campaigns.tick(world.services, campaign_id)
+
+    store.create(
+        jobs.new_job(
+            idempotency_key="k-broken",
+            remediation="free-disk-space",
+            condition="disk-full",
+            target=vm_id("vm001"),
+            parameters={},
+            now=now,
+            campaign_id="campaign-1broken",
+        )
+    )
+    store.create_campaign({"id": "campaign-1broken", "status": campaigns.RUNNING})
+
+    result = sweeper.tick_campaigns(store, tick, now + timedelta(minutes=5))
+
+    assert result.ticked == (real["id"],)
+    assert result.orphans_cancelled == (orphan.id,)
+    assert broken_ticks == ["campaign-1broken"]
+    assert len(result.errors) == 1 and "campaign-1broken" in result.errors[0]
+    cancelled = store.get(orphan.id)
+    assert cancelled.status == jobs.CANCELLED
+    assert "does not exist" in cancelled.history[-1].reason
+    # A second sweep finds nothing left to cancel for the orphan.
+    assert sweeper.tick_campaigns(store, tick, now).orphans_cancelled == ()
