@@ -9,7 +9,9 @@ Five chores, each safe to repeat and independent of the others (one failing does
 * approvals that ran out are advanced, so the runner moves the job to ``expired`` at once;
 * terminal jobs older than the retention period are deleted;
 * every campaign with unfinished jobs gets a tick, which releases its next jobs and re-sends lost
-  messages: a campaign whose driver died moves on without it.
+  messages: a campaign whose driver died moves on without it. Each campaign is ticked on its own: one
+  that fails is reported and the next is still ticked. Planned jobs naming a campaign that does not
+  exist would never be released by anyone: they are cancelled.
 
 How long is "stuck" follows from how the worker behaves: between two writes a job waits at most for
 its next poll or back-off delay, plus the queue's visibility timeout when a delivery fails. A
@@ -26,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import jobs
-from .errors import RemediationError
+from .errors import ConcurrencyConflict, InvalidTransition, NotFound, RemediationError
 from .jobs import Job
 from .ports import Clock, JobStore, Queue
 from .runner import MAX_BACKOFF_SECONDS, Step
@@ -81,6 +83,7 @@ class SweepReport:
     expired: tuple[str, ...] = ()
     jobs_deleted: int = 0
     campaigns: tuple[str, ...] = ()
+    orphans_cancelled: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class SweepReport:
             "expired": list(self.expired),
             "jobsDeleted": self.jobs_deleted,
             "campaignsTicked": list(self.campaigns),
+            "orphansCancelled": list(self.orphans_cancelled),
             "errors": list(self.errors),
         }
 
@@ -157,13 +161,84 @@ def expire_approvals(store: JobStore, queue: Queue, advance: Advance, now: datet
     return expired
 
 
-def tick_campaigns(store: JobStore, tick: Tick) -> list[str]:
-    """Tick every campaign that still has unfinished jobs; return the campaign ids."""
+@dataclass(frozen=True)
+class CampaignTicks:
+    """What the campaign chore did: the campaigns ticked, orphan jobs cancelled, per-campaign errors."""
+
+    ticked: tuple[str, ...] = ()
+    orphans_cancelled: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+ORPHAN_ACTOR = "sweeper"
+
+
+def tick_campaigns(store: JobStore, tick: Tick, now: datetime | None = None) -> CampaignTicks:
+    """Tick every campaign that still has unfinished jobs, each on its own.
+
+    A tick that fails is logged and reported, and the next campaign is ticked all the same. When the
+    campaign record does not exist, its planned jobs (which only that campaign would ever release) are
+    cancelled; ``now`` stamps those transitions (their last update when not given).
+    """
     unfinished = store.list(status=[*IN_FLIGHT, jobs.AWAITING_APPROVAL])
     campaign_ids = sorted({job.campaign_id for job in unfinished if job.campaign_id})
+    ticked: list[str] = []
+    orphans: list[str] = []
+    errors: list[str] = []
     for campaign_id in campaign_ids:
-        tick(campaign_id)
-    return campaign_ids
+        try:
+            tick(campaign_id)
+            ticked.append(campaign_id)
+        except NotFound as error:
+            if _campaign_exists(store, campaign_id):
+                errors.append(f"campaign {campaign_id}: NotFound: {error}")
+                log.error("sweeper: campaign %s: %s", campaign_id, error)
+                continue
+            orphans += cancel_orphans(store, campaign_id, now)
+        except Exception as error:  # one broken campaign must not stop the others
+            errors.append(f"campaign {campaign_id}: {type(error).__name__}: {error}")
+            log.exception("sweeper: ticking campaign %s failed", campaign_id)
+    return CampaignTicks(tuple(ticked), tuple(orphans), tuple(errors))
+
+
+def _campaign_exists(store: JobStore, campaign_id: str) -> bool:
+    try:
+        store.get_campaign(campaign_id)
+    except NotFound:
+        return False
+    return True
+
+
+def cancel_orphans(store: JobStore, campaign_id: str, now: datetime | None = None) -> list[str]:
+    """Cancel the planned jobs of a campaign that has no record; return their ids.
+
+    Such jobs have no queue message and no campaign to release them (e.g. a creation interrupted
+    before the record was written): without this they would stay planned forever. Jobs already
+    dispatched are left to finish.
+    """
+    cancelled = []
+    reason = f"campaign {campaign_id} does not exist, so nothing will ever release this job"
+    for job in store.list(campaign_id=campaign_id, status=jobs.PLANNED):
+        current = job
+        for _ in range(8):
+            if current.status != jobs.PLANNED:
+                break
+            at = now or _quiet_since(current)
+            if at is None:
+                break
+            try:
+                store.update(
+                    jobs.transition(current, jobs.CANCELLED, now=at, actor=ORPHAN_ACTOR, reason=reason)
+                )
+            except ConcurrencyConflict:
+                current = store.get(job.id)
+                continue
+            except InvalidTransition:
+                break
+            cancelled.append(job.id)
+            log.warning("sweeper: job %s cancelled: %s", job.id, reason)
+            break
+    return cancelled
 
 
 def sweep(
@@ -185,20 +260,25 @@ def sweep(
         "retention": lambda: store.delete_jobs(now - policy.retention),
     }
     if tick is not None:
-        chores = {**chores, "campaigns": lambda: tick_campaigns(store, tick)}
+        chores = {**chores, "campaigns": lambda: tick_campaigns(store, tick, now)}
     for name, chore in chores.items():
         try:
             results[name] = chore()
         except RemediationError as error:
             errors.append(f"{name}: {type(error).__name__}: {error}")
             log.error("sweeper: %s failed: %s", name, error)
+    campaigns: CampaignTicks = results.get("campaigns", CampaignTicks())
+    if campaigns.errors:
+        log.error("sweeper: %d campaign(s) could not be ticked", len(campaigns.errors))
+    errors += [f"campaigns: {text}" for text in campaigns.errors]
     report = SweepReport(
         at=now.isoformat(),
         leases_deleted=results.get("leases", 0),
         requeued=tuple(results.get("stuck", ())),
         expired=tuple(results.get("approvals", ())),
         jobs_deleted=results.get("retention", 0),
-        campaigns=tuple(results.get("campaigns", ())),
+        campaigns=campaigns.ticked,
+        orphans_cancelled=campaigns.orphans_cancelled,
         errors=tuple(errors),
     )
     if errors:
