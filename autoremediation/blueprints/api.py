@@ -71,6 +71,32 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
+def shown_job(job: Job) -> dict[str, Any]:
+    """The job as the API shows it: parameters the catalog declares secret read ``(secret)``.
+
+    The stored job keeps the value, since the worker passes it to the run command at dispatch.
+    """
+    from ..campaigns import redact_parameters
+
+    data = job.to_dict()
+    data["parameters"] = redact_parameters(engine("catalog").catalog, job.remediation, job.parameters)
+    return data
+
+
+def _shown_result(body: dict[str, Any]) -> dict[str, Any]:
+    """The intake answer with each plan's parameters redacted like a job's."""
+    from ..campaigns import redact_parameters
+
+    catalog = engine("catalog").catalog
+    plans = []
+    for item in body.get("plans") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("parameters"), Mapping):
+            remediation = str(item.get("remediation") or "")
+            item = {**item, "parameters": redact_parameters(catalog, remediation, item["parameters"])}
+        plans.append(item)
+    return {**body, "plans": plans} if "plans" in body else body
+
+
 def _job_id(req: func.HttpRequest) -> str:
     from ..store.records import is_valid_id
 
@@ -120,7 +146,7 @@ def remediations_create(req: func.HttpRequest) -> func.HttpResponse:
             )
         report = plan([signal], strict_parameters=True)
         result = admit(report, actor=caller.name)
-        body = result_body(result)
+        body = _shown_result(result_body(result))
         headers = {"Location": f"/api/remediations/{body['jobIds'][0]}"} if body["jobIds"] else {}
         log.info("manual request %s by %s: jobs %s", signal.id, caller.name, body["jobIds"])
         return json_response(202, body, headers)
@@ -140,7 +166,7 @@ def remediations_get(req: func.HttpRequest) -> func.HttpResponse:
             raise NotFound(str(error)) from None
         with app_work():
             job = engine("store").store.get(job_id)
-        return json_response(200, job.to_dict())
+        return json_response(200, shown_job(job))
 
     return _handle(req, "read", act)
 
@@ -220,7 +246,7 @@ def remediations_approve(req: func.HttpRequest) -> func.HttpResponse:
             parts = engine("store", "queue")
             job = approve(parts.store, parts.queue, parts.clock, job_id, actor=caller.name, reason=reason)
         log.info("job %s approved by %s", job.id, caller.name)
-        return json_response(200, job.to_dict())
+        return json_response(200, shown_job(job))
 
     return _handle(req, "operate", act)
 
@@ -241,7 +267,7 @@ def remediations_reject(req: func.HttpRequest) -> func.HttpResponse:
             parts = engine("store")
             job = reject(parts.store, parts.clock, job_id, actor=caller.name, reason=reason)
         log.info("job %s rejected by %s", job.id, caller.name)
-        return json_response(200, job.to_dict())
+        return json_response(200, shown_job(job))
 
     return _handle(req, "operate", act)
 
