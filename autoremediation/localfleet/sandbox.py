@@ -25,6 +25,7 @@ import functools
 import itertools
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -64,8 +65,14 @@ class GuestSpec:
     firewall_drop_ports: tuple[int, ...] = ()  # iptables rules dropping these inbound TCP ports
     sshd_stopped: bool = False  # the ssh unit exists but is stopped: nothing listens until it starts
     # Extra units for the systemctl stand-in: (name, state) with state one of
-    # "active", "inactive", "failed" (starts fine) or "broken" (fails every start).
+    # "active", "inactive", "failed" (starts fine) or "broken" (fails every start). A name without a
+    # unit type is a service ("nginx" is "nginx.service"); other types keep theirs ("poweroff.target").
     services: tuple[tuple[str, str], ...] = ()
+    # Unit-file states of declared units: (name, state) with state one of "enabled" (the default for
+    # every unit), "disabled", "static" or "masked" (the unit cannot be started or enabled).
+    unit_files: tuple[tuple[str, str], ...] = ()
+    # (alias, unit): the alias answers for a declared unit, as a symlink in /etc/systemd/system does.
+    unit_aliases: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,13 +274,26 @@ class Sandbox:
         shim = self.state_dir / "systemctl"
         shim.write_text(_SYSTEMCTL.replace("@PYTHON@", self._python))
         shim.chmod(0o755)
-        units = dict(self.spec.services)
+        units = {_unit_key(name): state for name, state in self.spec.services}
         if self.spec.ssh_listening or self.spec.sshd_stopped:
             units["ssh"] = "inactive" if self.spec.sshd_stopped else "active"
+        file_states = dict.fromkeys(units, "enabled")
+        for name, file_state in self.spec.unit_files:
+            if _unit_key(name) not in units:
+                raise InvalidInput(f"unit file {name}: the unit is not declared in services")
+            if file_state not in {"enabled", "disabled", "static", "masked"}:
+                raise InvalidInput(f"unit file {name}: unknown state {file_state!r}")
+            file_states[_unit_key(name)] = file_state
+        folder = self.state_dir / "units"
         for unit, state in units.items():
             if state not in {"active", "inactive", "failed", "broken"}:
                 raise InvalidInput(f"service {unit}: unknown state {state!r}")
-            (self.state_dir / "units" / unit).write_text(state + "\n")
+            (folder / unit).write_text(state + "\n")
+            (folder / f"{unit}.unit-file").write_text(file_states[unit] + "\n")
+        for alias, unit in self.spec.unit_aliases:
+            if _unit_key(unit) not in units or _unit_key(alias) in units:
+                raise InvalidInput(f"alias {alias}: must name a declared unit and not be one itself")
+            (folder / f"{_unit_key(alias)}.alias").write_text(_unit_key(unit) + "\n")
 
     def close(self) -> None:
         """Stop everything the sandbox started and remove it; safe to call twice."""
@@ -373,7 +393,7 @@ class Sandbox:
         raise InvalidInput(f"no disk is mounted at {mount}")
 
     def unit_state(self, unit: str) -> str:
-        path = self.state_dir / "units" / unit
+        path = self.state_dir / "units" / _unit_key(unit)
         return path.read_text().strip() if path.exists() else "not-found"
 
     def connect(self, port: int, timeout: float = 1.0) -> bool:
@@ -385,6 +405,16 @@ class Sandbox:
         )
         done = _run(["ip", "netns", "exec", self.netns, self._python, "-c", code], check=False)
         return done.returncode == 0
+
+
+_UNIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_@.:-]{0,250}")
+
+
+def _unit_key(name: str) -> str:
+    """How the stand-in files a unit: services without their suffix, other types with theirs."""
+    if not _UNIT_NAME.fullmatch(name) or ".." in name:
+        raise InvalidInput(f"unit name {name!r} is not a plain systemd unit name")
+    return name.removesuffix(".service")
 
 
 def _check_guest_path(path: str) -> None:
@@ -545,7 +575,8 @@ while True:
     conn.close()
 """
 
-# The guest's service manager: unit states live in /run/guest/units/<unit>.
+# The guest's service manager: unit states live in /run/guest/units/<unit>, unit-file states in
+# <unit>.unit-file, aliases in <alias>.alias; <unit>.enabled records that `systemctl enable` ran.
 _SYSTEMCTL = r"""#!/bin/bash
 set -u
 units=/run/guest/units
@@ -571,8 +602,16 @@ done
 verb="${args[0]:-}"
 unit="${args[1]:-}"
 unit="${unit%.service}"
+if [ -n "$unit" ] && [ -f "$units/$unit.alias" ]; then unit=$(head -n1 "$units/$unit.alias"); fi
+case "$unit" in
+  *.target | *.socket | *.mount | *.automount | *.swap | *.path | *.timer | *.slice | *.scope) id=$unit ;;
+  *.device) id=$unit ;;
+  *) id=$unit.service ;;
+esac
 say() { [ "$quiet" = 1 ] || echo "$@"; }
 state() { if [ -f "$units/$unit" ]; then head -n1 "$units/$unit"; else echo "not-found"; fi; }
+file_state() { if [ -f "$units/$unit.unit-file" ]; then head -n1 "$units/$unit.unit-file"; fi; }
+masked() { [ "$(file_state)" = masked ]; }
 case "$verb" in
   is-active)
     s=$(state)
@@ -586,24 +625,28 @@ case "$verb" in
     say "$s"
     [ "$s" = failed ] ;;
   is-enabled)
-    if [ -f "$units/$unit.enabled" ]; then say enabled; exit 0; fi
-    if [ -f "$units/$unit" ]; then say disabled; else say not-found; fi
-    exit 1 ;;
+    f=$(file_state)
+    if [ -z "$f" ]; then say not-found; exit 1; fi
+    say "$f"
+    [ "$f" = enabled ] || [ "$f" = static ] ;;
   show)
     s=$(state)
     case "$prop" in
-      LoadState) v=loaded; [ "$s" = not-found ] && v=not-found ;;
+      Id) v=$id ;;
+      LoadState) v=loaded; [ "$s" = not-found ] && v=not-found; masked && v=masked ;;
       ActiveState) v=$s; [ "$s" = broken ] && v=failed; [ "$s" = not-found ] && v=inactive ;;
+      UnitFileState) v=$(file_state) ;;
       *) echo "unsupported property" >&2; exit 1 ;;
     esac
     if [ "$value" = 1 ]; then echo "$v"; else echo "$prop=$v"; fi ;;
   start | restart | reload-or-restart | try-restart)
     s=$(state)
     if [ "$s" = not-found ]; then
-      echo "Failed to start $unit.service: Unit $unit.service not found." >&2
+      echo "Failed to start $id: Unit $id not found." >&2
       exit 5
     fi
-    if [ "$s" = broken ]; then echo "Job for $unit.service failed." >&2; exit 1; fi
+    if masked; then echo "Failed to start $id: Unit $id is masked." >&2; exit 1; fi
+    if [ "$s" = broken ]; then echo "Job for $id failed." >&2; exit 1; fi
     if { [ "$unit" = ssh ] || [ "$unit" = sshd ]; } && [ "$s" != active ]; then
       @PYTHON@ /run/guest/listener.py 22 /run/guest/pids || exit 1
     fi
@@ -612,13 +655,15 @@ case "$verb" in
     [ -f "$units/$unit" ] && [ "$(state)" != broken ] && echo inactive > "$units/$unit" ;;
   enable)
     if [ ! -f "$units/$unit" ]; then
-      echo "Failed to enable unit: Unit file $unit.service does not exist." >&2
+      echo "Failed to enable unit: Unit file $id does not exist." >&2
       exit 1
     fi
+    if masked; then echo "Failed to enable unit: Unit file $id is masked." >&2; exit 1; fi
+    [ "$(file_state)" = static ] || echo enabled > "$units/$unit.unit-file"
     touch "$units/$unit.enabled" ;;
   status)
     s=$(state)
-    echo "$unit.service - sandbox unit"
+    echo "$id - sandbox unit"
     echo "   Active: $s"
     [ "$s" = active ] ;;
   *)
