@@ -1,4 +1,5 @@
-# Starts one named Windows service that is not running. The last line of output is
+# Starts one named Windows service that is not running. Refuses drivers, disabled services and the
+# services whose start can cut the VM off or restart it. The last line of output is
 # `REMEDIATION_RESULT {json}`.
 [CmdletBinding()]
 param(
@@ -22,8 +23,20 @@ if ($ServiceName -notmatch '^[A-Za-z0-9][A-Za-z0-9_@.-]{0,79}$' -or $ServiceName
 }
 if ($DryRun -notmatch '^(0|1)$') { Exit-WithError 'DryRun must be 0 or 1' }
 $dry = $DryRun -eq '1'
+# Starting these can cut the VM off or restart it: the firewall, its filtering engine and IPsec
+# enforce rules that may block RDP; routing and connection sharing rewrite how the NICs route; the
+# update services may install updates and restart the VM on their own schedule. An operator starts
+# them by hand.
+$refused = @('MpsSvc', 'BFE', 'IKEEXT', 'PolicyAgent', 'RemoteAccess', 'SharedAccess',
+    'wuauserv', 'UsoSvc', 'WaaSMedicSvc', 'TrustedInstaller')
+if ($refused -contains $ServiceName) { Exit-WithError "refusing ${ServiceName}: starting it can cut the VM off or restart it" }
 $service = Get-Service -Name $ServiceName -ErrorAction SilentlyContinue
 if ($null -eq $service) { Exit-WithError 'service not found on this VM' }
+# Get-Service also finds a service by its display name: check the real name too.
+$ServiceName = $service.ServiceName
+if ($refused -contains $ServiceName) { Exit-WithError "refusing ${ServiceName}: starting it can cut the VM off or restart it" }
+# KernelDriver (1) and FileSystemDriver (2): a driver is loaded into the kernel, not a service to restart.
+if (([int]$service.ServiceType -band 3) -ne 0) { Exit-WithError "refusing ${ServiceName}: it is a driver, not a service" }
 if ($service.StartType -eq 'Disabled') { Exit-WithError 'the service is disabled: an operator disabled it on purpose' }
 
 function Get-ActiveState { if ((Get-Service -Name $ServiceName).Status -eq 'Running') { 'active' } else { 'inactive' } }

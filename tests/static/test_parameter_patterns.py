@@ -18,7 +18,15 @@ from .conftest import FOLDERS
 # Valid examples per parameter: a pattern that rejects everything would pass the hostile test.
 GOOD = {
     ("free-disk-space", "mountPoint"): ["/", "/var", "/data/logs", "/mnt/disk_1.a", "C:", "d:"],
-    ("restart-service", "serviceName"): ["nginx", "nginx.service", "getty@tty1", "W3SVC", "php8.2-fpm"],
+    ("restart-service", "serviceName"): [
+        "nginx",
+        "nginx.service",
+        "getty@tty1",
+        "getty@tty1.service",
+        "my-app_2.service",
+        "W3SVC",
+        "php8.2-fpm",
+    ],
     ("collect-diagnostics", "uploadUrl"): [
         "https://diagstore01.blob.core.windows.net/diagnostics/vm1.tar.gz"
         "?sv=2024-11-04&sr=b&sp=cw&se=2030-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl%3D",
