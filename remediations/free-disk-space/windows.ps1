@@ -43,21 +43,80 @@ function Get-Snapshot {
 }
 function Test-Reached { $s = Get-Snapshot; return ($s.freeBytes * 100.0 -ge $target * $s.sizeBytes) }
 
+# Junctions, directory symlinks and mount points are reparse points. Windows PowerShell 5.1's
+# Get-ChildItem -Recurse follows them, so a link planted in a user-writable temp folder would let this
+# script, running as SYSTEM, delete files anywhere. Folders are therefore walked by hand, a reparse
+# point is never entered nor deleted, and every path is checked again just before its delete.
+$reparsePoint = [int][IO.FileAttributes]::ReparsePoint
+function Test-ReparsePoint($Item) { return (([int]$Item.Attributes -band $reparsePoint) -ne 0) }
+
+# True when no part of the path below the drive root is a reparse point: neither the item itself
+# nor any folder above it (a user can swap his own profile folders for links too).
+function Test-NoLinkOnPath([string]$Path) {
+    try {
+        $current = [IO.Path]::GetFullPath($Path)
+        while ($true) {
+            $parent = [IO.Path]::GetDirectoryName($current)
+            if ([string]::IsNullOrEmpty($parent)) { return $true }
+            if (([int][IO.File]::GetAttributes($current) -band $reparsePoint) -ne 0) { return $false }
+            $current = $parent
+        }
+    }
+    catch { return $false }
+}
+
+# True when the path, made absolute and normalised, lies below the root folder.
+function Test-Inside([string]$Path, [string]$Root) {
+    try {
+        $full = [IO.Path]::GetFullPath($Path)
+        $prefix = [IO.Path]::GetFullPath($Root).TrimEnd('\') + '\'
+        return $full.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase)
+    }
+    catch { return $false }
+}
+
+# Files under the root matching the filter and older than the cutoff, one folder level at a time.
+function Get-OldFiles([string]$Root, [string]$Filter) {
+    $pending = New-Object System.Collections.Stack
+    $pending.Push($Root)
+    while ($pending.Count -gt 0) {
+        $folder = [string]$pending.Pop()
+        foreach ($entry in @(Get-ChildItem -LiteralPath $folder -Force -ErrorAction SilentlyContinue)) {
+            if (Test-ReparsePoint $entry) { continue }
+            if ($entry.PSIsContainer) { $pending.Push($entry.FullName); continue }
+            if ($entry.Name -like $Filter -and $entry.LastWriteTime -lt $cutoff) { Write-Output $entry }
+        }
+    }
+}
+
 $actions = New-Object System.Collections.ArrayList
 function Remove-OldFiles([string]$Step, [string[]]$Folders, [string]$Filter) {
     $bytes = [int64]0
+    $skipped = 0
     foreach ($folder in $Folders) {
-        if (-not (Test-Path -LiteralPath $folder)) { continue }
+        if (-not (Test-Path -LiteralPath $folder -PathType Container)) { continue }
         if (-not $folder.StartsWith($drive, [StringComparison]::OrdinalIgnoreCase)) { continue }
-        $files = Get-ChildItem -LiteralPath $folder -Recurse -Force -File -Filter $Filter -ErrorAction SilentlyContinue |
-            Where-Object { $_.LastWriteTime -lt $cutoff -and -not ($_.Attributes -band [IO.FileAttributes]::ReparsePoint) }
-        foreach ($file in $files) {
-            $bytes += $file.Length
-            if (-not $dry) { Remove-Item -LiteralPath $file.FullName -Force -ErrorAction SilentlyContinue }
+        if (-not (Test-NoLinkOnPath $folder)) {
+            Write-Output "skipped ${folder}: it or a folder above it is a link"
+            continue
+        }
+        foreach ($file in @(Get-OldFiles $folder $Filter)) {
+            # The tree may have changed since it was listed: a folder swapped for a link since then
+            # would redirect the delete.
+            if (-not (Test-Inside $file.FullName $folder) -or -not (Test-NoLinkOnPath $file.FullName)) {
+                $skipped++
+                continue
+            }
+            if ($dry) { $bytes += $file.Length; continue }
+            try {
+                Remove-Item -LiteralPath $file.FullName -Force -ErrorAction Stop
+                $bytes += $file.Length
+            }
+            catch { $skipped++ }
         }
     }
-    [void]$actions.Add(@{ step = $Step; bytes = $bytes; dryRun = $dry })
-    Write-Output "step ${Step}: $bytes bytes $(if ($dry) { 'would be freed' } else { 'freed' })"
+    [void]$actions.Add(@{ step = $Step; bytes = $bytes; skipped = $skipped; dryRun = $dry })
+    Write-Output "step ${Step}: $bytes bytes $(if ($dry) { 'would be freed' } else { 'freed' }), $skipped skipped"
 }
 
 $before = Get-Snapshot
@@ -70,7 +129,9 @@ if (Test-Reached) {
 
 $systemDrive = $env:SystemDrive.ToUpperInvariant()
 $windir = $env:windir
+# Profiles that are links ("All Users", "Default User") are not profiles of their own.
 $userTemps = @(Get-ChildItem -LiteralPath "$systemDrive\Users" -Directory -Force -ErrorAction SilentlyContinue |
+        Where-Object { -not (Test-ReparsePoint $_) } |
         ForEach-Object { Join-Path $_.FullName 'AppData\Local\Temp' })
 
 if ($dry -or -not (Test-Reached)) { Remove-OldFiles 'temp-files' (@("$windir\Temp") + $userTemps) '*' }
