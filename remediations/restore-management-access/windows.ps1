@@ -1,6 +1,7 @@
 # Guest step of restore-management-access on Windows: TermService runs, RDP is enabled
 # (fDenyTSConnections = 0), the "Remote Desktop" firewall rule group is enabled, and NLA is reported.
-# The last line of output is `REMEDIATION_RESULT {json}`.
+# Enabled inbound block rules covering the port are reported, never changed. The last line of output
+# is `REMEDIATION_RESULT {json}`.
 [CmdletBinding()]
 param(
     [string]$Port = '3389',
@@ -25,6 +26,35 @@ $dry = $DryRun -eq '1'
 $tsKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server'
 $rdpTcpKey = "$tsKey\WinStations\RDP-Tcp"
 
+# True when a port filter's LocalPort list ("Any", "3389", "3000-3500", keywords such as "RPC")
+# includes the port.
+function Test-CoversPort([string[]]$LocalPorts) {
+    foreach ($entry in $LocalPorts) {
+        if ($entry -eq 'Any') { return $true }
+        if ($entry -match '^[0-9]{1,5}$' -and [int]$entry -eq $portNumber) { return $true }
+        if ($entry -match '^([0-9]{1,5})-([0-9]{1,5})$' -and
+            [int]$Matches[1] -le $portNumber -and $portNumber -le [int]$Matches[2]) { return $true }
+    }
+    return $false
+}
+
+# Enabled inbound block rules in force (local and Group Policy ones) that match TCP to the port. A
+# block rule wins over every allow rule, so any of them keeps RDP closed. A rule limited to some
+# remote addresses or to one profile counts too: it may be the operator's address or profile.
+function Get-BlockRules {
+    $rules = @(Get-NetFirewallRule -PolicyStore ActiveStore -Direction Inbound -Action Block -Enabled True -ErrorAction SilentlyContinue)
+    foreach ($rule in $rules) {
+        foreach ($filter in @($rule | Get-NetFirewallPortFilter -ErrorAction SilentlyContinue)) {
+            $protocol = [string]$filter.Protocol
+            if ($protocol -ne 'TCP' -and $protocol -ne '6' -and $protocol -ne 'Any') { continue }
+            if (Test-CoversPort @($filter.LocalPort)) {
+                Write-Output "$($rule.DisplayName) ($($rule.Name))"
+                break
+            }
+        }
+    }
+}
+
 function Get-State {
     $deny = (Get-ItemProperty -LiteralPath $tsKey -Name fDenyTSConnections -ErrorAction SilentlyContinue).fDenyTSConnections
     $nla = (Get-ItemProperty -LiteralPath $rdpTcpKey -Name UserAuthentication -ErrorAction SilentlyContinue).UserAuthentication
@@ -33,11 +63,14 @@ function Get-State {
     $rules = @(Get-NetFirewallRule -Direction Inbound -ErrorAction SilentlyContinue |
             Where-Object { $_.Group -eq '@FirewallAPI.dll,-28752' -or $_.DisplayGroup -eq 'Remote Desktop' })
     $enabledAllow = @($rules | Where-Object { $_.Enabled -eq 'True' -and $_.Action -eq 'Allow' }).Count
+    $blockRules = @(Get-BlockRules)
     return @{
         serviceRunning   = ($null -ne $service -and $service.Status -eq 'Running')
         rdpEnabled       = ($deny -eq 0)
         listening        = $listening
-        firewallBlocks   = ($enabledAllow -eq 0)
+        allowGroupOff    = ($enabledAllow -eq 0)
+        blockRules       = $blockRules
+        firewallBlocks   = ($enabledAllow -eq 0 -or $blockRules.Count -gt 0)
         nlaRequired      = ($nla -eq 1)
     }
 }
@@ -62,16 +95,20 @@ if (-not $before.serviceRunning -or -not $before.listening) {
         if ($before.serviceRunning) { Restart-Service -Name TermService -Force } else { Start-Service -Name TermService }
     }
 }
-if ($before.firewallBlocks) {
+if ($before.allowGroupOff) {
     # Enabling the built-in group adds no new rule and removes none of the customer's rules.
     [void]$fixes.Add('enabled the Remote Desktop firewall rule group')
     if (-not $dry) { Enable-NetFirewallRule -Group '@FirewallAPI.dll,-28752' }
 }
 
 $after = Get-State
+if ($after.blockRules.Count -gt 0) {
+    # Someone put these rules there: an operator decides whether they go.
+    Write-Output ("still blocked by firewall rules, left in place: " + ($after.blockRules -join '; '))
+}
 if ($dry) { $status = 'not-fixed' }
 elseif ($after.serviceRunning -and $after.rdpEnabled -and $after.listening -and -not $after.firewallBlocks) { $status = 'fixed' }
 else { $status = 'not-fixed' }
 Write-Output ("after: " + ($after | ConvertTo-Json -Compress))
-Write-Result @{ status = $status; port = $portNumber; dryRun = $dry; fixes = $fixes; before = $before; after = $after }
+Write-Result @{ status = $status; port = $portNumber; dryRun = $dry; fixes = $fixes; blockRules = $after.blockRules; before = $before; after = $after }
 if ($status -eq 'fixed') { exit 0 } else { exit 1 }
