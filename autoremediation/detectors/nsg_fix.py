@@ -6,6 +6,11 @@ with ``allow-mgmt-<ssh|rdp|tcpN>-autoremediation`` (and updates those on a later
 service tags and ``*`` only as a rule's single source prefix, never in a list, so the CIDRs share one
 rule and each tag gets a rule of its own.
 
+Destinations: the rule admits the port only on the target VM's private address(es) when the caller
+knows them, so fixing one VM never opens SSH/RDP on every other VM behind the same NSG. A rule of ours
+that already names other VMs keeps them (each was opened by an earlier fix). Without the addresses the
+rule's destination is ``*``, and the plan's reason says so.
+
 Priorities: each new rule takes the highest free priority below the blocking rule (for a default rule
 such as ``DenyAllInBound`` 65500, below 4097), never under 100. Azure keeps inbound priorities unique,
 so a priority held by another inbound rule is not free; a rule of ours keeps its priority when that
@@ -49,6 +54,7 @@ class AllowRulePlan:
     rules: tuple[SecurityRule, ...] = ()  # one for the CIDRs, one per service tag
     blocking: DecidingRule | None = None
     level: Level = "nic"
+    destinations: tuple[str, ...] = ()  # the VM's private addresses; empty: unknown, rules admit any
 
     @property
     def rule(self) -> SecurityRule | None:
@@ -106,14 +112,41 @@ def _groups(sources: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
     return groups
 
 
+def _check_destinations(destinations: Sequence[str] | None) -> tuple[str, ...]:
+    if destinations is None:
+        return ()
+    if isinstance(destinations, str):
+        raise InvalidInput("destinations must be a list of IP addresses, not one string")
+    checked: list[str] = []
+    for value in destinations:
+        try:
+            address = str(ipaddress.ip_address(str(value).strip()))
+        except ValueError:
+            raise InvalidInput(f"destination {str(value)[:60]!r} is not an IP address") from None
+        if address not in checked:
+            checked.append(address)
+    return tuple(checked)
+
+
 def _verdicts(
     nsg: NetworkSecurityGroup,
     port: int,
     sources: Sequence[str],
     level: Level,
     tag_prefixes: Mapping[str, Sequence[str]] | None,
+    destinations: Sequence[str] = (),
 ) -> dict[str, Verdict]:
-    return {s: evaluate_nsg(nsg, Flow(port=port, source=s), level, tag_prefixes) for s in sources}
+    """Per source, the first blocked verdict over the destinations (or the last allowed one)."""
+    verdicts: dict[str, Verdict] = {}
+    for source in sources:
+        for destination in destinations or (None,):
+            verdict = evaluate_nsg(
+                nsg, Flow(port=port, source=source, destination=destination), level, tag_prefixes
+            )
+            verdicts[source] = verdict
+            if not verdict.allowed:
+                break
+    return verdicts
 
 
 def level_of(nsg: NetworkSecurityGroup) -> Level:
@@ -130,19 +163,24 @@ def plan_management_allow(
     *,
     level: Level | None = None,
     tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+    destinations: Sequence[str] | None = None,
 ) -> AllowRulePlan:
-    """What to write into ``nsg`` so that every management source reaches TCP ``port``.
+    """What to write into ``nsg`` so that every management source reaches TCP ``port`` on the VM.
 
-    ``none`` when the NSG lets every source through already (an earlier run's rule included),
-    ``skip`` under quarantine. Raises NoFreePriority when no priority above the blocker is free.
+    ``destinations`` are the VM's private IP addresses (its NIC's): the rule admits the port on those
+    only. None (or empty) when unknown: the rule then admits it on every address behind the NSG, and
+    the reason says so. ``none`` when the NSG lets every source through already (an earlier run's rule
+    included), ``skip`` under quarantine. Raises NoFreePriority when no priority above the blocker is
+    free, InvalidInput when a destination is not an IP address.
     """
     port = _check_port(port)
     sources = check_sources(sources)
+    targets = _check_destinations(destinations)
     level = level or level_of(nsg)
     quarantined = quarantine_reason(quarantine_tag, vm, nsg)
     if quarantined:
-        return AllowRulePlan("skip", quarantined, nsg.id, port, sources, level=level)
-    verdicts = _verdicts(nsg, port, sources, level, tag_prefixes)
+        return AllowRulePlan("skip", quarantined, nsg.id, port, sources, level=level, destinations=targets)
+    verdicts = _verdicts(nsg, port, sources, level, tag_prefixes, targets)
     blocked = {s: v for s, v in verdicts.items() if not v.allowed}
     if not blocked:
         via = ", ".join(sorted({v.rule.name for v in verdicts.values() if v.rule}))
@@ -153,17 +191,24 @@ def plan_management_allow(
             port,
             sources,
             level=level,
+            destinations=targets,
         )
     blockers = [v.rule for v in blocked.values() if v.rule is not None]
     blocker = min(blockers, key=lambda r: r.priority) if blockers else None
     ceiling = min(blocker.priority if blocker else MAX_PRIORITY + 1, MAX_PRIORITY + 1)
-    rules = _rules_for(nsg, port, sources, ceiling, blocker, vm)
+    rules = _rules_for(nsg, port, sources, ceiling, blocker, vm, targets)
     what = f"{blocker.name} ({blocker.priority})" if blocker else "no allowing rule"
+    on = f" to {', '.join(targets)}" if targets else ""
     reason = (
         f"add {', '.join(f'{r.name} ({r.priority})' for r in rules)} to NSG {nsg.name}: "
-        f"{what} blocks TCP {port} from {', '.join(blocked)}"
+        f"{what} blocks TCP {port} from {', '.join(blocked)}{on}"
     )
-    return AllowRulePlan("add", reason, nsg.id, port, sources, rules, blocker, level)
+    if not targets:
+        reason += (
+            f"; the private address of VM {vm.name} is unknown, so the rule admits TCP {port} on every VM "
+            "behind this NSG"
+        )
+    return AllowRulePlan("add", reason, nsg.id, port, sources, rules, blocker, level, targets)
 
 
 def _rules_for(
@@ -173,10 +218,12 @@ def _rules_for(
     ceiling: int,
     blocker: DecidingRule | None,
     vm: VmFacts,
+    destinations: tuple[str, ...] = (),
 ) -> tuple[SecurityRule, ...]:
     base = base_rule_name(port)
     inbound = [r for r in nsg.rules if r.direction.lower() == "inbound"]
     ours = {r.name.lower(): r.priority for r in inbound if _is_ours(r, base)}
+    opened = {r.name.lower(): r.destination_prefixes for r in inbound if _is_ours(r, base)}
     taken = {r.priority for r in inbound}
     why = f"{blocker.name} ({blocker.priority})" if blocker else "no rule"
     description = (
@@ -201,13 +248,25 @@ def _rules_for(
                 access="Allow",
                 protocol="Tcp",
                 source_prefixes=prefixes,
-                destination_prefixes=("*",),
+                destination_prefixes=_destinations_for(opened.get(name.lower(), ()), destinations),
                 source_ports=("*",),
                 destination_ports=(str(port),),
                 description=description,
             )
         )
     return tuple(rules)
+
+
+def _destinations_for(earlier: Sequence[str], destinations: tuple[str, ...]) -> tuple[str, ...]:
+    """Our rule's destinations: this VM's addresses plus the addresses an earlier fix opened.
+
+    An earlier ``*`` (or unknown) destination is not kept: it is narrowed to the addresses named now.
+    """
+    if not destinations:
+        return ("*",)
+    kept = [d for d in earlier if _is_cidr(d)]
+    merged = list(destinations) + [d for d in kept if d not in destinations]
+    return tuple(merged)
 
 
 def next_free_priority(ceiling: int, taken: set[int] | frozenset[int]) -> int:
@@ -238,9 +297,9 @@ def apply_management_allow(
         return ()
     written = tuple(network.put_security_rule(plan.nsg_id, rule) for rule in plan.rules)
     nsg = network.get_nsg(plan.nsg_id)
-    still = [
-        v for v in _verdicts(nsg, plan.port, plan.sources, plan.level, tag_prefixes).values() if not v.allowed
-    ]
+    # Checked for the VM's own addresses: the rule admits only those, so that is what must now pass.
+    verdicts = _verdicts(nsg, plan.port, plan.sources, plan.level, tag_prefixes, plan.destinations)
+    still = [v for v in verdicts.values() if not v.allowed]
     if still:
         raise AllowRuleNotEffective(
             f"after writing {', '.join(r.name for r in plan.rules)} NSG {nsg.name} still blocks: "

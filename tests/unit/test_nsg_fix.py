@@ -349,7 +349,17 @@ class TestPlanRecord:
         result = plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", "VirtualNetwork"))
         assert result.reason == (
             "add allow-mgmt-ssh-autoremediation (299), allow-mgmt-ssh-autoremediation-virtualnetwork (298) "
-            "to NSG web-nsg: deny-ssh (300) blocks TCP 22 from 10.1.0.0/16, VirtualNetwork"
+            "to NSG web-nsg: deny-ssh (300) blocks TCP 22 from 10.1.0.0/16, VirtualNetwork; the private "
+            "address of VM web1 is unknown, so the rule admits TCP 22 on every VM behind this NSG"
+        )
+
+    def test_add_reason_names_the_destination_when_it_is_known(self) -> None:
+        result = plan_management_allow(
+            group(rule("deny-ssh", 300)), vm("web1"), 22, SOURCES, QUARANTINE, destinations=["10.0.0.4"]
+        )
+        assert result.reason == (
+            "add allow-mgmt-ssh-autoremediation (299) to NSG web-nsg: deny-ssh (300) blocks TCP 22 from "
+            "10.1.0.0/16 to 10.0.0.4"
         )
 
     def test_subnet_only_nsg_is_recorded_at_subnet_level(self) -> None:
@@ -376,7 +386,7 @@ class TestPlanRecord:
         result = plan(replace(group(), default_rules=odd))
         assert result.blocking is None
         assert [(r.name, r.priority) for r in result.rules] == [("allow-mgmt-ssh-autoremediation", 4096)]
-        assert result.reason.endswith(": no allowing rule blocks TCP 22 from 10.1.0.0/16")
+        assert ": no allowing rule blocks TCP 22 from 10.1.0.0/16; " in result.reason
         assert "no rule blocked TCP 22" in result.rules[0].description
 
 
@@ -441,3 +451,71 @@ class TestTagPrefixes:
         # ... without them the same NSG cannot be shown to, and the check refuses to call it done.
         with pytest.raises(AllowRuleNotEffective):
             apply_management_allow(network, result)
+
+
+class TestDestination:
+    """The rule opens the port on the target VM's own address, not on every VM behind the NSG."""
+
+    WEB1 = "10.0.0.4"
+    WEB2 = "10.0.0.5"
+
+    def setup_method(self) -> None:
+        self.network = FakeNetwork()
+        self.network.add_nsg(group(rule("deny-ssh", 300)))
+
+    def plan_for(self, name: str, *addresses: str) -> AllowRulePlan:
+        nsg = self.network.get_nsg(nsg_id("web-nsg"))
+        return plan_management_allow(nsg, vm(name), 22, SOURCES, QUARANTINE, destinations=addresses)
+
+    def reaches(self, address: str) -> bool:
+        nsg = self.network.get_nsg(nsg_id("web-nsg"))
+        return evaluate_nsg(nsg, Flow(22, SOURCES[0], destination=address)).allowed
+
+    def test_the_rule_admits_only_the_vms_address(self) -> None:
+        result = self.plan_for("web1", self.WEB1)
+        assert result.rule is not None and result.rule.destination_prefixes == (self.WEB1,)
+        assert result.destinations == (self.WEB1,)
+        apply_management_allow(self.network, result)
+        assert self.reaches(self.WEB1)
+        assert not self.reaches(self.WEB2)  # the neighbour stays closed
+
+    def test_a_second_vm_is_added_to_the_rule_without_closing_the_first(self) -> None:
+        apply_management_allow(self.network, self.plan_for("web1", self.WEB1))
+        second = self.plan_for("web2", self.WEB2)
+        assert second.action == "add"
+        assert second.rule is not None and second.rule.destination_prefixes == (self.WEB2, self.WEB1)
+        assert second.rule.priority == 299  # our rule keeps its place
+        apply_management_allow(self.network, second)
+        assert self.reaches(self.WEB1) and self.reaches(self.WEB2)
+
+    def test_a_rule_written_for_any_destination_is_narrowed(self) -> None:
+        apply_management_allow(self.network, plan(self.network.get_nsg(nsg_id("web-nsg"))))
+        nsg = self.network.get_nsg(nsg_id("web-nsg"))
+        self.network.add_nsg(replace(nsg, rules=(rule("deny-ssh-early", 250), *nsg.rules)))
+        result = self.plan_for("web1", self.WEB1)
+        assert result.rule is not None and result.rule.destination_prefixes == (self.WEB1,)
+
+    def test_a_deny_for_another_vms_address_does_not_block_this_vm(self) -> None:
+        deny_web2 = rule("deny-ssh-web2", 300, destination_prefixes=(f"{self.WEB2}/32",))
+        self.network.add_nsg(group(deny_web2, rule("allow-ssh", 400, "Allow")))
+        assert self.plan_for("web1", self.WEB1).action == "none"
+        # Without the address the evaluator cannot tell, and assumes the Deny applies.
+        assert plan(self.network.get_nsg(nsg_id("web-nsg"))).action == "add"
+
+    def test_verification_checks_the_vms_own_address(self) -> None:
+        result = self.plan_for("web1", self.WEB1)
+        wrong = replace(
+            result, rules=tuple(replace(r, destination_prefixes=(self.WEB2,)) for r in result.rules)
+        )
+        with pytest.raises(AllowRuleNotEffective, match="still blocks"):
+            apply_management_allow(self.network, wrong)
+
+    def test_unknown_destination_keeps_any_and_says_so(self) -> None:
+        result = self.plan_for("web1")
+        assert result.rule is not None and result.rule.destination_prefixes == ("*",)
+        assert "admits TCP 22 on every VM behind this NSG" in result.reason
+
+    @pytest.mark.parametrize("bad", [["10.0.0.0/24"], ["web1"], "10.0.0.4"])
+    def test_a_destination_that_is_not_an_address_is_refused(self, bad: object) -> None:
+        with pytest.raises(InvalidInput, match="destination"):
+            plan_management_allow(group(), vm("web1"), 22, SOURCES, QUARANTINE, destinations=bad)  # type: ignore[arg-type]
