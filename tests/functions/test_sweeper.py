@@ -217,3 +217,35 @@ def test_campaign_jobs_wait_for_their_campaign_which_the_sweeper_ticks(
     assert unreleased.id not in report.requeued
     assert ticked == ["camp-1", "camp-2"]
     assert report.campaigns == ("camp-1", "camp-2")
+
+
+def test_a_failing_campaign_is_reported_and_the_next_is_still_ticked(
+    store: SqliteJobStore, queue: InProcessQueue, clock: ManualClock
+) -> None:
+    orphan = put(store, clock, "o1", campaign_id="camp-0-gone")
+    put(store, clock, "b1", vm="vm-2", campaign_id="camp-1-broken")
+    put(store, clock, "r1", vm="vm-3", campaign_id="camp-2-real")
+    for campaign_id in ("camp-1-broken", "camp-2-real"):
+        store.create_campaign({"id": campaign_id, "status": "running"})
+    ticked: list[str] = []
+
+    def tick(campaign_id: str) -> None:
+        store.get_campaign(campaign_id)  # what a real tick reads first
+        if campaign_id == "camp-1-broken":
+            raise Transient("table storage get_campaign: cannot reach the storage account")
+        ticked.append(campaign_id)
+
+    with pytest.raises(SweepIncomplete) as failure:
+        sweep(store, queue, clock, POLICY, no_advance, tick=tick)
+
+    report = failure.value.report
+    assert ticked == ["camp-2-real"]
+    assert report.campaigns == ("camp-2-real",)
+    assert report.orphans_cancelled == (orphan.id,)
+    assert report.to_dict()["orphansCancelled"] == [orphan.id]
+    assert len(report.errors) == 1 and "camp-1-broken" in report.errors[0]
+    assert store.get(orphan.id).status == jobs.CANCELLED
+    # The orphan is dealt with once: the next sweep has only the broken campaign to complain about.
+    with pytest.raises(SweepIncomplete) as again:
+        sweep(store, queue, clock, POLICY, no_advance, tick=tick)
+    assert again.value.report.orphans_cancelled == ()
