@@ -77,6 +77,10 @@ def run_raw(box: Sandbox, remediation_id: str, env: Mapping[str, str]) -> Run:
     return Run(raw, result)
 
 
+# What the make_sandbox fixture hands a test: make(spec=None, name="vm") -> a started Sandbox.
+MakeSandbox = Callable[..., Sandbox]
+
+
 @pytest.fixture
 def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
     boxes: list[Sandbox] = []

@@ -13,7 +13,7 @@ import pytest
 
 from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox, seeded_files
 
-from .conftest import host_firewall, run_script, tree
+from .conftest import MakeSandbox, host_firewall, run_script, tree
 
 FULL_VAR = GuestSpec(disks=(DiskSpec("/var", 64, 93),), ssh_listening=False)
 USER_DATA = [f.guest_path for f in seeded_files("/var") if f.kind == "user"]
@@ -39,7 +39,7 @@ def free_percent(box: Sandbox) -> float:
 
 
 @pytest.fixture
-def full_var(make_sandbox) -> Sandbox:
+def full_var(make_sandbox: MakeSandbox) -> Sandbox:
     box = make_sandbox(FULL_VAR)
     assert free_percent(box) == pytest.approx(7, abs=0.5)
     return box
@@ -122,7 +122,7 @@ def test_a_directory_that_is_not_a_mount_point_is_refused(full_var: Sandbox) -> 
     assert tree(full_var.host_path("/var")) == before
 
 
-def test_other_mounts_are_left_alone(make_sandbox) -> None:
+def test_other_mounts_are_left_alone(make_sandbox: MakeSandbox) -> None:
     # /tmp is another filesystem than the /var disk: its old temp files are not the target's.
     box = make_sandbox(FULL_VAR)
     old_tmp = box.host_path("/tmp/old-upload-9f2a.tmp")
@@ -148,7 +148,7 @@ def host_canaries() -> Iterator[list[Path]]:
         path.unlink(missing_ok=True)
 
 
-def test_nothing_outside_the_sandbox_changes(make_sandbox, host_canaries: list[Path]) -> None:
+def test_nothing_outside_the_sandbox_changes(make_sandbox: MakeSandbox, host_canaries: list[Path]) -> None:
     box = make_sandbox(GuestSpec(disks=(DiskSpec("/", 64, 93),), ssh_listening=False))
     firewall = host_firewall()
 

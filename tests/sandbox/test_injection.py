@@ -11,7 +11,7 @@ import pytest
 from autoremediation.catalog import env_name
 from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
-from .conftest import CATALOG, run_raw, tree
+from .conftest import CATALOG, MakeSandbox, run_raw, tree
 
 CANARY = "/tmp/pwned"
 HOSTILE = (
@@ -57,7 +57,7 @@ ALLOWED_BY_SYNTAX = {("free-disk-space", "MOUNT_POINT", "/var/lib/appdata")}
 
 
 @pytest.mark.parametrize("remediation_id", sorted(VALID_ENV))
-def test_the_valid_parameters_pass_validation(make_sandbox, remediation_id: str) -> None:
+def test_the_valid_parameters_pass_validation(make_sandbox: MakeSandbox, remediation_id: str) -> None:
     # Otherwise every hostile value below would be refused for the wrong reason.
     box = make_sandbox(GuestSpec(ssh_listening=False))
     run = run_raw(box, remediation_id, {**VALID_ENV[remediation_id], "DRY_RUN": "1"})
@@ -71,7 +71,9 @@ def test_every_parameter_of_the_catalog_is_covered() -> None:
 
 
 @pytest.mark.parametrize("remediation_id", sorted(VALID_ENV))
-def test_hostile_values_are_refused_without_side_effects(make_sandbox, remediation_id: str) -> None:
+def test_hostile_values_are_refused_without_side_effects(
+    make_sandbox: MakeSandbox, remediation_id: str
+) -> None:
     box: Sandbox = make_sandbox(
         GuestSpec(
             disks=(DiskSpec("/var", 32, 90),),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autoremediation.localfleet.sandbox import GuestSpec
 
-from .conftest import run_raw, run_script, tree
+from .conftest import MakeSandbox, run_raw, run_script, tree
 
 SAS_URL = (
     "https://diagstore01.blob.core.windows.net/diagnostics/vm-linux-disk.tar.gz"
@@ -12,7 +12,7 @@ SAS_URL = (
 )
 
 
-def test_failed_service_is_restarted(make_sandbox) -> None:
+def test_failed_service_is_restarted(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("nginx", "failed"),)))
 
     run = run_script(box, "restart-service", {"serviceName": "nginx.service"})
@@ -24,7 +24,7 @@ def test_failed_service_is_restarted(make_sandbox) -> None:
     assert run_script(box, "restart-service", {"serviceName": "nginx"}).status == "already-ok"
 
 
-def test_service_that_fails_to_start_is_not_fixed(make_sandbox) -> None:
+def test_service_that_fails_to_start_is_not_fixed(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("appd", "broken"),)))
 
     run = run_script(box, "restart-service", {"serviceName": "appd"})
@@ -34,7 +34,7 @@ def test_service_that_fails_to_start_is_not_fixed(make_sandbox) -> None:
     assert run.result["after"]["activeState"] == "failed"
 
 
-def test_unknown_service_is_an_error(make_sandbox) -> None:
+def test_unknown_service_is_an_error(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
 
     run = run_script(box, "restart-service", {"serviceName": "no-such-unit"})
@@ -43,7 +43,7 @@ def test_unknown_service_is_an_error(make_sandbox) -> None:
     assert run.result["reason"] == "unit not found on this VM"
 
 
-def test_restart_dry_run_changes_nothing(make_sandbox) -> None:
+def test_restart_dry_run_changes_nothing(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("nginx", "inactive"),)))
 
     run = run_script(box, "restart-service", {"serviceName": "nginx"}, dry_run=True)
@@ -52,7 +52,7 @@ def test_restart_dry_run_changes_nothing(make_sandbox) -> None:
     assert box.unit_state("nginx") == "inactive"
 
 
-def test_stopped_time_service_is_enabled_and_started(make_sandbox) -> None:
+def test_stopped_time_service_is_enabled_and_started(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(ssh_listening=False, services=(("systemd-timesyncd", "inactive"),)))
 
     run = run_script(box, "fix-time-sync")
@@ -65,7 +65,7 @@ def test_stopped_time_service_is_enabled_and_started(make_sandbox) -> None:
     assert (box.state_dir / "units" / "systemd-timesyncd.enabled").exists()
 
 
-def test_time_sync_without_a_time_service_is_an_error(make_sandbox) -> None:
+def test_time_sync_without_a_time_service_is_an_error(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(ssh_listening=False))
 
     run = run_script(box, "fix-time-sync")
@@ -74,7 +74,9 @@ def test_time_sync_without_a_time_service_is_an_error(make_sandbox) -> None:
     assert "no time service" in run.result["reason"]
 
 
-def test_diagnostics_build_an_archive_never_print_the_url_and_leave_nothing_behind(make_sandbox) -> None:
+def test_diagnostics_build_an_archive_never_print_the_url_and_leave_nothing_behind(
+    make_sandbox: MakeSandbox,
+) -> None:
     box = make_sandbox(GuestSpec(firewall_drop_ports=(22,)))
     guest_tmp = tree(box.host_path("/tmp"))
     guest_var = tree(box.host_path("/var"))
@@ -94,7 +96,7 @@ def test_diagnostics_build_an_archive_never_print_the_url_and_leave_nothing_behi
     assert box.firewall_rules() == rules
 
 
-def test_diagnostics_refuse_a_url_that_is_not_an_azure_blob_over_https(make_sandbox) -> None:
+def test_diagnostics_refuse_a_url_that_is_not_an_azure_blob_over_https(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
 
     for url in (

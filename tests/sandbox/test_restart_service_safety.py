@@ -6,7 +6,6 @@ checks are what is tested. Every refused unit exists in the guest: a refusal is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from autoremediation.errors import InvalidInput
 from autoremediation.localfleet.sandbox import GuestSpec, Sandbox
 
-from .conftest import run_raw, run_script, tree
+from .conftest import MakeSandbox, run_raw, run_script, tree
 
 # Units whose start ends or isolates the VM, as a caller that skipped validation could name them.
 DANGEROUS = (
@@ -49,7 +48,7 @@ def restart(box: Sandbox, name: str) -> dict[str, object]:
 
 
 def test_units_that_end_or_isolate_the_vm_are_refused_and_nothing_starts(
-    make_sandbox: Callable[..., Sandbox],
+    make_sandbox: MakeSandbox,
 ) -> None:
     box = make_sandbox(GuestSpec(services=tuple((name, "inactive") for name in DANGEROUS)))
     units = tree(box.state_dir / "units")
@@ -63,7 +62,7 @@ def test_units_that_end_or_isolate_the_vm_are_refused_and_nothing_starts(
     assert all(box.unit_state(name) == "inactive" for name in DANGEROUS)
 
 
-def test_an_alias_of_a_reboot_service_is_refused(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_an_alias_of_a_reboot_service_is_refused(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(
         GuestSpec(services=(("systemd-reboot", "inactive"),), unit_aliases=(("appd", "systemd-reboot"),))
     )
@@ -76,7 +75,7 @@ def test_an_alias_of_a_reboot_service_is_refused(make_sandbox: Callable[..., San
 
 
 def test_a_name_that_resolves_to_something_other_than_a_service_is_refused(
-    make_sandbox: Callable[..., Sandbox],
+    make_sandbox: MakeSandbox,
 ) -> None:
     box = make_sandbox(
         GuestSpec(
@@ -92,9 +91,7 @@ def test_a_name_that_resolves_to_something_other_than_a_service_is_refused(
 
 
 @pytest.mark.parametrize("file_state", ["disabled", "masked"])
-def test_a_unit_an_admin_disabled_or_masked_is_left_alone(
-    make_sandbox: Callable[..., Sandbox], file_state: str
-) -> None:
+def test_a_unit_an_admin_disabled_or_masked_is_left_alone(make_sandbox: MakeSandbox, file_state: str) -> None:
     box = make_sandbox(GuestSpec(services=(("appd", "failed"),), unit_files=(("appd", file_state),)))
     units = tree(box.state_dir / "units")
 
@@ -106,7 +103,7 @@ def test_a_unit_an_admin_disabled_or_masked_is_left_alone(
     assert tree(box.state_dir / "units") == units
 
 
-def test_a_static_unit_is_restarted(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_a_static_unit_is_restarted(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("worker", "failed"),), unit_files=(("worker", "static"),)))
 
     run = run_script(box, "restart-service", {"serviceName": "worker.service"})
@@ -115,7 +112,7 @@ def test_a_static_unit_is_restarted(make_sandbox: Callable[..., Sandbox]) -> Non
     assert box.unit_state("worker") == "active"
 
 
-def test_a_template_instance_is_restarted(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_a_template_instance_is_restarted(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("getty@tty1", "failed"),)))
 
     run = run_script(box, "restart-service", {"serviceName": "getty@tty1.service"})
@@ -125,7 +122,7 @@ def test_a_template_instance_is_restarted(make_sandbox: Callable[..., Sandbox]) 
     assert box.unit_state("getty@tty1") == "active"
 
 
-def test_an_alias_restarts_the_unit_it_names(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_an_alias_restarts_the_unit_it_names(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("nginx", "failed"),), unit_aliases=(("www", "nginx"),)))
 
     run = run_script(box, "restart-service", {"serviceName": "www"})

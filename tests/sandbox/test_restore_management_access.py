@@ -6,7 +6,7 @@ import subprocess
 
 from autoremediation.localfleet.sandbox import GuestSpec, Sandbox
 
-from .conftest import host_firewall, run_script
+from .conftest import MakeSandbox, host_firewall, run_script
 
 SCRIPT_SETUP_TIMEOUT = 30
 
@@ -26,7 +26,7 @@ def nft_ruleset(box: Sandbox) -> str:
     ).stdout
 
 
-def test_iptables_drop_rule_is_removed_and_ssh_answers(make_sandbox) -> None:
+def test_iptables_drop_rule_is_removed_and_ssh_answers(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(firewall_drop_ports=(22,)))
     setup(box, "iptables -A INPUT -p tcp --dport 80 -j DROP")
     assert not box.connect(22, timeout=0.5)
@@ -45,7 +45,7 @@ def test_iptables_drop_rule_is_removed_and_ssh_answers(make_sandbox) -> None:
     assert host_firewall() == host
 
 
-def test_second_run_is_already_ok(make_sandbox) -> None:
+def test_second_run_is_already_ok(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(firewall_drop_ports=(22,)))
     assert run_script(box, "restore-management-access").status == "fixed"
     rules = box.firewall_rules()
@@ -57,7 +57,7 @@ def test_second_run_is_already_ok(make_sandbox) -> None:
     assert box.firewall_rules() == rules
 
 
-def test_drop_policy_gets_one_accept_rule_on_top_and_keeps_the_policy(make_sandbox) -> None:
+def test_drop_policy_gets_one_accept_rule_on_top_and_keeps_the_policy(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
     setup(
         box,
@@ -77,7 +77,7 @@ def test_drop_policy_gets_one_accept_rule_on_top_and_keeps_the_policy(make_sandb
     assert len([r for r in box.firewall_rules().splitlines() if "--dport 22" in r]) == 1
 
 
-def test_nftables_reject_rule_is_removed_by_handle(make_sandbox) -> None:
+def test_nftables_reject_rule_is_removed_by_handle(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
     setup(
         box,
@@ -97,7 +97,7 @@ def test_nftables_reject_rule_is_removed_by_handle(make_sandbox) -> None:
     assert "tcp dport 443 accept" in ruleset
 
 
-def test_stopped_sshd_is_started_and_enabled(make_sandbox) -> None:
+def test_stopped_sshd_is_started_and_enabled(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(sshd_stopped=True))
     assert not box.connect(22)
 
@@ -111,7 +111,7 @@ def test_stopped_sshd_is_started_and_enabled(make_sandbox) -> None:
     assert (box.state_dir / "units" / "ssh.enabled").exists()
 
 
-def test_without_an_ssh_service_it_reports_instead_of_guessing(make_sandbox) -> None:
+def test_without_an_ssh_service_it_reports_instead_of_guessing(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(ssh_listening=False))
 
     run = run_script(box, "restore-management-access")
@@ -121,7 +121,7 @@ def test_without_an_ssh_service_it_reports_instead_of_guessing(make_sandbox) -> 
     assert "no ssh service unit" in run.result["service"]
 
 
-def test_dry_run_changes_nothing(make_sandbox) -> None:
+def test_dry_run_changes_nothing(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(firewall_drop_ports=(22,), sshd_stopped=True))
     rules = box.firewall_rules()
 

@@ -11,6 +11,8 @@ import pytest
 from autoremediation.errors import InvalidInput
 from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
+from .conftest import MakeSandbox
+
 SH = "#!/bin/bash\n"
 
 
@@ -22,7 +24,7 @@ def mounts() -> str:
     return Path("/proc/self/mountinfo").read_text()
 
 
-def test_disks_are_filled_to_the_requested_level(make_sandbox) -> None:
+def test_disks_are_filled_to_the_requested_level(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(disks=(DiskSpec("/var", 64, 93), DiskSpec("/data", 16, 50))))
 
     used, total = box.disk_usage("/var")
@@ -34,7 +36,7 @@ def test_disks_are_filled_to_the_requested_level(make_sandbox) -> None:
     assert df[1] == str(64 * 1024 * 1024) and df[7] == str(16 * 1024 * 1024)
 
 
-def test_a_full_disk_is_really_full(make_sandbox) -> None:
+def test_a_full_disk_is_really_full(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(disks=(DiskSpec("/data", 4, 90),)))
 
     done = box.run(SH + "head -c 8000000 /dev/zero > /data/big", {}, 10)
@@ -43,7 +45,7 @@ def test_a_full_disk_is_really_full(make_sandbox) -> None:
     assert "No space left on device" in done.stderr
 
 
-def test_the_guest_sees_the_host_read_only_and_only_loopback(make_sandbox) -> None:
+def test_the_guest_sees_the_host_read_only_and_only_loopback(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
     marker = f"/usr/sandbox-escape-{box.netns}"
 
@@ -54,7 +56,7 @@ def test_the_guest_sees_the_host_read_only_and_only_loopback(make_sandbox) -> No
     assert done.stdout.split() == ["lo:", "vm"]
 
 
-def test_environment_reaches_the_script_verbatim(make_sandbox) -> None:
+def test_environment_reaches_the_script_verbatim(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
     value = "a b;$(echo no)`id`\nline2"
 
@@ -63,7 +65,7 @@ def test_environment_reaches_the_script_verbatim(make_sandbox) -> None:
     assert done.stdout == value
 
 
-def test_a_script_that_overruns_its_timeout_is_killed(make_sandbox) -> None:
+def test_a_script_that_overruns_its_timeout_is_killed(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
 
     done = box.run(SH + "echo started; exec sleep 600", {}, timeout=0.5)
@@ -73,7 +75,7 @@ def test_a_script_that_overruns_its_timeout_is_killed(make_sandbox) -> None:
     assert done.stdout == "started\n"
 
 
-def test_start_script_can_be_polled_and_killed(make_sandbox) -> None:
+def test_start_script_can_be_polled_and_killed(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
     process = box.start_script(SH + "exec sleep 600", {}, timeout=600)
 
@@ -84,7 +86,7 @@ def test_start_script_can_be_polled_and_killed(make_sandbox) -> None:
     assert result is not None and result.killed and not result.timed_out
 
 
-def test_background_children_do_not_hold_the_run(make_sandbox) -> None:
+def test_background_children_do_not_hold_the_run(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec())
 
     done = box.run(SH + "sleep 600 &\necho done", {}, timeout=60)
@@ -135,7 +137,7 @@ def test_bad_specs_are_refused(tmp_path: Path, disk: DiskSpec) -> None:
         Sandbox("vm", GuestSpec(disks=(disk,)), tmp_path / "box")
 
 
-def test_a_finished_script_is_reported_by_a_zero_timeout_poll(make_sandbox) -> None:
+def test_a_finished_script_is_reported_by_a_zero_timeout_poll(make_sandbox: MakeSandbox) -> None:
     # The local fleet polls with wait(timeout=0): once the script has exited, that poll must answer.
     box = make_sandbox(GuestSpec())
     process = box.start_script(SH + "echo hi", {}, timeout=60)
