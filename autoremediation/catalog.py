@@ -77,7 +77,9 @@ class Parameter:
                 raise ParameterError(self.name, f"is longer than {self.max_length} characters")
             # fullmatch: a pattern without anchors must still describe the whole value.
             if self.pattern is not None and not re.fullmatch(self.pattern, text):
-                raise ParameterError(self.name, f"{_shown(text)} does not match {self.pattern}")
+                # A long pattern helps nobody in an error message: say what the value should be instead.
+                hint = self.pattern if len(self.pattern) <= 80 else self.description.strip()
+                raise ParameterError(self.name, f"{_shown(text)} does not match {hint}")
         if self.enum is not None and text not in {str(option) for option in self.enum}:
             allowed = ", ".join(str(option) for option in self.enum)
             raise ParameterError(self.name, f"{_shown(text)} is not one of {allowed}")
@@ -200,6 +202,7 @@ class Remediation:
                         "minimum": p.minimum,
                         "maximum": p.maximum,
                         "default": p.default,
+                        "osDefault": dict(p.os_default) or None,
                         "required": p.required or None,
                         "secret": p.secret or None,
                     }.items()

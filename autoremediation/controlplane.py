@@ -48,7 +48,15 @@ class NsgAllowManagement:
                     continue
                 seen.add(nsg_id.lower())
                 nsg = self.network.get_nsg(nsg_id)
-                plan = plan_management_allow(nsg, facts, port, self.sources, self.quarantine_tag, level=level)
+                plan = plan_management_allow(
+                    nsg,
+                    facts,
+                    port,
+                    self.sources,
+                    self.quarantine_tag,
+                    level=level,
+                    destinations=nic.private_ips,  # open the port on this VM only, not the whole NSG
+                )
                 record: dict[str, Any] = {
                     "nsg": nsg.id,
                     "level": level,

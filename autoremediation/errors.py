@@ -19,6 +19,7 @@ the HTTP triggers) can turn it into a clear message without a traceback::
         ├── OsMismatch          the command does not fit the VM's OS
         ├── Transient           5xx, dropped connection: retry with backoff
         └── Permanent           anything else ARM refused
+            └── OutcomeUnknown  a run command was accepted, then its result was lost: never send it again
 """
 
 from __future__ import annotations
@@ -105,3 +106,11 @@ class Transient(CloudError):
 
 class Permanent(CloudError):
     """ARM refused the request for a reason retrying will not change."""
+
+
+class OutcomeUnknown(Permanent):
+    """ARM accepted a run command, then waiting for its result failed.
+
+    The script may be running or may have run: its outcome is unknown and it must not be sent again
+    (a classic run command has no resource to re-attach to).
+    """

@@ -27,6 +27,7 @@ from .errors import (
     CloudError,
     ConcurrencyConflict,
     NotFound,
+    OutcomeUnknown,
     RemediationError,
     Throttled,
 )
@@ -294,6 +295,12 @@ class Runner:
             # Refused before it started (409 / 429): safe to dispatch again later, in both modes.
             job = replace(job, run={k: v for k, v in job.run.items() if k != "attemptedAt"})
             return self._retry_later(job, error)
+        except OutcomeUnknown as error:
+            return self._finish(
+                job,
+                jobs.FAILED,
+                f"outcome unknown: the run command may have run; it is not sent again ({error})",
+            )
         except CloudError as error:
             if error.retryable and job.run.get("mode") != "action":
                 return self._retry_later(job, error)

@@ -29,7 +29,7 @@ from ..errors import (
     InvalidInput,
     NotFound,
     OsMismatch,
-    Permanent,
+    OutcomeUnknown,
     Throttled,
     VmNotRunning,
 )
@@ -51,12 +51,7 @@ _EXECUTION_STATES: dict[str, RunState] = {
 _COMMAND_IDS = {"linux": "RunShellScript", "windows": "RunPowerShellScript"}
 
 
-class RunOutcomeUnknown(Permanent):
-    """ARM accepted a classic run command, then waiting for its result failed.
-
-    The script may be running or may have run: its outcome is unknown and it must not be sent again
-    (classic mode has no resource to re-attach to). Permanent, so the job fails instead of retrying.
-    """
+RunOutcomeUnknown = OutcomeUnknown  # the name the adapter's callers and tests know
 
 
 # Operation failures that say the guest never got the script: known outcomes, kept as they are.

@@ -273,3 +273,18 @@ def test_summary_is_what_the_api_shows(catalog) -> None:
         "maximum": 90,
         "default": 20,
     }
+
+
+def test_a_long_pattern_is_explained_by_the_description(tmp_path: Path) -> None:
+    data = base_remediation()
+    data["parameters"]["mountPoint"]["pattern"] = "^(/|(/[a-z]+)+)$" + "|^(?!x)" * 20 + "$"
+    data["parameters"]["mountPoint"]["description"] = "An absolute Linux path."
+    cat = load_catalog(make_catalog(tmp_path / "c", data, access_remediation()))
+    with pytest.raises(ParameterError, match=r"'bad path' does not match An absolute Linux path\.$"):
+        cat.get("free-disk-space").resolve_parameters({"mountPoint": "bad path"})
+
+
+def test_summary_shows_os_defaults(catalog) -> None:
+    summary = catalog.get("restore-management-access").summary()
+    assert summary["parameters"]["port"]["osDefault"] == {"linux": 22, "windows": 3389}
+    assert "osDefault" not in catalog.get("free-disk-space").summary()["parameters"]["mountPoint"]
