@@ -406,17 +406,17 @@ class Runner:
             return self._finish(job, jobs.TIMED_OUT, "the run command timed out on the VM", outcome=outcome)
         if status.state == "canceled":
             return self._finish(job, jobs.CANCELLED, "the run command was canceled", outcome=outcome)
-        job = self._write(
-            jobs.transition(
-                job,
-                jobs.VERIFYING,
-                now=now,
-                actor=ACTOR,
-                reason=f"run command ended: {status.state}",
-                outcome=outcome,
-            )
+        verifying = jobs.transition(
+            job,
+            jobs.VERIFYING,
+            now=now,
+            actor=ACTOR,
+            reason=f"run command ended: {status.state}",
+            outcome=outcome,
         )
-        return Step(job, 0.0)
+        # Verification reads only what was just collected: judge now and write both steps at once (one
+        # write and one message fewer per job). A crash before the write repeats the read of the result.
+        return self._verifying(verifying, self.catalog.get(job.remediation))
 
     def _verifying(self, job: Job, remediation: Remediation) -> Step:
         result = job.outcome.get("result")
