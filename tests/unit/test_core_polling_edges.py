@@ -1,0 +1,45 @@
+"""Poll timing at its boundaries: the floor, the first look after the expected run time, the back-off."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoremediation.polling import RunDurations, next_poll_delay
+
+
+@pytest.mark.parametrize(
+    ("polls", "base", "expected", "delay"),
+    [
+        (0, 0, 10.0, 0.0),  # polling switched off: never wait, whatever the estimate
+        (0, 1, None, 0.25),  # a one-second base still polls, starting at a quarter of it
+        (1, 10, None, 5.0),  # back-off doubles per poll...
+        (2, 10, None, 10.0),  # ...up to the base
+        (1, 0.5, 10.0, 0.25),  # never below a quarter second
+        (0, 10, 0.0, 2.5),  # no usable estimate: plain back-off
+        (0, 10, 0.5, 0.525),  # a short estimate: first look just after it
+        (1, 10, 60.0, 2.5),  # after the first look: tight polls at base / 4
+        (5, 10, 60.0, 2.5),
+    ],
+)
+def test_next_poll_delay(polls: int, base: float, expected: float | None, delay: float) -> None:
+    assert next_poll_delay(polls, base, expected) == pytest.approx(delay)
+
+
+def test_quick_runs_count_towards_the_estimate() -> None:
+    durations = RunDurations(minimum_samples=3)
+    for seconds in (0.0, 0.5, 0.5):
+        durations.record("restart-service", seconds)
+    assert durations.expected("restart-service") == 0.5
+
+
+def test_a_negative_duration_is_ignored() -> None:
+    durations = RunDurations(minimum_samples=1)
+    durations.record("x", -3)
+    assert durations.expected("x") is None
+
+
+def test_the_estimate_follows_the_recent_runs_only() -> None:
+    durations = RunDurations(keep=3, minimum_samples=3)
+    for seconds in (1, 1, 1, 50, 50, 50):
+        durations.record("free-disk-space", seconds)
+    assert durations.expected("free-disk-space") == 50

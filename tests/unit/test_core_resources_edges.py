@@ -1,0 +1,24 @@
+"""Resource ids as Azure writes them: any case, any value type from a payload."""
+
+from __future__ import annotations
+
+from autoremediation.resources import is_arm_id, vm_ref_of
+
+
+def test_a_non_text_value_is_not_an_arm_id() -> None:
+    assert is_arm_id(42) is False
+    assert is_arm_id(None) is False
+    assert is_arm_id(" /subscriptions/s1/resourceGroups/rg ") is True
+
+
+def test_the_vm_of_a_child_resource_is_found_whatever_the_case() -> None:
+    child = (
+        "/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1/extensions/ama"
+    )
+    ref = vm_ref_of(child)
+    assert ref is not None
+    assert (ref.name, ref.resource_group, str(ref)) == (
+        "vm1",
+        "rg",
+        "/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1",
+    )
