@@ -10,7 +10,7 @@ import pytest
 from autoremediation.catalog import Catalog, load_catalog
 from autoremediation.resources import VmRef
 from autoremediation.routing import OVERRIDE_ROUTE, Route, matches, route_signal, routes_problems
-from autoremediation.signals.model import Signal
+from autoremediation.signals.model import ManualRequest, Signal
 from tests.helpers.catalogs import base_remediation, make_catalog
 from tests.helpers.fakes import vm_id
 
@@ -236,3 +236,17 @@ def test_routes_keep_their_description(tmp_path: Path) -> None:
     problems, routes = routes_problems(write_routes(tmp_path, text), None)
     assert problems == []
     assert [r.description for r in routes] == ["Full disks", ""]
+
+
+def test_a_manual_request_runs_under_its_remediations_first_condition(catalog: Catalog) -> None:
+    request = ManualRequest("zz-disk-cleanup", {"mountPoint": "/srv"}, "ticket 7", False, "req-3")
+    signal = Signal(id="req-3", source="manual", type="manual", targets=(VM1,), manual=request)
+    routing = route_signal(signal, [DISK_ROUTE], catalog)
+    finding = routing.findings[0]
+    assert (finding.condition, finding.remediation, finding.route) == (
+        "disk-full",
+        "zz-disk-cleanup",
+        "manual-request",
+    )
+    assert dict(finding.parameters) == {"mountPoint": "/srv"}
+    assert routing.signal is signal
