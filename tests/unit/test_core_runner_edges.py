@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from autoremediation import jobs
 from autoremediation.catalog import Catalog, load_catalog
 from autoremediation.errors import ConcurrencyConflict, Transient
 from autoremediation.jobs import Job, Transition
+from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.runner import MAX_RETRIES, Runner
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import ManualClock
@@ -177,3 +178,117 @@ def test_giving_up_names_the_job_after_five_lost_swaps(bench: Bench) -> None:
         runner.give_up(job.id, "poison")
     assert str(caught.value) == f"job {job.id}: could not record the failure"
     assert bench.store.get(job.id).status == jobs.PLANNED
+
+
+def running(bench: Bench, outcome: Any = None, polls_until_done: int = 2) -> Job:
+    """A job taken through planned and dispatching by the runner itself, its run now in progress."""
+    if outcome is not None:
+        bench.compute.outcome = outcome
+    bench.compute.polls_until_done = polls_until_done
+    job = bench.job()
+    bench.runner.advance(job.id)
+    step = bench.runner.advance(job.id)
+    assert step.job.status == jobs.RUNNING
+    return step.job
+
+
+def ended(state: str, *, ended_at: str = "2026-01-01T00:00:30.123456+00:00", **kw: Any) -> Any:
+    def outcome(request: RunRequest) -> RunStatus:
+        return RunStatus(
+            state=state,  # type: ignore[arg-type]
+            exit_code=kw.get("exit_code", 0),
+            output="out-tail",
+            error="err-tail",
+            result=kw.get("result", {"status": "fixed", "after": {"freePercent": 50}}),
+            started_at="2026-01-01T00:00:00+00:00",
+            ended_at=ended_at,
+        )
+
+    return outcome
+
+
+def test_a_poll_that_finds_the_run_still_going_is_recorded_and_backs_off(bench: Bench) -> None:
+    job = running(bench)
+    bench.clock.advance(40)
+    step = bench.runner.advance(job.id)
+    assert step.job.status == jobs.RUNNING
+    assert (step.job.run["polls"], step.job.run["lastPolledAt"]) == (1, bench.clock.now().isoformat())
+    assert step.job.updated_at == bench.clock.now().isoformat()
+    assert step.requeue_after == 5.0  # poll 2 of a remediation with no run-time estimate yet
+
+
+def test_a_run_that_disappeared_fails_the_job(bench: Bench) -> None:
+    job = running(bench)
+    bench.compute.cancel_run(job.target, job.run["name"])
+    step = bench.runner.advance(job.id)
+    assert (step.job.status, step.job.history[-1].reason) == (
+        jobs.FAILED,
+        "the run command disappeared before it reported a result",
+    )
+
+
+def test_a_failed_poll_is_retried_later(bench: Bench) -> None:
+    job = running(bench)
+    bench.compute.errors["get_run"] = [Transient("ARM said 500")]
+    step = bench.runner.advance(job.id)
+    assert step.job.status == jobs.RUNNING
+    assert (step.job.attempts, step.job.outcome["lastError"]) == (1, "Transient: ARM said 500")
+    assert step.requeue_after == 10.0
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "reason"),
+    [
+        ("timed-out", jobs.TIMED_OUT, "the run command timed out on the VM"),
+        ("canceled", jobs.CANCELLED, "the run command was canceled"),
+    ],
+)
+def test_a_run_that_ended_without_finishing_keeps_what_it_said(
+    bench: Bench, state: str, status: str, reason: str
+) -> None:
+    job = running(bench, ended(state), polls_until_done=1)
+    step = bench.runner.advance(job.id)
+    assert (step.job.status, step.job.history[-1].reason, step.job.history[-1].actor) == (
+        status,
+        reason,
+        "worker",
+    )
+    outcome = step.job.outcome
+    assert (outcome["executionState"], outcome["outputTail"], outcome["errorTail"]) == (
+        state,
+        "out-tail",
+        "err-tail",
+    )
+    assert (outcome["runStartedAt"], outcome["runEndedAt"]) == (
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:30.123456+00:00",
+    )
+    assert outcome["runSeconds"] == 30.123
+    # Only a run that succeeded teaches the runner how long this remediation takes.
+    assert bench.runner.durations.expected("free-disk-space") is None
+
+
+def test_a_finished_run_is_judged_and_its_duration_learned(bench: Bench) -> None:
+    for n in range(3):
+        job = running(bench, ended("succeeded"), polls_until_done=1)
+        step = bench.runner.advance(job.id)
+        while not step.job.terminal:
+            step = bench.runner.advance(job.id)
+        assert step.job.status == jobs.SUCCEEDED, step.job.history
+        assert step.job.outcome["result"] == {"status": "fixed", "after": {"freePercent": 50}}
+        assert step.job.outcome["exitCode"] == 0
+        bench.store.delete_jobs(ended_before=bench.clock.advance(3600 * 24 * (n + 1)))
+    assert bench.runner.durations.expected("free-disk-space") == 30.123
+
+
+def test_a_run_past_its_deadline_is_stopped_and_timed_out(bench: Bench) -> None:
+    job = running(bench, polls_until_done=10_000)
+    started = datetime.fromisoformat(job.run["startedAt"])
+    deadline = started + timedelta(seconds=900 + 120)
+    bench.clock.advance((deadline - bench.clock.now()).total_seconds() - 60)
+    assert bench.runner.advance(job.id).job.status == jobs.RUNNING
+    bench.clock.advance(60)
+    step = bench.runner.advance(job.id)
+    assert (step.job.status, step.job.history[-1].reason) == (jobs.TIMED_OUT, "no result within 900s (+120s)")
+    assert step.job.outcome["executionState"] == "running"
+    assert bench.compute.cancelled == [job.run["name"]]
