@@ -15,6 +15,7 @@ from autoremediation.policy import (
     breaker_open_until,
     guard_decision,
     opted_in,
+    plan_decision,
 )
 from autoremediation.ports import VmFacts
 from tests.helpers.catalogs import access_remediation, base_remediation, make_catalog
@@ -29,6 +30,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
         tmp_path_factory.mktemp("c"),
         base_remediation(),
         base_remediation(id="quick-clean", cooldownMinutes=1),
+        base_remediation(id="careful-clean", approval="required"),
         access_remediation(),
     )
     return load_catalog(root)
@@ -135,3 +137,39 @@ def test_the_breaker_closes_exactly_when_its_open_time_ends() -> None:
     failures = [NOW - timedelta(minutes=31), NOW - timedelta(minutes=30)]
     assert breaker_open_until(failures, NOW, settings) is None
     assert breaker_open_until(failures, NOW - timedelta(seconds=1), settings) == NOW
+
+
+def test_the_breaker_window_runs_from_the_first_to_the_last_failure_of_the_threshold() -> None:
+    settings = GuardSettings(breaker_threshold=3, breaker_window=timedelta(minutes=60))
+    late_pair = [NOW - timedelta(minutes=100), NOW - timedelta(minutes=30), NOW - timedelta(minutes=29)]
+    assert breaker_open_until(late_pair, NOW, settings) is None
+    inside = [NOW - timedelta(minutes=59), NOW - timedelta(minutes=30), NOW - timedelta(minutes=1)]
+    assert breaker_open_until(inside, NOW, settings) == NOW + timedelta(minutes=59)
+
+
+def test_plan_decision_reasons(catalog: Catalog) -> None:
+    free = catalog.get("free-disk-space")
+    resolved = plan_decision(free, {}, state="resolved")
+    assert (resolved.action, resolved.guard, resolved.reason) == (
+        "skip",
+        "alert-state",
+        "the alert is resolved: nothing to remediate",
+    )
+    fired = plan_decision(free, {}, state="fired")
+    assert (fired.action, fired.reason) == (
+        "dispatch",
+        "static checks passed; opt-in, VM state, cooldown and breaker are checked when the job runs",
+    )
+
+
+def test_approval_says_whether_risk_or_the_catalog_asks_for_it(catalog: Catalog) -> None:
+    high = plan_decision(catalog.get("restore-management-access"), {}, state="fired", os_type="windows")
+    assert (high.action, high.guard, high.reason) == (
+        "await-approval",
+        "approval",
+        "risk high: an operator must approve restore-management-access",
+    )
+    # The OS of the VM picks the OS default of a parameter.
+    assert dict(high.parameters) == {"port": "3389"}
+    asked = plan_decision(catalog.get("careful-clean"), {}, state="fired")
+    assert asked.reason == "the catalog asks for approval: an operator must approve careful-clean"

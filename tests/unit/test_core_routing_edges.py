@@ -198,6 +198,14 @@ def test_override_borrows_the_mapping_of_the_route_for_the_same_remediation_and_
     )
     assert dict(finding.parameters) == {"mountPoint": "/d"}
     assert routing.route is not None and dict(routing.route.match) == {}
+    assert routing.signal is signal
+
+
+def test_an_override_naming_an_unknown_remediation_is_a_note(catalog: Catalog) -> None:
+    signal = alert(custom_properties={"remediation": "reboot"})
+    routing = route_signal(signal, [DISK_ROUTE], catalog)
+    assert routing.notes == ("custom property remediation='reboot' is not in the catalog",)
+    assert (routing.signal, routing.findings) == (signal, ())
 
 
 def test_override_without_a_shipped_route_still_runs_with_declared_parameters(catalog: Catalog) -> None:
