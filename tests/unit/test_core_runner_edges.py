@@ -11,7 +11,7 @@ import pytest
 
 from autoremediation import jobs
 from autoremediation.catalog import Catalog, load_catalog
-from autoremediation.errors import ConcurrencyConflict, Transient
+from autoremediation.errors import ConcurrencyConflict, InvalidInput, Permanent, Transient
 from autoremediation.jobs import Job, Transition
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.runner import MAX_RETRIES, Runner
@@ -55,13 +55,14 @@ class Bench:
         self.seen: list[tuple[str, Transition]] = []
         self.runner = self.runner_on(self.store)
 
-    def runner_on(self, store: Any) -> Runner:
+    def runner_on(self, store: Any, control_plane: dict[str, Any] | None = None) -> Runner:
         return Runner(
             catalog=self.catalog,
             store=store,
             compute=self.compute,
             clock=self.clock,
             settings=self.settings,
+            control_plane=control_plane,
             on_transition=lambda job, t: self.seen.append((job.status, t)),
         )
 
@@ -292,3 +293,158 @@ def test_a_run_past_its_deadline_is_stopped_and_timed_out(bench: Bench) -> None:
     assert (step.job.status, step.job.history[-1].reason) == (jobs.TIMED_OUT, "no result within 900s (+120s)")
     assert step.job.outcome["executionState"] == "running"
     assert bench.compute.cancelled == [job.run["name"]]
+
+
+class NsgStep:
+    """A control-plane step that records its calls and answers (or fails) as told."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, dict[str, Any], bool]] = []
+
+    def __call__(self, job: Job, vm: Any, *, dry_run: bool) -> dict[str, Any]:
+        self.calls.append((job.id, dict(vm), dry_run))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return dict(answer)
+
+
+def approved_access_job(bench: Bench, step: NsgStep | None) -> tuple[Runner, Job]:
+    """A restore-management-access job, approved and dispatching under a runner with ``step``."""
+    runner = bench.runner_on(bench.store, {"nsg-allow-management": step} if step else {})
+    job = bench.job(jobs.AWAITING_APPROVAL, remediation="restore-management-access", approved_by="bob")
+    job = runner.advance(job.id).job
+    assert job.status == jobs.DISPATCHING
+    return runner, job
+
+
+def test_a_missing_control_plane_step_fails_the_job(bench: Bench) -> None:
+    runner, job = approved_access_job(bench, None)
+    step = runner.advance(job.id)
+    assert (step.job.status, step.job.history[-1].reason) == (
+        jobs.FAILED,
+        "control-plane step nsg-allow-management is not available here",
+    )
+
+
+def test_the_control_plane_step_sees_the_vm_and_is_not_repeated(bench: Bench) -> None:
+    nsg = NsgStep({"action": "add", "rule": "allow-ssh"})
+    runner, job = approved_access_job(bench, nsg)
+    bench.compute.errors["start_run"] = [Transient("ARM said 503")]
+    first = runner.advance(job.id)
+    assert first.job.status == jobs.DISPATCHING
+    assert first.job.outcome["controlPlane"] == {
+        "nsg-allow-management": {"action": "add", "rule": "allow-ssh"}
+    }
+    second = runner.advance(job.id)
+    assert second.job.status == jobs.RUNNING
+    assert nsg.calls == [(job.id, {"os": "linux", "tags": {"autoremediation": "enabled"}}, False)]
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (
+            {"action": "skip", "reason": "no rule blocks port 22"},
+            "nsg-allow-management: no rule blocks port 22",
+        ),
+        ({"action": "skip"}, "nsg-allow-management: skipped"),
+    ],
+)
+def test_a_control_plane_step_that_finds_nothing_to_do_skips_the_job(
+    bench: Bench, record: dict[str, str], reason: str
+) -> None:
+    runner, job = approved_access_job(bench, NsgStep(record))
+    step = runner.advance(job.id)
+    assert (step.job.status, step.job.history[-1].reason) == (jobs.SKIPPED, reason)
+    assert step.job.outcome["controlPlane"] == {"nsg-allow-management": record}
+    assert bench.compute.requests == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (Permanent("403 denied"), jobs.FAILED),
+        (InvalidInput("no NIC"), jobs.FAILED),
+        (Transient("503"), jobs.DISPATCHING),
+    ],
+)
+def test_a_control_plane_error_fails_the_job_unless_it_may_pass(
+    bench: Bench, error: Exception, status: str
+) -> None:
+    runner, job = approved_access_job(bench, NsgStep(error))
+    step = runner.advance(job.id)
+    assert step.job.status == status
+    if status == jobs.FAILED:
+        assert step.job.history[-1].reason == f"nsg-allow-management: {error}"
+    else:
+        assert (step.job.attempts, step.requeue_after) == (1, 10.0)
+
+
+def test_a_finished_job_is_left_alone(bench: Bench) -> None:
+    job = bench.job()
+    done = bench.store.update(
+        jobs.transition(job, jobs.SKIPPED, now=bench.clock.now(), actor="x", reason="y")
+    )
+    step = bench.runner.advance(job.id)
+    assert (step.job, step.requeue_after, step.note) == (done, None, "already skipped")
+
+
+def test_a_high_risk_job_waits_for_an_operator_until_its_window_closes(bench: Bench) -> None:
+    job = bench.job(remediation="restore-management-access")
+    step = bench.runner.advance(job.id)
+    assert (step.job.status, step.requeue_after, step.note) == (
+        jobs.AWAITING_APPROVAL,
+        None,
+        "waiting for an operator",
+    )
+    assert step.job.approval_required is True
+    assert step.job.approval_expires_at == (bench.clock.now() + timedelta(minutes=60)).isoformat()
+    last = step.job.history[-1]
+    assert (last.actor, last.reason) == (
+        "worker",
+        "risk high: an operator must approve restore-management-access",
+    )
+    again = bench.runner.advance(job.id)
+    assert (again.job.status, again.note) == (jobs.AWAITING_APPROVAL, "waiting for an operator")
+
+
+def test_an_approved_job_is_dispatched_in_the_name_of_its_approver(bench: Bench) -> None:
+    job = bench.job(jobs.AWAITING_APPROVAL, remediation="restore-management-access", approved_by="bob")
+    step = bench.runner.advance(job.id)
+    assert step.job.status == jobs.DISPATCHING
+    assert step.job.history[-1].reason == "approved by bob"
+    assert step.job.run["mode"] == "managed"
+    assert step.job.run["vmTags"] == {"autoremediation": "enabled"}
+
+
+def test_a_second_job_on_a_busy_vm_waits_and_names_the_holder(tmp_path: Path, catalog: Catalog) -> None:
+    bench = Bench(tmp_path, catalog, poll_seconds=0.5)
+    first = bench.job()
+    bench.runner.advance(first.id)
+    second = bench.job(remediation="restore-management-access", approved_by="bob")
+    second = bench.store.update(
+        jobs.transition(second, jobs.AWAITING_APPROVAL, now=bench.clock.now(), actor="w", reason="r")
+    )
+    step = bench.runner.advance(second.id)
+    assert step.job.status == jobs.AWAITING_APPROVAL
+    assert (step.requeue_after, step.note) == (1.0, f"waiting: remediation {first.id} holds this VM")
+
+
+def test_recent_failures_of_the_remediation_open_the_breaker(bench: Bench) -> None:
+    for n in range(3):
+        failed, _ = bench.store.create(
+            jobs.new_job(
+                idempotency_key=f"old-{n}",
+                remediation="free-disk-space",
+                condition="disk-full",
+                target=vm_id(f"other{n}"),
+                parameters={},
+                now=bench.clock.now(),
+            )
+        )
+        bench.store.update(jobs.transition(failed, jobs.FAILED, now=bench.clock.now(), actor="w", reason="x"))
+    step = bench.runner.advance(bench.job().id)
+    assert step.job.status == jobs.SKIPPED
+    assert step.job.history[-1].reason.startswith("circuit-breaker: free-disk-space failed 3 times within")
