@@ -218,6 +218,7 @@ def test_every_finding_of_a_resolved_alert_is_resolved_even_those_after_the_firs
         assert job.status == jobs.CANCELLED
         assert job.history[-1].actor == "alert-resolver"
         assert job.history[-1].reason == "the alert resolved before the remediation was dispatched"
+        assert job.notes == ()  # cancelled once, not also noted as if it had been dispatched
     assert [a.job.remediation for a in result.jobs] == ["free-disk-space"]
     assert result.jobs[0].job.requested_by == "alice@example.com"
 

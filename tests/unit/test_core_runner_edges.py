@@ -66,11 +66,13 @@ class Bench:
             on_transition=lambda job, t: self.seen.append((job.status, t)),
         )
 
-    def job(self, status: str = jobs.PLANNED, remediation: str = "free-disk-space", **changes: Any) -> Job:
+    def job(
+        self, status: str = jobs.PLANNED, remediation: str = "free-disk-space", key: str = "", **changes: Any
+    ) -> Job:
         now = self.clock.now()
         job, _ = self.store.create(
             jobs.new_job(
-                idempotency_key=f"manual|{remediation}",
+                idempotency_key=key or f"manual|{remediation}",
                 remediation=remediation,
                 condition="disk-full",
                 target=vm_id("vm1"),
@@ -280,6 +282,11 @@ def test_a_finished_run_is_judged_and_its_duration_learned(bench: Bench) -> None
         assert step.job.outcome["exitCode"] == 0
         bench.store.delete_jobs(ended_before=bench.clock.advance(3600 * 24 * (n + 1)))
     assert bench.runner.durations.expected("free-disk-space") == 30.123
+    # The next run of this remediation is first looked at just after its usual run time.
+    bench.compute.polls_until_done = 10
+    job = bench.job()
+    bench.runner.advance(job.id)
+    assert bench.runner.advance(job.id).requeue_after == pytest.approx(30.123 * 1.05)
 
 
 def test_a_run_past_its_deadline_is_stopped_and_timed_out(bench: Bench) -> None:
@@ -432,12 +439,12 @@ def test_a_second_job_on_a_busy_vm_waits_and_names_the_holder(tmp_path: Path, ca
     assert (step.requeue_after, step.note) == (1.0, f"waiting: remediation {first.id} holds this VM")
 
 
-def test_recent_failures_of_the_remediation_open_the_breaker(bench: Bench) -> None:
-    for n in range(3):
+def fail_recently(bench: Bench, remediation: str, count: int) -> None:
+    for n in range(count):
         failed, _ = bench.store.create(
             jobs.new_job(
-                idempotency_key=f"old-{n}",
-                remediation="free-disk-space",
+                idempotency_key=f"old-{remediation}-{n}",
+                remediation=remediation,
                 condition="disk-full",
                 target=vm_id(f"other{n}"),
                 parameters={},
@@ -445,6 +452,45 @@ def test_recent_failures_of_the_remediation_open_the_breaker(bench: Bench) -> No
             )
         )
         bench.store.update(jobs.transition(failed, jobs.FAILED, now=bench.clock.now(), actor="w", reason="x"))
+
+
+def test_failures_of_another_remediation_leave_the_breaker_closed(bench: Bench) -> None:
+    fail_recently(bench, "restore-management-access", 3)
+    assert bench.runner.advance(bench.job().id).job.status == jobs.DISPATCHING
+
+
+def test_recent_failures_of_the_remediation_open_the_breaker(bench: Bench) -> None:
+    fail_recently(bench, "free-disk-space", 3)
     step = bench.runner.advance(bench.job().id)
     assert step.job.status == jobs.SKIPPED
     assert step.job.history[-1].reason.startswith("circuit-breaker: free-disk-space failed 3 times within")
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (dict(allowed_scopes=("/subscriptions/other",)), "scope: the VM is outside the allowed scopes"),
+        (dict(opt_in_tag="selfheal"), "opt-in: the VM has not opted in (tag selfheal=<any> is missing)"),
+        (dict(kill_switch=True), "kill-switch: the global kill switch is on: no remediation runs"),
+        (
+            dict(quarantine_tag="autoremediation"),
+            "quarantine: the VM carries the quarantine tag autoremediation",
+        ),
+    ],
+)
+def test_app_settings_reach_the_guards(
+    tmp_path: Path, catalog: Catalog, settings: dict[str, Any], reason: str
+) -> None:
+    bench = Bench(tmp_path, catalog, **settings)
+    step = bench.runner.advance(bench.job().id)
+    assert (step.job.status, step.job.history[-1].reason) == (jobs.SKIPPED, reason)
+
+
+def test_breaker_settings_reach_the_guards(tmp_path: Path, catalog: Catalog) -> None:
+    bench = Bench(tmp_path, catalog, breaker_threshold=1, breaker_window_minutes=5, breaker_open_minutes=30)
+    fail_recently(bench, "free-disk-space", 1)
+    bench.clock.advance(29 * 60)
+    step = bench.runner.advance(bench.job().id)
+    assert step.job.history[-1].reason.startswith(
+        "circuit-breaker: free-disk-space failed 1 times within 0:05:00"
+    )
