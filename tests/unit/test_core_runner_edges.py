@@ -439,11 +439,11 @@ def test_a_second_job_on_a_busy_vm_waits_and_names_the_holder(tmp_path: Path, ca
     assert (step.requeue_after, step.note) == (1.0, f"waiting: remediation {first.id} holds this VM")
 
 
-def fail_recently(bench: Bench, remediation: str, count: int) -> None:
+def fail_recently(bench: Bench, remediation: str, count: int, status: str = jobs.FAILED) -> None:
     for n in range(count):
         failed, _ = bench.store.create(
             jobs.new_job(
-                idempotency_key=f"old-{remediation}-{n}",
+                idempotency_key=f"old-{remediation}-{status}-{n}-{len(bench.store.list())}",
                 remediation=remediation,
                 condition="disk-full",
                 target=vm_id(f"other{n}"),
@@ -451,7 +451,9 @@ def fail_recently(bench: Bench, remediation: str, count: int) -> None:
                 now=bench.clock.now(),
             )
         )
-        bench.store.update(jobs.transition(failed, jobs.FAILED, now=bench.clock.now(), actor="w", reason="x"))
+        if status == jobs.TIMED_OUT:
+            failed = jobs.transition(failed, jobs.DISPATCHING, now=bench.clock.now(), actor="w", reason="x")
+        bench.store.update(jobs.transition(failed, status, now=bench.clock.now(), actor="w", reason="x"))
 
 
 def test_failures_of_another_remediation_leave_the_breaker_closed(bench: Bench) -> None:
@@ -494,3 +496,30 @@ def test_breaker_settings_reach_the_guards(tmp_path: Path, catalog: Catalog) -> 
     assert step.job.history[-1].reason.startswith(
         "circuit-breaker: free-disk-space failed 1 times within 0:05:00"
     )
+
+
+def test_timed_out_runs_count_as_failures_for_the_breaker(bench: Bench) -> None:
+    fail_recently(bench, "free-disk-space", 3, status=jobs.TIMED_OUT)
+    step = bench.runner.advance(bench.job().id)
+    assert step.job.history[-1].reason.startswith("circuit-breaker: ")
+
+
+def test_skipped_jobs_do_not_count_as_failures_for_the_breaker(bench: Bench) -> None:
+    fail_recently(bench, "free-disk-space", 3, status=jobs.SKIPPED)
+    assert bench.runner.advance(bench.job().id).job.status == jobs.DISPATCHING
+
+
+def test_failures_older_than_the_breaker_can_reach_are_forgotten(bench: Bench) -> None:
+    fail_recently(bench, "free-disk-space", 3)
+    bench.clock.advance(121 * 60)  # past the 60 min window plus the 60 min it stays open
+    assert bench.runner.advance(bench.job().id).job.status == jobs.DISPATCHING
+
+
+def test_a_finished_job_records_how_long_it_took_overall(bench: Bench) -> None:
+    job = bench.job()
+    bench.clock.advance(12.3456)
+    step = bench.runner.advance(job.id)
+    assert step.job.status == jobs.DISPATCHING
+    bench.compute.vms.clear()
+    done = bench.runner.give_up(job.id, "poison")
+    assert done.outcome["totalSeconds"] == 12.346
