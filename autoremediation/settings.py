@@ -8,6 +8,7 @@ and ``REMEDIATION_STORAGE__tableServiceUri`` with a managed identity (``REMEDIAT
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         value = float(raw)
     except ValueError:
         raise InvalidInput(f"setting {name}={raw!r} is not a number") from None
+    if not math.isfinite(value):  # float() takes "nan" and "inf"; no duration or count is either
+        raise InvalidInput(f"setting {name}={raw!r} is not a finite number")
     if value < minimum:
         raise InvalidInput(f"setting {name}={raw!r} must be at least {minimum:g}")
     return value

@@ -214,3 +214,19 @@ def test_arm_endpoint_loses_its_trailing_slash() -> None:
 )
 def test_opt_in_tag_splits_at_the_first_equals(tag: str, expected: tuple[str, str]) -> None:
     assert Settings.from_env({"REMEDIATION_OPT_IN_TAG": tag}).opt_in == expected
+
+
+def test_nan_and_infinity_are_refused_with_the_setting_named() -> None:
+    import pytest as _pytest
+
+    from autoremediation.errors import InvalidInput as _InvalidInput
+    from autoremediation.settings import Settings as _Settings
+
+    for name in (
+        "REMEDIATION_BREAKER_THRESHOLD",
+        "REMEDIATION_LEASE_SECONDS",
+        "REMEDIATION_APPROVAL_TTL_MINUTES",
+    ):
+        for raw in ("nan", "inf", "-inf", "1e400"):
+            with _pytest.raises(_InvalidInput, match=f"setting {name}=.* is not a finite number"):
+                _Settings.from_env({name: raw})
