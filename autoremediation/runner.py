@@ -113,7 +113,7 @@ class Runner:
         if job.terminal:
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
-            self._renew_lease(job)
+            job = self._renew_lease(job)
         handler = {
             jobs.PLANNED: self._planned,
             jobs.AWAITING_APPROVAL: self._awaiting_approval,
@@ -218,6 +218,7 @@ class Runner:
             "mode": self.settings.run_command_mode,
             "os": vm.os_type,
             "vmTags": dict(vm.tags),
+            "leaseAt": now.isoformat(),
         }
         reason = "approved by " + job.approved_by if approved and job.approved_by else decision.reason
         job = self._write(
@@ -329,16 +330,23 @@ class Runner:
             self.settings.lease_seconds, remediation.timeout_seconds + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
         )
 
-    def _renew_lease(self, job: Job) -> None:
-        """Every step of a dispatched job renews the VM's lease, so it cannot lapse under a live run."""
+    def _renew_lease(self, job: Job) -> Job:
+        """A dispatched job renews its VM's lease once a third of it is used, so it cannot lapse under
+        a live run; the time goes into the job with this step's own write (no extra write per step)."""
         ttl = self._lease_ttl(self.catalog.get(job.remediation))
-        if not self.store.acquire_lease(job.target_key, job.id, ttl, self.clock.now()):
+        now = self.clock.now()
+        taken = _parse_time(job.run.get("leaseAt"))
+        if taken is not None and (now - taken).total_seconds() < ttl / 3:
+            return job
+        if not self.store.acquire_lease(job.target_key, job.id, ttl, now):
             log.warning(
                 "job %s: lost the lease of %s to %s",
                 job.id,
                 job.target,
-                self.store.lease_holder(job.target_key, self.clock.now()),
+                self.store.lease_holder(job.target_key, now),
             )
+            return job
+        return replace(job, run={**job.run, "leaseAt": now.isoformat()})
 
     def _poll_delay(self, job: Job, polls: int) -> float:
         """Adaptive: first look just after the usual run time of this remediation, then tighter."""

@@ -26,6 +26,7 @@ class GuestOutput:
     stderr: str
     timed_out: bool = False
     killed: bool = False
+    ended_at: float | None = None  # when the script ended, if known better than "when it was polled"
 
 
 class GuestRun(Protocol):
@@ -110,7 +111,10 @@ class DeclaredRun:
         if result is not None:
             stdout = stdout if not stdout or stdout.endswith("\n") else stdout + "\n"
             stdout += "REMEDIATION_RESULT " + json.dumps(result, separators=(",", ":")) + "\n"
-        return GuestOutput(exit_code, stdout, outcome.stderr)
+        # A declared run ends at start + duration, as Azure reports it, not when someone looked.
+        return GuestOutput(
+            exit_code, stdout, outcome.stderr, ended_at=self.started + self.outcome.duration_seconds
+        )
 
     def kill(self) -> None:
         self.killed = True

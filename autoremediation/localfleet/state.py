@@ -67,7 +67,7 @@ class Run:
             output = GuestOutput(None, "", "", timed_out=True)
         if output is None:
             return
-        self.ended = now
+        self.ended = min(output.ended_at, now) if output.ended_at is not None else now
         self.output = output
         if output.timed_out:
             self.state = "TimedOut"
