@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -83,6 +84,23 @@ def _epoch(moment: datetime) -> float:
     return as_utc(moment).timestamp()
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL once. Switching needs the file to itself, and SQLite answers "locked"
+    at once (its busy timeout does not apply) while another connection is writing: wait that out."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class SqliteJobStore:
     """``ports.JobStore`` on a SQLite file; the directory and the schema are made on first use."""
 
@@ -110,7 +128,7 @@ class SqliteJobStore:
             conn = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             # FULL: a committed transition survives a power cut, so a script is never re-dispatched
             # because its record was lost.
             conn.execute("PRAGMA synchronous=FULL")
