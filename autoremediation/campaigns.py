@@ -34,7 +34,6 @@ from .errors import (
     InvalidTransition,
     NotFound,
     RemediationError,
-    UnknownRemediation,
 )
 from .jobs import Job
 from .polling import next_poll_delay  # noqa: F401  (re-exported: the bench and tests use it here)
@@ -42,7 +41,6 @@ from .ports import JobStore, Queue
 from .resources import VmRef, normalize
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
     from .services import Services
 
 log = logging.getLogger("autoremediation.campaigns")
@@ -67,7 +65,6 @@ MAX_TARGETS = 20_000
 MAX_CONCURRENCY = 1_000  # bounds the record's ``releasing`` map, and ARM's request rate
 CAS_ATTEMPTS = 8
 ACTOR = "campaign"
-SECRET_VALUE = "(secret)"  # noqa: S105  (a placeholder shown instead of a secret, not one)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 _LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
@@ -508,29 +505,11 @@ class Schedule:
         }
 
 
-def redact_parameters(
-    catalog: Catalog, remediation_id: str, parameters: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """``parameters`` fit to show: each one the catalog declares secret reads ``(secret)``.
-
-    The stored job keeps the value (the worker passes it to the run command); only what is shown is
-    redacted. A remediation no longer in the catalog cannot say which are secret, so all are hidden.
-    """
-    try:
-        declared = catalog.get(remediation_id).parameters
-    except UnknownRemediation:
-        return dict.fromkeys(parameters or {}, SECRET_VALUE)
-    return {
-        name: SECRET_VALUE if name not in declared or declared[name].secret else value
-        for name, value in (parameters or {}).items()
-    }
-
-
 def _public(services: Services, campaign: Mapping[str, Any]) -> dict[str, Any]:
     record = {k: v for k, v in campaign.items() if k != "releasing"}
     if "parameters" in record:
-        record["parameters"] = redact_parameters(
-            services.catalog, str(record.get("remediation", "")), record["parameters"]
+        record["parameters"] = services.catalog.redacted(
+            str(record.get("remediation", "")), record["parameters"]
         )
     return record
 

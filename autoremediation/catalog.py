@@ -175,13 +175,6 @@ class Remediation:
         plain[rename("dryRun")] = "1" if dry_run else "0"
         return plain, protected
 
-    def redacted(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
-        """Parameters fit to show: values declared secret are replaced, the stored job keeps them."""
-        return {
-            name: SECRET_SHOWN if name in self.parameters and self.parameters[name].secret else value
-            for name, value in parameters.items()
-        }
-
     def summary(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -235,6 +228,18 @@ class Catalog:
             if condition in self.remediations[remediation_id].conditions:
                 return self.remediations[remediation_id]
         return None
+
+    def redacted(self, remediation_id: str, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``parameters`` fit to show: each one the catalog declares secret reads ``(secret)``.
+
+        The stored job keeps the value (the worker passes it to the run command); only what is shown is
+        redacted. A remediation no longer in the catalog cannot say which are secret, so all are hidden.
+        """
+        declared = self.remediations[remediation_id].parameters if remediation_id in self.remediations else {}
+        return {
+            name: SECRET_SHOWN if name not in declared or declared[name].secret else value
+            for name, value in (parameters or {}).items()
+        }
 
     @property
     def conditions(self) -> frozenset[str]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from . import jobs, operations
+from .catalog import Catalog
 from .errors import InvalidInput, RemediationError
 from .jobs import Job, Transition
 from .services import Services
@@ -126,26 +127,17 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"  {job_id} {_short(job.target)}: {job.status} ({job.history[-1].reason})\n")
         _work(services)
         finished = [services.store.get(job_id) for job_id in dict.fromkeys(admitted)]
-        return _report(finished, final, as_json=args.json)
+        return _report(finished, services.catalog, final, as_json=args.json)
 
 
-def public(job: Job) -> dict[str, Any]:
+def public(job: Job, catalog: Catalog) -> dict[str, Any]:
     """The job as shown to a person: secret parameters (upload SAS URLs) are never printed."""
-    from .catalog import load_catalog
-    from .errors import UnknownRemediation
-
-    data = job.to_dict()
-    try:
-        remediation = load_catalog(Settings.from_env().catalog_dir).get(job.remediation)
-    except UnknownRemediation:
-        return data
-    data["parameters"] = remediation.redacted(job.parameters)
-    return data
+    return {**job.to_dict(), "parameters": catalog.redacted(job.remediation, job.parameters)}
 
 
-def _report(finished: Sequence[Job], out: TextIO, *, as_json: bool) -> int:
+def _report(finished: Sequence[Job], catalog: Catalog, out: TextIO, *, as_json: bool) -> int:
     if as_json:
-        json.dump({"jobs": [public(j) for j in finished]}, out, indent=2)
+        json.dump({"jobs": [public(j, catalog) for j in finished]}, out, indent=2)
         out.write("\n")
     else:
         if finished:
@@ -189,13 +181,11 @@ def _compact(value: Any) -> str:
 
 
 def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
-    settings = Settings.from_env()
+    services = Services(Settings.from_env())
     since = _parse_since(args.since) if args.since else None
-    found = Services(settings).store.list(
-        target=args.target, status=args.status, since=since, limit=args.limit
-    )
+    found = services.store.list(target=args.target, status=args.status, since=since, limit=args.limit)
     if args.json:
-        json.dump({"jobs": [public(j) for j in found]}, out, indent=2)
+        json.dump({"jobs": [public(j, services.catalog) for j in found]}, out, indent=2)
         out.write("\n")
         return 0
     from .cli import _table
@@ -220,14 +210,15 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    job = Services(Settings.from_env()).store.get(args.job)
+    services = Services(Settings.from_env())
+    job = services.store.get(args.job)
     if args.json:
-        json.dump(public(job), out, indent=2)
+        json.dump(public(job, services.catalog), out, indent=2)
         out.write("\n")
         return 0
     out.write(f"{job.id}  {job.status.upper()}\n")
     out.write(f"  target       {job.target}\n  remediation  {job.remediation} ({job.condition})\n")
-    out.write(f"  parameters   {_compact(public(job)['parameters'])}\n")
+    out.write(f"  parameters   {_compact(public(job, services.catalog)['parameters'])}\n")
     out.write(f"  requested by {job.requested_by}: {job.reason}\n")
     if job.dry_run:
         out.write("  dry run\n")
@@ -254,7 +245,7 @@ def cmd_approve(args: argparse.Namespace, out: TextIO) -> int:
         if args.no_wait:
             return 0
         _work(services)
-        return _report([services.store.get(args.job)], out, as_json=False)
+        return _report([services.store.get(args.job)], services.catalog, out, as_json=False)
 
 
 def cmd_reject(args: argparse.Namespace, out: TextIO) -> int:

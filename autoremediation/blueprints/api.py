@@ -76,23 +76,19 @@ def shown_job(job: Job) -> dict[str, Any]:
 
     The stored job keeps the value, since the worker passes it to the run command at dispatch.
     """
-    from ..campaigns import redact_parameters
-
     data = job.to_dict()
-    data["parameters"] = redact_parameters(engine("catalog").catalog, job.remediation, job.parameters)
+    data["parameters"] = engine("catalog").catalog.redacted(job.remediation, job.parameters)
     return data
 
 
 def _shown_result(body: dict[str, Any]) -> dict[str, Any]:
     """The intake answer with each plan's parameters redacted like a job's."""
-    from ..campaigns import redact_parameters
-
     catalog = engine("catalog").catalog
     plans = []
     for item in body.get("plans") or []:
         if isinstance(item, Mapping) and isinstance(item.get("parameters"), Mapping):
             remediation = str(item.get("remediation") or "")
-            item = {**item, "parameters": redact_parameters(catalog, remediation, item["parameters"])}
+            item = {**item, "parameters": catalog.redacted(remediation, item["parameters"])}
         plans.append(item)
     return {**body, "plans": plans} if "plans" in body else body
 

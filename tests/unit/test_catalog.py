@@ -288,3 +288,20 @@ def test_summary_shows_os_defaults(catalog) -> None:
     summary = catalog.get("restore-management-access").summary()
     assert summary["parameters"]["port"]["osDefault"] == {"linux": 22, "windows": 3389}
     assert "osDefault" not in catalog.get("free-disk-space").summary()["parameters"]["mountPoint"]
+
+
+def test_redaction_hides_secrets_and_anything_the_catalog_cannot_vouch_for(tmp_path: Path) -> None:
+    data = base_remediation()
+    data["parameters"]["uploadUrl"] = {
+        "type": "string",
+        "description": "u",
+        "pattern": "^https://.+$",
+        "secret": True,
+    }
+    cat = load_catalog(make_catalog(tmp_path / "c", data, access_remediation()))
+    shown = cat.redacted(
+        "free-disk-space", {"mountPoint": "/var", "uploadUrl": "https://x?sig=s", "extra": "e"}
+    )
+    assert shown == {"mountPoint": "/var", "uploadUrl": "(secret)", "extra": "(secret)"}
+    assert cat.redacted("gone-remediation", {"mountPoint": "/var"}) == {"mountPoint": "(secret)"}
+    assert cat.redacted("free-disk-space", None) == {}
