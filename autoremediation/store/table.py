@@ -155,6 +155,23 @@ def _etag(entity: Any) -> str:
     return str(entity.metadata["etag"])
 
 
+def _delete_if_unchanged(table: Any, entity: Mapping[str, Any]) -> bool:
+    """Delete ``entity`` only if nobody wrote it since it was read (its ETag); False if it changed or went."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+    try:
+        table.delete_entity(
+            entity["PartitionKey"],
+            entity["RowKey"],
+            etag=_etag(entity),
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+    return True
+
+
 def _job_entity(job: Job, body: str) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "PartitionKey": job.id,
@@ -394,8 +411,6 @@ class TableJobStore:
 
     @_storage_errors
     def delete_jobs(self, ended_before: datetime) -> int:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         cutoff = time_key(ended_before)
         table = self._table("jobs")
@@ -410,17 +425,8 @@ class TableJobStore:
         for entity in candidates:
             if entity.get("Terminal") is not True or str(entity.get("UpdatedKey")) >= cutoff:
                 continue
-            try:
-                # The ETag makes sure a job noted again after the query is not deleted with old facts.
-                table.delete_entity(
-                    entity["PartitionKey"],
-                    entity["RowKey"],
-                    etag=_etag(entity),
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                continue
-            deleted += 1
+            # The ETag makes sure a job noted again after the query is not deleted with old facts.
+            deleted += _delete_if_unchanged(table, entity)
         return deleted
 
     # -- leases -----------------------------------------------------------------------------------
@@ -505,8 +511,6 @@ class TableJobStore:
 
     @_storage_errors
     def sweep_leases(self, now: datetime) -> int:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         now_key = time_key(now)
         table = self._table("leases")
@@ -521,17 +525,8 @@ class TableJobStore:
         for entity in expired:
             if str(entity["ExpiresKey"]) > now_key:
                 continue
-            try:
-                # A lease renewed after the query has a new ETag and survives.
-                table.delete_entity(
-                    entity["PartitionKey"],
-                    entity["RowKey"],
-                    etag=_etag(entity),
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                continue
-            swept += 1
+            # A lease renewed after the query has a new ETag and survives.
+            swept += _delete_if_unchanged(table, entity)
         return swept
 
     # -- campaigns --------------------------------------------------------------------------------
