@@ -30,21 +30,15 @@ LOCAL_POLL_SECONDS = 0.25
 FAILED_STATES = frozenset({jobs.FAILED, jobs.TIMED_OUT})
 
 
-def _is_loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
-
-
 @contextmanager
 def engine(args: argparse.Namespace, out: TextIO | None = None) -> Iterator[Services]:
     """Services for one CLI command, with an in-process local fleet when no ARM is named."""
     settings = Settings.from_env()
     server = None
     if getattr(args, "azure", False):
-        if _is_loopback(settings.arm_endpoint):
+        if settings.arm_is_local:
             raise InvalidInput("--azure: REMEDIATION_ARM_ENDPOINT points at a local fleet, not Azure")
-    elif getattr(args, "fleet", None) or not _is_loopback(settings.arm_endpoint):
+    elif getattr(args, "fleet", None) or not settings.arm_is_local:
         from .localfleet.server import FleetServer
 
         server = FleetServer(getattr(args, "fleet", None))
@@ -54,7 +48,7 @@ def engine(args: argparse.Namespace, out: TextIO | None = None) -> Iterator[Serv
             arm_ca_bundle=server.ca_bundle,
             subscription_id=server.subscription,
         )
-    if _is_loopback(settings.arm_endpoint):
+    if settings.arm_is_local:
         # Local runs finish in moments: poll them like a person watching, not like a fleet-wide worker.
         settings = replace(settings, poll_seconds=min(settings.poll_seconds, LOCAL_POLL_SECONDS))
     printer = _progress_printer(out) if out is not None else None

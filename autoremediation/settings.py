@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import InvalidInput
 
@@ -97,6 +98,11 @@ class Settings:
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def arm_is_local(self) -> bool:
+        """ARM is the local fleet (a loopback endpoint), not Azure: no real credential, no ARM budget."""
+        return (urlsplit(self.arm_endpoint).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
     @property
     def opt_in(self) -> tuple[str, str]:

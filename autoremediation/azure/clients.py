@@ -15,15 +15,10 @@ from ..errors import InvalidInput
 from ..settings import Settings
 
 ARM_SCOPE = "https://management.azure.com/.default"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, ...], Any] = {}
 _credentials: dict[tuple[str, ...], Any] = {}
-
-
-def is_local_endpoint(settings: Settings) -> bool:
-    return (urlsplit(settings.arm_endpoint).hostname or "") in _LOOPBACK
 
 
 def credential(settings: Settings) -> Any:
@@ -33,7 +28,7 @@ def credential(settings: Settings) -> Any:
         cached = _credentials.get(key)
         if cached is not None:
             return cached
-        if is_local_endpoint(settings):
+        if settings.arm_is_local:
             from ..localfleet.credential import FleetCredential
 
             made: Any = FleetCredential()
@@ -62,7 +57,7 @@ def _options(settings: Settings) -> dict[str, Any]:
     }
     if settings.arm_ca_bundle:
         options["connection_verify"] = settings.arm_ca_bundle
-    if not is_local_endpoint(settings):
+    if not settings.arm_is_local:
         # Spend ARM's per-subscription token buckets before ARM answers 429; the local fleet has none.
         from .budget import arm_budget_policy
 

@@ -230,3 +230,12 @@ def test_nan_and_infinity_are_refused_with_the_setting_named() -> None:
         for raw in ("nan", "inf", "-inf", "1e400"):
             with _pytest.raises(_InvalidInput, match=f"setting {name}=.* is not a finite number"):
                 _Settings.from_env({name: raw})
+
+
+def test_only_a_loopback_endpoint_is_the_local_fleet() -> None:
+    from autoremediation.settings import Settings as _Settings
+
+    for url in ("https://127.0.0.1:8443", "https://localhost:1", "https://[::1]:9"):
+        assert _Settings(arm_endpoint=url).arm_is_local
+    for url in ("https://management.azure.com", "https://127.0.0.1.example.com", "https://10.0.0.1"):
+        assert not _Settings(arm_endpoint=url).arm_is_local
