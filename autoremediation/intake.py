@@ -10,7 +10,6 @@ job is created already cancelled, so the late Fired finds it and does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +161,3 @@ def _describe(signal: Signal) -> str:
     if signal.source == "event":
         return f"event {signal.type} on {signal.resource_id or '-'}"
     return "manual request"
-
-
-def admitted_ids(result: IntakeResult) -> Sequence[str]:
-    return [a.job.id for a in result.jobs]

@@ -11,7 +11,7 @@ import pytest
 from autoremediation import jobs
 from autoremediation.catalog import Catalog, load_catalog
 from autoremediation.errors import ConcurrencyConflict
-from autoremediation.intake import Intake, IntakeResult, admitted_ids
+from autoremediation.intake import Intake, IntakeResult
 from autoremediation.jobs import Job
 from autoremediation.planning import Planner, PlanReport
 from autoremediation.resources import VmRef
@@ -130,7 +130,7 @@ def test_submit_passes_actor_and_campaign_through(desk: Desk) -> None:
         "requestId": "req-9",
     }
     result = desk.intake.submit(payload, actor="bob", campaign_id="camp-2")
-    job = desk.store.get(admitted_ids(result)[0])
+    job = desk.store.get(result.jobs[0].job.id)
     assert (job.campaign_id, job.reason, job.dry_run) == ("camp-2", "weekly clean-up", False)
 
 
