@@ -71,7 +71,6 @@ class PlanReport:
             "signals": [s.summary() for s in self.signals],
             "plans": [p.to_dict() for p in self.plans],
             "notes": [n.to_dict() for n in self.notes],
-            "refused": list(self.refused),
         }
 
     def __add__(self, other: PlanReport) -> PlanReport:

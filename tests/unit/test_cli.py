@@ -47,11 +47,14 @@ def test_plan_json_shape(capsys) -> None:
     assert plan["signal"] == data["signals"][0]["id"]
 
 
-def test_plan_resolved_alert_skips(capsys) -> None:
+def test_plan_resolved_alert_that_azure_still_records_as_fired_is_refused(capsys) -> None:
+    # The demo fleet's Azure Monitor holds the disk-full alert as Fired: a Resolved claim is not confirmed.
     code, out, _ = run(["plan", "--json", str(SAMPLES / "disk-full-alert-resolved.json")], capsys)
     data = json.loads(out)
     assert code == 0 and data["signals"][0]["state"] == "resolved"
-    assert [p["decision"] for p in data["plans"]] == ["skip"]
+    assert data["plans"] == []
+    assert [n["message"].split(" Azure Monitor records")[0] for n in data["notes"]] == ["provenance:"]
+    assert "as Fired, the payload says resolved" in data["notes"][0]["message"]
 
 
 def test_plan_reads_stdin(capsys, monkeypatch) -> None:
