@@ -135,6 +135,14 @@ class FakeAlerts:
         if rule is not None:
             self.rules[rule.id.lower()] = rule
 
+    def resolve(self, alert_id: str, at: str) -> None:
+        from dataclasses import replace
+
+        from autoremediation.provenance import parse_time
+
+        record = self.alerts[alert_id.lower()]
+        self.alerts[alert_id.lower()] = replace(record, monitor_condition="Resolved", resolved_at=parse_time(at))
+
     def get_alert(self, alert_id: str) -> AlertRecord:
         self.reads += 1
         if self.failure is not None:
@@ -156,3 +164,23 @@ class FakeAlerts:
         if self.failure is not None:
             raise self.failure
         self.changes.append((alert_id, new_state, comment))
+
+
+def alerts_from_fleet(spec: Any) -> FakeAlerts:
+    """A FakeAlerts holding what a fleet file declares (the demo fleet: the alerts of samples/)."""
+    from autoremediation.localfleet.alerting import parse_time
+
+    fake = FakeAlerts()
+    for rule in spec.alert_rules:
+        fake.rules[rule.id.lower()] = AlertRuleRecord(rule.id, dict(rule.custom_properties), rule.enabled)
+    for alert in spec.alerts:
+        fake.alerts[alert.id.lower()] = AlertRecord(
+            id=alert.id,
+            rule_id=alert.rule,
+            target_resource=alert.target,
+            monitor_condition=alert.monitor_condition,
+            alert_state=alert.state,
+            fired_at=parse_time(alert.fired),
+            resolved_at=parse_time(alert.resolved) if alert.resolved else None,
+        )
+    return fake
