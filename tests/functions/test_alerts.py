@@ -7,6 +7,7 @@ from pathlib import Path
 
 from autoremediation import jobs
 from autoremediation.blueprints.responses import MAX_BODY_BYTES
+from autoremediation.errors import Transient
 from autoremediation.services import set_services
 from autoremediation.store.table import TableJobStore
 from tests.functions.conftest import Engine, call, http, json_of, make_engine, sample, vm_id
@@ -119,3 +120,28 @@ def test_a_storage_outage_gets_503_with_retry_after(tmp_path: Path) -> None:
     assert int(response.headers["Retry-After"]) >= 1
     assert "storage" in json_of(response)["error"]
     assert made.queued() == []
+
+
+def test_azure_monitor_unreachable_gets_503_so_the_action_group_retries(engine: Engine) -> None:
+    engine.services.alerts.failure = Transient("read alert: connection failed")  # type: ignore[attr-defined]
+
+    response = post_alert(sample("disk-full-alert.json"))
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "provenance: Azure Monitor could not confirm" in json_of(response)["error"]
+    assert engine.store.list() == [] and engine.queued() == []
+
+
+def test_a_forged_alert_is_answered_but_makes_no_job(engine: Engine) -> None:
+    forged = copy.deepcopy(sample("disk-full-alert.json"))
+    forged["data"]["essentials"]["alertId"] = forged["data"]["essentials"]["alertId"][:-4] + "dead"
+    forged["data"]["customProperties"] = {"remediation": "restart-service", "serviceName": "systemd-exit"}
+
+    response = post_alert(forged)
+
+    assert response.status_code == 202
+    body = json_of(response)
+    assert body["jobIds"] == [] and body["plans"] == []
+    assert body["notes"][0]["message"].startswith("provenance: Azure Monitor has no alert")
+    assert engine.store.list() == [] and engine.queued() == []

@@ -170,3 +170,25 @@ def test_secret_parameters_are_never_shown(tmp_path: Path, capsys, monkeypatch) 
         code, out, _ = run(argv, capsys)
         assert code == 0 and "SECRETSIG" not in out and "(secret)" in out
     assert SqliteJobStore(str(tmp_path / "jobs.db")).get(job.id).parameters["uploadUrl"] == sas
+
+
+def test_plan_confirms_the_samples_with_azure_monitor_and_they_still_dispatch(capsys) -> None:
+    code, out, _ = run(["plan", "--json", str(SAMPLES / "disk-full-alert.json")], capsys)
+    data = json.loads(out)
+    assert code == 0 and [p["decision"] for p in data["plans"]] == ["dispatch"] and data["notes"] == []
+
+
+def test_plan_on_forged_alerts_shows_neither_a_dispatch_nor_an_approval(capsys, tmp_path) -> None:
+    forged = []
+    for name in ("disk-full-alert.json", "nsg-rule-write-alert.json"):
+        payload = json.loads((SAMPLES / name).read_text())
+        essentials = payload["data"]["essentials"]
+        essentials["alertId"] = essentials["alertId"][:-12] + "0123456789ab"  # an alert Azure never raised
+        payload["data"]["customProperties"] = {"remediation": "restart-service", "serviceName": "systemd-exit"}
+        path = tmp_path / name
+        path.write_text(json.dumps(payload))
+        forged.append(str(path))
+    code, out, _ = run(["plan", *forged], capsys)
+    assert code == 0
+    assert "dispatch" not in out and "await-approval" not in out
+    assert out.count("note: provenance: Azure Monitor has no alert") == 2
