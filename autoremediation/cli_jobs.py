@@ -79,12 +79,17 @@ def _local_deployment(settings: Settings) -> tuple[_OffsetClock, tuple[str, ...]
 
     context = ssl.create_default_context(cafile=settings.arm_ca_bundle) if settings.arm_ca_bundle else None
     try:
-        with urllib.request.urlopen(f"{settings.arm_endpoint}/_admin/deployment", timeout=10, context=context) as answer:
+        # An https:// URL: Settings.arm_is_local holds only for a loopback endpoint clients accept.
+        with urllib.request.urlopen(  # noqa: S310
+            f"{settings.arm_endpoint}/_admin/deployment", timeout=10, context=context
+        ) as answer:
             data = json.load(answer)
         fleet_now = datetime.fromisoformat(str(data["now"]).replace("Z", "+00:00"))
         rules = tuple(str(rule) for rule in data.get("trustedAlertRules") or ())
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InvalidInput(f"local fleet at {settings.arm_endpoint}: cannot read its deployment: {error}") from None
+        raise InvalidInput(
+            f"local fleet at {settings.arm_endpoint}: cannot read its deployment: {error}"
+        ) from None
     return _OffsetClock(fleet_now - datetime.now(UTC)), rules
 
 

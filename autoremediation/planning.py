@@ -116,7 +116,9 @@ class Planner:
         self.routes = tuple(routes)
         self.detect = detect
         self.gate = gate
-        self.max_jobs = max_jobs if max_jobs is not None else gate.settings.max_jobs if gate else DEFAULT_MAX_JOBS
+        self.max_jobs = (
+            max_jobs if max_jobs is not None else gate.settings.max_jobs if gate else DEFAULT_MAX_JOBS
+        )
 
     def plan_payload(self, payload: object) -> PlanReport:
         """Parse (SignalError on bad input) and plan every signal of one payload."""
@@ -156,7 +158,9 @@ class Planner:
         for finding in findings:
             remediation = self.catalog.get(finding.remediation or "")
             # A detector's VMs come from ARM reads of the resource Azure recorded (see AlertGate).
-            off_target = None if finding.route.startswith("detector:") else target_refusal(finding.target, record)
+            off_target = (
+                None if finding.route.startswith("detector:") else target_refusal(finding.target, record)
+            )
             if off_target is not None:
                 decision = Decision("skip", off_target, "provenance")
             else:

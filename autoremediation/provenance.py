@@ -45,7 +45,9 @@ DEFAULT_MAX_JOBS = 20
 # Azure's record and the notification both carry the fired time; allow for rounding only.
 FIRED_TOLERANCE = timedelta(seconds=5)
 
-_RULE_GROUP = re.compile(r"^/subscriptions/[^/*?\[\]]+/resourceGroups/[^/*?\[\]]+/providers/.+$", re.IGNORECASE)
+_RULE_GROUP = re.compile(
+    r"^/subscriptions/[^/*?\[\]]+/resourceGroups/[^/*?\[\]]+/providers/.+$", re.IGNORECASE
+)
 
 
 class ProvenanceUnavailable(Transient):
@@ -131,14 +133,20 @@ def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: ti
         )
     claimed_rule_id = str(signal.extra.get("alertRuleId") or "")
     if claimed_rule_id and normalize(claimed_rule_id) != normalize(record.rule_id):
-        return f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, the payload names {claimed_rule_id}"
+        return (
+            f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, "
+            f"the payload names {claimed_rule_id}"
+        )
     if (signal.rule or "").strip().lower() != _rule_name(record.rule_id).lower():
-        return f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, the payload names {signal.rule!r}"
+        return (
+            f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, the payload names {signal.rule!r}"
+        )
     if said == "fired" and now - record.fired_at > max_age:
         minutes = int((now - record.fired_at).total_seconds() // 60)
         return (
             f"{PREFIX} alert {signal.id} fired at {record.fired_at.isoformat()}, {minutes} min ago: alerts "
-            f"older than {int(max_age.total_seconds() // 60)} min (REMEDIATION_ALERT_MAX_AGE_MINUTES) are refused"
+            f"older than {int(max_age.total_seconds() // 60)} min "
+            "(REMEDIATION_ALERT_MAX_AGE_MINUTES) are refused"
         )
     return None
 
@@ -178,13 +186,17 @@ class AlertGate:
         if signal.source != "alert":
             return Verdict(signal)
         if self.alerts is None:
-            return Verdict(signal, refusal=f"{PREFIX} no Azure Monitor connection to confirm alert {signal.id}")
+            return Verdict(
+                signal, refusal=f"{PREFIX} no Azure Monitor connection to confirm alert {signal.id}"
+            )
         try:
             record = self.alerts.get_alert(signal.id)
         except NotFound:
             return Verdict(signal, refusal=f"{PREFIX} Azure Monitor has no alert {signal.id}")
         except (Transient, Throttled) as error:
-            raise ProvenanceUnavailable(f"{PREFIX} Azure Monitor could not confirm alert {signal.id}: {error}") from error
+            raise ProvenanceUnavailable(
+                f"{PREFIX} Azure Monitor could not confirm alert {signal.id}: {error}"
+            ) from error
         except RemediationError as error:
             return Verdict(signal, refusal=f"{PREFIX} alert {signal.id} could not be read: {error}")
         refusal = check_record(signal, record, self.clock.now(), self.settings.max_age)
@@ -197,7 +209,9 @@ class AlertGate:
         except NotFound:
             return Verdict(signal, record, f"{PREFIX} alert rule {record.rule_id} does not exist in ARM")
         except (Transient, Throttled) as error:
-            raise ProvenanceUnavailable(f"{PREFIX} could not read alert rule {record.rule_id}: {error}") from error
+            raise ProvenanceUnavailable(
+                f"{PREFIX} could not read alert rule {record.rule_id}: {error}"
+            ) from error
         except RemediationError as error:
             return Verdict(signal, record, f"{PREFIX} alert rule {record.rule_id} could not be read: {error}")
         # Custom properties come from the rule resource; a detector starts from the resource Azure

@@ -26,10 +26,9 @@ MAX_COMMENT = 1000  # keep the comment readable in the portal; the job record ha
 
 def comment_for(job: Job, transition: Transition) -> str:
     vm = job.target.rstrip("/").rsplit("/", 1)[-1]
-    if transition.target == jobs.SUCCEEDED:
-        text = f"Auto-remediation job {job.id} ({job.remediation} on {vm}) succeeded: {transition.reason}"
-    else:
-        text = f"Auto-remediation job {job.id} ({job.remediation} on {vm}) {transition.target}: {transition.reason}"
+    text = (
+        f"Auto-remediation job {job.id} ({job.remediation} on {vm}) {transition.target}: {transition.reason}"
+    )
     return text[:MAX_COMMENT]
 
 
@@ -50,6 +49,8 @@ def alert_writeback(alerts: Alerts, failure_state: str = "unchanged") -> Callabl
                 state = alerts.get_alert(job.alert_id).alert_state or "New"
             alerts.change_state(job.alert_id, state, comment_for(job, transition))
         except Exception as error:  # never the job's problem
-            log.warning("job %s: could not write its outcome back to alert %s: %s", job.id, job.alert_id, error)
+            log.warning(
+                "job %s: could not write its outcome back to alert %s: %s", job.id, job.alert_id, error
+            )
 
     return write_back

@@ -100,7 +100,9 @@ class AzureAlerts:
         alert = self.retrier.call(f"read alert {guid}", lambda: client.alerts.get_by_id(guid))
         essentials = alert.properties.essentials if alert.properties is not None else None
         if essentials is None:
-            return AlertRecord(id=str(alert.id or alert_id), rule_id="", target_resource="", monitor_condition="")
+            return AlertRecord(
+                id=str(alert.id or alert_id), rule_id="", target_resource="", monitor_condition=""
+            )
         return AlertRecord(
             id=str(alert.id or alert_id),
             rule_id=str(essentials.alert_rule or ""),
@@ -148,4 +150,3 @@ class AzureAlerts:
             f"change state of alert {guid}",
             lambda: client.alerts.change_state(guid, new_state, comment=Comments(comments=comment)),
         )
-

@@ -115,7 +115,9 @@ def parse_alerting(
         alert_id = r.text(data, "id", path)
         match = _ALERT_ID.match(alert_id)
         if not match:
-            raise r.fail(f"{path}.id", "must be /subscriptions/<id>/providers/Microsoft.AlertsManagement/alerts/<id>")
+            raise r.fail(
+                f"{path}.id", "must be /subscriptions/<id>/providers/Microsoft.AlertsManagement/alerts/<id>"
+            )
         if match["sub"].lower() not in known:
             raise r.fail(f"{path}.id", f"subscription {match['sub']} is not declared")
         fired = r.text(data, "firedDateTime", path)
@@ -153,7 +155,9 @@ class AlertingState:
         self.alerts = {a.id.lower(): _Alert(a, a.monitor_condition, a.state, a.resolved) for a in alerts}
 
     def _alert(self, sub: str, guid: str) -> _Alert:
-        alert = self.alerts.get(f"/subscriptions/{sub}/providers/microsoft.alertsmanagement/alerts/{guid}".lower())
+        alert = self.alerts.get(
+            f"/subscriptions/{sub}/providers/microsoft.alertsmanagement/alerts/{guid}".lower()
+        )
         if alert is None:
             raise ArmError(404, "ResourceNotFound", f"The alert '{guid}' could not be found.")
         return alert
@@ -173,7 +177,9 @@ class AlertingState:
                 "targetResourceName": parts[-1],
                 "targetResourceGroup": parts[4] if len(parts) > 4 else "",
                 "targetResourceType": "/".join(parts[6:8]) if len(parts) > 7 else "",
-                "monitorService": "Log Alerts V2" if "scheduledqueryrules" in spec.rule.lower() else "Platform",
+                "monitorService": "Log Alerts V2"
+                if "scheduledqueryrules" in spec.rule.lower()
+                else "Platform",
                 "alertRule": spec.rule,
                 "sourceCreatedId": spec.id.rsplit("/", 1)[-1],
                 "startDateTime": spec.fired,
@@ -231,7 +237,12 @@ class AlertingState:
             body["actions"] = [{"actionGroupId": "", "webHookProperties": props}]
         else:
             body["actions"] = {"actionGroups": [{"actionGroupId": "", "webhookProperties": props}]}
-        return {"id": rule.id, "name": rule.id.rsplit("/", 1)[-1], "type": f"Microsoft.Insights/{rule.kind}", "properties": body}
+        return {
+            "id": rule.id,
+            "name": rule.id.rsplit("/", 1)[-1],
+            "type": f"Microsoft.Insights/{rule.kind}",
+            "properties": body,
+        }
 
     def deployed_rules(self) -> list[str]:
         return [r.id for r in self.rules.values() if r.deployed]

@@ -532,7 +532,16 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
 
     now, alert_rules, alerts = parse_alerting(r, root, subs)
     return FleetSpec(
-        tuple(subs), tuple(groups), tuple(vms), tuple(vnets), tuple(nsgs), tuple(nics), faults, now, alert_rules, alerts
+        tuple(subs),
+        tuple(groups),
+        tuple(vms),
+        tuple(vnets),
+        tuple(nsgs),
+        tuple(nics),
+        faults,
+        now,
+        alert_rules,
+        alerts,
     )
 
 

@@ -302,7 +302,11 @@ ROUTES = (
     _route("GET", rf"{_NET}/virtualNetworks/{_SEG}", _get_vnet),
     _route("GET", rf"{_NET}/virtualNetworks/{_SEG}/subnets/{_SEG}", _get_subnet),
     _route("GET", rf"{_SUB}/providers/Microsoft\.AlertsManagement/alerts/{_SEG}", _get_alert),
-    _route("POST", rf"{_SUB}/providers/Microsoft\.AlertsManagement/alerts/{_SEG}/changestate", _change_alert_state),
+    _route(
+        "POST",
+        rf"{_SUB}/providers/Microsoft\.AlertsManagement/alerts/{_SEG}/changestate",
+        _change_alert_state,
+    ),
     _route(
         "GET",
         rf"{_RG}/providers/Microsoft\.Insights/(scheduledQueryRules|metricAlerts|activityLogAlerts)/{_SEG}",

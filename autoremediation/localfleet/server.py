@@ -193,7 +193,10 @@ class FleetServer:
             # What the deployment around this fleet configures: its wall clock, the rules infra deploys.
             return Reply(
                 200,
-                {"now": iso(self.fleet.clock.now()), "trustedAlertRules": self.fleet.alerting.deployed_rules()},
+                {
+                    "now": iso(self.fleet.clock.now()),
+                    "trustedAlertRules": self.fleet.alerting.deployed_rules(),
+                },
             )
         if path == "/_admin/clock" and method == "POST":
             seconds = body.get("advanceSeconds") if isinstance(body, dict) else None

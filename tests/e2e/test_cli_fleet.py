@@ -21,7 +21,9 @@ from tests.helpers.catalogs import REPO
 HERE = Path(__file__).parent
 SUB = "00000000-0000-0000-0000-0000000000e2"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-e2e"
-ALERT_ID = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"
+ALERT_ID = (
+    f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"
+)
 pytestmark = pytest.mark.fleet
 
 

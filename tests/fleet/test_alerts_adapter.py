@@ -45,13 +45,20 @@ def alerting_fleet() -> Any:
                     "resourceGroups": [
                         {
                             "name": "rg-demo",
-                            "virtualMachines": [{"name": "vm-a", "os": "linux"}, {"name": "vm-b", "os": "linux"}],
+                            "virtualMachines": [
+                                {"name": "vm-a", "os": "linux"},
+                                {"name": "vm-b", "os": "linux"},
+                            ],
                         }
                     ],
                 }
             ],
             "alertRules": [
-                {"id": LOG_RULE, "deployed": True, "customProperties": {"condition": "disk-full", "mountPoint": "/"}},
+                {
+                    "id": LOG_RULE,
+                    "deployed": True,
+                    "customProperties": {"condition": "disk-full", "mountPoint": "/"},
+                },
                 {"id": METRIC_RULE, "customProperties": {"remediation": "restart-service"}},
                 {"id": ACTIVITY_RULE, "customProperties": {"condition": "nsg-lockout"}},
             ],
@@ -108,7 +115,9 @@ def test_an_unknown_alert_is_not_found(adapter: AzureAlerts) -> None:
         (ACTIVITY_RULE, {"condition": "nsg-lockout"}),  # actions.actionGroups[].webhookProperties
     ],
 )
-def test_custom_properties_come_from_each_kind_of_rule(adapter: AzureAlerts, rule: str, expected: dict) -> None:
+def test_custom_properties_come_from_each_kind_of_rule(
+    adapter: AzureAlerts, rule: str, expected: dict
+) -> None:
     assert dict(adapter.get_rule(rule).custom_properties) == expected
 
 
@@ -120,7 +129,9 @@ def test_a_missing_rule_is_not_found(adapter: AzureAlerts) -> None:
 def test_change_state_closes_the_alert_with_the_comment(adapter: AzureAlerts, server: FleetServer) -> None:
     adapter.change_state(f"{ALERTS}/a1", "Closed", "job-1 succeeded")
     assert adapter.get_alert(f"{ALERTS}/a1").alert_state == "Closed"
-    assert server.fleet.alerting.history(f"{ALERTS}/a1") == [{"state": "Closed", "comments": "job-1 succeeded"}]
+    assert server.fleet.alerting.history(f"{ALERTS}/a1") == [
+        {"state": "Closed", "comments": "job-1 succeeded"}
+    ]
     [call] = server.calls_matching("POST", "*/changestate")
     assert call.lower().endswith("/alerts/a1/changestate")
 
@@ -137,13 +148,19 @@ def test_azure_monitor_unreachable_is_retried_then_fails_closed(server: FleetSer
 
     gate = AlertGate(adapter, ProvenanceSettings(trusted_rules=(LOG_RULE,)), SystemClock())
     [signal] = parse(_payload("a1", vm_id("vm-a")))
-    with pytest.raises(ProvenanceUnavailable, match="^provenance: Azure Monitor could not confirm"):
+    with pytest.raises(ProvenanceUnavailable, match=r"^provenance: Azure Monitor could not confirm"):
         gate.verdict(signal)
 
 
-def test_the_gate_confirms_with_the_real_client_and_takes_properties_from_the_rule(adapter: AzureAlerts) -> None:
-    gate = AlertGate(adapter, ProvenanceSettings(trusted_rules=(f"{RG}/providers/Microsoft.Insights/*",)), SystemClock())
-    [signal] = parse(_payload("a1", vm_id("vm-a"), custom={"remediation": "restart-service", "serviceName": "x"}))
+def test_the_gate_confirms_with_the_real_client_and_takes_properties_from_the_rule(
+    adapter: AzureAlerts,
+) -> None:
+    gate = AlertGate(
+        adapter, ProvenanceSettings(trusted_rules=(f"{RG}/providers/Microsoft.Insights/*",)), SystemClock()
+    )
+    [signal] = parse(
+        _payload("a1", vm_id("vm-a"), custom={"remediation": "restart-service", "serviceName": "x"})
+    )
     verdict = gate.verdict(signal)
     assert verdict.refusal is None
     assert dict(verdict.signal.custom_properties) == {"condition": "disk-full", "mountPoint": "/"}

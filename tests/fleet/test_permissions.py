@@ -8,15 +8,16 @@ import pytest
 
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.errors import NotFound
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.azure.permissions import REQUIRED_ACTIONS
+from autoremediation.errors import NotFound
 from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, SecurityRule
 
 from .conftest import RG, SUB, nsg_id, vm_id
 
 pytestmark = pytest.mark.fleet
+SAMPLE_ALERT = "6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"  # samples/disk-full-alert.json, held by the demo fleet
 
 _VM = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/virtualmachines"
 _NET = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.network"
@@ -102,7 +103,7 @@ def test_the_adapters_need_exactly_the_required_actions(
             destination_ports=("22",),
         ),
     )
-    alert_id = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"
+    alert_id = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{SAMPLE_ALERT}"
     record = alerts.get_alert(alert_id)
     alerts.get_rule(record.rule_id)
     alerts.get_rule(f"{RG}/providers/Microsoft.Insights/activityLogAlerts/nsg-rule-changes")

@@ -20,13 +20,13 @@ import pytest
 
 from autoremediation import services as services_module
 from autoremediation.blueprints import runtime
+from autoremediation.localfleet.alerting import parse_time
+from autoremediation.localfleet.fleetfile import load_fleet
 from autoremediation.ports import VmFacts
 from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.sqlite import SqliteJobStore
-from autoremediation.localfleet.alerting import parse_time
-from autoremediation.localfleet.fleetfile import load_fleet
 from tests.helpers.fakes import FakeCompute, alerts_from_fleet
 
 REPO = Path(__file__).resolve().parents[2]

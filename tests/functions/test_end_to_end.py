@@ -6,11 +6,10 @@ local ARM emulator over HTTPS with the real SDK clients -> Table Storage on Azur
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the Compute and Alerts ports, for unit tests of the core (runner, intake, policy)."""
+"""In-memory stand-ins for the Compute and Alerts ports, for unit tests of the core (runner, intake, ...)."""
 
 from __future__ import annotations
 
@@ -110,8 +110,8 @@ class FakeCompute:
 
 
 class TrustingGate(AlertGate):
-    """A gate that takes every alert as Azure Monitor confirmed it, body custom properties included:
-    for core tests about routing, intake and the runner, not about provenance (tests/unit/test_provenance.py)."""
+    """A gate that takes every alert as Azure Monitor confirmed it, body custom properties included: for
+    core tests about routing, intake and the runner, not about provenance (tests/unit/test_provenance.py)."""
 
     def __init__(self, max_jobs: int = 1000) -> None:
         super().__init__(None, ProvenanceSettings(max_jobs=max_jobs), SystemClock())
@@ -141,7 +141,9 @@ class FakeAlerts:
         from autoremediation.provenance import parse_time
 
         record = self.alerts[alert_id.lower()]
-        self.alerts[alert_id.lower()] = replace(record, monitor_condition="Resolved", resolved_at=parse_time(at))
+        self.alerts[alert_id.lower()] = replace(
+            record, monitor_condition="Resolved", resolved_at=parse_time(at)
+        )
 
     def get_alert(self, alert_id: str) -> AlertRecord:
         self.reads += 1

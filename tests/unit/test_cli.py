@@ -184,7 +184,10 @@ def test_plan_on_forged_alerts_shows_neither_a_dispatch_nor_an_approval(capsys, 
         payload = json.loads((SAMPLES / name).read_text())
         essentials = payload["data"]["essentials"]
         essentials["alertId"] = essentials["alertId"][:-12] + "0123456789ab"  # an alert Azure never raised
-        payload["data"]["customProperties"] = {"remediation": "restart-service", "serviceName": "systemd-exit"}
+        payload["data"]["customProperties"] = {
+            "remediation": "restart-service",
+            "serviceName": "systemd-exit",
+        }
         path = tmp_path / name
         path.write_text(json.dumps(payload))
         forged.append(str(path))

@@ -78,7 +78,10 @@ def log_alert(
                     "allOf": [
                         {
                             "searchQuery": "InsightsMetrics | where Name == 'FreeSpacePercentage'",
-                            "dimensions": [{"name": "_ResourceId", "value": t}, {"name": "Mount", "value": "/var"}],
+                            "dimensions": [
+                                {"name": "_ResourceId", "value": t},
+                                {"name": "Mount", "value": "/var"},
+                            ],
                         }
                         for t in targets
                     ]
@@ -91,8 +94,12 @@ def log_alert(
 
 def record(guid: str, target: str, rule: str = TRUSTED_RULE, *, fired: str = FIRED, **kw: Any) -> AlertRecord:
     return AlertRecord(
-        id=alert_id(guid), rule_id=rule, target_resource=target, monitor_condition=kw.pop("condition", "Fired"),
-        fired_at=parse_time(fired), **kw,
+        id=alert_id(guid),
+        rule_id=rule,
+        target_resource=target,
+        monitor_condition=kw.pop("condition", "Fired"),
+        fired_at=parse_time(fired),
+        **kw,
     )
 
 
@@ -152,7 +159,10 @@ def test_forged_log_search_alert_from_an_untrusted_rule_makes_no_job(world: Worl
     # Azure Monitor really holds that alert, targeting the victim: only the rule's trust stops it.
     world.alerts.add(record("evil", vm("victim"), EVIL_RULE))
     forged = log_alert(
-        "evil", [vm("victim")], rule="disk-full-anything", custom={"remediation": "restart-service", "serviceName": "systemd-exit"}
+        "evil",
+        [vm("victim")],
+        rule="disk-full-anything",
+        custom={"remediation": "restart-service", "serviceName": "systemd-exit"},
     )
     report = world.plan(forged)
     assert report["plans"] == []
@@ -165,12 +175,22 @@ def test_forged_log_search_alert_from_an_untrusted_rule_makes_no_job(world: Worl
 def test_body_custom_properties_are_ignored_the_rule_resource_decides(world: World) -> None:
     # A trusted rule's alert whose body was rewritten: ask for restart-service, or tune free-disk-space.
     world.alerts.add(record("tampered", vm("vm-1")))
-    tuned = {"remediation": "free-disk-space", "targetFreePercent": "90", "olderThanDays": "1", "pruneContainerImages": "true"}
+    tuned = {
+        "remediation": "free-disk-space",
+        "targetFreePercent": "90",
+        "olderThanDays": "1",
+        "pruneContainerImages": "true",
+    }
     report = world.plan(log_alert("tampered", [vm("vm-1")], custom=tuned))
     [plan] = report["plans"]
     assert plan["route"] == "disk-full-log-search"  # the routes, not the body's `remediation`
-    assert plan["parameters"]["targetFreePercent"] != "90" and plan["parameters"]["pruneContainerImages"] == "false"
-    restart = world.plan(log_alert("tampered", [vm("vm-1")], custom={"remediation": "restart-service", "serviceName": "sshd"}))
+    assert (
+        plan["parameters"]["targetFreePercent"] != "90"
+        and plan["parameters"]["pruneContainerImages"] == "false"
+    )
+    restart = world.plan(
+        log_alert("tampered", [vm("vm-1")], custom={"remediation": "restart-service", "serviceName": "sshd"})
+    )
     assert [p["remediation"] for p in restart["plans"]] == ["free-disk-space"]
 
 
@@ -221,7 +241,9 @@ def test_the_job_limit_is_a_setting(tmp_path: Path, catalog: Catalog) -> None:
 def test_an_unknown_alert_id_is_refused(world: World) -> None:
     report = world.plan(log_alert("never-fired", [vm("vm-1")]))
     assert report["plans"] == []
-    assert report["notes"][0]["message"] == f"provenance: Azure Monitor has no alert {alert_id('never-fired')}"
+    assert (
+        report["notes"][0]["message"] == f"provenance: Azure Monitor has no alert {alert_id('never-fired')}"
+    )
 
 
 def test_a_vm_that_is_not_the_alerts_target_is_skipped(world: World) -> None:
@@ -262,7 +284,7 @@ def test_a_rule_that_no_longer_exists_is_refused(world: World) -> None:
 def test_azure_monitor_unreachable_fails_closed(world: World, error: Exception) -> None:
     world.alerts.add(record("ok", vm("vm-1")))
     world.alerts.failure = error
-    with pytest.raises(ProvenanceUnavailable, match="^provenance: Azure Monitor could not confirm"):
+    with pytest.raises(ProvenanceUnavailable, match=r"^provenance: Azure Monitor could not confirm"):
         world.submit(log_alert("ok", [vm("vm-1")]))
     assert world.store.list() == [] and world.queue.receive() == []
 
@@ -275,7 +297,9 @@ def test_azure_monitor_refusing_the_read_fails_closed(world: World) -> None:
 
 
 def test_without_azure_monitor_no_alert_is_planned(catalog: Catalog) -> None:
-    report = Planner(catalog, load_routes(SHIPPED, catalog)).plan_payload(log_alert("x", [vm("vm-1")])).to_dict()
+    report = (
+        Planner(catalog, load_routes(SHIPPED, catalog)).plan_payload(log_alert("x", [vm("vm-1")])).to_dict()
+    )
     assert report["plans"] == [] and report["notes"][0]["message"].startswith("provenance:")
 
 
@@ -292,7 +316,13 @@ def test_an_unconfirmed_resolved_does_not_cancel_the_confirmed_job(world: World)
 
 def test_an_operators_request_is_not_bounded_by_the_signal_limit(tmp_path: Path, catalog: Catalog) -> None:
     world = World(tmp_path, catalog, max_jobs=1)
-    manual = {"remediation": "free-disk-space", "targets": [vm("vm-1"), vm("vm-2")], "reason": "x", "dryRun": False, "requestId": "r-1"}
+    manual = {
+        "remediation": "free-disk-space",
+        "targets": [vm("vm-1"), vm("vm-2")],
+        "reason": "x",
+        "dryRun": False,
+        "requestId": "r-1",
+    }
     assert len(world.plan(manual)["plans"]) == 2  # an operator's own request is not a signal's fan-out
 
 
@@ -305,18 +335,25 @@ def test_trusted_rules_are_ids_or_globs_inside_one_resource_group() -> None:
     assert rule_trusted(f"{EVIL}/providers/microsoft.insights/metricalerts/cpu-high", patterns)
     assert not rule_trusted(f"{EVIL}/providers/Microsoft.Insights/metricAlerts/disk-full", patterns)
     assert not rule_trusted(TRUSTED_RULE + "-2", (TRUSTED_RULE,))
-    for broad in ("*", f"/subscriptions/{SUB}/resourceGroups/*/providers/x", f"/subscriptions/*/resourceGroups/rg/providers/x"):
+    for broad in (
+        "*",
+        f"/subscriptions/{SUB}/resourceGroups/*/providers/x",
+        "/subscriptions/*/resourceGroups/rg/providers/x",
+    ):
         assert trusted_rule_problem(broad) is not None
         assert not rule_trusted(TRUSTED_RULE, (broad,))
 
 
 def test_the_setting_refuses_a_glob_broader_than_a_resource_group() -> None:
-    env = {"REMEDIATION_TRUSTED_ALERT_RULES": f"{TRUSTED_RULE}, /subscriptions/{SUB}/resourceGroups/*/providers/*"}
+    broad = f"/subscriptions/{SUB}/resourceGroups/*/providers/x"
+    env = {"REMEDIATION_TRUSTED_ALERT_RULES": f"{TRUSTED_RULE}, {broad}"}
     with pytest.raises(InvalidInput, match="REMEDIATION_TRUSTED_ALERT_RULES entry"):
         Settings.from_env(env)
     ok = Settings.from_env({"REMEDIATION_TRUSTED_ALERT_RULES": f"{TRUSTED_RULE};{EVIL}/providers/*"})
     assert ok.trusted_alert_rules == (TRUSTED_RULE, f"{EVIL}/providers/*")
-    assert Settings.from_env({}).alert_max_age_minutes == 30 and Settings.from_env({}).max_jobs_per_signal == 20
+    assert (
+        Settings.from_env({}).alert_max_age_minutes == 30 and Settings.from_env({}).max_jobs_per_signal == 20
+    )
 
 
 def test_parse_time_reads_azure_spellings() -> None:
@@ -327,6 +364,14 @@ def test_parse_time_reads_azure_spellings() -> None:
 
 
 def test_a_gate_passes_events_and_manual_requests_through(world: World) -> None:
-    payload = copy.deepcopy({"remediation": "free-disk-space", "targets": [vm("vm-1")], "reason": "x", "dryRun": False, "requestId": "r-1"})
+    payload = copy.deepcopy(
+        {
+            "remediation": "free-disk-space",
+            "targets": [vm("vm-1")],
+            "reason": "x",
+            "dryRun": False,
+            "requestId": "r-1",
+        }
+    )
     assert decisions(world.plan(payload)) == [("vm-1", "dispatch")]
     assert world.alerts.reads == 0

@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from autoremediation.signals import parse
-from tests.helpers.signal_payloads import SUB, activity_context, alert, eg_event, essentials, storage_id, vm_id
+from tests.helpers.signal_payloads import (
+    SUB,
+    activity_context,
+    alert,
+    eg_event,
+    essentials,
+    storage_id,
+    vm_id,
+)
 
 VM = vm_id("vm-only-here")
 OTHER = storage_id()
@@ -18,7 +26,11 @@ def _targets(payload: Any) -> list[str]:
 
 
 def test_resource_write_event_takes_the_vm_from_resource_uri() -> None:
-    data = {"resourceUri": VM, "operationName": "Microsoft.Compute/virtualMachines/write", "status": "Succeeded"}
+    data = {
+        "resourceUri": VM,
+        "operationName": "Microsoft.Compute/virtualMachines/write",
+        "status": "Succeeded",
+    }
     [signal] = parse(eg_event("Microsoft.Resources.ResourceWriteSuccess", data, subject=""))
     assert [t.id for t in signal.targets] == [VM]
     assert signal.resource_id == VM
@@ -40,7 +52,9 @@ def test_health_notification_takes_the_vm_from_target_resource_id() -> None:
             "properties": {"targetResourceId": VM, "availabilityState": "Unavailable"},
         }
     }
-    event = eg_event("Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged", data, subject="")
+    event = eg_event(
+        "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged", data, subject=""
+    )
     [signal] = parse(event)
     assert [t.id for t in signal.targets] == [VM]
     assert signal.resource_id == VM
@@ -55,7 +69,12 @@ def test_activity_log_alert_takes_the_vm_from_authorization_scope() -> None:
     context: dict[str, Any] = activity_context("Microsoft.Compute/virtualMachines/write", VM)
     context.pop("resourceId", None)
     context["properties"] = {}
-    payload = alert(essentials(alertTargetIDs=[], configurationItems=[], monitoringService="Activity Log - Administrative"), context)
+    payload = alert(
+        essentials(
+            alertTargetIDs=[], configurationItems=[], monitoringService="Activity Log - Administrative"
+        ),
+        context,
+    )
     [signal] = parse(payload)
     assert signal.resource_id == VM
     assert [t.id for t in signal.targets] == [VM]

@@ -46,7 +46,9 @@ def test_a_job_that_succeeded_closes_its_alert_naming_the_job(alerts: FakeAlerts
     alert_writeback(alerts)(made, ended(jobs.SUCCEEDED, "the script reported fixed"))
     [(alert_id, state, comment)] = alerts.changes
     assert (alert_id, state) == (ALERT, "Closed")
-    assert made.id in comment and "free-disk-space on vm-1" in comment and "the script reported fixed" in comment
+    assert (
+        made.id in comment and "free-disk-space on vm-1" in comment and "the script reported fixed" in comment
+    )
 
 
 @pytest.mark.parametrize("status", [jobs.FAILED, jobs.TIMED_OUT])
@@ -58,14 +60,18 @@ def test_a_failed_job_comments_with_the_reason_and_keeps_the_state(alerts: FakeA
     assert made.id in comment and status in comment and "/var is still 97% used" in comment
 
 
-@pytest.mark.parametrize(("setting", "state"), [("new", "New"), ("acknowledged", "Acknowledged"), ("closed", "Closed")])
+@pytest.mark.parametrize(
+    ("setting", "state"), [("new", "New"), ("acknowledged", "Acknowledged"), ("closed", "Closed")]
+)
 def test_the_state_a_failure_leaves_is_configurable(alerts: FakeAlerts, setting: str, state: str) -> None:
     alert_writeback(alerts, setting)(job(), ended(jobs.FAILED, "boom"))
     assert [c[1] for c in alerts.changes] == [state]
     assert alerts.reads == 0  # no need to read the current state
 
 
-@pytest.mark.parametrize("status", [jobs.SKIPPED, jobs.CANCELLED, jobs.EXPIRED, jobs.RUNNING, jobs.AWAITING_APPROVAL])
+@pytest.mark.parametrize(
+    "status", [jobs.SKIPPED, jobs.CANCELLED, jobs.EXPIRED, jobs.RUNNING, jobs.AWAITING_APPROVAL]
+)
 def test_other_transitions_leave_the_alert_alone(alerts: FakeAlerts, status: str) -> None:
     alert_writeback(alerts)(job(), ended(status, "whatever"))
     assert alerts.changes == []
