@@ -15,9 +15,10 @@ from autoremediation.errors import InvalidInput, NotFound, Transient
 from autoremediation.localfleet.fleetfile import parse_fleet
 from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import SystemClock
-from autoremediation.provenance import AlertGate, ProvenanceSettings, ProvenanceUnavailable
+from autoremediation.provenance import AlertGate, ProvenanceSettings, ProvenanceUnavailable, parse_time
 from autoremediation.settings import Settings
 from autoremediation.signals import parse
+from autoremediation.store.memory_queue import ManualClock
 
 from .conftest import RG, SUB, Sleeps, vm_id
 
@@ -95,7 +96,7 @@ def test_an_alert_reads_back_as_azure_monitor_records_it(adapter: AzureAlerts) -
     assert record.rule_id == LOG_RULE
     assert record.target_resource.lower() == vm_id("vm-a").lower()
     assert record.monitor_condition == "Fired" and record.alert_state == "New"
-    assert record.fired_at is not None and abs(record.fired_at - datetime.now(UTC)) < timedelta(minutes=4)
+    assert record.fired_at == parse_time(FIRED)
     resolved = adapter.get_alert(f"{ALERTS}/a2")
     assert resolved.monitor_condition == "Resolved" and resolved.resolved_at is not None
 
@@ -155,9 +156,8 @@ def test_azure_monitor_unreachable_is_retried_then_fails_closed(server: FleetSer
 def test_the_gate_confirms_with_the_real_client_and_takes_properties_from_the_rule(
     adapter: AzureAlerts,
 ) -> None:
-    gate = AlertGate(
-        adapter, ProvenanceSettings(trusted_rules=(f"{RG}/providers/Microsoft.Insights/*",)), SystemClock()
-    )
+    trusted = ProvenanceSettings(trusted_rules=(f"{RG}/providers/Microsoft.Insights/*",))
+    gate = AlertGate(adapter, trusted, ManualClock(parse_time(FIRED) + timedelta(minutes=3)))
     [signal] = parse(
         _payload("a1", vm_id("vm-a"), custom={"remediation": "restart-service", "serviceName": "x"})
     )
