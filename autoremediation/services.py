@@ -86,8 +86,11 @@ class Services:
     @cached_property
     def alerts(self) -> Alerts:
         from .azure.alerts import AzureAlerts
+        from .azure.calls import Retrier
 
-        return AzureAlerts(self.settings)
+        # Short retries: the webhook answers 503 when Azure Monitor stays away, and the Action Group
+        # retries the whole delivery; waiting longer here only risks its 10 s call timeout.
+        return AzureAlerts(self.settings, retrier=Retrier(attempts=3, backoff=0.5, max_delay=2.0))
 
     @cached_property
     def gate(self) -> AlertGate:
