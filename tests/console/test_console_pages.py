@@ -351,3 +351,28 @@ def test_the_console_routes_are_anonymous_for_the_host_and_the_local_server_know
         assert trigger["authLevel"].lower() == "anonymous"
         registered_routes.add((trigger["methods"][0].upper(), trigger["route"], name))
     assert registered_routes == set(ROUTES)
+
+
+def test_the_local_console_signs_requests_in_itself_and_ignores_identity_headers_a_client_sends(
+    console_engine: Engine,
+) -> None:
+    """``remediate console`` plays App Service's part: a client-sent principal never reaches the app."""
+    import threading
+    import urllib.request
+
+    from autoremediation.console.local import serving
+
+    job_id = add_job(console_engine, "k1")
+    with serving(0, name="local-reader", role="reader") as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            forged = urllib.request.Request(server.url, headers={"X-MS-CLIENT-PRINCIPAL": BOB})
+            with urllib.request.urlopen(forged, timeout=10) as answer:
+                body = answer.read().decode()
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
+
+    assert "Signed in as <strong>local-reader</strong> (read only)" in body
+    assert job_id in body and "/approve" not in body
