@@ -81,6 +81,15 @@ class Console:
     def text(self) -> str:
         return str(self.find("body").text)
 
+    def submit(self, css: str) -> None:
+        """Click a button that posts a form, and wait for the page it leads to (post/redirect/get)."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.find("html")
+        self.find(css).click()
+        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+
 
 @pytest.fixture
 def console_as(console_engine: Engine, browser: Any) -> Iterator[Any]:
@@ -111,7 +120,7 @@ def test_an_operator_approves_from_a_phone_in_two_taps(console_engine: Engine, c
     console.shot("phone-approval-request")
     width = console.driver.execute_script("return document.documentElement.scrollWidth")
     assert width <= PHONE[0], "the page scrolls sideways on a phone"
-    console.find("button.approve").click()
+    console.submit("button.approve")
 
     assert "Approved." in console.text
     console.shot("phone-approved")
@@ -125,7 +134,7 @@ def test_an_operator_rejects_with_a_reason(console_engine: Engine, console_as: A
 
     console.open()
     console.find(f"#reason-{job_id}").send_keys("maintenance window: the deny rule is intended")
-    console.find("button.reject").click()
+    console.submit("button.reject")
 
     assert "Rejected." in console.text
     console.shot("rejected")
@@ -142,7 +151,7 @@ def test_the_requester_is_refused(console_engine: Engine, console_as: Any) -> No
 
     console.open(f"/jobs/{job_id}")
     assert "another operator must approve it" in console.text
-    console.find("button.approve").click()
+    console.submit("button.approve")
 
     assert "separation of duties" in console.text
     console.shot("requester-refused")
@@ -175,13 +184,13 @@ def test_filters_and_a_job_timeline(console_engine: Engine, console_as: Any) -> 
     console.open("/jobs")
     console.find("#f-vm").send_keys("disk")
     Select(console.find("#f-status")).select_by_value(jobs.SUCCEEDED)
-    console.find("form.filters button").click()
+    console.submit("form.filters button")
     listed = [a.get_attribute("href") for a in console.all("ul.jobs a")]
     assert [h.rsplit("/", 1)[-1] for h in listed] == [disk]
     assert failed not in console.text
     console.shot("jobs-filtered")
 
-    console.all("ul.jobs a")[0].click()
+    console.submit("ul.jobs a")
     timeline = [li.text for li in console.all("ol.timeline li")]
     assert len(timeline) == 5 and "all guards passed" in timeline[1]
     assert "21.5" in console.text
