@@ -116,6 +116,9 @@ class Settings:
     alert_max_age_minutes: float = 30
     max_jobs_per_signal: int = 20
     alert_failure_state: str = "unchanged"
+    # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
+    # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
+    platform_auth: bool = False
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -171,6 +174,7 @@ class Settings:
             alert_failure_state=_choice(
                 env, "REMEDIATION_ALERT_FAILURE_STATE", "unchanged", ALERT_FAILURE_STATES
             ),
+            platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
 
 
@@ -212,6 +216,9 @@ SETTING_NAMES = (
     "REMEDIATION_MAX_JOBS_PER_SIGNAL",
     "REMEDIATION_ALERT_FAILURE_STATE",
 )
+
+# Settings the platform sets for the app (App Service authentication), never a deployment's choice.
+PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
 LOCAL_ONLY_SETTINGS = (
