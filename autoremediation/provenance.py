@@ -85,7 +85,7 @@ def parse_time(text: str | None) -> datetime | None:
     match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", value, re.IGNORECASE)
     if not match:
         return None
-    fraction = (match[2] or "")[:7]  # Azure writes 7 fractional digits; Python reads up to 6 of them
+    fraction = (match[2] or "")[:7]  # Azure writes 7 fractional digits: keep the dot and microseconds
     zone = match[3] or "Z"
     try:
         parsed = datetime.fromisoformat(match[1] + fraction + ("+00:00" if zone.upper() == "Z" else zone))
