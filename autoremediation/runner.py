@@ -36,7 +36,7 @@ from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
 from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, VmFacts
 from .settings import Settings
-from .verification import verify
+from .verification import refused_run, verify
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
@@ -436,6 +436,8 @@ class Runner:
             dry_run=job.dry_run,
         )
         outcome = {**job.outcome, "verification": verdict.reason, "verified": verdict.ok and not job.dry_run}
+        if verdict.refused:
+            outcome["refused"] = True
         return self._finish(
             job, jobs.SUCCEEDED if verdict.ok else jobs.FAILED, verdict.reason, outcome=outcome
         )
@@ -501,6 +503,11 @@ class Runner:
         return _parse_time(last.updated_at)
 
     def _recent_failures(self, remediation: str, now: datetime) -> list[datetime]:
+        """When runs of this remediation tried and failed lately. A run whose script refused its input
+        (exit 2) changed nothing and says nothing about the remediation: counting it would let anyone who
+        can send three alerts with a bogus mount point open the breaker for every VM. Skipped jobs never
+        ran, so they are not listed at all."""
         since = now - self.guards.breaker_window - self.guards.breaker_open
         failed = self.store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
-        return [t for t in (_parse_time(j.updated_at) for j in failed) if t is not None]
+        tried = [j for j in failed if not refused_run(j.outcome)]
+        return [t for t in (_parse_time(j.updated_at) for j in tried) if t is not None]
