@@ -34,7 +34,7 @@ from .errors import (
 from .jobs import Job, Transition
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
-from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, VmFacts
+from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, Switches, SwitchSource, VmFacts
 from .settings import Settings
 from .verification import refused_run, verify
 
@@ -94,6 +94,7 @@ class Runner:
         settings: Settings,
         control_plane: Mapping[str, ControlPlaneStep] | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
+        switches: SwitchSource | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -104,6 +105,8 @@ class Runner:
         self.control_plane = dict(control_plane or {})
         self.on_transition = on_transition
         self.durations = RunDurations()
+        # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
+        self.switch_source = switches
 
     # -- public -----------------------------------------------------------------------------
 
@@ -167,6 +170,9 @@ class Runner:
     def _decide(self, job: Job, remediation: Remediation, *, approved: bool) -> Step:
         """Guards with fresh facts; then lease; then dispatching."""
         now = self.clock.now()
+        switches, why = self._switches()
+        if switches.kill_switch:
+            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why}")
         try:
             vm: VmFacts | None = self.compute.get_vm(job.target)
         except NotFound:
@@ -212,7 +218,7 @@ class Runner:
                 max(self.settings.poll_seconds, 1.0),
                 f"waiting: remediation {holder or 'another job'} holds this VM",
             )
-        dry_run = job.dry_run or self.settings.dry_run
+        dry_run = job.dry_run or switches.dry_run
         run = {
             "name": jobs.run_name_for(job.id),
             "mode": self.settings.run_command_mode,
@@ -244,6 +250,10 @@ class Runner:
             step = self.control_plane.get(name)
             if step is None:
                 return self._finish(job, jobs.FAILED, f"control-plane step {name} is not available here")
+            checked = self._recheck_switches(job, f"control-plane step {name}")
+            if isinstance(checked, Step):
+                return checked
+            job = checked
             try:
                 record = step(
                     job, {"os": job.run.get("os"), "tags": job.run.get("vmTags", {})}, dry_run=job.dry_run
@@ -266,6 +276,10 @@ class Runner:
             job = self._write(
                 replace(job, outcome={**job.outcome, "controlPlane": done}, updated_at=now.isoformat())
             )
+        checked = self._recheck_switches(job, "the run command")
+        if isinstance(checked, Step):
+            return checked
+        job = checked
         os_type = job.run["os"]
         plain, protected = remediation.run_parameters(job.parameters, os_type, dry_run=job.dry_run)
         request = RunRequest(
@@ -443,6 +457,39 @@ class Runner:
         )
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _switches(self) -> tuple[Switches, str]:
+        """The kill switch and dry run now, and why the kill switch is on ("" when off).
+
+        Either source can turn a switch on, none can turn it off. A setting that cannot be read (say
+        REMEDIATION_KILL_SWITCH=maybe) counts as the kill switch on: when in doubt, do not act.
+        """
+        kill, dry = self.settings.kill_switch, self.settings.dry_run
+        why = "the global kill switch is on: no remediation runs" if kill else ""
+        if self.switch_source is not None:
+            try:
+                fresh = self.switch_source.switches()
+            except RemediationError as error:
+                return Switches(True, True), f"the kill switch cannot be read ({error}): nothing is sent"
+            if fresh.kill_switch and not kill:
+                kill, why = True, "the global kill switch is on: no remediation runs"
+            dry = dry or fresh.dry_run
+        return Switches(kill, dry), why
+
+    def _recheck_switches(self, job: Job, before: str) -> Job | Step:
+        """Right before an outside action: a Step ending the job when the kill switch is on; else the
+        job, turned into a dry run when dry run was switched on since it was planned."""
+        switches, why = self._switches()
+        if switches.kill_switch:
+            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why} (checked before {before})")
+        if switches.dry_run and not job.dry_run:
+            now = self.clock.now()
+            job = jobs.note(
+                replace(job, dry_run=True),
+                f"dry run was switched on before {before}: this job now only reports what it would do",
+                now=now,
+            )
+        return job
 
     def _finish(
         self, job: Job, target: str, reason: str, *, actor: str = ACTOR, outcome: dict[str, Any] | None = None

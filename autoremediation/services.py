@@ -18,7 +18,7 @@ from .planning import Detect, Planner
 from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
-from .settings import Settings
+from .settings import EnvironmentSwitches, Settings
 from .signals.model import Signal
 
 
@@ -142,6 +142,7 @@ class Services:
             settings=self.settings,
             control_plane=self.control_plane,
             on_transition=announce,
+            switches=EnvironmentSwitches(),
         )
 
 
