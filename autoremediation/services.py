@@ -97,6 +97,8 @@ class Services:
                     remediation=remediation.id,
                     target=target,
                     parameters=dict(found.parameters),
+                    # Read from Azure by the detector, not taken from the event: no payload claim.
+                    origins=dict.fromkeys(found.parameters, "detector"),
                     route="detector:" + name,
                     evidence={**found.evidence, "reason": found.reason},
                 )
