@@ -98,6 +98,8 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    # App Service authentication: the platform sets WEBSITE_AUTH_ENABLED when it fronts the app.
+    platform_auth: bool = False
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -147,6 +149,7 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
 
 
@@ -202,7 +205,11 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "WEBSITE_AUTH_ENABLED",
 )
+
+# Set by the platform, never by the deployment (App Service authentication sets WEBSITE_AUTH_ENABLED).
+PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
 LOCAL_ONLY_SETTINGS = (
