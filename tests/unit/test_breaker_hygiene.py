@@ -101,3 +101,15 @@ def test_verdict_of_a_refused_run_is_a_failure_marked_refused(tmp_path: Path) ->
     assert (verdict.ok, verdict.refused) == (False, True)
     plain = verify(remediation, exit_code=1, result={"status": "error"}, parameters={})
     assert (plain.ok, plain.refused) == (False, False)
+
+
+def test_a_refused_run_does_not_hold_the_real_fix_back_for_the_cooldown(world: World) -> None:
+    world.compute.outcome = refused
+    bogus = world.alert("bogus", mount="/no-such-mount")
+    world.drain()
+    assert world.job(bogus).status == "failed"
+    world.compute.outcome = fixed_result
+    world.clock.advance(5 * 60)
+    real = world.alert("real", mount="/var")
+    world.drain()
+    assert world.job(real).status == "succeeded"
