@@ -36,6 +36,7 @@ from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
 from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, Switches, SwitchSource, VmFacts
 from .settings import Settings
+from .switches import current_switches
 from .verification import refused_run, verify
 
 log = logging.getLogger("autoremediation.runner")
@@ -459,22 +460,7 @@ class Runner:
     # -- helpers ----------------------------------------------------------------------------
 
     def _switches(self) -> tuple[Switches, str]:
-        """The kill switch and dry run now, and why the kill switch is on ("" when off).
-
-        Either source can turn a switch on, none can turn it off. A setting that cannot be read (say
-        REMEDIATION_KILL_SWITCH=maybe) counts as the kill switch on: when in doubt, do not act.
-        """
-        kill, dry = self.settings.kill_switch, self.settings.dry_run
-        why = "the global kill switch is on: no remediation runs" if kill else ""
-        if self.switch_source is not None:
-            try:
-                fresh = self.switch_source.switches()
-            except RemediationError as error:
-                return Switches(True, True), f"the kill switch cannot be read ({error}): nothing is sent"
-            if fresh.kill_switch and not kill:
-                kill, why = True, "the global kill switch is on: no remediation runs"
-            dry = dry or fresh.dry_run
-        return Switches(kill, dry), why
+        return current_switches(self.settings.kill_switch, self.settings.dry_run, self.switch_source)
 
     def _recheck_switches(self, job: Job, before: str) -> Job | Step:
         """Right before an outside action: a Step ending the job when the kill switch is on; else the

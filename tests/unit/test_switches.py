@@ -10,6 +10,7 @@ from autoremediation import operations
 from autoremediation.errors import InvalidInput
 from autoremediation.ports import Switches
 from autoremediation.settings import EnvironmentSwitches
+from autoremediation.switches import current_switches
 from tests.unit.test_runner import World
 
 
@@ -151,3 +152,22 @@ def test_the_app_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) 
     assert EnvironmentSwitches().switches().kill_switch is True
     monkeypatch.setenv("REMEDIATION_KILL_SWITCH", "off")
     assert EnvironmentSwitches().switches().kill_switch is False
+
+
+@pytest.mark.parametrize(
+    ("given", "fresh", "expected"),
+    [
+        ((False, False), Switches(False, False), Switches(False, False)),
+        ((True, False), Switches(False, False), Switches(True, False)),  # a fresh read never turns it off
+        ((False, True), Switches(False, False), Switches(False, True)),
+        ((False, False), Switches(True, False), Switches(True, False)),
+        ((False, False), Switches(False, True), Switches(False, True)),
+    ],
+)
+def test_either_source_turns_a_switch_on_none_turns_it_off(given, fresh, expected) -> None:
+    board = Board()
+    board.now = fresh
+    switches, why = current_switches(*given, board)
+    assert switches == expected
+    assert (why != "") is expected.kill_switch
+    assert current_switches(*given, None)[0] == Switches(*given)
