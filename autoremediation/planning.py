@@ -164,6 +164,7 @@ class Planner:
             if off_target is not None:
                 decision = Decision("skip", off_target, "provenance")
             else:
-                decision = plan_decision(remediation, finding.parameters, state=signal.state)
+                origins = {name: finding.origin_of(name) for name in finding.parameters}
+                decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
             plans.append(Plan(finding, decision))
         return PlanReport((signal,), tuple(plans), tuple(notes))

@@ -8,9 +8,10 @@ from pathlib import Path
 from autoremediation import jobs
 from autoremediation.blueprints.responses import MAX_BODY_BYTES
 from autoremediation.errors import Transient
+from autoremediation.ports import AlertRuleRecord
 from autoremediation.services import set_services
 from autoremediation.store.table import TableJobStore
-from tests.functions.conftest import Engine, call, http, json_of, make_engine, sample, vm_id
+from tests.functions.conftest import RG, Engine, call, http, json_of, make_engine, sample, vm_id
 
 
 def post_alert(body: object) -> object:
@@ -145,3 +146,20 @@ def test_a_forged_alert_is_answered_but_makes_no_job(engine: Engine) -> None:
     assert body["jobIds"] == [] and body["plans"] == []
     assert body["notes"][0]["message"].startswith("provenance: Azure Monitor has no alert")
     assert engine.store.list() == [] and engine.queued() == []
+
+
+def test_an_alert_that_sets_a_tuning_knob_makes_a_skipped_job_and_queues_nothing(engine: Engine) -> None:
+    # Custom properties count as the rule resource in ARM holds them, so the knob is set on the rule.
+    rule = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-linux"
+    knobs = {"olderThanDays": "1", "targetFreePercent": "90"}
+    engine.services.alerts.rules[rule.lower()] = AlertRuleRecord(rule, knobs)  # type: ignore[attr-defined]
+
+    response = post_alert(sample("disk-full-alert.json"))
+
+    assert response.status_code == 202  # the Action Group must not retry a refusal
+    job = engine.store.get(json_of(response)["jobIds"][0])
+    assert job.status == jobs.SKIPPED
+    assert job.history[-1].reason.startswith(
+        "parameters: parameter 'olderThanDays': may not come from an alert"
+    )
+    assert engine.queued() == []
