@@ -99,12 +99,13 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     catalog, routes = _catalog_and_routes(args)
     report = PlanReport()
     with ExitStack() as stack:
-        detect = None
-        if any(_needs_detector(payload, catalog, routes) for _, payload in payloads):
-            # Only what needs a look at Azure (NSG lockout) starts a fleet or reads ARM.
+        detect = gate = None
+        if any(_needs_azure(payload, catalog, routes) for _, payload in payloads):
+            # Only what needs a look at Azure (an alert to confirm, an NSG lockout) starts a fleet or
+            # reads ARM: alerts are confirmed with Azure Monitor exactly as the webhook does.
             services = stack.enter_context(engine(args))
-            detect = services.detect
-        planner = Planner(catalog, routes, detect=detect)
+            detect, gate = services.detect, services.gate
+        planner = Planner(catalog, routes, detect=detect, gate=gate)
         for name, payload in payloads:
             try:
                 report = report + planner.plan_payload(payload)
@@ -138,12 +139,12 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _needs_detector(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:
+def _needs_azure(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:
     from .routing import route_signal
     from .signals import parse
 
     try:
-        return any(route_signal(s, routes, catalog).detector for s in parse(payload))
+        return any(s.source == "alert" or route_signal(s, routes, catalog).detector for s in parse(payload))
     except RemediationError:
         return False  # reported with its file name when planned
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from . import jobs, operations
@@ -48,16 +48,49 @@ def engine(args: argparse.Namespace, out: TextIO | None = None) -> Iterator[Serv
             arm_ca_bundle=server.ca_bundle,
             subscription_id=server.subscription,
         )
+    clock = None
     if settings.arm_is_local:
         # Local runs finish in moments: poll them like a person watching, not like a fleet-wide worker.
         settings = replace(settings, poll_seconds=min(settings.poll_seconds, LOCAL_POLL_SECONDS))
+        clock, deployed = _local_deployment(settings)
+        settings = replace(settings, trusted_alert_rules=(*settings.trusted_alert_rules, *deployed))
     printer = _progress_printer(out) if out is not None else None
-    services = Services(settings, on_transition=printer)
+    services = Services(settings, clock=clock, on_transition=printer)
     try:
         yield services
     finally:
         if server is not None:
             server.stop()
+
+
+class _OffsetClock:
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def _local_deployment(settings: Settings) -> tuple[_OffsetClock, tuple[str, ...]]:
+    """A local fleet stands for a deployment: its wall clock, and the alert rules its infra deployed
+    (trusted as infra/'s rules are in Azure). Read from the fleet's admin endpoint."""
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=settings.arm_ca_bundle) if settings.arm_ca_bundle else None
+    try:
+        # An https:// URL: Settings.arm_is_local holds only for a loopback endpoint clients accept.
+        with urllib.request.urlopen(  # noqa: S310
+            f"{settings.arm_endpoint}/_admin/deployment", timeout=10, context=context
+        ) as answer:
+            data = json.load(answer)
+        fleet_now = datetime.fromisoformat(str(data["now"]).replace("Z", "+00:00"))
+        rules = tuple(str(rule) for rule in data.get("trustedAlertRules") or ())
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InvalidInput(
+            f"local fleet at {settings.arm_endpoint}: cannot read its deployment: {error}"
+        ) from None
+    return _OffsetClock(fleet_now - datetime.now(UTC)), rules
 
 
 def _progress_printer(out: TextIO) -> Any:

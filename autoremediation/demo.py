@@ -69,6 +69,14 @@ def main() -> int:
             step(
                 "approve", "approve", job["id"], "--actor", "demo-operator", "--reason", "locked out of prod"
             )
+        alert_id = json.loads((SAMPLES / "disk-full-alert.json").read_text())["data"]["essentials"]["alertId"]
+        alerting = fleet.fleet.alerting
+        print(f"\nAzure Monitor: alert {alert_id.rsplit('/', 1)[-1]} is {alerting.state_of(alert_id)}")
+        for entry in alerting.history(alert_id):
+            print(f"  -> {entry['state']}: {entry['comments']}")
+        # The disk has room again: Azure Monitor resolves the alert, then sends the Resolved notification.
+        resolved = json.loads((SAMPLES / "disk-full-alert-resolved.json").read_text())
+        alerting.resolve(alert_id, resolved["data"]["essentials"]["resolvedDateTime"])
         step("resolved", "run", "samples/disk-full-alert-resolved.json")
         step("cooldown", "run", "samples/manual-request.json")
         step("history", "jobs")

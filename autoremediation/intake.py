@@ -69,10 +69,13 @@ class Intake:
         for plan in report.plans:
             signal = plan.finding.signal
             if signal.source == "alert" and signal.state == "resolved":
-                resolved += self._resolve_plan(plan, actor)
+                if plan.decision.guard != "provenance":  # a Resolved for another VM cancels nothing
+                    resolved += self._resolve_plan(plan, actor)
                 continue
             admitted.append(self._admit(plan, actor, campaign_id))
         for signal in report.signals:
+            if signal.id in report.refused:
+                continue  # an unconfirmed Resolved must not cancel the confirmed alert's jobs
             if signal.source == "alert" and signal.state == "resolved":
                 resolved += self._resolve_alert(signal, actor, already=set(resolved))
         return IntakeResult(report, tuple(admitted), tuple(dict.fromkeys(resolved)))

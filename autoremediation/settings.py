@@ -65,6 +65,21 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+# What a failed or timed-out job does to its alert's user state (a comment is always added).
+ALERT_FAILURE_STATES = ("unchanged", "new", "acknowledged", "closed")
+
+
+def _trusted_rules(env: Mapping[str, str]) -> tuple[str, ...]:
+    from .provenance import trusted_rule_problem
+
+    rules = _list(env, "REMEDIATION_TRUSTED_ALERT_RULES")
+    for rule in rules:
+        problem = trusted_rule_problem(rule)
+        if problem is not None:
+            raise InvalidInput(f"setting {problem}")
+    return rules
+
+
 @dataclass(frozen=True)
 class Settings:
     job_store: str = "sqlite"
@@ -98,6 +113,10 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    trusted_alert_rules: tuple[str, ...] = ()
+    alert_max_age_minutes: float = 30
+    max_jobs_per_signal: int = 20
+    alert_failure_state: str = "unchanged"
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
@@ -150,6 +169,12 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            trusted_alert_rules=_trusted_rules(env),
+            alert_max_age_minutes=_number(env, "REMEDIATION_ALERT_MAX_AGE_MINUTES", 30, 1),
+            max_jobs_per_signal=int(_number(env, "REMEDIATION_MAX_JOBS_PER_SIGNAL", 20, 1)),
+            alert_failure_state=_choice(
+                env, "REMEDIATION_ALERT_FAILURE_STATE", "unchanged", ALERT_FAILURE_STATES
+            ),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
 
@@ -206,6 +231,10 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "REMEDIATION_TRUSTED_ALERT_RULES",
+    "REMEDIATION_ALERT_MAX_AGE_MINUTES",
+    "REMEDIATION_MAX_JOBS_PER_SIGNAL",
+    "REMEDIATION_ALERT_FAILURE_STATE",
     "WEBSITE_AUTH_ENABLED",
 )
 
