@@ -18,6 +18,27 @@ from urllib.parse import urlsplit
 from .errors import InvalidInput
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+STATE_FOLDER = "autoremediation"
+
+
+def user_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where this user's local state lives (the embedded job store, the demo's fleet).
+
+    The XDG Base Directory convention: ``$XDG_STATE_HOME/autoremediation``, by default
+    ``~/.local/state/autoremediation``. ``make demo`` and later ``remediate`` commands share it, whatever
+    the current directory.
+    """
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME", "").strip()
+    if not base or not Path(base).is_absolute():  # the spec says to ignore a relative path
+        home = env.get("HOME", "").strip() or str(Path.home())
+        base = str(Path(home) / ".local" / "state")
+    return Path(base) / STATE_FOLDER
+
+
+def default_sqlite_path(env: Mapping[str, str] | None = None) -> str:
+    return str(user_state_dir(env) / "jobs.db")
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -116,7 +137,7 @@ class Settings:
         store = "REMEDIATION_STORAGE"
         return cls(
             job_store=_choice(env, "REMEDIATION_JOB_STORE", "sqlite", ("sqlite", "table")),
-            sqlite_path=env.get("REMEDIATION_SQLITE_PATH", cls.sqlite_path),
+            sqlite_path=env.get("REMEDIATION_SQLITE_PATH") or default_sqlite_path(env),
             storage_connection_string=env.get(store) or None,
             queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
             table_service_uri=env.get(f"{store}__tableServiceUri") or None,

@@ -117,7 +117,7 @@ def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_p
     code, out = remediate("approve", waiting["id"], "--actor", "alice")
     assert code == 0, out
     [job] = jobs("--status", "succeeded")
-    assert job["approved_by"] == "alice"
+    assert job["approvedBy"] == "alice"
     rules = nsg_rules(fleet, "nsg-locked")
     assert rules["deny-ssh"] == 200  # the customer's rule is untouched
     added = [name for name in rules if name.startswith("allow-mgmt-ssh")]

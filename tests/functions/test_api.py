@@ -174,7 +174,7 @@ def test_approve_wakes_the_worker_and_is_on_record(engine: Engine) -> None:
 
     assert response.status_code == 200
     job = json_of(response)
-    assert job["approved_by"] == "function-key"
+    assert job["approvedBy"] == "function-key"
     assert any("approved by function-key: change CHG-1" in n for n in job["notes"])
     assert engine.queued() == [job_id]
 
