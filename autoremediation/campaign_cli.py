@@ -3,7 +3,9 @@
 The command starts (or, with ``--resume``, picks up) a campaign and drives it here: the runner works the
 in-process queue and each finished job ticks the campaign, which releases the next ones. A progress bar on
 stderr shows where it is. Exit 0 when the campaign completed within its error budget, 1 when it stopped
-on errors (or waits on approvals), 2 on bad input with one line on stderr.
+on errors (or waits on approvals), 2 on bad input with one line on stderr, 3 when Azure cannot be reached as
+set up, 130 on Ctrl-C (with the ``--resume`` command that picks the campaign up again). ``--azure`` /
+``--fleet FILE`` say where ARM is, as for every command that talks to it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .errors import InvalidInput, NotFound, RemediationError
 if TYPE_CHECKING:
     from .services import Services
 
-EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_STOPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ServicesFactory = Callable[[argparse.Namespace], "Services"]
 
 
@@ -66,6 +68,9 @@ def add_parser(subparsers: Any, services_factory: ServicesFactory | None = None)
     p.add_argument(
         "--workers", type=int, default=8, metavar="N", help="worker threads stepping jobs (default 8)"
     )
+    from .cli_engine import add_where
+
+    add_where(p)
     factory = services_factory or default_services
 
     def handler(args: argparse.Namespace, out: TextIO) -> int:
@@ -184,6 +189,14 @@ def run_campaign(
         manual_clock = callable(getattr(services.clock, "advance", None))
         workers = 1 if manual_clock else args.workers
         status = drive(services, status["id"], on_status=progress.update, workers=workers)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"remediate campaign: interrupted; jobs already sent keep their state. "
+            f"Resume with: remediate campaign --resume {status['id']}",
+            file=err,
+        )
+        return EXIT_INTERRUPTED
     except RemediationError as error:
         progress.close()
         print(f"remediate campaign: {_first_line(error)} (resume with --resume {status['id']})", file=err)
@@ -194,7 +207,33 @@ def run_campaign(
         out.write("\n")
     else:
         out.write(summary(status) + "\n")
+        for line in outcome_breakdown(services, status):
+            out.write(f"  {line}\n")
     return EXIT_OK if status["status"] == campaigns.COMPLETED else EXIT_STOPPED
+
+
+def outcome_breakdown(services: Services, status: Mapping[str, Any]) -> list[str]:
+    """Why VMs were skipped (grouped by reason), and for a dry run what would have been fixed."""
+    from collections import Counter
+
+    from . import jobs
+
+    lines: list[str] = []
+    counts = status.get("counts", {})
+    listed = services.store.list(campaign_id=str(status.get("id")))
+    if counts.get("skipped"):
+        reasons = Counter(j.history[-1].reason for j in listed if j.status == jobs.SKIPPED)
+        for reason, count in reasons.most_common():
+            lines.append(f"skipped {count}: {reason}")
+    if status.get("dryRun"):
+        verdicts = Counter(
+            str(j.outcome.get("verification") or j.history[-1].reason)
+            for j in listed
+            if j.status == jobs.SUCCEEDED
+        )
+        for verdict, count in verdicts.most_common():
+            lines.append(f"{count} VM(s): {verdict}")
+    return lines
 
 
 def drive(
@@ -228,8 +267,15 @@ def drive(
         threads = [threading.Thread(target=driver.work, name=f"campaign-{i}") for i in range(workers)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            # Each worker finishes the step it is in (a step is one write), then stops.
+            driver.stop.set()
+            for thread in threads:
+                thread.join()
+            raise
     if driver.error is not None:
         raise driver.error
     final = campaigns.campaign_status(services, campaign_id)
@@ -359,17 +405,21 @@ class _Driver:
 
 
 class Progress:
-    """A one-line bar on a terminal (redrawn in place); a line per change when stderr is a file or pipe."""
+    """Where the campaign is, on stderr: a ``rich`` bar redrawn in place on a terminal; a plain line per
+    change when stderr is a file or a pipe (a log reads top to bottom)."""
 
     def __init__(self, stream: TextIO, width: int = 24) -> None:
         self.stream = stream
         self.width = width
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self._last = ""
-        self._drawn = False
+        self._bar: Any = None
+        self._task: Any = None
 
     def line(self, text: str) -> None:
-        self._clear()
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+            return
         self.stream.write(text + "\n")
         self.stream.flush()
 
@@ -378,23 +428,47 @@ class Progress:
         if text == self._last:
             return
         self._last = text
-        if self.tty:
-            self.stream.write("\r" + text + "\x1b[K")
-            self._drawn = True
-        else:
+        if not self.tty:
             self.stream.write(text + "\n")
-        self.stream.flush()
+            self.stream.flush()
+            return
+        counts = status.get("counts", {})
+        total = int(counts.get("total", 0)) or 1
+        done = total - int(counts.get("planned", 0)) - int(counts.get("inFlight", 0))
+        if self._bar is None:
+            self._start(total)
+        self._bar.update(self._task, total=total, completed=done, counts=_counts_text(status), refresh=True)
 
-    def _clear(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
+    def _start(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
+
+        from .cli_output import console
+
+        self._bar = Progress(
+            BarColumn(bar_width=self.width),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console(self.stream),
+            auto_refresh=False,
+        )
+        self._task = self._bar.add_task("campaign", total=total, counts="")
+        self._bar.start()
 
     def close(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.refresh()
+            self._bar.stop()
+            self._bar = None
+
+
+def _counts_text(status: Mapping[str, Any]) -> str:
+    counts = status.get("counts", {})
+    return (
+        f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
+        f"skipped {counts.get('skipped', 0)}  cancelled {counts.get('cancelled', 0)}  "
+        f"in flight {counts.get('inFlight', 0)}  ({status.get('status', '?')})"
+    )
 
 
 def render(status: Mapping[str, Any], width: int = 24) -> str:
@@ -413,8 +487,9 @@ def render(status: Mapping[str, Any], width: int = 24) -> str:
 
 def summary(status: Mapping[str, Any]) -> str:
     counts = status.get("counts", {})
+    went = "dry-run (nothing changed)" if status.get("dryRun") else "succeeded"
     text = (
-        f"campaign {status.get('id')} {status.get('status')}: {counts.get('succeeded', 0)} succeeded, "
+        f"campaign {status.get('id')} {status.get('status')}: {counts.get('succeeded', 0)} {went}, "
         f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('cancelled', 0)} cancelled of {counts.get('total', 0)}"
     )

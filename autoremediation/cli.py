@@ -7,7 +7,8 @@ Exit codes:
 * 2 bad input or usage: one line on stderr, never a traceback;
 * 3 the environment is not set up to reach Azure (no credential, a TLS certificate that does not
   verify, access denied, ARM unreachable): one line on stderr; fix the setup and run the command again;
-* 130 interrupted (Ctrl-C), with the command that picks the work up again when there is one.
+* 130 interrupted (Ctrl-C), with the command that picks the work up again when there is one;
+* 141 the reader of the output went away (``remediate jobs --json | head``): no traceback, no message.
 
 Global options come before the command (``remediate --catalog DIR validate``). Commands live in
 ``cli_jobs`` (jobs), ``campaign_cli`` (campaigns) and ``cli_authoring`` (the catalog).
@@ -35,6 +36,7 @@ from .routing import Route, load_routes
 from .settings import Settings
 
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
 DISTRIBUTION = "azure-vm-autoremediation"
 
 
@@ -220,7 +222,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_broken_pipe()
-        return EXIT_OK
+        return EXIT_BROKEN_PIPE
 
 
 def _quiet_broken_pipe() -> None:

@@ -57,7 +57,15 @@ def table(rows: Sequence[Sequence[Any]], out: TextIO, *, styles: Sequence[str | 
             style = STATUS_STYLES.get(text) if wants == "status" else wants
             cells.append(f"[{style}]{_escape(text)}[/]" if style else _escape(text))
         grid.add_row(*cells)
-    console(out).print(grid)
+    if bool(getattr(out, "isatty", lambda: False)()):
+        console(out).print(grid)
+        return
+    # A file or a pipe: plain lines without the padding that ends every row, easy to grep and diff.
+    import io
+
+    buffer = io.StringIO()
+    console(buffer).print(grid)
+    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
 
 
 def _escape(text: str) -> str:
