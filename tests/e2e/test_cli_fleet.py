@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -22,17 +21,6 @@ HERE = Path(__file__).parent
 SUB = "00000000-0000-0000-0000-0000000000e2"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-e2e"
 pytestmark = pytest.mark.fleet
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, monkeypatch) -> Iterator[FleetServer]:
-    with FleetServer(HERE / "fleet.yaml", workdir=tmp_path / "fleet") as server:
-        monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
-        monkeypatch.setenv("REMEDIATION_ARM_ENDPOINT", server.base_url)
-        monkeypatch.setenv("REMEDIATION_ARM_CA_BUNDLE", server.ca_bundle)
-        monkeypatch.delenv("REMEDIATION_STORAGE", raising=False)
-        monkeypatch.delenv("REMEDIATION_MANAGEMENT_SOURCES", raising=False)
-        yield server
 
 
 def remediate(*argv: str) -> tuple[int, str]:
