@@ -193,3 +193,59 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+STUCK_FLEET = """
+subscriptions:
+  - id: 00000000-0000-0000-0000-0000000000c1
+    resourceGroups:
+      - name: rg-cancel
+        location: westeurope
+        virtualMachines:
+          - name: vm-slow
+            os: windows
+            tags: {autoremediation: enabled}
+            outcomes:
+              - {stuck: true, result: {status: fixed, before: {}, after: {}}}
+"""
+
+
+def test_cancel_of_a_running_job_deletes_its_managed_run_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from io import StringIO
+
+    from autoremediation import jobs as states
+    from autoremediation.services import Services
+    from autoremediation.settings import Settings
+
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text(STUCK_FLEET)
+    with FleetServer(fleet_file, workdir=tmp_path / "fleet") as server:
+        monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
+        monkeypatch.setenv("REMEDIATION_ARM_ENDPOINT", server.base_url)
+        monkeypatch.setenv("REMEDIATION_ARM_CA_BUNDLE", server.ca_bundle)
+        services = Services(Settings.from_env())
+        request = {
+            "remediation": "free-disk-space",
+            "targets": [server.vm_id("vm-slow")],
+            "reason": "drive C: full",
+        }
+        [entry] = services.intake.submit(request, actor="op").jobs
+        job = entry.job
+        for _ in range(5):
+            job = services.runner.advance(job.id).job
+            if job.status == states.RUNNING:
+                break
+        assert job.status == states.RUNNING
+        server.reset_calls()
+
+        code = main(["cancel", job.id[:14], "--actor", "erin", "--reason", "too slow"], out=StringIO())
+
+        assert code == 0, capsys.readouterr().err
+        cancelled = services.store.get(job.id)
+        assert cancelled.status == states.CANCELLED
+        assert cancelled.history[-1].reason == (
+            f"cancelled by erin: too slow; run command {job.run['name']} deleted, which stops its script"
+        )
+        assert server.calls_matching("DELETE", f"*/runCommands/{job.run['name']}*")
