@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from .catalog import Remediation, env_name, script_parameter_name
 
 README_SECTIONS = ("What it does", "What it never does", "Risks", "How it verifies")
+# Shell and PowerShell syntax no parameter value may carry ("&" is allowed after "?" in a SAS URL).
+HOSTILE = (";", "|", "`", "$(", "${", "<", ">", "'", '"', "\n", " ", "\\", "../")
 
 
 def authoring_problems(remediations: Mapping[str, Remediation]) -> list[str]:
@@ -16,6 +18,29 @@ def authoring_problems(remediations: Mapping[str, Remediation]) -> list[str]:
     for remediation in remediations.values():
         problems += _readme(remediation)
         problems += _scripts(remediation)
+        problems += _patterns(remediation)
+    return problems
+
+
+def _patterns(remediation: Remediation) -> list[str]:
+    """A string parameter's pattern must refuse shell syntax, alone and inside the values it declares."""
+    problems: list[str] = []
+    for name, parameter in remediation.parameters.items():
+        if parameter.type != "string" or parameter.pattern is None:
+            continue
+        known = [parameter.default, *parameter.os_default.values(), *(parameter.enum or ())]
+        examples = [str(v) for v in known if isinstance(v, str) and v] or ["a"]
+        for fragment in HOSTILE:
+            candidates = (
+                [fragment] + [e + fragment for e in examples] + [e[:1] + fragment + e[1:] for e in examples]
+            )
+            accepted = next((c for c in candidates if re.fullmatch(parameter.pattern, c)), None)
+            if accepted is not None:
+                where = f"{remediation.folder / 'remediation.yaml'}: parameters.{name}.pattern"
+                problems.append(
+                    f"{where} accepts {accepted!r}: narrow it so {fragment!r} cannot reach the script"
+                )
+                break
     return problems
 
 

@@ -100,3 +100,12 @@ def test_validate_reports_what_the_static_tests_would(catalog: Path) -> None:
         "windows.ps1: the param() block must declare, in this order, [string]$Target, [string]$DryRun" in e
         for e in errors
     )
+
+
+def test_validate_refuses_a_pattern_that_lets_shell_syntax_through(catalog: Path) -> None:
+    remediate("--catalog", str(catalog), "new", "clear-tmp")
+    yaml_file = catalog / "clear-tmp" / "remediation.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("'^[A-Za-z0-9_.-]{1,64}$'", "'^.{1,64}$'"))
+    code, out = remediate("--catalog", str(catalog), "validate")
+    assert code == 1
+    assert "parameters.target.pattern accepts ';': narrow it so ';' cannot reach the script" in out
