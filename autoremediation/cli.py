@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 from .campaign_cli import add_parser as add_campaign_parser
 from .catalog import Catalog, load_catalog
 from .cli_authoring import add_parsers as add_authoring_parsers
-from .cli_engine import add_where, engine, quiet_azure_logging
+from .cli_engine import add_where, configure_logging, engine
 from .cli_jobs import add_parsers, default_actor
 from .cli_output import table
 from .errors import RemediationError, SetupProblem
@@ -63,9 +63,6 @@ def read_payloads(files: Sequence[str], stdin: TextIO) -> list[tuple[str, Any]]:
         except json.JSONDecodeError as error:
             raise UsageError(f"{name}: not valid JSON: {error.msg} at line {error.lineno}") from None
     return payloads
-
-
-_read_payloads = read_payloads  # the name older callers import
 
 
 def _catalog_and_routes(args: argparse.Namespace) -> tuple[Catalog, tuple[Route, ...]]:
@@ -127,10 +124,6 @@ def _needs_detector(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> 
         return any(route_signal(s, routes, catalog).detector for s in parse(payload))
     except RemediationError:
         return False  # reported with its file name when planned
-
-
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    table(rows, out)
 
 
 def version() -> str:
@@ -200,7 +193,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         with ExitStack() as resources:
             settings = Settings.from_env()
             args = build_parser(settings, resources).parse_args(argv)
-            quiet_azure_logging(args.verbose)
+            configure_logging(args.verbose)
             handler: Handler = args.handler
             return handler(args, out)
     except UsageError as error:

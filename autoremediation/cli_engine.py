@@ -18,7 +18,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -182,11 +182,31 @@ def read_store(settings: Settings | None = None) -> JobStore | None:
     return Services(settings).store
 
 
-def quiet_azure_logging(verbose: bool = False) -> None:
-    """azure-identity logs a warning per credential it tries: a person needs one line, not fifteen."""
+class _Stderr(logging.Handler):
+    """Writes to ``sys.stderr`` as it is when the record is emitted (tests and callers swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
+        with suppress(OSError, ValueError):
+            sys.stderr.write(self.format(record) + "\n")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """One line per retry of an ARM call on stderr; the Azure SDK's own lines only with ``-v``.
+
+    azure-identity logs a warning per credential it tries: a person needs one line, not fifteen.
+    """
     level = logging.INFO if verbose else logging.ERROR
     for name in ("azure", "azure.identity", "azure.core.pipeline.policies.http_logging_policy"):
         logging.getLogger(name).setLevel(level)
+    retries = logging.getLogger("autoremediation.azure.calls")
+    if not any(getattr(h, "_remediate_cli", False) for h in retries.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("  retrying: %(message)s"))
+        handler._remediate_cli = True  # type: ignore[attr-defined]
+        retries.addHandler(handler)
+        retries.setLevel(logging.INFO)
 
 
 def _first_line(error: BaseException) -> str:

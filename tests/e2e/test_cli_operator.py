@@ -249,3 +249,15 @@ def test_cancel_of_a_running_job_deletes_its_managed_run_command(
             f"cancelled by erin: too slow; run command {job.run['name']} deleted, which stops its script"
         )
         assert server.calls_matching("DELETE", f"*/runCommands/{job.run['name']}*")
+
+
+def test_a_transient_arm_error_is_retried_and_the_retry_is_shown(
+    fleet: FleetServer, tmp_path: Path, capsys
+) -> None:
+    fleet.inject("GET */virtualMachines/vm-disk", "error", status=503, times=1)
+    code, out = remediate("run", disk_alert(tmp_path))
+    assert code == 0, out
+    err = capsys.readouterr().err
+    [line] = [x for x in err.splitlines() if x.startswith("  retrying: ")]
+    assert "ServiceUnavailable" in line and "retry 1/3" in line
+    assert jobs()[0]["status"] == "succeeded"
