@@ -168,3 +168,19 @@ def test_secret_parameters_are_never_shown(tmp_path: Path, capsys, monkeypatch) 
         code, out, _ = run(argv, capsys)
         assert code == 0 and "SECRETSIG" not in out and "(secret)" in out
     assert SqliteJobStore(str(tmp_path / "jobs.db")).get(job.id).parameters["uploadUrl"] == sas
+
+
+def test_ctrl_c_is_one_clean_message_and_exit_130(capsys, monkeypatch, tmp_path: Path) -> None:
+    from autoremediation import cli_jobs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
+    monkeypatch.setattr(cli_jobs, "work", interrupted)
+    code, _, err = run(["run", str(SAMPLES / "manual-request.json")], capsys)
+    assert code == 130
+    assert err == (
+        "\nremediate: interrupted; unfinished jobs stay on record (remediate jobs), "
+        "stop one with: remediate cancel JOB\n"
+    )
