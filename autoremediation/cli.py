@@ -31,6 +31,7 @@ from .cli_authoring import add_parsers as add_authoring_parsers
 from .cli_engine import add_where, configure_logging, engine
 from .cli_jobs import add_parsers, default_actor
 from .cli_output import table
+from .console.local import add_parser as add_console_parser
 from .errors import RemediationError, SetupProblem
 from .routing import Route, load_routes
 from .settings import Settings
@@ -166,6 +167,7 @@ def build_parser(settings: Settings, resources: ExitStack | None = None) -> argp
     p.set_defaults(handler=cmd_plan)
 
     add_parsers(commands, default_actor())
+    add_console_parser(commands, default_actor(), add_where)
     held = resources if resources is not None else ExitStack()
     add_campaign_parser(
         commands, services_factory=lambda args: held.enter_context(engine(args, queue=_queue()))

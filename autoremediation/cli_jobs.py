@@ -25,6 +25,8 @@ from .jobs import Job, outcome_kind
 from .settings import Settings
 
 FAILED_STATES = frozenset({jobs.FAILED, jobs.TIMED_OUT})
+# Names other command modules (the local console) import from here.
+_work, _where = work, add_where
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:

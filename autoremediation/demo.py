@@ -107,9 +107,12 @@ def main() -> int:
         step("history", "jobs")
         for job in waiting:
             step("show", "show", job["id"])
+        # One request left for a second operator: the console shows it with its evidence.
+        step("pending", "run", "samples/manual-request-restore-access.json", "--actor", "alice@contoso.com")
     default = Path(Settings().sqlite_path) == jobs_db
     prefix = "" if default else f"REMEDIATION_SQLITE_PATH={jobs_db} "
     print(f"\ndemo done: job records in {jobs_db}; see them with `{prefix}remediate jobs`")
+    print("one request waits for approval: `make console`, then open http://127.0.0.1:8070/api/console")
     return 0
 
 
