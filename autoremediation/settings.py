@@ -19,6 +19,27 @@ from .errors import InvalidInput
 from .ports import Switches
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+STATE_FOLDER = "autoremediation"
+
+
+def user_state_dir() -> Path:
+    """Where this user's local state lives (the embedded job store, the demo's fleet).
+
+    The XDG Base Directory convention: ``$XDG_STATE_HOME/autoremediation``, by default
+    ``~/.local/state/autoremediation``. ``make demo`` and later ``remediate`` commands share it, whatever
+    the current directory.
+    """
+    # The user's own process environment, not an app setting: the folder belongs to whoever runs this.
+    base = os.environ.get("XDG_STATE_HOME", "").strip()
+    if not base or not Path(base).is_absolute():  # the spec says to ignore a relative path
+        home = os.environ.get("HOME", "").strip() or str(Path.home())
+        base = str(Path(home) / ".local" / "state")
+    return Path(base) / STATE_FOLDER
+
+
+def default_sqlite_path() -> str:
+    return str(user_state_dir() / "jobs.db")
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -83,7 +104,7 @@ def _trusted_rules(env: Mapping[str, str]) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Settings:
     job_store: str = "sqlite"
-    sqlite_path: str = ".state/remediation.db"
+    sqlite_path: str = field(default_factory=default_sqlite_path)
     storage_connection_string: str | None = None
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
@@ -139,7 +160,7 @@ class Settings:
         store = "REMEDIATION_STORAGE"
         return cls(
             job_store=_choice(env, "REMEDIATION_JOB_STORE", "sqlite", ("sqlite", "table")),
-            sqlite_path=env.get("REMEDIATION_SQLITE_PATH", cls.sqlite_path),
+            sqlite_path=env.get("REMEDIATION_SQLITE_PATH") or default_sqlite_path(),
             storage_connection_string=env.get(store) or None,
             queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
             table_service_uri=env.get(f"{store}__tableServiceUri") or None,

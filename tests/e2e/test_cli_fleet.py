@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -25,17 +24,6 @@ ALERT_ID = (
     f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"
 )
 pytestmark = pytest.mark.fleet
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, monkeypatch) -> Iterator[FleetServer]:
-    with FleetServer(HERE / "fleet.yaml", workdir=tmp_path / "fleet") as server:
-        monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
-        monkeypatch.setenv("REMEDIATION_ARM_ENDPOINT", server.base_url)
-        monkeypatch.setenv("REMEDIATION_ARM_CA_BUNDLE", server.ca_bundle)
-        monkeypatch.delenv("REMEDIATION_STORAGE", raising=False)
-        monkeypatch.delenv("REMEDIATION_MANAGEMENT_SOURCES", raising=False)
-        yield server
 
 
 def remediate(*argv: str) -> tuple[int, str]:
@@ -125,7 +113,7 @@ def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_p
     code, out = remediate("approve", waiting["id"], "--actor", "alice")
     assert code == 0, out
     [job] = jobs("--status", "succeeded")
-    assert job["approved_by"] == "alice"
+    assert job["approvedBy"] == "alice"
     rules = nsg_rules(fleet, "nsg-locked")
     assert rules["deny-ssh"] == 200  # the customer's rule is untouched
     added = [name for name in rules if name.startswith("allow-mgmt-ssh")]
