@@ -97,6 +97,10 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    # Webhook URLs carry their token: never shown (repr=False); see notify.channels for the format.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_on_success: bool = False
+    notify_timeout_seconds: float = 10
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -146,7 +150,19 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            notify_urls=_notify_urls(env),
+            notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
+            notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
         )
+
+
+def _notify_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Checked here, so a malformed entry stops the app at start with a message naming its position."""
+    from .notify.channels import parse_channels
+
+    urls = _list(env, "REMEDIATION_NOTIFY_URLS")
+    parse_channels(urls)
+    return urls
 
 
 # The app settings this module reads: infra tests check that the Bicep sets each of them.
@@ -182,6 +198,9 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "REMEDIATION_NOTIFY_URLS",
+    "REMEDIATION_NOTIFY_ON_SUCCESS",
+    "REMEDIATION_NOTIFY_TIMEOUT_SECONDS",
 )
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.

@@ -120,6 +120,20 @@ param operatorRole string = 'Remediation.Operator'
 @description('Entra app role that may read remediations and the catalog.')
 param readerRole string = 'Remediation.Reader'
 
+@secure()
+@description('Comma-separated webhook URLs told when a job awaits approval, fails, times out, or a breaker opens; each may start with teams:, slack: or json:. Secret: the URLs carry their tokens.')
+param notifyUrls string = ''
+
+@description('true: the webhooks are also told when a job succeeds.')
+@allowed([
+  'true'
+  'false'
+])
+param notifyOnSuccess string = 'false'
+
+@description('Seconds a worker step may spend delivering one notification to every webhook, retries included.')
+param notifyTimeoutSeconds string = '10'
+
 var appSettings = {
   // Functions host storage, identity-based (no connection string, no key).
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -153,6 +167,10 @@ var appSettings = {
   REMEDIATION_RETENTION_DAYS: retentionDays
   REMEDIATION_OPERATOR_ROLE: operatorRole
   REMEDIATION_READER_ROLE: readerRole
+  // Notifications (webhook URLs are secrets: a @secure() parameter, never an output).
+  REMEDIATION_NOTIFY_URLS: notifyUrls
+  REMEDIATION_NOTIFY_ON_SUCCESS: notifyOnSuccess
+  REMEDIATION_NOTIFY_TIMEOUT_SECONDS: notifyTimeoutSeconds
   // ARM: the cloud's own endpoint, and the identity DefaultAzureCredential must pick.
   REMEDIATION_ARM_ENDPOINT: environment().resourceManager
   AZURE_CLIENT_ID: identityClientId
