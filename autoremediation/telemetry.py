@@ -130,12 +130,17 @@ def transition_event(job: Job, transition: Transition) -> dict[str, Any]:
 
 def emit_transition(job: Job, transition: Transition) -> None:
     """Log the transition as a custom event; count and time the job when it ended."""
+    ended = transition.target in TERMINAL and transition == job.history[-1]
+    logging_on = logger.isEnabledFor(logging.INFO)
+    if not (logging_on or ended):
+        return  # nobody listens (no exporter, root logger above INFO): skip building the event
     event = transition_event(job, transition)
-    logger.info(
-        json.dumps({"event": EVENT_NAME, **event}, sort_keys=True),
-        extra={CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME, **event},
-    )
-    if transition.target in TERMINAL and transition == job.history[-1]:
+    if logging_on:
+        logger.info(
+            json.dumps({"event": EVENT_NAME, **event}, sort_keys=True),
+            extra={CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME, **event},
+        )
+    if ended:
         _record_metrics(job, event)
 
 

@@ -36,6 +36,9 @@ _TITLES = {
     SUCCEEDED: "Remediation succeeded",
     BREAKER_OPEN: "Circuit breaker open",
 }
+# Block Kit limits: a section's text 3000 characters, a field 2000, at most 10 fields.
+SLACK_TEXT_LIMIT = 3000
+SLACK_FIELD_LIMIT = 2000
 _TEAMS_COLOR = {SUCCEEDED: "Good", AWAITING_APPROVAL: "Accent", APPROVAL_EXPIRING: "Warning"}
 
 
@@ -174,10 +177,13 @@ def slack_body(notice: Notice) -> dict[str, Any]:
     """A Slack incoming-webhook message: ``text`` (the notification fallback) and Block Kit ``blocks``."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": notice.title}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(notice.summary)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(notice.summary)[:SLACK_TEXT_LIMIT]}},
         {
             "type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(v)}"} for k, v in _facts(notice)][:10],
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(v)}"[:SLACK_FIELD_LIMIT]}
+                for k, v in _facts(notice)
+            ][:10],
         },
     ]
     if notice.how_to_approve:

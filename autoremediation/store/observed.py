@@ -128,5 +128,7 @@ class ObservedJobStore:
         return self.inner.update_campaign(campaign)
 
     def __getattr__(self, name: str) -> Any:
-        # Adapter extras beyond the port (e.g. close, counts for benchmarks) stay reachable.
+        # Adapter extras beyond the port (e.g. close) stay reachable.
+        if name == "inner":  # not yet set (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)

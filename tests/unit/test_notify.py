@@ -368,3 +368,11 @@ def test_an_approved_job_is_not_announced(store: SqliteJobStore) -> None:
     )
     store.update(replace(job, approved_by="bob"))
     assert warn_expiring_approvals(store, NOW, lambda j: None) == []
+
+
+def test_slack_text_stays_within_block_kit_limits() -> None:
+    job = jobs.transition(awaiting(), jobs.EXPIRED, now=NOW, actor="sweeper", reason="x" * 5000)
+    body = messages.body("slack", messages.notice(messages.FAILED, job, {}))
+    assert len(body["blocks"][1]["text"]["text"]) == messages.SLACK_TEXT_LIMIT
+    assert all(len(f["text"]) <= messages.SLACK_FIELD_LIMIT for f in body["blocks"][2]["fields"])
+    assert len(body["blocks"][2]["fields"]) <= 10
