@@ -376,3 +376,15 @@ def test_slack_text_stays_within_block_kit_limits() -> None:
     assert len(body["blocks"][1]["text"]["text"]) == messages.SLACK_TEXT_LIMIT
     assert all(len(f["text"]) <= messages.SLACK_FIELD_LIMIT for f in body["blocks"][2]["fields"])
     assert len(body["blocks"][2]["fields"]) <= 10
+
+
+def test_a_secret_that_fails_its_pattern_is_not_echoed_in_the_reason() -> None:
+    """The skip reason goes to the job record, telemetry and webhooks: a secret's value is never in it."""
+    from autoremediation.catalog import SECRET_SHOWN, ParameterError
+
+    bad = SAS.replace("/diag/", "/../")
+    with pytest.raises(ParameterError) as caught:
+        CATALOG.get("collect-diagnostics").parameters["uploadUrl"].validate(bad)
+    assert "SECRETSIG" not in str(caught.value) and SECRET_SHOWN in str(caught.value)
+    with pytest.raises(ParameterError, match="'lots'"):
+        CATALOG.get("collect-diagnostics").parameters["maxLogLines"].validate("lots")
