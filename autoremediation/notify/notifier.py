@@ -9,7 +9,9 @@ compare-and-swap write, so the job is on record before anyone is told, and it ne
 * an approval about to expire: the sweeper calls ``approval_expiring``.
 
 A worker that crashes between its write and the POST loses that one notification (at most once): the
-redelivered message finds the step done and does not repeat it.
+redelivered message finds the step done and does not repeat it. The hook runs before the worker sends
+the job's next message, so delivery is bounded by ``REMEDIATION_NOTIFY_TIMEOUT_SECONDS``; a crash in it
+leaves the job to the sweeper's stuck-job chore, like any crash between a write and a send.
 """
 
 from __future__ import annotations
