@@ -101,6 +101,9 @@ class Settings:
     notify_urls: tuple[str, ...] = field(default=(), repr=False)
     notify_on_success: bool = False
     notify_timeout_seconds: float = 10
+    # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
+    # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
+    platform_auth: bool = False
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -153,6 +156,7 @@ class Settings:
             notify_urls=_notify_urls(env),
             notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
             notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
+            platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
 
 
@@ -202,6 +206,9 @@ SETTING_NAMES = (
     "REMEDIATION_NOTIFY_ON_SUCCESS",
     "REMEDIATION_NOTIFY_TIMEOUT_SECONDS",
 )
+
+# Settings the platform sets for the app (App Service authentication), never a deployment's choice.
+PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
 LOCAL_ONLY_SETTINGS = (

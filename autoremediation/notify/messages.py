@@ -26,6 +26,7 @@ KINDS = (AWAITING_APPROVAL, APPROVAL_EXPIRING, FAILED, TIMED_OUT, EXPIRED, SUCCE
 
 APPROVE_ROUTE = "POST /api/remediations/{id}/approve"
 REJECT_ROUTE = "POST /api/remediations/{id}/reject"
+CONSOLE_PAGE = "/api/console/jobs/{id}"  # the operator console's page for the job, with its decision buttons
 
 _TITLES = {
     AWAITING_APPROVAL: "Remediation awaits approval",
@@ -86,6 +87,7 @@ def approval_hints(job_id: str) -> tuple[str, ...]:
     return (
         f"Approve: {APPROVE_ROUTE.format(id=job_id)} (or `remediate approve {job_id}`)",
         f"Reject: {REJECT_ROUTE.format(id=job_id)} (or `remediate reject {job_id}`)",
+        f"Review in the console: {CONSOLE_PAGE.format(id=job_id)}",
     )
 
 
@@ -210,6 +212,7 @@ def json_body(notice: Notice) -> dict[str, Any]:
             "api": APPROVE_ROUTE.format(id=job_id),
             "cli": f"remediate approve {job_id}",
             "reject": REJECT_ROUTE.format(id=job_id),
+            "console": CONSOLE_PAGE.format(id=job_id),
         }
     if notice.extra:
         body["details"] = dict(notice.extra)

@@ -155,6 +155,7 @@ def test_generic_json_carries_the_public_fields_and_how_to_approve() -> None:
         "api": f"POST /api/remediations/{job_id}/approve",
         "cli": f"remediate approve {job_id}",
         "reject": f"POST /api/remediations/{job_id}/reject",
+        "console": f"/api/console/jobs/{job_id}",
     }
     assert body["job"]["id"] == job_id and body["job"]["vmName"] == "web-07"
     assert body["job"]["approvalExpiresAt"] == (NOW + timedelta(hours=1)).isoformat()
