@@ -52,6 +52,7 @@ EVENT_FIELDS = (
 # Guard names as policy.guard_decision gives them: a skip's reason starts with "<guard>: ".
 GUARDS = frozenset(
     {
+        "alert-state",
         "kill-switch",
         "scope",
         "vm-exists",

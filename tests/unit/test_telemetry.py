@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +164,14 @@ def test_an_announcer_that_fails_does_not_fail_the_write(tmp_path) -> None:
     job, _ = store.create(make_job())
     saved = store.update(jobs.transition(job, jobs.DISPATCHING, now=NOW, actor="w", reason="ok"))
     assert store.get(job.id).status == jobs.DISPATCHING and saved.version == job.version + 1
+
+
+def test_every_guard_the_policy_can_name_is_known_to_telemetry() -> None:
+    """Read from policy.py itself, so a new guard cannot silently lose its ``guard`` dimension."""
+    import re
+
+    from autoremediation import policy
+
+    named = set(re.findall(r'_skip\(\s*"([a-z-]+)"', Path(policy.__file__).read_text(encoding="utf-8")))
+    assert "circuit-breaker" in named and "opt-in" in named
+    assert named <= telemetry.GUARDS, named - telemetry.GUARDS
