@@ -1,7 +1,7 @@
 // VM auto-remediation on Azure Functions Flex Consumption: `azd up`, or
 //   az deployment sub create -l <region> -f infra/main.bicep -p environmentName=<env> targetScopes=<ids>
 // Creates the resource group, identities, storage, monitoring, the Function App, its data-plane roles,
-// the custom operator role assigned at each target scope, and the Event Grid system topic.
+// the custom operator role assigned at each target scope, the Event Grid system topic, and a workbook.
 // Alerts, the Action Group and the event subscription need the deployed code: see wiring.bicep.
 targetScope = 'subscription'
 
@@ -69,6 +69,17 @@ param maximumInstanceCount int = 40
 
 @description('Name of the Event Grid system topic on this subscription; Azure allows one per subscription, so reuse an existing one by name (it must live in the app\'s resource group).')
 param systemTopicName string = ''
+
+@secure()
+@description('Comma-separated webhook URLs (Teams Workflows, Slack, or any JSON receiver; prefix teams:, slack: or json: to choose the format) told when a job awaits approval, fails, times out, or a breaker opens. Empty: no notifications.')
+param notifyUrls string = ''
+
+@description('true: the webhooks are also told when a job succeeds.')
+@allowed([
+  'true'
+  'false'
+])
+param notifyOnSuccess string = 'false'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -197,11 +208,25 @@ module functionApp 'modules/functionapp.bicep' = {
     dryRun: dryRun
     runCommandMode: runCommandMode
     managementSources: managementSources
+    notifyUrls: notifyUrls
+    notifyOnSuccess: notifyOnSuccess
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
     appRoles
   ]
+}
+
+// What the app did, from its customEvents: outcomes, failures, pending approvals, VMs, breakers, campaigns.
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    displayName: 'VM auto-remediation (${environmentName})'
+  }
 }
 
 // Created in the subscription of the first target scope, so the definition's own scope is always a parent
@@ -259,4 +284,5 @@ output REMEDIATION_QUEUE_NAME string = storage.outputs.queueName
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.systemTopicName
 output EVENTGRID_IDENTITY_ID string = identity.outputs.eventGridIdentityId
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
+output REMEDIATION_WORKBOOK_ID string = workbook.outputs.workbookId
 output REMEDIATION_TARGET_SCOPES string = join(scopeList, ',')
