@@ -39,9 +39,9 @@ def engine(args: argparse.Namespace, out: TextIO | None = None) -> Iterator[Serv
         if settings.arm_is_local:
             raise InvalidInput("--azure: REMEDIATION_ARM_ENDPOINT points at a local fleet, not Azure")
     elif getattr(args, "fleet", None) or not settings.arm_is_local:
-        from .localfleet.server import FleetServer
+        from .devfleet import fleet_server
 
-        server = FleetServer(getattr(args, "fleet", None))
+        server = fleet_server().FleetServer(getattr(args, "fleet", None))
         settings = replace(
             settings,
             arm_endpoint=server.base_url,
@@ -250,9 +250,9 @@ def cmd_reject(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fleet_serve(args: argparse.Namespace, out: TextIO) -> int:
-    from .localfleet.server import run_server
+    from .devfleet import fleet_server
 
-    return run_server(args.fleet, args.port)
+    return int(fleet_server().run_server(args.fleet, args.port))
 
 
 def _where(parser: argparse.ArgumentParser) -> None:
