@@ -61,6 +61,19 @@ def test_no_production_module_imports_the_local_fleet() -> None:
     assert offenders == []
 
 
+def test_the_functions_deployment_leaves_the_emulator_out() -> None:
+    ignored = (REPO_ROOT / ".funcignore").read_text(encoding="utf-8").split()
+    assert {"autoremediation/localfleet", "autoremediation/demo.py", "setup.py"} <= set(ignored)
+    # ... which is safe only because nothing deployed imports what is left out.
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{line}: {name}"
+        for path in _production_modules()
+        for line, name in _imports(path)
+        if name == "autoremediation.demo" or name.startswith("autoremediation.demo.")
+    ]
+    assert offenders == []
+
+
 def test_function_app_does_not_import_the_local_fleet() -> None:
     source = (REPO_ROOT / "function_app.py").read_text(encoding="utf-8")
     assert "localfleet" not in source and "trustme" not in source
