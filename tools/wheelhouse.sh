@@ -10,6 +10,10 @@ PYTHON=${PYTHON:-python3}
 digest=$(sha256sum requirements.txt | cut -c1-16)
 STAMP="$DIR/.requirements-$digest"
 
+mkdir -p .state
+# Parallel test workers may call this at once: one downloads, the others wait for it.
+exec 9>.state/wheelhouse.lock
+flock 9
 if [ ! -f "$STAMP" ]; then
   rm -rf "$DIR"
   mkdir -p "$DIR"

@@ -4,7 +4,7 @@
 # to delete a role that is still assigned). Reads the values main.bicep outputs into the azd environment:
 # OPERATOR_ROLE_DEFINITION_ID and REMEDIATION_TARGET_SCOPES. Safe to run twice: ARM answers 204 to a
 # DELETE of something already gone. Needs the Azure CLI signed in (see preprovision.sh).
-set -eu
+set -euf  # -f: a scope is never a glob pattern
 
 API=2022-04-01
 

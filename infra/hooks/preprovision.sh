@@ -3,7 +3,7 @@
 # need, and stops with one clear line when something is missing. The postdeploy hook (wiring.bicep) and
 # the predown hook (custom role clean-up) call the Azure CLI, which keeps its own sign-in: sign in once
 # with `az login` and let azd use it (`azd config set auth.useAzCliAuth true`), or sign in to both.
-set -eu
+set -euf  # -f: a scope is never a glob pattern
 
 fail() {
   echo "preprovision: $*" >&2

@@ -20,12 +20,12 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 }
 
 resource readers 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for roleId in items(roles): {
-    name: guid(account.id, principalId, roleId.value)
+  for role in items(roles): {
+    name: guid(account.id, principalId, role.value)
     scope: account
     properties: {
       principalId: principalId
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId.value)
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.value)
       description: 'VM auto-remediation: the deployer reads job records and dead-lettered events.'
     }
   }
