@@ -13,7 +13,7 @@ function Stop-Predown([string]$message) {
 $role = $env:OPERATOR_ROLE_DEFINITION_ID
 $scopes = "$($env:REMEDIATION_TARGET_SCOPES)" -replace ' ', ''
 if (-not $role -or -not $scopes) {
-  Write-Host 'predown: OPERATOR_ROLE_DEFINITION_ID or REMEDIATION_TARGET_SCOPES is not set: this environment never provisioned the operator role, nothing to remove'
+  Write-Host 'predown: OPERATOR_ROLE_DEFINITION_ID or REMEDIATION_TARGET_SCOPES is not set: nothing to remove (an environment provisioned before this hook existed keeps its role: see infra/README.md, Upgrading)'
   exit 0
 }
 

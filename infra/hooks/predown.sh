@@ -16,7 +16,7 @@ fail() {
 role=${OPERATOR_ROLE_DEFINITION_ID:-}
 scopes=$(printf '%s' "${REMEDIATION_TARGET_SCOPES:-}" | tr -d ' ')
 if [ -z "$role" ] || [ -z "$scopes" ]; then
-  echo "predown: OPERATOR_ROLE_DEFINITION_ID or REMEDIATION_TARGET_SCOPES is not set: this environment never provisioned the operator role, nothing to remove"
+  echo "predown: OPERATOR_ROLE_DEFINITION_ID or REMEDIATION_TARGET_SCOPES is not set: nothing to remove (an environment provisioned before this hook existed keeps its role: see infra/README.md, Upgrading)"
   exit 0
 fi
 
