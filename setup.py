@@ -14,6 +14,7 @@ setup(
     package_dir={CATALOG_PACKAGE: "remediations"},
     package_data={
         "autoremediation": ["openapi.yaml"],
+        "autoremediation.console": ["templates/*.html", "static/*.css"],
         "autoremediation.localfleet": ["*.yaml"],
         # Every catalog file: schemas, routes, each remediation's yaml, scripts and README.
         CATALOG_PACKAGE: ["*", "**/*"],
