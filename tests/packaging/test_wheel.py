@@ -98,7 +98,15 @@ def test_the_wheel_carries_the_whole_catalog(wheel: Path) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert expected and sorted(expected - names) == []
-    assert "autoremediation/openapi.yaml" in names
+    # Every data file inside the package too (OpenAPI document, console templates, fleet files).
+    package = REPO_ROOT / "autoremediation"
+    data = {
+        path.relative_to(REPO_ROOT).as_posix()
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert "autoremediation/openapi.yaml" in data
+    assert sorted(data - names) == []
 
 
 def test_the_installed_wheel_works_outside_the_checkout(installed: Path, tmp_path: Path) -> None:
