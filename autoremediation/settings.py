@@ -18,7 +18,18 @@ from urllib.parse import urlsplit
 from .errors import InvalidInput
 from .ports import Switches
 
-DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+
+def _default_catalog_dir() -> Path:
+    """The catalog shipped with the code: inside the package in an installed wheel (setup.py maps
+    ``remediations/`` to ``autoremediation/remediations``), next to the package in a checkout and in the
+    Functions deployment, which uploads the project directory as it is."""
+    package = Path(__file__).resolve().parent
+    installed = package / "remediations"
+    return installed if installed.is_dir() else package.parent / "remediations"
+
+
+DEFAULT_CATALOG_DIR = _default_catalog_dir()
+
 STATE_FOLDER = "autoremediation"
 
 

@@ -242,7 +242,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: Flex Consumption has no FTP(S) and ARM rejects the property on it; publishing
+      // credentials are off below (basicPublishingCredentialsPolicies).
       http20Enabled: true
       appSettings: [
         for setting in items(appSettings): {

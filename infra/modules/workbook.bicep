@@ -18,7 +18,8 @@ param displayName string
 var serializedData = replace(loadTextContent('../workbook/remediation.workbook.json'), '__APP_INSIGHTS_ID__', appInsightsId)
 
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
-  name: guid(resourceGroup().id, appInsightsId, 'vm-autoremediation-workbook')
+  // From values known when the deployment starts (what-if cannot see a module's outputs): one per group.
+  name: guid(resourceGroup().id, 'vm-autoremediation-workbook')
   location: location
   tags: union(tags, {
     'hidden-title': displayName
