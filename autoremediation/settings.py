@@ -156,6 +156,8 @@ class Settings:
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
+    # The deployment's Entra tenant: an alert webhook token must be issued in it (``tid`` claim).
+    tenant_id: str = ""
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -215,6 +217,7 @@ class Settings:
             notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
             notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
+            tenant_id=env.get("AZURE_TENANT_ID", "").strip(),
         )
 
 
@@ -276,6 +279,7 @@ SETTING_NAMES = (
     "REMEDIATION_ARM_CA_BUNDLE",
     "AZURE_CLIENT_ID",
     "AZURE_SUBSCRIPTION_ID",
+    "AZURE_TENANT_ID",
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
