@@ -4,7 +4,8 @@
 ``remediate fleet serve``. The server keeps the SDK honest: TLS with a locally generated CA (so bearer-token
 auth stays on), a bearer token required on every ARM route, and whatever api-version the client sends.
 
-Admin API (Python and HTTP under ``/_admin``): the call log, fault injection, the fleet clock, VM state.
+Admin API (Python and HTTP under ``/_admin``): the call log, fault injection, the fleet clock, VM state, runs
+started per VM, throttling counts.
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ class FleetServer:
         if path == "/_admin/calls" and method == "DELETE":
             self.reset_calls()
             return Reply(204)
+        if path == "/_admin/runs" and method == "GET":
+            started = {vm.spec.name: vm.runs_started for vm in self.fleet.vms.values() if vm.runs_started}
+            return Reply(200, {"runsStarted": started})
         if path == "/_admin/throttling" and method == "GET":
             if self.throttle is None:
                 return Reply(200, {"enabled": False})
