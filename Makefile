@@ -12,7 +12,7 @@ CHECKOV_STAMP := .venv-checkov/.installed-3.3.30
 
 setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
+$(STAMP): pyproject.toml setup.py requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
@@ -32,9 +32,9 @@ $(CHECKOV_STAMP): tools/checkov.sh
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(PY) -m autoremediation.demo
 
-# The operator console on loopback, over the demo's jobs (after `make demo`).
+# The operator console on loopback, over the demo's jobs (after `make demo`: the per-user job store).
 console: $(STAMP)
-	REMEDIATION_SQLITE_PATH=.state/demo/jobs.db $(PY) -m autoremediation.cli console
+	$(PY) -m autoremediation.cli console
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,6 +23,10 @@ SCHEMA_FILE = "remediation.schema.json"
 ROUTES_FILE = "routes.yaml"
 OS_TYPES = ("linux", "windows")
 SECRET_SHOWN = "(secret)"  # noqa: S105 - what is shown in place of a secret, not one
+# Who may set a parameter's value (remediation.yaml ``sources``); the catalog default fills the rest.
+ALERT = "alert"  # an inbound alert or event: a claim anyone who can write an alert rule controls
+OPERATOR = "operator"  # an authenticated operator's manual request
+DEFAULT_SOURCES = (OPERATOR,)  # a parameter that does not say: never from an alert
 
 
 class ParameterError(InvalidInput):
@@ -57,11 +61,17 @@ class Parameter:
     required: bool = False
     secret: bool = False
     os_default: Mapping[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = DEFAULT_SOURCES
 
     def default_for(self, os_type: str | None) -> Any:
         if os_type and os_type in self.os_default:
             return self.os_default[os_type]
         return self.default
+
+    def _shown(self, text: str) -> str:
+        """The value for an error message; a secret's never (the message lands in the job's record,
+        telemetry and notifications)."""
+        return SECRET_SHOWN if self.secret else _shown(text)
 
     def validate(self, value: Any) -> str:
         """The value as the script will receive it (always text), or ParameterError."""
@@ -79,10 +89,10 @@ class Parameter:
             if self.pattern is not None and not re.fullmatch(self.pattern, text):
                 # A long pattern helps nobody in an error message: say what the value should be instead.
                 hint = self.pattern if len(self.pattern) <= 80 else self.description.strip()
-                raise ParameterError(self.name, f"{_shown(text)} does not match {hint}")
+                raise ParameterError(self.name, f"{self._shown(text)} does not match {hint}")
         if self.enum is not None and text not in {str(option) for option in self.enum}:
             allowed = ", ".join(str(option) for option in self.enum)
-            raise ParameterError(self.name, f"{_shown(text)} is not one of {allowed}")
+            raise ParameterError(self.name, f"{self._shown(text)} is not one of {allowed}")
         return text
 
     def _boolean(self, value: Any) -> str:
@@ -93,14 +103,14 @@ class Parameter:
             return "true"
         if text in ("false", "0"):
             return "false"
-        raise ParameterError(self.name, f"{_shown(str(value))} is not a boolean")
+        raise ParameterError(self.name, f"{self._shown(str(value))} is not a boolean")
 
     def _integer(self, value: Any) -> str:
         if isinstance(value, bool):
             raise ParameterError(self.name, "must be an integer, not a boolean")
         text = str(value).strip()
         if not re.fullmatch(r"-?[0-9]{1,12}", text):
-            raise ParameterError(self.name, f"{_shown(str(value))} is not an integer")
+            raise ParameterError(self.name, f"{self._shown(str(value))} is not an integer")
         number = int(text)
         if self.minimum is not None and number < self.minimum:
             raise ParameterError(self.name, f"{number} is below the minimum {self.minimum}")
@@ -162,6 +172,27 @@ class Remediation:
             resolved[name] = parameter.validate(value)
         return resolved
 
+    def source_problem(self, given: Mapping[str, Any], origins: Mapping[str, str]) -> ParameterError | None:
+        """The first value in ``given`` set by a source its parameter does not allow, as an error.
+
+        ``origins`` says where each value came from (``alert``, ``operator``, or a trusted origin such as
+        the deployment's own route file or a detector's reading of Azure, which any parameter accepts).
+        Refusing, rather than quietly using the default, keeps a forged or misconfigured alert visible and
+        never runs a remediation in a form nobody asked for.
+        """
+        for name in sorted(given):
+            origin = origins.get(name)
+            parameter = self.parameters.get(name)
+            if parameter is None or origin not in (ALERT, OPERATOR) or origin in parameter.sources:
+                continue
+            allowed = " or ".join(parameter.sources) if parameter.sources else "nobody"
+            fallback = parameter.default_for(None)
+            after = f"the catalog default ({fallback})" if fallback is not None else "the catalog"
+            return ParameterError(
+                name, f"may not come from an {origin} (set by {allowed}; otherwise {after} applies)"
+            )
+        return None
+
     def run_parameters(
         self, values: Mapping[str, str], os_type: str, *, dry_run: bool
     ) -> tuple[dict[str, str], dict[str, str]]:
@@ -198,6 +229,7 @@ class Remediation:
                         "osDefault": dict(p.os_default) or None,
                         "required": p.required or None,
                         "secret": p.secret or None,
+                        "sources": list(p.sources),
                     }.items()
                     if value is not None
                 }
@@ -251,6 +283,30 @@ def _field_path(error: Any) -> str:
     return ".".join(parts) if parts else "(top level)"
 
 
+def schema_message(error: Any) -> str:
+    """A schema error in words that say what to change (jsonschema's own text, when it already does)."""
+    required = {
+        frozenset(item.get("required", ()))
+        for item in error.schema.get("anyOf", ())
+        if isinstance(item, dict)
+    }
+    if error.validator == "anyOf" and required == {frozenset({"pattern"}), frozenset({"enum"})}:
+        return (
+            "a string parameter needs a pattern (a regular expression every value must match, e.g. "
+            "'^[a-z0-9-]{1,64}$') or an enum (the list of values it may take): the value reaches a script "
+            "that runs as root"
+        )
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        best = min(error.context, key=lambda e: len(list(e.path)))
+        return f"{best.message} (one of the allowed forms)"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"{error.message}; allowed here: {allowed}" if allowed else error.message
+    if error.validator == "pattern":
+        return f"{error.instance!r} does not have the expected form (pattern {error.validator_value})"
+    return str(error.message)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -273,7 +329,7 @@ def _schema_validator(folder: Path) -> Draft202012Validator:
 
 def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
     problems = [
-        f"{path}: {_field_path(error)}: {error.message}"
+        f"{path}: {_field_path(error)}: {schema_message(error)}"
         for error in sorted(_schema_validator(folder).iter_errors(data), key=lambda e: list(e.path))
     ]
     if problems:
@@ -301,10 +357,19 @@ def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
                     parameter.validate(default)
         except ParameterError as error:
             problems.append(f"{where}.default: {error}")
+            continue
+        if parameter.secret and ALERT in parameter.sources:
+            problems.append(f"{where}.sources: a secret parameter never comes from an alert")
+        if not parameter.sources and parameter.required and not defaults_set(parameter):
+            problems.append(f"{where}.sources: nobody may set it, it is required and it has no default")
     for check in data["verification"].get("expect", []):
         if "parameter" in check and check["parameter"] not in (data.get("parameters") or {}):
             problems.append(f"{path}: verification.expect: parameter {check['parameter']!r} is not declared")
     return problems
+
+
+def defaults_set(parameter: Parameter) -> bool:
+    return parameter.default is not None or any(v is not None for v in parameter.os_default.values())
 
 
 def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
@@ -321,6 +386,7 @@ def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
         required=bool(spec.get("required", False)),
         secret=bool(spec.get("secret", False)),
         os_default=dict(spec.get("osDefault") or {}),
+        sources=tuple(spec.get("sources", DEFAULT_SOURCES)),
     )
 
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
 from .intake import Intake
 from .jobs import Job, Transition
 from .planning import Detect, Planner
-from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
+from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock
+from .provenance import AlertGate, ProvenanceSettings
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
-from .settings import Settings
+from .settings import EnvironmentSwitches, Settings
 from .signals.model import Signal
+
+if TYPE_CHECKING:
+    from .notify.notifier import Notifier
 
 
 class Services:
@@ -32,15 +37,18 @@ class Services:
         queue: Queue | None = None,
         compute: Compute | None = None,
         network: Network | None = None,
+        alerts: Alerts | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
-        for name, value in (("store", store), ("queue", queue), ("compute", compute), ("network", network)):
+        for name, value in (("queue", queue), ("compute", compute), ("network", network), ("alerts", alerts)):
             if value is not None:
                 self.__dict__[name] = value
+        if store is not None:
+            self.__dict__["store"] = _observed(store)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -54,7 +62,7 @@ class Services:
     def store(self) -> JobStore:
         from .store.factory import job_store_from_settings
 
-        return job_store_from_settings(self.settings)
+        return _observed(job_store_from_settings(self.settings))
 
     @cached_property
     def queue(self) -> Queue:
@@ -73,6 +81,26 @@ class Services:
         from .azure.network import AzureNetwork
 
         return AzureNetwork(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        from .azure.alerts import AzureAlerts
+        from .azure.calls import Retrier
+
+        # Short retries: the webhook answers 503 when Azure Monitor stays away, and the Action Group
+        # retries the whole delivery; waiting longer here only risks its 10 s call timeout.
+        return AzureAlerts(self.settings, retrier=Retrier(attempts=3, backoff=0.5, max_delay=2.0))
+
+    @cached_property
+    def gate(self) -> AlertGate:
+        from datetime import timedelta
+
+        settings = ProvenanceSettings(
+            trusted_rules=self.settings.trusted_alert_rules,
+            max_age=timedelta(minutes=self.settings.alert_max_age_minutes),
+            max_jobs=self.settings.max_jobs_per_signal,
+        )
+        return AlertGate(self.alerts, settings, self.clock)
 
     def detect(self, name: str, signal: Signal) -> tuple[Sequence[Finding], Sequence[str]]:
         """The detectors routes may ask for, on this process's ARM adapters."""
@@ -97,6 +125,8 @@ class Services:
                     remediation=remediation.id,
                     target=target,
                     parameters=dict(found.parameters),
+                    # Read from Azure by the detector, not taken from the event: no payload claim.
+                    origins=dict.fromkeys(found.parameters, "detector"),
                     route="detector:" + name,
                     evidence={**found.evidence, "reason": found.reason},
                 )
@@ -106,7 +136,7 @@ class Services:
     @cached_property
     def planner(self) -> Planner:
         detect: Detect = self.detect
-        return Planner(self.catalog, self.routes, detect=detect)
+        return Planner(self.catalog, self.routes, detect=detect, gate=self.gate)
 
     @cached_property
     def intake(self) -> Intake:
@@ -123,16 +153,38 @@ class Services:
         }
 
     @cached_property
+    def notifier(self) -> Notifier | None:
+        """Webhook notifications, when ``REMEDIATION_NOTIFY_URLS`` names any (else None: nothing imported)."""
+        if not self.settings.notify_urls:
+            return None
+        from .notify.channels import parse_channels
+        from .notify.notifier import Notifier
+        from .runner import guard_settings
+
+        return Notifier(
+            parse_channels(self.settings.notify_urls),
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            guards=guard_settings(self.settings),
+            on_success=self.settings.notify_on_success,
+            budget_seconds=self.settings.notify_timeout_seconds,
+        )
+
+    @cached_property
     def runner(self) -> Runner:
-        from .telemetry import emit_transition
+        from .writeback import alert_writeback
 
-        announce = emit_transition
-        if self.on_transition is not None:
-            extra = self.on_transition
+        # Telemetry sees every transition through the store (see store.observed); the runner's hooks
+        # tell people (after the step's write), close or comment the alert the job came from, and feed
+        # the caller's own observer (the CLI's progress).
+        writeback = alert_writeback(_Lazy(self), self.settings.alert_failure_state)
+        notify = self.notifier.on_transition if self.notifier else None
+        hooks = [h for h in (notify, writeback, self.on_transition) if h]
 
-            def announce(job: Job, transition: Transition) -> None:
-                emit_transition(job, transition)
-                extra(job, transition)
+        def announce(job: Job, transition: Transition) -> None:
+            for hook in hooks:
+                hook(job, transition)
 
         return Runner(
             catalog=self.catalog,
@@ -142,7 +194,34 @@ class Services:
             settings=self.settings,
             control_plane=self.control_plane,
             on_transition=announce,
+            switches=EnvironmentSwitches(),
         )
+
+
+class _Lazy:
+    """The engine's Alerts adapter, built when a job from an alert first ends (not at cold start)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def get_alert(self, alert_id: str) -> Any:
+        return self._services.alerts.get_alert(alert_id)
+
+    def get_rule(self, rule_id: str) -> Any:
+        return self._services.alerts.get_rule(rule_id)
+
+    def change_state(self, alert_id: str, new_state: str, comment: str) -> None:
+        self._services.alerts.change_state(alert_id, new_state, comment)
+
+
+def _observed(store: JobStore) -> JobStore:
+    """The store, announcing each transition it writes as an outcome event (once, after the write)."""
+    from .store.observed import ObservedJobStore
+    from .telemetry import emit_transition
+
+    if isinstance(store, ObservedJobStore):
+        return store
+    return ObservedJobStore(store, emit_transition)
 
 
 _lock = threading.Lock()

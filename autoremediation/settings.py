@@ -16,8 +16,41 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
+from .ports import Switches
 
-DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+
+def _default_catalog_dir() -> Path:
+    """The catalog shipped with the code: inside the package in an installed wheel (setup.py maps
+    ``remediations/`` to ``autoremediation/remediations``), next to the package in a checkout and in the
+    Functions deployment, which uploads the project directory as it is."""
+    package = Path(__file__).resolve().parent
+    installed = package / "remediations"
+    return installed if installed.is_dir() else package.parent / "remediations"
+
+
+DEFAULT_CATALOG_DIR = _default_catalog_dir()
+
+STATE_FOLDER = "autoremediation"
+
+
+def user_state_dir() -> Path:
+    """Where this user's local state lives (the embedded job store, the demo's fleet).
+
+    The XDG Base Directory convention: ``$XDG_STATE_HOME/autoremediation``, by default
+    ``~/.local/state/autoremediation``. ``make demo`` and later ``remediate`` commands share it, whatever
+    the current directory.
+    """
+    # The user's own process environment, not an app setting: the folder belongs to whoever runs this.
+    base = os.environ.get("XDG_STATE_HOME", "").strip()
+    if not base or not Path(base).is_absolute():  # the spec says to ignore a relative path
+        home = os.environ.get("HOME", "").strip() or str(Path.home())
+        base = str(Path(home) / ".local" / "state")
+    return Path(base) / STATE_FOLDER
+
+
+def default_sqlite_path() -> str:
+    return str(user_state_dir() / "jobs.db")
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -84,10 +117,25 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+# What a failed or timed-out job does to its alert's user state (a comment is always added).
+ALERT_FAILURE_STATES = ("unchanged", "new", "acknowledged", "closed")
+
+
+def _trusted_rules(env: Mapping[str, str]) -> tuple[str, ...]:
+    from .provenance import trusted_rule_problem
+
+    rules = _list(env, "REMEDIATION_TRUSTED_ALERT_RULES")
+    for rule in rules:
+        problem = trusted_rule_problem(rule)
+        if problem is not None:
+            raise InvalidInput(f"setting {problem}")
+    return rules
+
+
 @dataclass(frozen=True)
 class Settings:
     job_store: str = "sqlite"
-    sqlite_path: str = ".state/remediation.db"
+    sqlite_path: str = field(default_factory=default_sqlite_path)
     storage_connection_string: str | None = None
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
@@ -120,6 +168,14 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    trusted_alert_rules: tuple[str, ...] = ()
+    alert_max_age_minutes: float = 30
+    max_jobs_per_signal: int = 20
+    alert_failure_state: str = "unchanged"
+    # Webhook URLs carry their token: never shown (repr=False); see notify.channels for the format.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_on_success: bool = False
+    notify_timeout_seconds: float = 10
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
@@ -158,7 +214,7 @@ class Settings:
         store = "REMEDIATION_STORAGE"
         return cls(
             job_store=_choice(env, "REMEDIATION_JOB_STORE", "sqlite", ("sqlite", "table")),
-            sqlite_path=env.get("REMEDIATION_SQLITE_PATH", cls.sqlite_path),
+            sqlite_path=env.get("REMEDIATION_SQLITE_PATH") or default_sqlite_path(),
             storage_connection_string=env.get(store) or None,
             queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
             table_service_uri=env.get(f"{store}__tableServiceUri") or None,
@@ -189,7 +245,44 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            trusted_alert_rules=_trusted_rules(env),
+            alert_max_age_minutes=_number(env, "REMEDIATION_ALERT_MAX_AGE_MINUTES", 30, 1),
+            max_jobs_per_signal=int(_number(env, "REMEDIATION_MAX_JOBS_PER_SIGNAL", 20, 1)),
+            alert_failure_state=_choice(
+                env, "REMEDIATION_ALERT_FAILURE_STATE", "unchanged", ALERT_FAILURE_STATES
+            ),
+            notify_urls=_notify_urls(env),
+            notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
+            notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
+        )
+
+
+def _notify_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Checked here, so a malformed entry stops the app at start with a message naming its position."""
+    from .notify.channels import parse_channels
+
+    urls = _list(env, "REMEDIATION_NOTIFY_URLS")
+    parse_channels(urls)
+    return urls
+
+
+class EnvironmentSwitches:
+    """The kill switch and dry run, read afresh from the environment (the app settings) on every call.
+
+    The runner asks right before each outside action (NSG write, run command PUT), so a job that waited
+    in ``dispatching`` while an operator threw the switch never acts. On Azure, changing an app setting
+    restarts the app: the worker that next picks the job up reads the new value here.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+
+    def switches(self) -> Switches:
+        env = os.environ if self._env is None else self._env
+        return Switches(
+            kill_switch=_flag(env, "REMEDIATION_KILL_SWITCH", False),
+            dry_run=_flag(env, "REMEDIATION_DRY_RUN", False),
         )
 
 
@@ -227,6 +320,14 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "REMEDIATION_TRUSTED_ALERT_RULES",
+    "REMEDIATION_ALERT_MAX_AGE_MINUTES",
+    "REMEDIATION_MAX_JOBS_PER_SIGNAL",
+    "REMEDIATION_ALERT_FAILURE_STATE",
+    "REMEDIATION_NOTIFY_URLS",
+    "REMEDIATION_NOTIFY_ON_SUCCESS",
+    "REMEDIATION_NOTIFY_TIMEOUT_SECONDS",
+    "WEBSITE_AUTH_ENABLED",
 )
 
 # Settings the platform sets for the app (App Service authentication), never a deployment's choice.

@@ -29,8 +29,16 @@ param targetScopes string
 @description('Log Analytics workspace the VMs send VM insights / Azure Monitor Agent data to.')
 param vmInsightsWorkspaceId string
 
-@description('Deploy the sample alert rules (disk free space, NSG rule writes).')
+@description('Deploy the sample alert rules (disk free space, failed services, time sync, NSG rule writes).')
 param deploySampleAlerts bool = true
+
+@description('Deploy the sample high-CPU alert that asks for diagnostics. Off by default: the diagnostics upload URL is a secret an alert never carries, so until the app makes one itself the app only records the plan for this alert.')
+param deployDiagnosticsAlert bool = false
+
+@description('Average CPU percentage over which the high-CPU (collect diagnostics) alert fires.')
+@minValue(50)
+@maxValue(100)
+param cpuThresholdPercent int = 95
 
 @description('Free disk space, in percent, under which the disk-full alert fires.')
 @minValue(1)
@@ -39,6 +47,20 @@ param diskFreeThresholdPercent int = 10
 
 @description('Tags applied to every resource.')
 param tags object = {}
+
+// Entra authentication of the Action Group (its "secure webhook"): the default wherever the app has an
+// app registration behind App Service authentication. The Action Group then gets a token for that app
+// as Microsoft's Action Groups application (appid 461e8683-5575-4561-ac7f-899cc907d62a) and sends it as
+// a bearer token; the app accepts alerts only with it (autoremediation/blueprints/webhook_auth.py).
+// Empty: the function key alone, the documented weaker fallback.
+@description('Object id of the Entra app registration that App Service authentication protects the app with (ALERT_WEBHOOK_APP_OBJECT_ID). Its app role ActionGroupsSecureWebhook must be assigned to the Action Groups service principal. Empty: function key only.')
+param alertWebhookAppObjectId string = ''
+
+@description('Application ID URI of that app registration (ALERT_WEBHOOK_APP_ID_URI): the audience of the Action Group\'s token, one of the allowed audiences of App Service authentication.')
+param alertWebhookIdentifierUri string = ''
+
+@description('Tenant of that app registration.')
+param alertWebhookTenantId string = tenant().tenantId
 
 // Function names registered by function_app.py; tests/infra checks them against the app.
 var alertsFunctionName = 'alerts'
@@ -54,6 +76,13 @@ var scopeList = split(replace(targetScopes, ' ', ''), ',')
 // A trailing slash keeps /resourceGroups/rg1 from matching /resourceGroups/rg10; an empty entry must
 // not become '/', which would match every subject.
 var subjectPrefixes = [for entry in scopeList: empty(entry) ? '/-' : (endsWith(entry, '/') ? entry : '${entry}/')]
+
+// Event Grid takes at most 25 values across all advanced filters of one event subscription. The
+// operation filter spends length(nsgWriteOperations) of them; the subject prefixes fill the rest, so
+// more scopes than that are split over several event subscriptions (the first keeps its old name).
+var maxFilterValues = 25
+var prefixesPerSubscription = maxFilterValues - length(nsgWriteOperations)
+var subscriptionCount = (length(subjectPrefixes) + prefixesPerSubscription - 1) / prefixesPerSubscription
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
@@ -71,7 +100,32 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
   name: systemTopicName
 }
 
-// A function-level key: it opens the `alerts` function only, not the whole app.
+var useEntraWebhook = !empty(alertWebhookAppObjectId)
+
+// A function-level key: it opens the `alerts` function only, not the whole app. The host asks for it on
+// either receiver; with Entra authentication it is the second factor, not the only one.
+var alertsUrl = 'https://${functionApp.properties.defaultHostName}/api/alerts?code=${functionApp::alertsFunction.listKeys().default}'
+
+// The default: a webhook receiver that authenticates with Microsoft Entra ID.
+var entraWebhookReceiver = {
+  name: 'remediation-alerts'
+  serviceUri: alertsUrl
+  useCommonAlertSchema: true
+  useAadAuth: true
+  objectId: alertWebhookAppObjectId
+  identifierUri: alertWebhookIdentifierUri
+  tenantId: alertWebhookTenantId
+}
+
+// The fallback: the Azure Function receiver, authenticated by the function key alone.
+var functionKeyReceiver = {
+  name: 'remediation-alerts'
+  functionAppResourceId: functionApp.id
+  functionName: alertsFunctionName
+  httpTriggerUrl: alertsUrl
+  useCommonAlertSchema: true
+}
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   name: 'ag-remediation-${functionAppName}'
   location: 'global'
@@ -79,15 +133,8 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   properties: {
     groupShortName: 'autoremed'
     enabled: true
-    azureFunctionReceivers: [
-      {
-        name: 'remediation-alerts'
-        functionAppResourceId: functionApp.id
-        functionName: alertsFunctionName
-        httpTriggerUrl: 'https://${functionApp.properties.defaultHostName}/api/alerts?code=${functionApp::alertsFunction.listKeys().default}'
-        useCommonAlertSchema: true
-      }
-    ]
+    webhookReceivers: useEntraWebhook ? [entraWebhookReceiver] : []
+    azureFunctionReceivers: useEntraWebhook ? [] : [functionKeyReceiver]
   }
 }
 
@@ -153,6 +200,163 @@ InsightsMetrics
   }
 }
 
+// A systemd service that failed, from the Syslog the Azure Monitor Agent collects. The unit name becomes
+// the ServiceName dimension, so each VM and unit is its own alert; restart-service reads it from there.
+// Failures are events, not a level: no Resolved notification is needed (autoMitigate off).
+resource serviceDownAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (deploySampleAlerts) {
+  name: 'service-down-${functionAppName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'VM service failed (auto-remediation)'
+    description: 'A systemd service failed on a VM. Sent to the auto-remediation app, which restarts services the VM allows on opted-in VMs.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    scopes: [
+      vmInsightsWorkspaceId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: '''
+Syslog
+| where ProcessName == "systemd" and SyslogMessage has "Failed with result"
+| extend ServiceName = extract(@"^([A-Za-z0-9@_.:-]+\.service): Failed with result", 1, SyslogMessage)
+| where isnotempty(ServiceName)
+| summarize Failures = count() by bin(TimeGenerated, 5m), _ResourceId, ServiceName
+'''
+          timeAggregation: 'Count'
+          resourceIdColumn: '_ResourceId'
+          dimensions: [
+            {
+              name: 'ServiceName'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        condition: 'service-down'
+        remediation: 'restart-service'
+      }
+    }
+  }
+}
+
+// Time service warnings on Linux (chronyd, systemd-timesyncd in Syslog) and Windows (Time-Service events
+// 36: not synchronized for a day; 129 and 134: no time source reachable) in one rule, per VM.
+resource clockSkewAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (deploySampleAlerts) {
+  name: 'clock-skew-${functionAppName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'VM time not synchronised (auto-remediation)'
+    description: 'The time service of a VM reports that it cannot synchronise. Sent to the auto-remediation app, which restarts time synchronisation on opted-in VMs.'
+    severity: 3
+    enabled: true
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    scopes: [
+      vmInsightsWorkspaceId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: '''
+union isfuzzy=true
+  (Syslog
+    | where ProcessName in ("chronyd", "systemd-timesyncd")
+    | where SyslogMessage has_any ("Can't synchronise", "no selectable sources", "Timed out waiting for reply")),
+  (Event
+    | where EventLog == "System" and Source == "Microsoft-Windows-Time-Service" and EventID in (36, 129, 134))
+| summarize Warnings = count() by bin(TimeGenerated, 15m), _ResourceId
+'''
+          timeAggregation: 'Count'
+          resourceIdColumn: '_ResourceId'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        condition: 'clock-skew'
+        remediation: 'fix-time-sync'
+      }
+    }
+  }
+}
+
+// Sustained high CPU on any VM of the target scopes (a multi-resource platform metric alert, one per
+// region): collect diagnostics while it happens. Metric alert custom properties travel as the action's
+// webHookProperties and reach the app as the alert's customProperties.
+resource highCpuAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = if (deployDiagnosticsAlert) {
+  name: 'high-cpu-diagnostics-${functionAppName}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Average CPU above ${cpuThresholdPercent}% for 15 minutes. Sent to the auto-remediation app, which collects diagnostics from opted-in VMs.'
+    severity: 3
+    enabled: true
+    scopes: scopeList
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    targetResourceType: 'Microsoft.Compute/virtualMachines'
+    targetResourceRegion: location
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'high-cpu'
+          metricNamespace: 'Microsoft.Compute/virtualMachines'
+          metricName: 'Percentage CPU'
+          operator: 'GreaterThan'
+          threshold: cpuThresholdPercent
+          timeAggregation: 'Average'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      {
+        actionGroupId: actionGroup.id
+        webHookProperties: {
+          condition: 'diagnostics-requested'
+          remediation: 'collect-diagnostics'
+        }
+      }
+    ]
+  }
+}
+
 // Activity-log alerts only see their own subscription's log.
 resource nsgRuleWriteAlert 'Microsoft.Insights/activityLogAlerts@2020-10-01' = if (deploySampleAlerts) {
   name: 'nsg-rule-write-${functionAppName}'
@@ -194,57 +398,60 @@ resource nsgRuleWriteAlert 'Microsoft.Insights/activityLogAlerts@2020-10-01' = i
   }
 }
 
-resource nsgWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
-  parent: systemTopic
-  name: 'nsg-writes-${functionAppName}'
-  properties: {
-    destination: {
-      endpointType: 'AzureFunction'
-      properties: {
-        resourceId: '${functionApp.id}/functions/${resourceEventsFunctionName}'
-        maxEventsPerBatch: 1
-        preferredBatchSizeInKilobytes: 64
-      }
-    }
-    eventDeliverySchema: 'EventGridSchema'
-    filter: {
-      includedEventTypes: [
-        'Microsoft.Resources.ResourceWriteSuccess'
-      ]
-      // String filters compare case-insensitively, which matters: subjects spell resourceGroups either way.
-      advancedFilters: [
-        {
-          operatorType: 'StringIn'
-          key: 'data.operationName'
-          values: nsgWriteOperations
-        }
-        {
-          operatorType: 'StringBeginsWith'
-          key: 'subject'
-          values: subjectPrefixes
-        }
-      ]
-    }
-    // Event Grid retries for up to a day; what still fails lands in the dead-letter container.
-    retryPolicy: {
-      maxDeliveryAttempts: 30
-      eventTimeToLiveInMinutes: 1440
-    }
-    deadLetterWithResourceIdentity: {
-      identity: {
-        type: 'UserAssigned'
-        userAssignedIdentity: eventGridIdentityId
-      }
-      deadLetterDestination: {
-        endpointType: 'StorageBlob'
+resource nsgWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = [
+  for chunk in range(0, subscriptionCount): {
+    parent: systemTopic
+    name: chunk == 0 ? 'nsg-writes-${functionAppName}' : 'nsg-writes-${functionAppName}-${chunk}'
+    properties: {
+      destination: {
+        endpointType: 'AzureFunction'
         properties: {
-          resourceId: storageAccount.id
-          blobContainerName: deadLetterContainerName
+          resourceId: '${functionApp.id}/functions/${resourceEventsFunctionName}'
+          maxEventsPerBatch: 1
+          preferredBatchSizeInKilobytes: 64
+        }
+      }
+      eventDeliverySchema: 'EventGridSchema'
+      filter: {
+        includedEventTypes: [
+          'Microsoft.Resources.ResourceWriteSuccess'
+        ]
+        // String filters compare case-insensitively, which matters: subjects spell resourceGroups either way.
+        advancedFilters: [
+          {
+            operatorType: 'StringIn'
+            key: 'data.operationName'
+            values: nsgWriteOperations
+          }
+          {
+            operatorType: 'StringBeginsWith'
+            key: 'subject'
+            values: take(skip(subjectPrefixes, chunk * prefixesPerSubscription), prefixesPerSubscription)
+          }
+        ]
+      }
+      // Event Grid retries for up to a day; what still fails lands in the dead-letter container.
+      retryPolicy: {
+        maxDeliveryAttempts: 30
+        eventTimeToLiveInMinutes: 1440
+      }
+      deadLetterWithResourceIdentity: {
+        identity: {
+          type: 'UserAssigned'
+          userAssignedIdentity: eventGridIdentityId
+        }
+        deadLetterDestination: {
+          endpointType: 'StorageBlob'
+          properties: {
+            resourceId: storageAccount.id
+            blobContainerName: deadLetterContainerName
+          }
         }
       }
     }
   }
-}
+]
 
 output actionGroupId string = actionGroup.id
-output eventSubscriptionName string = nsgWrites.name
+output alertWebhookAuthentication string = useEntraWebhook ? 'entra' : 'function-key'
+output eventSubscriptionNames array = [for chunk in range(0, subscriptionCount): nsgWrites[chunk].name]

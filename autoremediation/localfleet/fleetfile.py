@@ -169,6 +169,9 @@ class FleetSpec:
     nsgs: tuple[NsgSpec, ...]
     nics: tuple[NicSpec, ...]
     faults: tuple[FaultSpec, ...] = ()
+    now: str | None = None  # the fleet's wall clock at start (default: real time)
+    alert_rules: tuple[Any, ...] = ()  # alerting.AlertRuleSpec
+    alerts: tuple[Any, ...] = ()  # alerting.AlertSpec
     throttling: Mapping[str, BucketSpec] | None = None  # None: no throttling
 
     @property
@@ -384,7 +387,9 @@ def _expand_names(r: _Reader, data: Mapping[str, Any], path: str) -> list[str]:
 def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
     """Validate a loaded fleet document; raise FleetFileError naming the bad field."""
     r = _Reader(source)
-    root = r.mapping(data, "(top level)", {"subscriptions", "faults", "throttling"})
+    root = r.mapping(
+        data, "(top level)", {"subscriptions", "faults", "now", "alertRules", "alerts", "throttling"}
+    )
     subs: list[str] = []
     groups: list[tuple[str, str, str]] = []
     vms: list[VmSpec] = []
@@ -529,6 +534,9 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
     faults = tuple(
         _fault(r, node, f"faults[{i}]") for i, node in enumerate(r.items(root, "faults", "(top level)"))
     )
+    from .alerting import parse_alerting
+
+    now, alert_rules, alerts = parse_alerting(r, root, subs)
     return FleetSpec(
         tuple(subs),
         tuple(groups),
@@ -537,6 +545,9 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
         tuple(nsgs),
         tuple(nics),
         faults,
+        now,
+        alert_rules,
+        alerts,
         _throttling(r, root.get("throttling")),
     )
 

@@ -16,7 +16,7 @@ foreach ($name in $required) {
 
 az account show --subscription $env:AZURE_SUBSCRIPTION_ID --output none 2>$null
 if ($LASTEXITCODE -ne 0) {
-  Write-Error "postdeploy: the Azure CLI cannot see subscription $($env:AZURE_SUBSCRIPTION_ID); run 'az login' and then 'azd hooks run postdeploy'"
+  Write-Error "postdeploy: the Azure CLI cannot see subscription $($env:AZURE_SUBSCRIPTION_ID); run 'az login' (and 'azd config set auth.useAzCliAuth true' to share it with azd), then 'azd hooks run postdeploy'"
   exit 2
 }
 
@@ -53,6 +53,8 @@ az deployment group create `
   "targetScopes=$($env:REMEDIATION_TARGET_SCOPES)" `
   "vmInsightsWorkspaceId=$workspace" `
   "deploySampleAlerts=$sampleAlerts" `
+  "alertWebhookAppObjectId=$($env:ALERT_WEBHOOK_APP_OBJECT_ID)" `
+  "alertWebhookIdentifierUri=$($env:ALERT_WEBHOOK_APP_ID_URI)" `
   --output none
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 

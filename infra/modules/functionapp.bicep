@@ -120,6 +120,44 @@ param operatorRole string = 'Remediation.Operator'
 @description('Entra app role that may read remediations and the catalog.')
 param readerRole string = 'Remediation.Reader'
 
+@description('Your own alert rules allowed to start remediations, besides the ones wiring.bicep deploys: comma-separated rule resource ids or globs inside one resource group (REMEDIATION_TRUSTED_ALERT_RULES).')
+param trustedAlertRules string = ''
+
+@description('Alerts that fired longer ago than this are refused; 30 covers Action Group retries (REMEDIATION_ALERT_MAX_AGE_MINUTES).')
+param alertMaxAgeMinutes string = '30'
+
+@description('Most jobs one alert or event may make; above it the signal is refused (REMEDIATION_MAX_JOBS_PER_SIGNAL).')
+param maxJobsPerSignal string = '20'
+
+@description('User state a failed or timed-out job leaves on its alert, besides a comment (REMEDIATION_ALERT_FAILURE_STATE).')
+@allowed([
+  'unchanged'
+  'new'
+  'acknowledged'
+  'closed'
+])
+param alertFailureState string = 'unchanged'
+
+// The alert rules wiring.bicep deploys into this resource group (named after the app) are trusted by
+// default: their ids are known before they exist, so the app settings need not wait for the wiring.
+var deployedAlertRules = [
+  '${resourceGroup().id}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-${functionAppName}'
+  '${resourceGroup().id}/providers/Microsoft.Insights/activityLogAlerts/nsg-rule-write-${functionAppName}'
+]
+@secure()
+@description('Comma-separated webhook URLs told when a job awaits approval, fails, times out, or a breaker opens; each may start with teams:, slack: or json:. Secret: the URLs carry their tokens.')
+param notifyUrls string = ''
+
+@description('true: the webhooks are also told when a job succeeds.')
+@allowed([
+  'true'
+  'false'
+])
+param notifyOnSuccess string = 'false'
+
+@description('Seconds a worker step may spend delivering one notification to every webhook, retries included.')
+param notifyTimeoutSeconds string = '10'
+
 var appSettings = {
   // Functions host storage, identity-based (no connection string, no key).
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -153,6 +191,14 @@ var appSettings = {
   REMEDIATION_RETENTION_DAYS: retentionDays
   REMEDIATION_OPERATOR_ROLE: operatorRole
   REMEDIATION_READER_ROLE: readerRole
+  REMEDIATION_TRUSTED_ALERT_RULES: join(concat(deployedAlertRules, empty(trustedAlertRules) ? [] : split(trustedAlertRules, ',')), ',')
+  REMEDIATION_ALERT_MAX_AGE_MINUTES: alertMaxAgeMinutes
+  REMEDIATION_MAX_JOBS_PER_SIGNAL: maxJobsPerSignal
+  REMEDIATION_ALERT_FAILURE_STATE: alertFailureState
+  // Notifications (webhook URLs are secrets: a @secure() parameter, never an output).
+  REMEDIATION_NOTIFY_URLS: notifyUrls
+  REMEDIATION_NOTIFY_ON_SUCCESS: notifyOnSuccess
+  REMEDIATION_NOTIFY_TIMEOUT_SECONDS: notifyTimeoutSeconds
   // ARM: the cloud's own endpoint, and the identity DefaultAzureCredential must pick.
   REMEDIATION_ARM_ENDPOINT: environment().resourceManager
   AZURE_CLIENT_ID: identityClientId
@@ -196,7 +242,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: Flex Consumption has no FTP(S) and ARM rejects the property on it; publishing
+      // credentials are off below (basicPublishingCredentialsPolicies).
       http20Enabled: true
       appSettings: [
         for setting in items(appSettings): {

@@ -10,6 +10,8 @@ import sys
 import pytest
 import yaml
 
+from tests.helpers.fakes import TrustingGate
+
 from . import bicep
 
 WIRING = bicep.INFRA / "wiring.bicep"
@@ -23,7 +25,7 @@ def wiring() -> bicep.Tree:
 
 def _resource_body(tree: bicep.Tree, name: str) -> bicep.Node:
     body = bicep.declaration(tree, "resource", name).value
-    if body.type == "if_statement":  # `= if (condition) { ... }`
+    if body.type in ("if_statement", "for_statement"):  # `= if (c) { ... }`, `= [for x in y: { ... }]`
         body = next(child for child in body.children if child.type == "object")
     return body
 
@@ -55,17 +57,47 @@ def _function_references(tree: bicep.Tree) -> set[str]:
     return {name for name in names if name}
 
 
-def test_action_group_calls_the_alerts_function_with_the_common_schema(wiring: bicep.Tree) -> None:
-    receivers = _get(_resource_body(wiring, "actionGroup"), "properties", "azureFunctionReceivers")
-    (receiver,) = [child for child in receivers.children if child.type == "object"]
-    fields = bicep.properties(receiver)
+def _var_object(tree: bicep.Tree, name: str) -> dict[str, bicep.Node]:
+    return bicep.properties(bicep.declaration(tree, "var", name).value)
+
+
+def test_action_group_authenticates_with_entra_when_the_app_has_a_registration(wiring: bicep.Tree) -> None:
+    """The default wherever App Service authentication fronts the app: a secure webhook (useAadAuth)."""
+    fields = _var_object(wiring, "entraWebhookReceiver")
+    assert bicep.text(fields["useAadAuth"]) == "true"
+    assert bicep.text(fields["useCommonAlertSchema"]) == "true"
+    assert bicep.text(fields["objectId"]) == "alertWebhookAppObjectId"
+    assert bicep.text(fields["identifierUri"]) == "alertWebhookIdentifierUri"
+    assert bicep.text(fields["tenantId"]) == "alertWebhookTenantId"
+    assert bicep.text(fields["serviceUri"]) == "alertsUrl"
+    assert bicep.text(bicep.declaration(wiring, "param", "alertWebhookTenantId").value) == "tenant().tenantId"
+    # Entra is used exactly when a registration is named; the function receiver is then left out.
+    assert (
+        bicep.text(bicep.declaration(wiring, "var", "useEntraWebhook").value)
+        == "!empty(alertWebhookAppObjectId)"
+    )
+    receivers = bicep.properties(_get(_resource_body(wiring, "actionGroup"), "properties"))
+    assert bicep.text(receivers["webhookReceivers"]) == "useEntraWebhook ? [entraWebhookReceiver] : []"
+    assert bicep.text(receivers["azureFunctionReceivers"]) == "useEntraWebhook ? [] : [functionKeyReceiver]"
+
+
+def test_the_key_only_fallback_calls_the_alerts_function_with_the_common_schema(wiring: bicep.Tree) -> None:
+    fields = _var_object(wiring, "functionKeyReceiver")
     assert bicep.text(fields["useCommonAlertSchema"]) == "true"
     assert bicep.text(fields["functionName"]) == "alertsFunctionName"
     assert bicep.literal(bicep.declaration(wiring, "var", "alertsFunctionName").value) == "alerts"
-    url = bicep.text(fields["httpTriggerUrl"])
+    assert bicep.text(fields["httpTriggerUrl"]) == "alertsUrl"
+    url = bicep.text(bicep.declaration(wiring, "var", "alertsUrl").value)
     assert url.startswith("'https://") and "/api/alerts?code=" in url
     # A function-level key opens this function only.
     assert "alertsFunction.listKeys().default" in url
+
+
+def test_both_deploy_hooks_pass_the_app_registration_to_the_wiring() -> None:
+    for hook in ("postdeploy.sh", "postdeploy.ps1"):
+        text = (bicep.INFRA / "hooks" / hook).read_text()
+        assert "alertWebhookAppObjectId=" in text and "ALERT_WEBHOOK_APP_OBJECT_ID" in text, hook
+        assert "alertWebhookIdentifierUri=" in text and "ALERT_WEBHOOK_APP_ID_URI" in text, hook
 
 
 def test_disk_alert_splits_per_vm_and_mount_and_names_its_remediation(wiring: bicep.Tree) -> None:
@@ -141,7 +173,8 @@ def test_event_subscription_delivers_nsg_writes_to_resource_events(wiring: bicep
         )
     }
     assert filters["data.operationName"] == ("StringIn", "nsgWriteOperations")
-    assert filters["subject"] == ("StringBeginsWith", "subjectPrefixes")
+    operator, values = filters["subject"]
+    assert operator == "StringBeginsWith" and "subjectPrefixes" in values
     operations = bicep.array_literals(bicep.declaration(wiring, "var", "nsgWriteOperations").value)
     assert set(operations) == set(_routes()["nsg-write-event"]["match"]["operationName"])
 
@@ -212,3 +245,181 @@ def test_every_setting_a_binding_names_is_deployed(registered_functions: dict[st
                 assert any(s.startswith(f"{connection}__") and s.endswith("ServiceUri") for s in deployed), (
                     name
                 )
+
+
+SAMPLE_SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
+
+
+def _log_alert_payload(query: str, custom: dict[str, str], dimensions: dict[str, str]) -> dict:
+    """The Common Alert Schema body a Log Alerts V2 rule with this query sends for one VM."""
+    vm = f"{SAMPLE_SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    return {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": f"{SAMPLE_SUB}/providers/Microsoft.AlertsManagement/alerts/1",
+                "alertRule": "rule",
+                "severity": "Sev2",
+                "signalType": "Log",
+                "monitorCondition": "Fired",
+                "monitoringService": "Log Alerts V2",
+                "alertTargetIDs": [vm.lower()],
+                "configurationItems": [vm],
+                "firedDateTime": "2026-11-25T10:05:12Z",
+            },
+            "alertContext": {
+                "conditionType": "LogQueryCriteria",
+                "condition": {
+                    "allOf": [
+                        {
+                            "searchQuery": query,
+                            "dimensions": [
+                                {"name": "_ResourceId", "value": vm.lower()},
+                                *({"name": k, "value": v} for k, v in dimensions.items()),
+                            ],
+                        }
+                    ]
+                },
+            },
+            "customProperties": custom,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("resource", "remediation", "dimensions", "parameters"),
+    [
+        (
+            "serviceDownAlert",
+            "restart-service",
+            {"ServiceName": "nginx.service"},
+            {"serviceName": "nginx.service"},
+        ),
+        ("clockSkewAlert", "fix-time-sync", {}, {}),
+    ],
+)
+def test_sample_log_alerts_reach_their_remediation_with_and_without_custom_properties(
+    wiring: bicep.Tree, resource: str, remediation: str, dimensions: dict, parameters: dict
+) -> None:
+    from autoremediation.catalog import load_catalog
+    from autoremediation.planning import Planner
+    from autoremediation.routing import load_routes
+
+    body = _resource_body(wiring, resource)
+    (criterion,) = [c for c in _get(body, "properties", "criteria", "allOf").children if c.type == "object"]
+    fields = bicep.properties(criterion)
+    query = bicep.text(fields["query"]).strip("'\n")
+    assert bicep.literal(fields["resourceIdColumn"]) == "_ResourceId"
+    declared = []
+    if "dimensions" in fields:
+        items = [d for d in fields["dimensions"].children if d.type == "object"]
+        declared = [bicep.literal(bicep.properties(d)["name"]) for d in items]
+    assert declared == list(dimensions)
+    custom = {
+        k: bicep.literal(v)
+        for k, v in bicep.properties(_get(body, "properties", "actions", "customProperties")).items()
+    }
+    catalog = load_catalog(REMEDIATIONS)
+    # Provenance is its own test (tests/unit/test_provenance.py): here Azure confirms every alert.
+    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog), gate=TrustingGate())
+    # With the rule's custom properties, and by the query alone (a rule made by hand without them).
+    for props in (custom, {}):
+        report = planner.plan_payload(_log_alert_payload(query, props, dimensions))
+        [plan] = report.plans
+        assert plan.finding.remediation == remediation
+        assert dict(plan.finding.parameters) == parameters
+
+
+def test_the_high_cpu_alert_is_opt_in_and_names_collect_diagnostics(wiring: bicep.Tree) -> None:
+    from autoremediation.catalog import load_catalog
+    from autoremediation.planning import Planner
+    from autoremediation.routing import load_routes
+
+    param = bicep.declaration(wiring, "param", "deployDiagnosticsAlert")
+    assert bicep.text(param.value) == "false"
+    body = _resource_body(wiring, "highCpuAlert")
+    props = bicep.properties(_get(body, "properties"))
+    assert bicep.literal(props["targetResourceType"]) == "Microsoft.Compute/virtualMachines"
+    (criterion,) = [c for c in _get(body, "properties", "criteria", "allOf").children if c.type == "object"]
+    assert bicep.literal(bicep.properties(criterion)["metricName"]) == "Percentage CPU"
+    catalog = load_catalog(REMEDIATIONS)
+    # Provenance is its own test (tests/unit/test_provenance.py): here Azure confirms every alert.
+    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog), gate=TrustingGate())
+    vm = f"{SAMPLE_SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    payload = {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": f"{SAMPLE_SUB}/providers/Microsoft.AlertsManagement/alerts/2",
+                "alertRule": "high-cpu",
+                "signalType": "Metric",
+                "monitorCondition": "Fired",
+                "monitoringService": "Platform",
+                "alertTargetIDs": [vm.lower()],
+                "firedDateTime": "2026-11-25T10:05:12Z",
+            },
+            "alertContext": {
+                "conditionType": "MultipleResourceMultipleMetricCriteria",
+                "condition": {
+                    "allOf": [{"metricName": "Percentage CPU", "metricValue": 97.5, "dimensions": []}]
+                },
+            },
+        },
+    }
+    report = planner.plan_payload(payload)
+    # The upload URL is secret: an alert alone never starts it; the note says so.
+    assert report.plans == ()
+    assert [n.message for n in report.notes] == [
+        "collect-diagnostics takes secret parameters: only an operator request can start it"
+    ]
+
+
+# Event Grid: "25 advanced filters and 25 filter values across all the filters per Event Grid subscription".
+EVENT_GRID_MAX_FILTER_VALUES = 25
+
+
+def _split_subject_prefixes(count: int, operations: int, per_subscription_limit: int) -> list[list[int]]:
+    """What the template's expressions compute for `count` scopes (Bicep `/` on ints truncates)."""
+    per_subscription = per_subscription_limit - operations
+    subscriptions = (count + per_subscription - 1) // per_subscription
+    prefixes = list(range(count))
+    return [
+        prefixes[chunk * per_subscription :][:per_subscription]  # take(skip(prefixes, ...), ...)
+        for chunk in range(subscriptions)
+    ]
+
+
+def test_event_subscriptions_stay_within_the_filter_value_limit(wiring: bicep.Tree) -> None:
+    assert bicep.text(bicep.declaration(wiring, "var", "maxFilterValues").value) == str(
+        EVENT_GRID_MAX_FILTER_VALUES
+    )
+    var = {item.name: bicep.text(item.value) for item in bicep.declarations(wiring, "var")}
+    assert var["prefixesPerSubscription"] == "maxFilterValues - length(nsgWriteOperations)"
+    assert var["subscriptionCount"] == (
+        "(length(subjectPrefixes) + prefixesPerSubscription - 1) / prefixesPerSubscription"
+    )
+    loop = bicep.declaration(wiring, "resource", "nsgWrites").value
+    assert bicep.text(loop).lstrip("[ \n").startswith("for chunk in range(0, subscriptionCount):")
+    body = _resource_body(wiring, "nsgWrites")
+    advanced = [
+        bicep.properties(node)
+        for node in _get(body, "properties", "filter", "advancedFilters").children
+        if node.type == "object"
+    ]
+    values = {bicep.literal(item["key"]): bicep.text(item["values"]) for item in advanced}
+    assert values == {
+        "data.operationName": "nsgWriteOperations",
+        "subject": "take(skip(subjectPrefixes, chunk * prefixesPerSubscription), prefixesPerSubscription)",
+    }
+    operations = len(bicep.array_literals(bicep.declaration(wiring, "var", "nsgWriteOperations").value))
+    for count in range(1, 120):
+        chunks = _split_subject_prefixes(count, operations, EVENT_GRID_MAX_FILTER_VALUES)
+        assert [index for chunk in chunks for index in chunk] == list(range(count))  # each scope once
+        assert all(0 < len(chunk) + operations <= EVENT_GRID_MAX_FILTER_VALUES for chunk in chunks)
+    assert len(_split_subject_prefixes(23, operations, 25)) == 1
+    assert len(_split_subject_prefixes(24, operations, 25)) == 2
+
+
+def test_the_first_event_subscription_keeps_its_name(wiring: bicep.Tree) -> None:
+    name = bicep.text(_get(_resource_body(wiring, "nsgWrites"), "name"))
+    assert name == "chunk == 0 ? 'nsg-writes-${functionAppName}' : 'nsg-writes-${functionAppName}-${chunk}'"
