@@ -144,7 +144,7 @@ def many_workers(config: dict[str, Any], storage: str, folder: Path) -> dict[str
         ids: list[str] = []
         targets = [
             f"/subscriptions/{SUB}/resourceGroups/rg-many/providers/Microsoft.Compute/virtualMachines/vm-{i:04d}"
-            for i in range(count)
+            for i in range(1, count + 1)  # the fleet numbers VMs from 1
         ]
         for first in range(0, count, 50):
             made = services.intake.submit(

@@ -48,7 +48,7 @@ def test_workers_killed_at_random_run_every_vm_once_and_lose_no_job(
         services = Services(Settings.from_env(env))
         targets = [
             f"/subscriptions/{SUB}/resourceGroups/rg-many/providers/Microsoft.Compute/virtualMachines/vm-{i:03d}"
-            for i in range(VMS)
+            for i in range(1, VMS + 1)  # the fleet numbers VMs from 1
         ]
         request: dict[str, object] = {
             "remediation": "free-disk-space",
