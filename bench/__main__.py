@@ -42,8 +42,8 @@ FULL = {
                 "run_seconds": 0.5,
                 "processes": 2,
                 "threads": 8,
-                "scale": 5.0,
-                "deadline": 900,
+                "scale": 1.0,
+                "deadline": 1800,
             },
             "many": {
                 "jobs": 500,

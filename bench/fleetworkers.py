@@ -1,7 +1,9 @@
 """Worker processes on one Storage Queue and one Table store, as Function instances would be.
 
-Each process is what the ``dispatch_worker`` queue trigger does, in a loop: receive a message, advance
-its job one step (``worker.handle``), tick the job's campaign when the job ended, delete the message.
+Each process is what the Functions host and the ``dispatch_worker`` queue trigger do: a listener fetches
+batches of messages (backing off while the queue is empty), and ``--threads`` messages at a time each
+advance their job one step (``worker.handle``), tick the job's campaign when the job ended, and are
+deleted.
 A process shares nothing with the others but Azurite and ARM: no memory, no ARM budget. Used by the
 throttled-campaign figures (``bench.campaign``) and the many-workers test (workers killed at random).
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -27,7 +30,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # Short, so a killed worker's messages come back soon; the host renews it while a step runs.
 VISIBILITY_SECONDS = 10
-IDLE_PAUSE_SECONDS = 0.05
+# host.json extensions.queues: maxPollingInterval 2 s; the host starts fast again after a message.
+MIN_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 2.0
 
 
 def worker_env(
@@ -56,31 +61,81 @@ def worker_env(
     return env
 
 
-def _work(services: Any, stop: Path, counts: dict[str, int], lock: threading.Lock) -> None:
+def _step(services: Any, message: Any, counts: dict[str, int], lock: threading.Lock) -> None:
+    """What the ``dispatch_worker`` function does with one message."""
     from autoremediation.campaigns import on_job_finished
     from autoremediation.errors import NotFound
     from autoremediation.worker import handle
 
-    queue = services.queue
-    while not stop.exists():
-        messages = queue.receive(max_messages=4, visibility_timeout=VISIBILITY_SECONDS)
-        if not messages:
-            time.sleep(IDLE_PAUSE_SECONDS)  # an empty queue: poll again, as the host does
-            continue
-        for message in messages:
-            try:
-                step = handle(services.runner, queue, message.job_id, dequeue_count=message.dequeue_count)
-                if step.job.terminal and step.job.campaign_id:
-                    on_job_finished(services, step.job)
-            except NotFound:
-                pass  # the job is gone: retrying cannot help
-            except Exception:
-                with lock:
-                    counts["errors"] += 1
-                continue  # the message comes back after its visibility timeout, as with the host
-            queue.delete(message)
+    try:
+        step = handle(services.runner, services.queue, message.job_id, dequeue_count=message.dequeue_count)
+        if step.job.terminal and step.job.campaign_id:
+            on_job_finished(services, step.job)
+    except NotFound:
+        pass  # the job is gone: retrying cannot help
+    except Exception:
+        with lock:
+            counts["errors"] += 1
+        return  # the message comes back after its visibility timeout, as with the host
+    services.queue.delete(message)
+    with lock:
+        counts["steps"] += 1
+
+
+def _poll(services: Any, stop: Path, threads: int, counts: dict[str, int], lock: threading.Lock) -> None:
+    """The host's queue listener: fetch a batch when fewer than half the slots are busy; when the queue
+    is empty, poll less often, up to host.json's ``maxPollingInterval``; back to fast after a message."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    busy = threading.Semaphore(threads)
+    pause = MIN_POLL_SECONDS
+    with ThreadPoolExecutor(threads) as executor:
+        while not stop.exists():
+            free = sum(1 for _ in range(threads) if busy.acquire(blocking=False))
+            for _ in range(free):
+                busy.release()
+            if free < threads // 2:
+                time.sleep(MIN_POLL_SECONDS)  # wait for slots, as the host's newBatchThreshold does
+                continue
+            messages = services.queue.receive(
+                max_messages=min(free, 32), visibility_timeout=VISIBILITY_SECONDS
+            )
+            if not messages:
+                time.sleep(pause)  # an empty queue: poll again later, as the host does
+                pause = min(pause * 2, MAX_POLL_SECONDS)
+                continue
+            pause = MIN_POLL_SECONDS
+            for message in messages:
+                busy.acquire()
+
+                def run(message: Any = message) -> None:
+                    try:
+                        _step(services, message, counts, lock)
+                    finally:
+                        busy.release()
+
+                executor.submit(run)
+
+
+def count_storage_requests(counts: dict[str, int], lock: threading.Lock) -> None:
+    """Count every HTTP request this process sends to storage (Table and Queue): the bill's unit."""
+    from urllib.parse import urlsplit
+
+    from azure.core.pipeline.transport import RequestsTransport
+
+    send = RequestsTransport.send
+
+    def counted(self: Any, request: Any, **kwargs: Any) -> Any:
+        path = urlsplit(request.url).path
+        if "/devstoreaccount1" in path:  # Azurite's account: Table and Queue
+            what = f"storage {request.method} {path.split('/')[2].split('(')[0]}"
             with lock:
-                counts["steps"] += 1
+                counts["storage"] += 1
+                if os.environ.get("BENCH_STORAGE_DETAIL"):
+                    counts[what] = counts.get(what, 0) + 1
+        return send(self, request, **kwargs)
+
+    RequestsTransport.send = counted  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,17 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     services = Services(Settings.from_env())
     _ = services.runner, services.queue, services.store  # built before the threads share them
-    counts = {"steps": 0, "errors": 0}
+    counts = {"steps": 0, "errors": 0, "storage": 0}
     lock = threading.Lock()
-    threads = [
-        threading.Thread(target=_work, args=(services, args.stop, counts, lock), daemon=True)
-        for _ in range(args.threads)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    print(f"steps={counts['steps']} errors={counts['errors']}", flush=True)
+    count_storage_requests(counts, lock)
+    _poll(services, args.stop, args.threads, counts, lock)
+    print(json.dumps(counts), flush=True)
     return 0
 
 
@@ -116,6 +165,7 @@ class Pool:
     threads: int = 8
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
     killed: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> subprocess.Popen[str]:
         process = subprocess.Popen(
@@ -149,13 +199,19 @@ class Pool:
         self.start()
 
     def close(self) -> None:
+        """Stop every worker; ``totals`` adds up what the ones that ended cleanly counted."""
         self.stop.touch()
         for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
-            if process.poll() is None:
+            try:
+                out, _ = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+                continue
+            lines = [line for line in (out or "").splitlines() if line.startswith("{")]
+            if process.returncode == 0 and lines:
+                for key, value in json.loads(lines[-1]).items():
+                    self.totals[key] = self.totals.get(key, 0) + int(value)
 
 
 @contextlib.contextmanager

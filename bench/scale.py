@@ -3,7 +3,8 @@ killed at random, and what one successful job costs in storage operations, execu
 
 Everything runs as it would in Azure, scaled down: worker processes stand in for Function instances
 (``bench.fleetworkers``), Azurite for Table and Queue Storage, the ARM emulator (in its own process) for
-ARM with its token buckets on. ``python -m bench.scale '{...}'`` prints one JSON object of measurements.
+ARM with its token buckets on. ``python -m bench.scale '{...}'`` prints one JSON object of measurements;
+with ``BENCH_STORAGE_DETAIL=1`` the storage figure also counts requests per table and queue.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def throttled_campaign(config: dict[str, Any], storage: str, folder: Path) -> di
             actor="bench",
         )
         before = _throttling(fleet)
-        with pool(env, folder / "thr", config["processes"], config["threads"]):
+        with pool(env, folder / "thr", config["processes"], config["threads"]) as workers:
             seconds = _wait_until(
                 lambda: campaigns.campaign_status(services, started["id"])["status"] in campaigns.FINAL,
                 config["deadline"],
@@ -118,6 +119,10 @@ def throttled_campaign(config: dict[str, Any], storage: str, folder: Path) -> di
         "succeeded": status["counts"]["succeeded"],
         "twice": sum(1 for n in runs.values() if n > 1),
         "limits": {k: list(v) for k, v in limits.items()},
+        "worker_storage_ops": workers.totals.get("storage", 0),
+        "worker_steps": workers.totals.get("steps", 0),
+        "worker_errors": workers.totals.get("errors", 0),
+        "worker_totals": workers.totals,
     }
 
 
@@ -186,14 +191,19 @@ def many_workers(config: dict[str, Any], storage: str, folder: Path) -> dict[str
 
 
 def measure(config: dict[str, Any]) -> dict[str, Any]:
+    import threading
+
+    from .fleetworkers import count_storage_requests
+
+    parent = {"storage": 0}
+    count_storage_requests(parent, threading.Lock())
     with azurite() as storage, tempfile.TemporaryDirectory() as tmp:
         if storage is None:
             raise RuntimeError("Azurite is not installed (npm ci)")
         folder = Path(tmp)
-        return {
-            "throttled": throttled_campaign(config["throttled"], storage, folder),
-            "many": many_workers(config["many"], storage, folder),
-        }
+        throttled = throttled_campaign(config["throttled"], storage, folder)
+        throttled["parent_storage_ops"] = parent["storage"]  # listing the VMs, creating the jobs, watching
+        return {"throttled": throttled, "many": many_workers(config["many"], storage, folder)}
 
 
 def figures(config: dict[str, Any]) -> list[Figure]:
@@ -215,7 +225,38 @@ def figures(config: dict[str, Any]) -> list[Figure]:
         f"{tc['processes']} worker processes x {tc['threads']} threads on Azurite, ARM buckets {limits} "
         f"(ARM's sizes, refill x{tc['scale']:g})"
     )
+    jobs_done = max(1, t["succeeded"])
+    storage_ops = t["worker_storage_ops"] + t["parent_storage_ops"]
+    arm_calls = sum(t["used"].values())
+    detail = {
+        k.removeprefix("storage "): v for k, v in t["worker_totals"].items() if k.startswith("storage ")
+    }
     return [
+        Figure(
+            "storage_ops_per_job",
+            round(storage_ops / jobs_done, 1),
+            None,
+            "<= 12",
+            f"{setup}; Table and Queue requests (the storage bill's unit) of the workers and of the process "
+            f"that listed the VMs and created the jobs, per succeeded job ({t['succeeded']})"
+            + (f"; by table/queue: {detail}" if detail else ""),
+        ),
+        Figure(
+            "executions_per_job",
+            round(t["worker_steps"] / jobs_done, 2),
+            None,
+            "-",
+            f"{setup}; queue-trigger executions (one runner step each, duplicates included) "
+            "per succeeded job",
+        ),
+        Figure(
+            "arm_calls_per_job",
+            round(arm_calls / jobs_done, 2),
+            None,
+            "-",
+            f"{setup}; ARM requests the emulator counted (reads, writes, deletes) per succeeded job: "
+            f"{t['used']}",
+        ),
         Figure(
             "throttled_campaign_ratio",
             round(t["seconds"] / t["bound"], 3) if t["bound"] else None,

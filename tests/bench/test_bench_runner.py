@@ -40,6 +40,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         "worker_peak_rss_mb",
         "throttled_campaign_ratio",
         "throttled_campaign_429s",
+        "storage_ops_per_job",
+        "executions_per_job",
+        "arm_calls_per_job",
         "multiprocess_vms_run_twice",
         "multiprocess_jobs_lost",
     }
