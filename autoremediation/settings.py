@@ -64,6 +64,18 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _app_url(raw: str | None) -> str | None:
+    """A deployed app's base URL: https, or http on loopback only (a local stand-in)."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    loopback = (parts.hostname or "") in {"127.0.0.1", "localhost", "::1"}
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise InvalidInput(f"setting REMEDIATION_APP_URL={raw!r} must be an https:// URL of the app")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     job_store: str = "sqlite"
@@ -97,6 +109,13 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    # App Service authentication: the platform sets WEBSITE_AUTH_ENABLED when it fronts the app.
+    platform_auth: bool = False
+    # Development only: with platform authentication off, let unauthenticated callers use the operator API.
+    allow_unauthenticated_operators: bool = False
+    # The remote CLI: a deployed app's URL and the Entra scope its operator API accepts.
+    app_url: str | None = None
+    app_scope: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -146,6 +165,10 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
+            allow_unauthenticated_operators=_flag(env, "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS", False),
+            app_url=_app_url(env.get("REMEDIATION_APP_URL")),
+            app_scope=(env.get("REMEDIATION_APP_SCOPE") or "").strip() or None,
         )
 
 
@@ -182,7 +205,14 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "WEBSITE_AUTH_ENABLED",
+    "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS",
+    "REMEDIATION_APP_URL",
+    "REMEDIATION_APP_SCOPE",
 )
+
+# Settings the platform sets, not the Bicep: App Service authentication sets WEBSITE_AUTH_ENABLED.
+PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
 LOCAL_ONLY_SETTINGS = (
@@ -190,4 +220,7 @@ LOCAL_ONLY_SETTINGS = (
     "REMEDIATION_STORAGE",  # a connection string; Azure uses the identity-based __*ServiceUri form
     "REMEDIATION_ARM_CA_BUNDLE",  # only the local ARM emulator has a private CA
     "REMEDIATION_CATALOG_DIR",  # deployed with the app at its default place
+    "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS",  # development only: never on a deployed app
+    "REMEDIATION_APP_URL",  # read by the remote CLI on an operator's machine
+    "REMEDIATION_APP_SCOPE",  # read by the remote CLI on an operator's machine
 )

@@ -62,13 +62,43 @@ def sample(name: str) -> dict[str, Any]:
     return data
 
 
-def principal(*roles: str, name: str | None = "alice@contoso.com", **extra: Any) -> str:
-    """An ``X-MS-CLIENT-PRINCIPAL`` header value as App Service authentication sends it."""
+OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+ROLE_TYP = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+NAME_TYP = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+
+
+def principal(
+    *roles: str,
+    name: str | None = "alice@contoso.com",
+    oid: str | None = "aaaaaaaa-0000-0000-0000-00000000a11c",
+    **extra: Any,
+) -> str:
+    """An ``X-MS-CLIENT-PRINCIPAL`` header value as App Service authentication sends it for Entra ID."""
     claims = [{"typ": "roles", "val": r} for r in roles]
     if name is not None:
         claims.append({"typ": "name", "val": name})
+    if oid is not None:
+        claims.append({"typ": OID_CLAIM, "val": oid})
     data = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles", **extra}
     return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+def signed_in(*roles: str, oid: str, name: str) -> dict[str, str]:
+    """The three headers App Service authentication sends for a signed-in caller."""
+    return {
+        "X-MS-CLIENT-PRINCIPAL": principal(*roles, name=name, oid=oid),
+        "X-MS-CLIENT-PRINCIPAL-ID": oid,
+        "X-MS-CLIENT-PRINCIPAL-NAME": name,
+    }
+
+
+OLGA_OID = "0a0a0a0a-1111-4111-8111-000000000001"
+OMAR_OID = "0b0b0b0b-2222-4222-8222-000000000002"
+RITA_OID = "0c0c0c0c-3333-4333-8333-000000000003"
+# Two operators and a reader: requests default to Olga, so another operator approves.
+OLGA = signed_in(OPERATOR, oid=OLGA_OID, name="olga@contoso.com")
+OMAR = signed_in(OPERATOR, oid=OMAR_OID, name="omar@contoso.com")
+RITA = signed_in(READER, oid=RITA_OID, name="rita@contoso.com")
 
 
 def http(
@@ -80,6 +110,8 @@ def http(
     params: Mapping[str, str] | None = None,
     route_params: Mapping[str, str] | None = None,
 ) -> func.HttpRequest:
+    """A request as the host hands it over; without ``headers``, from Olga, signed in as an operator."""
+    headers = OLGA if headers is None else headers
     if body is None:
         raw = b""
     elif isinstance(body, bytes):
@@ -89,7 +121,7 @@ def http(
     return func.HttpRequest(
         method=method,
         url=f"https://app.example/api/{route}",
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={"Content-Type": "application/json", **headers},
         params=dict(params or {}),
         route_params=dict(route_params or {}),
         body=raw,
@@ -153,7 +185,10 @@ def make_engine(tmp_path: Path, settings: Settings | None = None, **parts: Any) 
     compute = FakeCompute()
     for name in ("vm-linux-disk", "vm-linux-locked"):
         compute.add(linux_vm(name))
-    settings = settings or Settings(sqlite_path=str(tmp_path / "jobs.db"), poll_seconds=15)
+    # App Service authentication on, as deployed: the principal headers are the platform's.
+    settings = settings or Settings(
+        sqlite_path=str(tmp_path / "jobs.db"), poll_seconds=15, platform_auth=True
+    )
     built = Services(settings, clock=clock, store=store, queue=queue, compute=compute, **parts)
     return Engine(built, store, queue, clock, compute)
 

@@ -37,6 +37,7 @@ def deployed(azurite: Azurite) -> Iterator[tuple[dict[str, str], FleetServer]]: 
             "REMEDIATION_ARM_ENDPOINT": fleet.base_url,
             "REMEDIATION_ARM_CA_BUNDLE": fleet.ca_bundle,
             "REMEDIATION_POLL_SECONDS": "0",
+            "WEBSITE_AUTH_ENABLED": "True",  # App Service authentication in front, as deployed
         }
         set_services(Services(Settings.from_env(env)))
         try:
