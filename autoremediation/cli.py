@@ -18,6 +18,7 @@ from .campaign_cli import add_parser as add_campaign_parser
 from .catalog import Catalog, catalog_problems, load_catalog
 from .cli_jobs import _where, add_parsers, default_actor, engine
 from .errors import RemediationError
+from .remote import add_app_option, remote_requested
 from .routing import Route, load_routes, routes_problems
 from .settings import Settings
 
@@ -163,6 +164,7 @@ def build_parser(settings: Settings, resources: ExitStack | None = None) -> argp
         metavar="DIR",
         help="the catalog folder (default: REMEDIATION_CATALOG_DIR or the shipped remediations/)",
     )
+    add_app_option(parser, settings)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = commands.add_parser("catalog", help="list the remediations")
@@ -193,6 +195,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         with ExitStack() as resources:
             settings = Settings.from_env()
             args = build_parser(settings, resources).parse_args(argv)
+            if remote_requested(args):
+                from .remote import run_remote
+
+                return run_remote(args, settings, out)
             handler: Handler = args.handler
             return handler(args, out)
     except UsageError as error:

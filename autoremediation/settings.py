@@ -64,7 +64,7 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _app_url(raw: str | None) -> str | None:
+def parse_app_url(raw: str | None) -> str | None:
     """A deployed app's base URL: https, or http on loopback only (a local stand-in)."""
     if raw is None or not raw.strip():
         return None
@@ -167,7 +167,7 @@ class Settings:
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
             allow_unauthenticated_operators=_flag(env, "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS", False),
-            app_url=_app_url(env.get("REMEDIATION_APP_URL")),
+            app_url=parse_app_url(env.get("REMEDIATION_APP_URL")),
             app_scope=(env.get("REMEDIATION_APP_SCOPE") or "").strip() or None,
         )
 

@@ -68,6 +68,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "dryRun": job.dry_run,
         "exitCode": job.outcome.get("exitCode"),
         "verification": job.outcome.get("verification"),
+        "lastStep": job.history[-1].reason if job.history else "",
     }
 
 
@@ -283,6 +284,22 @@ def remediations_reject(req: func.HttpRequest) -> func.HttpResponse:
         return json_response(200, shown_job(job))
 
     return _handle(req, "operate", act)
+
+
+# -- planning --------------------------------------------------------------------------------------
+
+
+@bp.function_name("plan")
+@bp.route(route="plan", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def plan_payload(req: func.HttpRequest) -> func.HttpResponse:
+    """What an alert, event or request would do: routed and decided, nothing written, nothing run."""
+
+    def act(caller: Caller) -> func.HttpResponse:
+        payload = read_json(req)
+        report = engine("planner").planner.plan_payload(payload)
+        return json_response(200, _shown_result(report.to_dict()))
+
+    return _handle(req, "read", act)
 
 
 # -- catalog ---------------------------------------------------------------------------------------

@@ -307,3 +307,15 @@ def test_a_campaign_job_that_ends_releases_the_next_one(engine: Engine) -> None:
     [second] = due
     assert second != first
     assert engine.store.get(second).campaign_id == "c-waves"
+
+
+def test_plan_shows_what_an_alert_would_do_and_writes_nothing(engine: Engine) -> None:
+    response = call("plan", http("POST", "plan", sample("disk-full-alert.json")))
+
+    assert response.status_code == 200
+    [plan] = json_of(response)["plans"]
+    assert (plan["remediation"], plan["decision"]) == ("free-disk-space", "dispatch")
+    assert engine.store.list() == []
+    assert engine.queued() == []
+    bad = call("plan", http("POST", "plan", {"schemaId": "azureMonitorCommonAlertSchema"}))
+    assert bad.status_code == 400

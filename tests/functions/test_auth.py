@@ -151,6 +151,10 @@ ROUTES: dict[str, tuple[str, Callable[[str, dict[str, str]], Any]]] = {
         lambda job_id, h: by_id("remediations_reject", job_id, h, {"reason": "not now"}),
     ),
     "catalog": ("read", lambda job_id, h: call("catalog", http("GET", "catalog", headers=h))),
+    "plan": (
+        "read",
+        lambda job_id, h: call("plan", http("POST", "plan", sample("disk-full-alert.json"), headers=h)),
+    ),
     "campaigns_create": (
         "operate",
         lambda job_id, h: call(

@@ -163,6 +163,8 @@ def answers(engine: Engine) -> list[tuple[str, Any]]:
     run("remediations_reject", by_id("reject", job_id, method="POST", body=ok, headers=OMAR))
     run("remediations_reject", by_id("reject", "job-000000000000000000000000", method="POST", body=ok))
     run("catalog", http("GET", "catalog"))
+    run("plan", http("POST", "plan", sample("disk-full-alert.json")))
+    run("plan", http("POST", "plan", {"schemaId": "nope"}))
     campaign = {
         "id": "c-1",
         "remediation": "free-disk-space",
