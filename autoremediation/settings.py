@@ -113,7 +113,7 @@ class Settings:
     platform_auth: bool = False
     # Development only: with platform authentication off, let unauthenticated callers use the operator API.
     allow_unauthenticated_operators: bool = False
-    # The remote CLI: a deployed app's URL and the Entra scope its operator API accepts.
+    # The remote CLI: a deployed app's URL; the Entra scope its operator API accepts (the app publishes it).
     app_url: str | None = None
     app_scope: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -222,5 +222,4 @@ LOCAL_ONLY_SETTINGS = (
     "REMEDIATION_CATALOG_DIR",  # deployed with the app at its default place
     "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS",  # development only: never on a deployed app
     "REMEDIATION_APP_URL",  # read by the remote CLI on an operator's machine
-    "REMEDIATION_APP_SCOPE",  # read by the remote CLI on an operator's machine
 )

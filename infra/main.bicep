@@ -70,6 +70,22 @@ param maximumInstanceCount int = 40
 @description('Name of the Event Grid system topic on this subscription; Azure allows one per subscription, so reuse an existing one by name (it must live in the app\'s resource group).')
 param systemTopicName string = ''
 
+@description('true: create the operator API\'s Entra app registration (app roles Remediation.Operator and Remediation.Reader) with the Microsoft Graph Bicep extension; the deployer needs the right to create applications. false: pass operatorApiClientId of a registration made beforehand (infra/README.md).')
+@allowed([
+  'true'
+  'false'
+])
+param createOperatorApiRegistration string = 'true'
+
+@description('Client id of an existing app registration for the operator API (with createOperatorApiRegistration=false). Empty: App Service authentication stays off and the operator API refuses every call.')
+param operatorApiClientId string = ''
+
+@description('Identifier URI of that existing registration; empty for api://<client id>.')
+param operatorApiIdentifierUri string = ''
+
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): given the operator app role on a registration this template creates.')
+param principalId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -110,7 +126,16 @@ var names = {
   functionApp: 'func-${resourceToken}'
   systemTopic: empty(systemTopicName) ? 'evgt-sub-${resourceToken}' : systemTopicName
   operatorRole: 'VM Auto-Remediation Operator (${environmentName})'
+  operatorApi: 'vm-autoremediation-${environmentName}-${resourceToken}'
 }
+
+// App roles of the operator API (the app reads the same names from its settings).
+var appRoleNames = {
+  operator: 'Remediation.Operator'
+  reader: 'Remediation.Reader'
+}
+var createRegistration = createOperatorApiRegistration == 'true'
+var authenticationOn = createRegistration || !empty(operatorApiClientId)
 
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletters'
@@ -171,6 +196,24 @@ module appRoles 'modules/app-roles.bicep' = {
   }
 }
 
+module operatorApiRegistration 'modules/operator-api-registration.bicep' = if (createRegistration) {
+  name: 'operator-api-registration'
+  scope: rg
+  params: {
+    uniqueName: names.operatorApi
+    displayName: 'VM auto-remediation operator API (${environmentName})'
+    operatorRole: appRoleNames.operator
+    readerRole: appRoleNames.reader
+    operatorPrincipalId: principalId
+  }
+}
+
+// The registration this template made, or the one passed in (the fallback without Graph rights).
+var operatorApi = {
+  clientId: createRegistration ? operatorApiRegistration.outputs.clientId : operatorApiClientId
+  identifierUri: createRegistration ? operatorApiRegistration.outputs.identifierUri : (empty(operatorApiIdentifierUri) ? 'api://${operatorApiClientId}' : operatorApiIdentifierUri)
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -197,11 +240,24 @@ module functionApp 'modules/functionapp.bicep' = {
     dryRun: dryRun
     runCommandMode: runCommandMode
     managementSources: managementSources
+    operatorRole: appRoleNames.operator
+    readerRole: appRoleNames.reader
+    operatorApiScope: authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
     appRoles
   ]
+}
+
+module authentication 'modules/authentication.bicep' = if (authenticationOn) {
+  name: 'authentication'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.functionAppName
+    clientId: operatorApi.clientId
+    identifierUri: operatorApi.identifierUri
+  }
 }
 
 // Created in the subscription of the first target scope, so the definition's own scope is always a parent
@@ -260,3 +316,7 @@ output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.systemTopicNa
 output EVENTGRID_IDENTITY_ID string = identity.outputs.eventGridIdentityId
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
 output REMEDIATION_TARGET_SCOPES string = join(scopeList, ',')
+// The remote CLI: `remediate --app https://<FUNCTION_APP_HOST> ...` (it reads the scope from the app).
+output REMEDIATION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output REMEDIATION_APP_SCOPE string = authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
+output OPERATOR_API_CLIENT_ID string = operatorApi.clientId

@@ -120,6 +120,9 @@ param operatorRole string = 'Remediation.Operator'
 @description('Entra app role that may read remediations and the catalog.')
 param readerRole string = 'Remediation.Reader'
 
+@description('Entra scope of the operator API (identifier URI + /.default), published in /api/openapi for the remote CLI; empty without App Service authentication.')
+param operatorApiScope string = ''
+
 var appSettings = {
   // Functions host storage, identity-based (no connection string, no key).
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -153,6 +156,7 @@ var appSettings = {
   REMEDIATION_RETENTION_DAYS: retentionDays
   REMEDIATION_OPERATOR_ROLE: operatorRole
   REMEDIATION_READER_ROLE: readerRole
+  REMEDIATION_APP_SCOPE: operatorApiScope
   // ARM: the cloud's own endpoint, and the identity DefaultAzureCredential must pick.
   REMEDIATION_ARM_ENDPOINT: environment().resourceManager
   AZURE_CLIENT_ID: identityClientId

@@ -1,0 +1,201 @@
+"""App Service authentication and the operator API's app registration agree with the app and each other.
+
+No Bicep compiler here: these read the templates' syntax trees (tree-sitter) and check what a reviewer
+would check by hand against the documented schemas of ``Microsoft.Web/sites/config`` ``authsettingsV2``
+and the Microsoft Graph Bicep types.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tree_sitter import Node
+
+from autoremediation.settings import Settings
+
+from . import bicep
+
+AUTHENTICATION = bicep.INFRA / "modules" / "authentication.bicep"
+REGISTRATION = bicep.INFRA / "modules" / "operator-api-registration.bicep"
+MAIN = bicep.INFRA / "main.bicep"
+FUNCTION_APP = bicep.INFRA / "modules" / "functionapp.bicep"
+
+
+def body(declaration: bicep.Declaration) -> dict[str, Node]:
+    """The properties of a resource or module body, conditional (``= if (...) {...}``) or not."""
+    value = declaration.value
+    if value.type != "object":
+        value = next(node for node in bicep.walk(value) if node.type == "object")
+    return bicep.properties(value)
+
+
+def nested(props: dict[str, Node], *path: str) -> Node:
+    node = props[path[0]]
+    for key in path[1:]:
+        node = bicep.properties(node)[key]
+    return node
+
+
+def registered_http_routes() -> dict[str, tuple[str, str]]:
+    """function name -> (/api/route, auth level) of every HTTP function the app registers."""
+    from tests.functions.conftest import registered
+
+    found = {}
+    for name, function in registered().items():
+        trigger = json.loads(function.get_function_json())["bindings"][0]
+        if trigger["type"] == "httpTrigger":
+            found[name] = ("/api/" + trigger["route"], trigger["authLevel"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def auth() -> dict[str, Node]:
+    tree = bicep.parse(AUTHENTICATION)
+    resource = bicep.declaration(tree, "resource", "authentication")
+    assert resource.type_string.startswith("Microsoft.Web/sites/config@")
+    props = body(resource)
+    assert bicep.literal(props["name"]) == "authsettingsV2"
+    return bicep.properties(props["properties"])
+
+
+def excluded_paths() -> list[str | None]:
+    tree = bicep.parse(AUTHENTICATION)
+    return bicep.array_literals(bicep.declaration(tree, "var", "excludedPaths").value)
+
+
+def test_authentication_is_on_and_required(auth: dict[str, Node]) -> None:
+    assert bicep.text(nested(auth, "platform", "enabled")) == "true"
+    assert bicep.text(nested(auth, "globalValidation", "requireAuthentication")) == "true"
+    # An API answers 401; a login redirect would hand a script an HTML page.
+    assert bicep.literal(nested(auth, "globalValidation", "unauthenticatedClientAction")) == "Return401"
+    assert bicep.text(nested(auth, "globalValidation", "excludedPaths")) == "excludedPaths"
+    assert bicep.text(nested(auth, "httpSettings", "requireHttps")) == "true"
+    assert bicep.text(nested(auth, "login", "tokenStore", "enabled")) == "false"
+
+
+def test_only_the_public_and_self_authenticating_paths_are_excluded() -> None:
+    routes = registered_http_routes()
+    excluded = excluded_paths()
+    assert None not in excluded
+    by_path = {path: (name, level) for name, (path, level) in routes.items()}
+    # health and the document are anonymous; the alert webhook keeps its function key.
+    assert {by_path[p][0]: by_path[p][1] for p in excluded if p in by_path} == {
+        "health": "ANONYMOUS",
+        "openapi": "ANONYMOUS",
+        "alerts": "FUNCTION",
+    }
+    # Event Grid delivers to the host's webhook with the system key, never with an Entra token.
+    assert "/runtime/webhooks/eventgrid" in excluded
+    # Every operator route (no key at the host) stays behind authentication.
+    open_at_host = {path for path, level in routes.values() if level == "ANONYMOUS"}
+    operator = open_at_host - {"/api/health", "/api/openapi"}
+    assert operator and not any(p.startswith(tuple(str(e) for e in excluded)) for p in operator)
+
+
+def test_tokens_are_validated_for_the_operator_api_registration(auth: dict[str, Node]) -> None:
+    aad = bicep.properties(nested(auth, "identityProviders", "azureActiveDirectory"))
+    assert bicep.text(aad["enabled"]) == "true"
+    registration = bicep.properties(aad["registration"])
+    assert bicep.text(registration["clientId"]) == "clientId"
+    issuer = bicep.text(registration["openIdIssuer"])
+    # v2 tokens (the registration asks for them), from the cloud's own login endpoint.
+    assert "environment().authentication.loginEndpoint" in issuer and "tenant().tenantId" in issuer
+    assert issuer.endswith("/v2.0'")
+    assert "clientSecretSettingName" not in registration  # bearer tokens only: no secret anywhere
+    audiences = [bicep.text(n) for n in bicep.properties(aad["validation"])["allowedAudiences"].children]
+    assert {"clientId", "identifierUri"} <= set(audiences)
+
+
+@pytest.fixture(scope="module")
+def registration() -> bicep.Tree:
+    return bicep.parse(REGISTRATION)
+
+
+def test_the_registration_uses_the_graph_v1_extension(registration: bicep.Tree) -> None:
+    [reference] = bicep.extensions(REGISTRATION.read_text())
+    assert reference.startswith("br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:")
+    types = {d.name: d.type_string for d in bicep.declarations(registration, "resource")}
+    assert types == {
+        "application": "Microsoft.Graph/applications@v1.0",
+        "servicePrincipal": "Microsoft.Graph/servicePrincipals@v1.0",
+        "deployerIsOperator": "Microsoft.Graph/appRoleAssignedTo@v1.0",
+    }
+
+
+def test_the_app_roles_are_the_ones_the_app_checks(registration: bicep.Tree) -> None:
+    app = body(bicep.declaration(registration, "resource", "application"))
+    roles = [bicep.properties(n) for n in app["appRoles"].children if n.type == "object"]
+    assert {bicep.text(r["value"]) for r in roles} == {"operatorRole", "readerRole"}
+    assert {bicep.text(r["id"]) for r in roles} == {"operatorRoleId", "readerRoleId"}
+    for role in roles:
+        assert bicep.text(role["isEnabled"]) == "true"
+        assert set(bicep.array_literals(role["allowedMemberTypes"])) == {"User", "Application"}
+    # main.bicep passes the names the app reads by default from REMEDIATION_OPERATOR_ROLE / _READER_ROLE.
+    main = bicep.parse(MAIN)
+    names = bicep.properties(bicep.declaration(main, "var", "appRoleNames").value)
+    settings = Settings()
+    assert bicep.literal(names["operator"]) == settings.operator_role == "Remediation.Operator"
+    assert bicep.literal(names["reader"]) == settings.reader_role == "Remediation.Reader"
+    module = body(bicep.declaration(main, "module", "operatorApiRegistration"))
+    params = bicep.properties(module["params"])
+    assert bicep.text(params["operatorRole"]) == "appRoleNames.operator"
+    assert bicep.text(params["readerRole"]) == "appRoleNames.reader"
+    assert bicep.text(params["operatorPrincipalId"]) == "principalId"
+
+
+def test_the_registration_issues_v2_tokens_with_a_stable_identifier_uri(registration: bicep.Tree) -> None:
+    app = body(bicep.declaration(registration, "resource", "application"))
+    api = bicep.properties(app["api"])
+    assert bicep.text(api["requestedAccessTokenVersion"]) == "2"
+    assert bicep.literal(app["signInAudience"]) == "AzureADMyOrg"
+    uri = bicep.text(bicep.declaration(registration, "var", "identifierUri").value)
+    assert uri == "'api://${tenant().tenantId}/${uniqueName}'"
+    for name in ("operatorRoleId", "readerRoleId", "userScopeId"):
+        assert bicep.text(bicep.declaration(registration, "var", name).value).startswith(
+            "guid(tenant().tenantId"
+        )
+
+
+def test_the_deploying_user_is_made_operator(registration: bicep.Tree) -> None:
+    assignment = bicep.declaration(registration, "resource", "deployerIsOperator")
+    assert "if (!empty(operatorPrincipalId))" in bicep.text(assignment.node)
+    props = body(assignment)
+    assert bicep.text(props["appRoleId"]) == "operatorRoleId"
+    assert bicep.text(props["principalId"]) == "operatorPrincipalId"
+    assert bicep.text(props["resourceId"]) == "servicePrincipal.id"
+    sp = body(bicep.declaration(registration, "resource", "servicePrincipal"))
+    assert bicep.text(sp["appId"]) == "application.appId"
+    assert bicep.text(sp["appRoleAssignmentRequired"]) == "true"
+    parameters = json.loads((bicep.INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["principalId"]["value"] == "${AZURE_PRINCIPAL_ID=}"
+
+
+def test_main_falls_back_to_an_existing_registration() -> None:
+    main = bicep.parse(MAIN)
+    registration = bicep.declaration(main, "module", "operatorApiRegistration")
+    assert "if (createRegistration)" in bicep.text(registration.node)
+    authentication = bicep.declaration(main, "module", "authentication")
+    assert "if (authenticationOn)" in bicep.text(authentication.node)
+    on = bicep.text(bicep.declaration(main, "var", "authenticationOn").value)
+    assert on == "createRegistration || !empty(operatorApiClientId)"
+    api = bicep.properties(bicep.declaration(main, "var", "operatorApi").value)
+    assert "operatorApiClientId" in bicep.text(api["clientId"])
+    assert "'api://${operatorApiClientId}'" in bicep.text(api["identifierUri"])
+    parameters = json.loads((bicep.INFRA / "main.parameters.json").read_text())["parameters"]
+    assert (
+        parameters["createOperatorApiRegistration"]["value"] == "${REMEDIATION_CREATE_APP_REGISTRATION=true}"
+    )
+    assert parameters["operatorApiClientId"]["value"] == "${REMEDIATION_OPERATOR_API_CLIENT_ID=}"
+
+
+def test_the_app_publishes_the_scope_the_front_end_accepts() -> None:
+    main = bicep.parse(MAIN)
+    params = bicep.properties(body(bicep.declaration(main, "module", "functionApp"))["params"])
+    assert (
+        bicep.text(params["operatorApiScope"])
+        == "authenticationOn ? '${operatorApi.identifierUri}/.default' : ''"
+    )
+    settings = bicep.properties(bicep.declaration(bicep.parse(FUNCTION_APP), "var", "appSettings").value)
+    assert bicep.text(settings["REMEDIATION_APP_SCOPE"]) == "operatorApiScope"
+    assert "WEBSITE_AUTH_ENABLED" not in settings  # the platform sets it when authentication is on
