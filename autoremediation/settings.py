@@ -65,14 +65,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 
 def parse_app_url(raw: str | None) -> str | None:
-    """A deployed app's base URL: https, or http on loopback only (a local stand-in)."""
+    """A deployed app's base URL, https only: the CLI sends it an Entra token."""
     if raw is None or not raw.strip():
         return None
     value = raw.strip().rstrip("/")
     parts = urlsplit(value)
-    loopback = (parts.hostname or "") in {"127.0.0.1", "localhost", "::1"}
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
-        raise InvalidInput(f"setting REMEDIATION_APP_URL={raw!r} must be an https:// URL of the app")
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise InvalidInput(f"setting REMEDIATION_APP_URL={raw!r} must be the app's https:// URL")
     return value
 
 

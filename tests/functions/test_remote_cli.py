@@ -236,7 +236,9 @@ def test_commands_that_run_here_only_say_so(
     assert code == 2 and "validate runs on this machine only" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("url", ["http://app.example", "ftp://x", "not a url"])
+@pytest.mark.parametrize(
+    "url", ["http://app.example", "http://127.0.0.1:7071", "ftp://x", "not a url", "https://"]
+)
 def test_a_bad_app_url_is_one_line_and_exit_2(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = run("--app", url, "jobs")
 
