@@ -195,7 +195,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
-    // Action Groups and Event Grid deliver over the public endpoint; every route but health needs a key.
+    // Action Groups and Event Grid deliver over the public endpoint; the alert webhook needs a key, the
+    // operator API an Entra token (authentication.bicep).
     publicNetworkAccess: 'Enabled'
     siteConfig: {
       minTlsVersion: '1.2'
