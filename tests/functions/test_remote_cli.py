@@ -34,6 +34,15 @@ from tests.functions.conftest import (
 )
 from tests.helpers.easyauth import EasyAuthFrontEnd, TokenIssuer
 
+
+def deployed_excluded_paths() -> tuple[str, ...]:
+    """The paths infra/modules/authentication.bicep lets through without a token."""
+    from tests.infra import bicep
+
+    tree = bicep.parse(bicep.INFRA / "modules" / "authentication.bicep")
+    return tuple(str(p) for p in bicep.array_literals(bicep.declaration(tree, "var", "excludedPaths").value))
+
+
 IDENTIFIER_URI = "api://00000000-0000-0000-0000-0000000000aa/vm-autoremediation-test"
 SCOPE = f"{IDENTIFIER_URI}/.default"
 
@@ -44,7 +53,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Engin
     # The app publishes its scope, as deployed (REMEDIATION_APP_SCOPE): the CLI finds it there.
     made.services.settings = replace(made.services.settings, app_scope=SCOPE)
     set_services(made.services)
-    with EasyAuthFrontEnd(registered(), audience=IDENTIFIER_URI) as front:
+    with EasyAuthFrontEnd(registered(), IDENTIFIER_URI, deployed_excluded_paths()) as front:
         # The local commands read the same job store; requests verifies the stand-in's certificate.
         monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", front.ca_bundle)
@@ -256,3 +265,21 @@ def test_an_app_that_does_not_publish_its_scope_asks_for_the_setting(
     code, _ = run("--app", front.base_url, "catalog")
 
     assert code == 2 and "REMEDIATION_APP_SCOPE" in capsys.readouterr().err
+
+
+def test_the_alert_webhook_and_the_public_paths_need_no_token(app: tuple[Engine, EasyAuthFrontEnd]) -> None:
+    """The front end lets the excluded paths through: Action Groups keep delivering under authentication."""
+    engine, front = app
+
+    alert = requests.post(
+        f"{front.base_url}/api/alerts",
+        json=sample("disk-full-alert.json"),
+        verify=front.ca_bundle,
+        timeout=30,
+    )
+    health = requests.get(f"{front.base_url}/api/health", verify=front.ca_bundle, timeout=30)
+    document = requests.get(f"{front.base_url}/api/openapi", verify=front.ca_bundle, timeout=30)
+
+    assert alert.status_code == 202 and len(engine.store.list()) == 1
+    assert health.json()["operatorAuthentication"] == "app-service"
+    assert document.json()["info"]["x-entra-scope"] == SCOPE
