@@ -108,7 +108,8 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
-    # App Service authentication: the platform sets WEBSITE_AUTH_ENABLED when it fronts the app.
+    # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
+    # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
     # Development only: with platform authentication off, let unauthenticated callers use the operator API.
     allow_unauthenticated_operators: bool = False
@@ -210,7 +211,7 @@ SETTING_NAMES = (
     "REMEDIATION_APP_SCOPE",
 )
 
-# Settings the platform sets, not the Bicep: App Service authentication sets WEBSITE_AUTH_ENABLED.
+# Settings the platform sets for the app (App Service authentication), never a deployment's choice.
 PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.

@@ -67,16 +67,27 @@ ROLE_TYP = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 NAME_TYP = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
 
 
+def oid_of(name: str) -> str:
+    """A stable object id for a test identity: one person, one id."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://test.invalid/{name}"))
+
+
 def principal(
     *roles: str,
     name: str | None = "alice@contoso.com",
-    oid: str | None = "aaaaaaaa-0000-0000-0000-00000000a11c",
+    oid: str | None = "",
     **extra: Any,
 ) -> str:
-    """An ``X-MS-CLIENT-PRINCIPAL`` header value as App Service authentication sends it for Entra ID."""
+    """An ``X-MS-CLIENT-PRINCIPAL`` header value as App Service authentication sends it for Entra ID.
+
+    ``oid`` empty: the object id of ``name`` (``oid_of``); None: no object id claim at all."""
     claims = [{"typ": "roles", "val": r} for r in roles]
     if name is not None:
         claims.append({"typ": "name", "val": name})
+    if oid == "":
+        oid = oid_of(name or "")
     if oid is not None:
         claims.append({"typ": OID_CLAIM, "val": oid})
     data = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles", **extra}
