@@ -107,6 +107,12 @@ def _answer(response: Any, method: str, path: str) -> Any:
         if data is None:
             raise RemoteError(f"{method} /api/{path}: the app answered {status} without JSON", status=status)
         return data
+    if 300 <= status < 400:
+        # App Service authentication sends a caller it does not know to its sign-in page.
+        raise RemoteError(
+            f"the app sent you to sign in ({status}): it did not accept your token for this scope",
+            status=status,
+        )
     reason = data.get("error") if isinstance(data, dict) else None
     reason = str(reason or response.text()[:200] or response.reason or "no reason given").splitlines()[0]
     if status == 404:

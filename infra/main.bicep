@@ -136,6 +136,9 @@ var appRoleNames = {
 }
 var createRegistration = createOperatorApiRegistration == 'true'
 var authenticationOn = createRegistration || !empty(operatorApiClientId)
+// api://<tenant id>/<name>: an identifier URI form Entra accepts without a verified domain. Known before
+// the registration exists, so the app can be told its scope without waiting for Graph.
+var createdIdentifierUri = 'api://${tenant().tenantId}/${names.operatorApi}'
 
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletters'
@@ -205,13 +208,15 @@ module operatorApiRegistration 'modules/operator-api-registration.bicep' = if (c
     operatorRole: appRoleNames.operator
     readerRole: appRoleNames.reader
     operatorPrincipalId: principalId
+    appHostName: functionApp.outputs.defaultHostName
+    identifierUri: createdIdentifierUri
   }
 }
 
 // The registration this template made, or the one passed in (the fallback without Graph rights).
 var operatorApi = {
   clientId: createRegistration ? operatorApiRegistration.outputs.clientId : operatorApiClientId
-  identifierUri: createRegistration ? operatorApiRegistration.outputs.identifierUri : (empty(operatorApiIdentifierUri) ? 'api://${operatorApiClientId}' : operatorApiIdentifierUri)
+  identifierUri: createRegistration ? createdIdentifierUri : (empty(operatorApiIdentifierUri) ? 'api://${operatorApiClientId}' : operatorApiIdentifierUri)
 }
 
 module functionApp 'modules/functionapp.bicep' = {

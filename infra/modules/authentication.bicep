@@ -1,12 +1,15 @@
 // App Service authentication (Easy Auth) in front of the Function App, with Microsoft Entra ID.
 //
-// Every path needs a valid Entra token for the operator API's registration (401 otherwise) except:
+// Every path needs a signed-in caller of the operator API's registration except:
 //   /api/health                 anonymous liveness
 //   /api/openapi                the API document (it grants nothing)
 //   /api/alerts                 the Action Group webhook, which authenticates its own way (function key)
 //   /runtime/webhooks/eventgrid the Event Grid trigger's endpoint (system key; Event Grid sends no Entra token)
 // The platform strips client-sent X-MS-* headers and passes the caller on in X-MS-CLIENT-PRINCIPAL,
 // -ID and -NAME; it sets WEBSITE_AUTH_ENABLED, which tells the app to trust them.
+// A browser without a session (the operator console) is sent to sign in with Entra ID; without a client
+// secret the platform uses the OpenID Connect implicit flow (ID tokens only), so no secret is stored. API
+// clients send a bearer token (the remote CLI); one without a valid token is redirected too, never let in.
 
 @description('Function App name.')
 param functionAppName string
@@ -45,7 +48,8 @@ resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
     }
     globalValidation: {
       requireAuthentication: true
-      unauthenticatedClientAction: 'Return401'
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
       excludedPaths: excludedPaths
     }
     httpSettings: {

@@ -20,6 +20,12 @@ param operatorRole string
 @description('App role that may read jobs, the catalog and campaigns (REMEDIATION_READER_ROLE).')
 param readerRole string
 
+@description('Host name of the Function App: the operator console signs people in through its /.auth/login/aad/callback.')
+param appHostName string
+
+@description('Identifier URI of the API (api://<tenant id>/<name>, one of the forms Entra accepts without a verified domain).')
+param identifierUri string
+
 @description('Object id of a user given the operator role (azd: the deploying user); empty for nobody.')
 param operatorPrincipalId string = ''
 
@@ -29,8 +35,6 @@ param preAuthorizedClientIds array = [
   '1950a258-227b-4e31-a9cf-717495945fc2'
 ]
 
-// api://<tenant id>/<name> is one of the identifier URI forms Entra accepts without a verified domain.
-var identifierUri = 'api://${tenant().tenantId}/${uniqueName}'
 // Stable ids: the same deployment always names the same roles, so assignments survive redeployments.
 var operatorRoleId = guid(tenant().tenantId, uniqueName, operatorRole)
 var readerRoleId = guid(tenant().tenantId, uniqueName, readerRole)
@@ -43,6 +47,16 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   identifierUris: [
     identifierUri
   ]
+  // The console's sign-in: App Service authentication's callback, ID tokens by the implicit flow (no secret).
+  web: {
+    redirectUris: [
+      'https://${appHostName}/.auth/login/aad/callback'
+    ]
+    implicitGrantSettings: {
+      enableIdTokenIssuance: true
+      enableAccessTokenIssuance: false
+    }
+  }
   api: {
     // v2 tokens: issuer login.microsoftonline.com/<tenant>/v2.0 and audience the client id, as the
     // authentication settings expect.

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from autoremediation import cli, jobs, remote
+from autoremediation.errors import RemoteError
 from autoremediation.services import set_services
 from tests.functions.conftest import (
     OLGA,
@@ -212,6 +213,16 @@ def test_a_token_for_another_audience_is_turned_away_at_the_front_end(
     assert code == 2 and "refused you (401)" in capsys.readouterr().err
 
 
+def test_a_call_without_a_token_is_sent_to_sign_in_and_the_cli_says_so(
+    app: tuple[Engine, EasyAuthFrontEnd],
+) -> None:
+    _, front = app
+    client = remote.AppClient(front.base_url, None, SCOPE, connection_verify=front.ca_bundle, retries=0)
+
+    with pytest.raises(RemoteError, match=r"sent you to sign in \(302\)"):
+        client.call("GET", "remediations", signed=False)
+
+
 def test_client_sent_principal_headers_are_stripped(app: tuple[Engine, EasyAuthFrontEnd]) -> None:
     engine, front = app
     job_id = awaiting(engine)
@@ -226,12 +237,17 @@ def test_client_sent_principal_headers_are_stripped(app: tuple[Engine, EasyAuthF
         timeout=30,
     )
     anonymous = requests.get(
-        f"{front.base_url}/api/remediations", headers=forged, verify=front.ca_bundle, timeout=30
+        f"{front.base_url}/api/remediations",
+        headers=forged,
+        verify=front.ca_bundle,
+        timeout=30,
+        allow_redirects=False,
     )
 
     assert answer.status_code == 403 and "rita@contoso.com needs the app role" in answer.json()["error"]
     assert front.seen[-1]["X-MS-CLIENT-PRINCIPAL-ID"] == RITA_OID
-    assert anonymous.status_code == 401  # the front end: no token, no entry
+    assert anonymous.status_code == 302  # the front end: no credential, off to sign in
+    assert anonymous.headers["Location"].startswith("/.auth/login/aad")
     assert engine.store.get(job_id).approved_by is None
 
 

@@ -5,8 +5,9 @@ header contract:
 
 * strips every client-sent ``X-MS-*`` header;
 * lets excluded paths through unauthenticated (``globalValidation.excludedPaths``);
-* requires a valid bearer token everywhere else (``requireAuthentication`` with ``Return401``), checking
-  its signature, audience and expiry;
+* requires a signed-in caller everywhere else (``requireAuthentication``): a request without credentials
+  is sent to sign in (``RedirectToLoginPage``; 401 for ``X-Requested-With: XMLHttpRequest``), and a
+  bearer token must pass its signature, audience and expiry checks (401 otherwise);
 * passes the caller on as ``X-MS-CLIENT-PRINCIPAL`` (base64 JSON with ``auth_typ``, ``claims`` of
   ``{typ, val}``, ``name_typ``, ``role_typ``), ``X-MS-CLIENT-PRINCIPAL-ID`` (the object id),
   ``X-MS-CLIENT-PRINCIPAL-NAME`` and ``X-MS-CLIENT-PRINCIPAL-IDP``.
@@ -32,7 +33,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import azure.functions as func
 
@@ -117,7 +118,16 @@ class EasyAuthFrontEnd:
         parts = urlsplit(target)
         forwarded = {k: v for k, v in headers.items() if not k.lower().startswith("x-ms-")}
         if not any(parts.path == p or parts.path.startswith(p + "/") for p in self.excluded_paths):
-            claims = self.validate({k.lower(): v for k, v in headers.items()}.get("authorization"))
+            lookup = {k.lower(): v for k, v in headers.items()}
+            claims = self.validate(lookup.get("authorization"))
+            if (
+                claims is None
+                and "authorization" not in lookup
+                and lookup.get("x-requested-with") != "XMLHttpRequest"
+            ):
+                # RedirectToLoginPage: a caller without any credential is sent to sign in.
+                login = "/.auth/login/aad?post_login_redirect_uri=" + quote(target, safe="")
+                return 302, {"Location": login}, b""
             if claims is None:
                 return (
                     401,

@@ -67,8 +67,12 @@ def excluded_paths() -> list[str | None]:
 def test_authentication_is_on_and_required(auth: dict[str, Node]) -> None:
     assert bicep.text(nested(auth, "platform", "enabled")) == "true"
     assert bicep.text(nested(auth, "globalValidation", "requireAuthentication")) == "true"
-    # An API answers 401; a login redirect would hand a script an HTML page.
-    assert bicep.literal(nested(auth, "globalValidation", "unauthenticatedClientAction")) == "Return401"
+    # Browsers (the operator console) are sent to sign in with Entra ID; nobody is let in without a caller.
+    assert (
+        bicep.literal(nested(auth, "globalValidation", "unauthenticatedClientAction"))
+        == "RedirectToLoginPage"
+    )
+    assert bicep.literal(nested(auth, "globalValidation", "redirectToProvider")) == "azureactivedirectory"
     assert bicep.text(nested(auth, "globalValidation", "excludedPaths")) == "excludedPaths"
     assert bicep.text(nested(auth, "httpSettings", "requireHttps")) == "true"
     assert bicep.text(nested(auth, "login", "tokenStore", "enabled")) == "false"
@@ -149,12 +153,33 @@ def test_the_registration_issues_v2_tokens_with_a_stable_identifier_uri(registra
     api = bicep.properties(app["api"])
     assert bicep.text(api["requestedAccessTokenVersion"]) == "2"
     assert bicep.literal(app["signInAudience"]) == "AzureADMyOrg"
-    uri = bicep.text(bicep.declaration(registration, "var", "identifierUri").value)
-    assert uri == "'api://${tenant().tenantId}/${uniqueName}'"
+    assert bicep.text(bicep.declaration(registration, "param", "identifierUri").node)
+    main = bicep.parse(MAIN)
+    uri = bicep.text(bicep.declaration(main, "var", "createdIdentifierUri").value)
+    assert uri == "'api://${tenant().tenantId}/${names.operatorApi}'"
+    params = bicep.properties(body(bicep.declaration(main, "module", "operatorApiRegistration"))["params"])
+    assert bicep.text(params["identifierUri"]) == "createdIdentifierUri"
     for name in ("operatorRoleId", "readerRoleId", "userScopeId"):
         assert bicep.text(bicep.declaration(registration, "var", name).value).startswith(
             "guid(tenant().tenantId"
         )
+
+
+def test_the_console_signs_people_in_without_a_secret(registration: bicep.Tree) -> None:
+    """App Service authentication's callback, and ID tokens by the implicit flow: no client secret."""
+    app = body(bicep.declaration(registration, "resource", "application"))
+    web = bicep.properties(app["web"])
+    [redirect] = [bicep.text(n) for n in web["redirectUris"].children if n.type == "string"]
+    assert redirect == "'https://${appHostName}/.auth/login/aad/callback'"
+    grants = bicep.properties(web["implicitGrantSettings"])
+    assert bicep.text(grants["enableIdTokenIssuance"]) == "true"
+    assert bicep.text(grants["enableAccessTokenIssuance"]) == "false"
+    main = bicep.parse(MAIN)
+    params = bicep.properties(body(bicep.declaration(main, "module", "operatorApiRegistration"))["params"])
+    assert bicep.text(params["appHostName"]) == "functionApp.outputs.defaultHostName"
+    assert "passwordCredentials" not in bicep.text(
+        bicep.declaration(registration, "resource", "application").node
+    )
 
 
 def test_the_deploying_user_is_made_operator(registration: bicep.Tree) -> None:
