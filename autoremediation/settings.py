@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
+from .ports import Switches
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
 
@@ -169,6 +170,25 @@ class Settings:
             allow_unauthenticated_operators=_flag(env, "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS", False),
             app_url=parse_app_url(env.get("REMEDIATION_APP_URL")),
             app_scope=(env.get("REMEDIATION_APP_SCOPE") or "").strip() or None,
+        )
+
+
+class EnvironmentSwitches:
+    """The kill switch and dry run, read afresh from the environment (the app settings) on every call.
+
+    The runner asks right before each outside action (NSG write, run command PUT), so a job that waited
+    in ``dispatching`` while an operator threw the switch never acts. On Azure, changing an app setting
+    restarts the app: the worker that next picks the job up reads the new value here.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+
+    def switches(self) -> Switches:
+        env = os.environ if self._env is None else self._env
+        return Switches(
+            kill_switch=_flag(env, "REMEDIATION_KILL_SWITCH", False),
+            dry_run=_flag(env, "REMEDIATION_DRY_RUN", False),
         )
 
 

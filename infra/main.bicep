@@ -83,6 +83,9 @@ param operatorApiClientId string = ''
 @description('Identifier URI of that existing registration; empty for api://<client id>.')
 param operatorApiIdentifierUri string = ''
 
+@description('Object id of that existing registration (the Action Group\'s secure webhook names it); empty: the alert webhook falls back to the function key.')
+param operatorApiObjectId string = ''
+
 @description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): given the operator app role on a registration this template creates.')
 param principalId string = ''
 
@@ -325,3 +328,6 @@ output REMEDIATION_TARGET_SCOPES string = join(scopeList, ',')
 output REMEDIATION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
 output REMEDIATION_APP_SCOPE string = authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
 output OPERATOR_API_CLIENT_ID string = operatorApi.clientId
+// The postdeploy hook wires the Action Group's secure webhook to the same registration (wiring.bicep).
+output ALERT_WEBHOOK_APP_OBJECT_ID string = createRegistration ? operatorApiRegistration.outputs.applicationObjectId : operatorApiObjectId
+output ALERT_WEBHOOK_APP_ID_URI string = authenticationOn ? operatorApi.identifierUri : ''

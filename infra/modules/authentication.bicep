@@ -3,10 +3,11 @@
 // Every path needs a signed-in caller of the operator API's registration except:
 //   /api/health                 anonymous liveness
 //   /api/openapi                the API document (it grants nothing)
-//   /api/alerts                 the Action Group webhook, which authenticates its own way (function key)
 //   /runtime/webhooks/eventgrid the Event Grid trigger's endpoint (system key; Event Grid sends no Entra token)
 // The platform strips client-sent X-MS-* headers and passes the caller on in X-MS-CLIENT-PRINCIPAL,
-// -ID and -NAME; it sets WEBSITE_AUTH_ENABLED, which tells the app to trust them.
+// -ID and -NAME; it sets WEBSITE_AUTH_ENABLED, which tells the app to trust them. The alert webhook
+// stays behind it: the Action Group's secure webhook sends its own Entra token, and the app admits only
+// that caller (autoremediation/blueprints/webhook_auth.py).
 // A browser without a session (the operator console) is sent to sign in with Entra ID; without a client
 // secret the platform uses the OpenID Connect implicit flow (ID tokens only), so no secret is stored. API
 // clients send a bearer token (the remote CLI); one without a valid token is redirected too, never let in.
@@ -23,7 +24,6 @@ param identifierUri string
 var excludedPaths = [
   '/api/health'
   '/api/openapi'
-  '/api/alerts'
   '/runtime/webhooks/eventgrid'
 ]
 

@@ -29,6 +29,9 @@ param identifierUri string
 @description('Object id of a user given the operator role (azd: the deploying user); empty for nobody.')
 param operatorPrincipalId string = ''
 
+@description('Microsoft\'s Action Groups application ("AzNS AAD Webhook"): the Action Group\'s secure webhook authenticates as it, and gets the ActionGroupsSecureWebhook role on this API.')
+param actionGroupsAppId string = '461e8683-5575-4561-ac7f-899cc907d62a'
+
 @description('Public clients allowed to ask for a token without a consent prompt: the Azure CLI and Azure PowerShell, which DefaultAzureCredential uses on an operator\'s machine.')
 param preAuthorizedClientIds array = [
   '04b07795-8ddb-461a-bbee-02f9e1bf7b46'
@@ -39,6 +42,9 @@ param preAuthorizedClientIds array = [
 var operatorRoleId = guid(tenant().tenantId, uniqueName, operatorRole)
 var readerRoleId = guid(tenant().tenantId, uniqueName, readerRole)
 var userScopeId = guid(tenant().tenantId, uniqueName, 'user_impersonation')
+// The app role the alert webhook checks (autoremediation/blueprints/webhook_auth.py).
+var webhookRole = 'ActionGroupsSecureWebhook'
+var webhookRoleId = guid(tenant().tenantId, uniqueName, webhookRole)
 
 resource application 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: uniqueName
@@ -105,6 +111,16 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
       ]
       isEnabled: true
     }
+    {
+      id: webhookRoleId
+      value: webhookRole
+      displayName: 'Action Group secure webhook'
+      description: 'Post alerts to the alert webhook (held by the Action Groups service principal only).'
+      allowedMemberTypes: [
+        'Application'
+      ]
+      isEnabled: true
+    }
   ]
 }
 
@@ -120,7 +136,20 @@ resource deployerIsOperator 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (!empt
   resourceId: servicePrincipal.id
 }
 
+// The Action Groups service principal of this tenant (created from the application id if the tenant has
+// none yet), allowed to post alerts: its secure webhook token then carries the webhook role.
+resource actionGroupsServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
+  appId: actionGroupsAppId
+}
+
+resource actionGroupsMayPostAlerts 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
+  appRoleId: webhookRoleId
+  principalId: actionGroupsServicePrincipal.id
+  resourceId: servicePrincipal.id
+}
+
 output clientId string = application.appId
+output applicationObjectId string = application.id
 output identifierUri string = identifierUri
 output servicePrincipalId string = servicePrincipal.id
 output operatorRoleId string = operatorRoleId

@@ -108,6 +108,23 @@ OMAR_OID = "0b0b0b0b-2222-4222-8222-000000000002"
 RITA_OID = "0c0c0c0c-3333-4333-8333-000000000003"
 # Two operators and a reader: requests default to Olga, so another operator approves.
 OLGA = signed_in(OPERATOR, oid=OLGA_OID, name="olga@contoso.com")
+# What App Service authentication passes on for the Action Group's secure webhook token (client
+# credentials of Microsoft's Action Groups application, with the app role the deployment assigns it).
+ACTION_GROUP = {
+    "X-MS-CLIENT-PRINCIPAL": base64.b64encode(
+        json.dumps(
+            {
+                "auth_typ": "aad",
+                "claims": [
+                    {"typ": "appid", "val": "461e8683-5575-4561-ac7f-899cc907d62a"},
+                    {"typ": "roles", "val": "ActionGroupsSecureWebhook"},
+                ],
+                "name_typ": "name",
+                "role_typ": "roles",
+            }
+        ).encode()
+    ).decode()
+}
 OMAR = signed_in(OPERATOR, oid=OMAR_OID, name="omar@contoso.com")
 RITA = signed_in(READER, oid=RITA_OID, name="rita@contoso.com")
 
@@ -121,8 +138,10 @@ def http(
     params: Mapping[str, str] | None = None,
     route_params: Mapping[str, str] | None = None,
 ) -> func.HttpRequest:
-    """A request as the host hands it over; without ``headers``, from Olga, signed in as an operator."""
-    headers = OLGA if headers is None else headers
+    """A request as the host hands it over, behind App Service authentication. Without ``headers``: the
+    Action Group's token for the alert webhook, Olga signed in as an operator for everything else."""
+    if headers is None:
+        headers = ACTION_GROUP if route.startswith("alerts") else OLGA
     if body is None:
         raw = b""
     elif isinstance(body, bytes):

@@ -283,19 +283,40 @@ def test_an_app_that_does_not_publish_its_scope_asks_for_the_setting(
     assert code == 2 and "REMEDIATION_APP_SCOPE" in capsys.readouterr().err
 
 
-def test_the_alert_webhook_and_the_public_paths_need_no_token(app: tuple[Engine, EasyAuthFrontEnd]) -> None:
-    """The front end lets the excluded paths through: Action Groups keep delivering under authentication."""
-    engine, front = app
+def test_the_alert_webhook_takes_the_action_group_token_and_the_public_paths_none(
+    app: tuple[Engine, EasyAuthFrontEnd],
+) -> None:
+    """Behind App Service authentication the Action Group's secure webhook still delivers."""
+    from autoremediation.blueprints.webhook_auth import ACTION_GROUPS_APP_ID, SECURE_WEBHOOK_ROLE
 
+    engine, front = app
+    action_group = front.issue(
+        oid="0e0e0e0e-5555-4555-8555-000000000005",
+        name="AzNS AAD Webhook",
+        roles=(SECURE_WEBHOOK_ROLE,),
+        appid=ACTION_GROUPS_APP_ID,
+    )
+    operator = front.issue(oid=OMAR_OID, name="omar@contoso.com", roles=(OPERATOR,))
+    url = f"{front.base_url}/api/alerts"
+    body = sample("disk-full-alert.json")
+
+    keyless = requests.post(url, json=body, verify=front.ca_bundle, timeout=30, allow_redirects=False)
+    not_the_action_group = requests.post(
+        url, json=body, headers={"Authorization": f"Bearer {operator}"}, verify=front.ca_bundle, timeout=30
+    )
+    assert engine.store.list() == []
     alert = requests.post(
-        f"{front.base_url}/api/alerts",
-        json=sample("disk-full-alert.json"),
+        url,
+        json=body,
+        headers={"Authorization": f"Bearer {action_group}"},
         verify=front.ca_bundle,
         timeout=30,
     )
     health = requests.get(f"{front.base_url}/api/health", verify=front.ca_bundle, timeout=30)
     document = requests.get(f"{front.base_url}/api/openapi", verify=front.ca_bundle, timeout=30)
 
+    assert keyless.status_code == 302
+    assert not_the_action_group.status_code == 403
     assert alert.status_code == 202 and len(engine.store.list()) == 1
     assert health.json()["operatorAuthentication"] == "app-service"
     assert document.json()["info"]["x-entra-scope"] == SCOPE

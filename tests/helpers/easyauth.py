@@ -83,8 +83,10 @@ class EasyAuthFrontEnd:
         roles: tuple[str, ...] = (),
         audience: str | None = None,
         ttl: int = 3600,
+        appid: str | None = None,
     ) -> str:
         claims = {
+            "appid": appid,
             "aud": audience or self.audience,
             "oid": oid,
             "name": name,
@@ -164,6 +166,8 @@ class EasyAuthFrontEnd:
 def _principal_headers(claims: Mapping[str, Any]) -> dict[str, str]:
     listed = [{"typ": OID_CLAIM, "val": claims["oid"]}, {"typ": NAME_TYP, "val": claims["name"]}]
     listed += [{"typ": ROLE_TYP, "val": role} for role in claims.get("roles", [])]
+    if claims.get("appid"):
+        listed.append({"typ": "appid", "val": claims["appid"]})
     principal = {"auth_typ": "aad", "claims": listed, "name_typ": NAME_TYP, "role_typ": ROLE_TYP}
     return {
         "X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(principal).encode()).decode(),

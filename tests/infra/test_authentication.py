@@ -78,23 +78,22 @@ def test_authentication_is_on_and_required(auth: dict[str, Node]) -> None:
     assert bicep.text(nested(auth, "login", "tokenStore", "enabled")) == "false"
 
 
-def test_only_the_public_and_self_authenticating_paths_are_excluded() -> None:
+def test_only_the_public_paths_and_the_event_grid_webhook_are_excluded() -> None:
     routes = registered_http_routes()
     excluded = excluded_paths()
     assert None not in excluded
     by_path = {path: (name, level) for name, (path, level) in routes.items()}
-    # health and the document are anonymous; the alert webhook keeps its function key.
+    # health and the document are anonymous.
     assert {by_path[p][0]: by_path[p][1] for p in excluded if p in by_path} == {
         "health": "ANONYMOUS",
         "openapi": "ANONYMOUS",
-        "alerts": "FUNCTION",
     }
     # Event Grid delivers to the host's webhook with the system key, never with an Entra token.
     assert "/runtime/webhooks/eventgrid" in excluded
-    # Every operator route (no key at the host) stays behind authentication.
-    open_at_host = {path for path, level in routes.values() if level == "ANONYMOUS"}
-    operator = open_at_host - {"/api/health", "/api/openapi"}
-    assert operator and not any(p.startswith(tuple(str(e) for e in excluded)) for p in operator)
+    # The operator API, the console and the alert webhook (the Action Group's own token) stay behind it.
+    behind = {path for name, (path, _level) in routes.items() if name not in ("health", "openapi")}
+    assert "/api/alerts" in behind
+    assert not any(p.startswith(tuple(str(e) for e in excluded)) for p in behind)
 
 
 def test_tokens_are_validated_for_the_operator_api_registration(auth: dict[str, Node]) -> None:
@@ -124,17 +123,23 @@ def test_the_registration_uses_the_graph_v1_extension(registration: bicep.Tree) 
         "application": "Microsoft.Graph/applications@v1.0",
         "servicePrincipal": "Microsoft.Graph/servicePrincipals@v1.0",
         "deployerIsOperator": "Microsoft.Graph/appRoleAssignedTo@v1.0",
+        "actionGroupsServicePrincipal": "Microsoft.Graph/servicePrincipals@v1.0",
+        "actionGroupsMayPostAlerts": "Microsoft.Graph/appRoleAssignedTo@v1.0",
     }
 
 
 def test_the_app_roles_are_the_ones_the_app_checks(registration: bicep.Tree) -> None:
     app = body(bicep.declaration(registration, "resource", "application"))
     roles = [bicep.properties(n) for n in app["appRoles"].children if n.type == "object"]
-    assert {bicep.text(r["value"]) for r in roles} == {"operatorRole", "readerRole"}
-    assert {bicep.text(r["id"]) for r in roles} == {"operatorRoleId", "readerRoleId"}
+    assert {bicep.text(r["value"]) for r in roles} == {"operatorRole", "readerRole", "webhookRole"}
+    assert {bicep.text(r["id"]) for r in roles} == {"operatorRoleId", "readerRoleId", "webhookRoleId"}
     for role in roles:
         assert bicep.text(role["isEnabled"]) == "true"
-        assert set(bicep.array_literals(role["allowedMemberTypes"])) == {"User", "Application"}
+        members = set(bicep.array_literals(role["allowedMemberTypes"]))
+        # People hold the operator roles; only an application (the Action Groups service) the webhook one.
+        assert members == (
+            {"Application"} if bicep.text(role["value"]) == "webhookRole" else {"User", "Application"}
+        )
     # main.bicep passes the names the app reads by default from REMEDIATION_OPERATOR_ROLE / _READER_ROLE.
     main = bicep.parse(MAIN)
     names = bicep.properties(bicep.declaration(main, "var", "appRoleNames").value)
@@ -163,6 +168,27 @@ def test_the_registration_issues_v2_tokens_with_a_stable_identifier_uri(registra
         assert bicep.text(bicep.declaration(registration, "var", name).value).startswith(
             "guid(tenant().tenantId"
         )
+
+
+def test_the_action_group_may_post_alerts_with_its_own_token(registration: bicep.Tree) -> None:
+    """What the alert webhook checks (webhook_auth.py) is what the registration grants, and to whom."""
+    from autoremediation.blueprints.webhook_auth import ACTION_GROUPS_APP_ID, SECURE_WEBHOOK_ROLE
+
+    assert bicep.literal(bicep.declaration(registration, "var", "webhookRole").value) == SECURE_WEBHOOK_ROLE
+    app_id = bicep.declaration(registration, "param", "actionGroupsAppId")
+    assert bicep.literal(app_id.value) == ACTION_GROUPS_APP_ID
+    sp = body(bicep.declaration(registration, "resource", "actionGroupsServicePrincipal"))
+    assert bicep.text(sp["appId"]) == "actionGroupsAppId"
+    grant = body(bicep.declaration(registration, "resource", "actionGroupsMayPostAlerts"))
+    assert bicep.text(grant["appRoleId"]) == "webhookRoleId"
+    assert bicep.text(grant["principalId"]) == "actionGroupsServicePrincipal.id"
+    assert bicep.text(grant["resourceId"]) == "servicePrincipal.id"
+    # The postdeploy hook hands these azd outputs to wiring.bicep's secure webhook.
+    outputs = {d.name: bicep.text(d.value) for d in bicep.declarations(bicep.parse(MAIN), "output")}
+    assert "operatorApiRegistration.outputs.applicationObjectId" in outputs["ALERT_WEBHOOK_APP_OBJECT_ID"]
+    assert outputs["ALERT_WEBHOOK_APP_ID_URI"] == "authenticationOn ? operatorApi.identifierUri : ''"
+    hook = (bicep.INFRA / "hooks" / "postdeploy.sh").read_text()
+    assert "ALERT_WEBHOOK_APP_OBJECT_ID" in hook and "ALERT_WEBHOOK_APP_ID_URI" in hook
 
 
 def test_the_console_signs_people_in_without_a_secret(registration: bicep.Tree) -> None:
