@@ -182,18 +182,29 @@ def _job_path(job_id: str, *rest: str) -> str:
     return "/".join(["remediations", quote(job_id, safe=""), *rest])
 
 
+def _snake(name: str) -> str:
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+
+
 def _job(data: Any) -> Any:
+    """The API's job document (camelCase, ``openapi.yaml``) as a Job, to print it as the local CLI does."""
     from .jobs import Job
 
     if not isinstance(data, dict):
         raise RemoteError("the app answered with something that is not a job")
-    return Job.from_dict(data)
+    return Job.from_dict({_snake(str(key)): value for key, value in data.items()})
 
 
 def cmd_jobs(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
-    from .cli import _table
-    from .cli_jobs import _parse_since, _short
+    from .cli_jobs import _parse_since
+    from .cli_output import dump_json, short, table
 
+    if args.limit < 0:
+        raise InvalidInput(f"--limit {args.limit} must be 0 or more")
+    if args.campaign:
+        raise InvalidInput(
+            "--campaign works on this machine only; read a campaign with: campaign --resume ID"
+        )
     params = {"limit": str(args.limit)}
     if args.target:
         params["target"] = args.target
@@ -201,41 +212,44 @@ def cmd_jobs(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
         params["status"] = args.status
     if args.since:
         params["since"] = _parse_since(args.since).isoformat()
-    listed = client.call("GET", "remediations", params=params)["jobs"]
+    listed = client.call("GET", "remediations", params=params)["jobs"] if args.limit else []
     if args.json:
-        found = [client.call("GET", _job_path(str(j["id"]))) for j in listed]
-        json.dump({"jobs": found}, out, indent=2)
-        out.write("\n")
+        dump_json({"jobs": [client.call("GET", _job_path(str(j["id"]))) for j in listed]}, out)
         return 0
-    rows = [("JOB", "STATUS", "TARGET", "REMEDIATION", "UPDATED", "LAST STEP")]
-    rows += [
-        (
-            j["id"],
-            j["status"],
-            _short(j["target"]),
-            j["remediation"],
-            str(j["updatedAt"])[:19],
-            str(j.get("lastStep", ""))[:70],
+    rows: list[Any] = [("JOB", "STATUS", "DRY RUN", "TARGET", "REMEDIATION", "UPDATED", "LAST STEP")]
+    for j in listed:
+        job = _job(client.call("GET", _job_path(str(j["id"]))))
+        rows.append(
+            (
+                job.id,
+                j.get("outcomeKind") or job.status,
+                "yes" if job.dry_run else "",
+                short(job.target),
+                job.remediation,
+                job.updated_at[:19],
+                job.history[-1].reason[:70],
+            )
         )
-        for j in listed
-    ]
-    _table(rows, out)
+    table(rows, out, styles=(None, "status"))
     return 0
 
 
 def cmd_show(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
-    from .cli_jobs import _compact, _outcome_lines
+    from .cli_jobs import outcome_lines
+    from .cli_output import compact, dump_json
+    from .jobs import outcome_kind
 
     data = client.call("GET", _job_path(args.job))
     if args.json:
-        json.dump(data, out, indent=2)
-        out.write("\n")
+        dump_json(data, out)
         return 0
     job = _job(data)  # the app redacts secret parameters
-    out.write(f"{job.id}  {job.status.upper()}\n")
+    out.write(f"{job.id}  {outcome_kind(job).upper()}\n")
     out.write(f"  target       {job.target}\n  remediation  {job.remediation} ({job.condition})\n")
-    out.write(f"  parameters   {_compact(job.parameters)}\n")
+    out.write(f"  parameters   {compact(job.parameters)}\n")
     out.write(f"  requested by {job.requested_by}: {job.reason}\n")
+    if job.campaign_id:
+        out.write(f"  campaign     {job.campaign_id}\n")
     if job.dry_run:
         out.write("  dry run\n")
     out.write("history:\n")
@@ -244,7 +258,7 @@ def cmd_show(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
     for note_text in job.notes:
         out.write(f"  note {note_text}\n")
     out.write("outcome:\n")
-    for line in _outcome_lines(job):
+    for line in outcome_lines(job):
         out.write(f"  {line}\n")
     tail = job.outcome.get("outputTail")
     if tail:
@@ -266,14 +280,13 @@ def cmd_reject(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
-    from .cli import _table
+    from .cli_output import dump_json, table
 
     entries = client.call("GET", "catalog")["remediations"]
     if args.json:
-        json.dump({"remediations": entries}, out, indent=2)
-        out.write("\n")
+        dump_json({"remediations": entries}, out)
         return 0
-    rows = [("ID", "RISK", "OS", "CONDITIONS", "TITLE")]
+    rows: list[Any] = [("ID", "RISK", "OS", "CONDITIONS", "TITLE")]
     rows += [
         (
             e["id"],
@@ -284,17 +297,18 @@ def cmd_catalog(args: argparse.Namespace, client: AppClient, out: TextIO) -> int
         )
         for e in entries
     ]
-    _table(rows, out)
+    table(rows, out)
     return 0
 
 
 def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
     import sys
 
-    from .cli import UsageError, _read_payloads, _table
+    from .cli import UsageError, read_payloads
+    from .cli_output import table
 
     data: dict[str, list[Any]] = {"signals": [], "plans": [], "notes": []}
-    for name, payload in _read_payloads(args.files, sys.stdin):
+    for name, payload in read_payloads(args.files, sys.stdin):
         try:
             answer = client.call("POST", "plan", body=payload)
         except InvalidInput as error:
@@ -310,7 +324,7 @@ def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
         targets = ", ".join(t.rsplit("/", 1)[-1] for t in signal["targets"]) or "-"
         out.write(f"  {signal['source']:<6} {signal['type']} [{signal['state'] or '-'}] -> {targets}\n")
     if data["plans"]:
-        rows = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
+        rows: list[Any] = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
         rows += [
             (
                 p["target"].rsplit("/", 1)[-1],
@@ -322,7 +336,7 @@ def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
             for p in data["plans"]
         ]
         out.write("\n")
-        _table(rows, out)
+        table(rows, out)
     for note in data["notes"]:
         out.write(f"note: {note['message']}\n")
     return 0

@@ -182,7 +182,7 @@ def test_approve_wakes_the_worker_and_is_on_record(engine: Engine) -> None:
 
     assert response.status_code == 200
     job = json_of(response)
-    assert job["approved_by"] == OMAR_OID
+    assert job["approvedBy"] == OMAR_OID
     assert job["review"]["decision"] == "approved"
     assert job["review"]["by"] == OMAR_OID and job["review"]["name"] == "omar@contoso.com"
     assert job["review"]["reason"] == "change CHG-1"
@@ -319,3 +319,19 @@ def test_plan_shows_what_an_alert_would_do_and_writes_nothing(engine: Engine) ->
     assert engine.queued() == []
     bad = call("plan", http("POST", "plan", {"schemaId": "azureMonitorCommonAlertSchema"}))
     assert bad.status_code == 400
+
+
+def test_a_request_without_id_or_dry_run_gets_an_id_it_can_send_again(engine: Engine) -> None:
+    body = request_body()
+    del body["requestId"], body["dryRun"]
+    first = json_of(create(body))
+    [job_id] = first["jobIds"]
+    [signal] = first["signals"]
+    assert signal["id"].startswith("req-")
+    shown = json_of(get(job_id))
+    assert shown["dryRun"] is False and shown["outcomeKind"] == "planned"
+    assert "created_at" not in shown and shown["createdAt"]
+    # The id it was given makes a repeat a duplicate; without it, a second request is a new job.
+    again = json_of(create({**body, "requestId": signal["id"]}))
+    assert again["jobIds"] == [job_id]
+    assert json_of(create(body))["jobIds"] != [job_id]
