@@ -3,31 +3,8 @@
 # on the VM: the archive lives in a private temporary directory that is removed at exit.
 # Parameters (environment): UPLOAD_URL (protected), MAX_LOG_LINES (2000), DRY_RUN (0).
 # The last line of stdout is `REMEDIATION_RESULT {json}`; the URL is never printed.
-set -euo pipefail
-export LC_ALL=C
+# @prelude
 umask 077
-
-result_printed=0
-work=""
-emit() {
-  result_printed=1
-  printf 'REMEDIATION_RESULT %s\n' "$1"
-}
-on_exit() {
-  local code=$?
-  [ -n "$work" ] && rm -rf -- "$work"
-  if [ "$result_printed" = 0 ]; then
-    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
-    [ "$code" = 0 ] && code=1
-  fi
-  exit "$code"
-}
-trap on_exit EXIT
-fail() {
-  echo "error: $1" >&2
-  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
-  exit 2
-}
 
 UPLOAD_URL="${UPLOAD_URL-}"
 MAX_LOG_LINES="${MAX_LOG_LINES-2000}"
@@ -71,6 +48,7 @@ if [ "$DRY_RUN" = 1 ]; then
 fi
 
 work=$(mktemp -d)
+cleanup_paths+=("$work")
 mkdir "$work/diag"
 collected=0
 for probe in "${probes[@]}"; do

@@ -7,17 +7,7 @@ param(
     [string]$MaxLogLines = '2000',
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
-
-function Write-Result([hashtable]$Result) {
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
-}
-function Exit-WithError([string]$Reason) {
-    Write-Output "error: $Reason"
-    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
-    exit 2
-}
+# @prelude
 
 $urlPattern = '^(?!.*\.\.)https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]{1,200}\?[A-Za-z0-9%=&:._-]{1,2000}$'
 if ($UploadUrl -cnotmatch $urlPattern) { Exit-WithError 'UploadUrl must be an https blob SAS URL' }

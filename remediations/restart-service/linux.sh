@@ -3,28 +3,7 @@
 # services that power off, reboot or isolate the VM, and units an operator disabled or masked.
 # Parameters (environment): SERVICE_NAME, DRY_RUN (0). The last line of stdout is
 # `REMEDIATION_RESULT {json}`.
-set -euo pipefail
-export LC_ALL=C
-
-result_printed=0
-emit() {
-  result_printed=1
-  printf 'REMEDIATION_RESULT %s\n' "$1"
-}
-on_exit() {
-  local code=$?
-  if [ "$result_printed" = 0 ]; then
-    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
-    [ "$code" = 0 ] && code=1
-  fi
-  exit "$code"
-}
-trap on_exit EXIT
-fail() {
-  echo "error: $1" >&2
-  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
-  exit 2
-}
+# @prelude
 
 SERVICE_NAME="${SERVICE_NAME-}"
 DRY_RUN="${DRY_RUN-0}"

@@ -6,17 +6,7 @@ param(
     [string]$ServiceName = '',
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
-
-function Write-Result([hashtable]$Result) {
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
-}
-function Exit-WithError([string]$Reason) {
-    Write-Output "error: $Reason"
-    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
-    exit 2
-}
+# @prelude
 
 if ($ServiceName -notmatch '^[A-Za-z0-9][A-Za-z0-9_@.-]{0,79}$' -or $ServiceName.Contains('..')) {
     Exit-WithError 'ServiceName must be a service name (letters, digits, _ @ . -)'

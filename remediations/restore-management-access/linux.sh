@@ -5,28 +5,7 @@
 # for the port is inserted at the top. Parameters (environment): PORT (default 22), DRY_RUN (0).
 # The last line of stdout is `REMEDIATION_RESULT {json}`.
 # shellcheck disable=SC2317  # helpers are called through variables and traps
-set -euo pipefail
-export LC_ALL=C
-
-result_printed=0
-emit() {
-  result_printed=1
-  printf 'REMEDIATION_RESULT %s\n' "$1"
-}
-on_exit() {
-  local code=$?
-  if [ "$result_printed" = 0 ]; then
-    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
-    [ "$code" = 0 ] && code=1
-  fi
-  exit "$code"
-}
-trap on_exit EXIT
-fail() {
-  echo "error: $1" >&2
-  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
-  exit 2
-}
+# @prelude
 
 PORT="${PORT-22}"
 DRY_RUN="${DRY_RUN-0}"
@@ -34,8 +13,6 @@ DRY_RUN="${DRY_RUN-0}"
 port=$((10#$PORT))
 { [ "$port" -ge 1 ] && [ "$port" -le 65535 ]; } || fail "PORT must be an integer 1..65535"
 [[ "$DRY_RUN" =~ ^(0|1)$ ]] || fail "DRY_RUN must be 0 or 1"
-
-bool() { if "$@"; then echo true; else echo false; fi; }
 
 # --- listening ------------------------------------------------------------------------------------------
 listening() {

@@ -7,17 +7,7 @@ param(
     [string]$Port = '3389',
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
-
-function Write-Result([hashtable]$Result) {
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
-}
-function Exit-WithError([string]$Reason) {
-    Write-Output "error: $Reason"
-    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
-    exit 2
-}
+# @prelude
 
 if ($Port -notmatch '^[0-9]{1,5}$' -or [int]$Port -lt 1 -or [int]$Port -gt 65535) { Exit-WithError 'Port must be an integer 1..65535' }
 if ($DryRun -notmatch '^(0|1)$') { Exit-WithError 'DryRun must be 0 or 1' }
