@@ -27,6 +27,7 @@ GOOD = {
         "W3SVC",
         "php8.2-fpm",
     ],
+    ("restart-service", "allowedUnits"): ["nginx", "getty@tty1,nginx.service", "W3SVC,sshd,php8.2-fpm"],
     ("collect-diagnostics", "uploadUrl"): [
         "https://diagstore01.blob.core.windows.net/diagnostics/vm1.tar.gz"
         "?sv=2024-11-04&sr=b&sp=cw&se=2030-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl%3D",
@@ -70,7 +71,7 @@ FRAGMENTS = [
     "%0a",
 ]
 # "&" separates the fields of a SAS query string; the pattern allows it only after "?".
-ALLOWED_IN = {("collect-diagnostics", "uploadUrl"): {"&", "%0a"}}
+ALLOWED_IN = {("collect-diagnostics", "uploadUrl"): {"&", "%0a"}, ("restart-service", "allowedUnits"): {","}}
 WHOLE_HOSTILE = [
     "",
     "-rf",
