@@ -26,6 +26,7 @@ from .errors import (
     Busy,
     CloudError,
     ConcurrencyConflict,
+    InvalidInput,
     NotFound,
     OutcomeUnknown,
     RemediationError,
@@ -72,6 +73,24 @@ def guard_settings(settings: Settings) -> GuardSettings:
         breaker_window=timedelta(minutes=settings.breaker_window_minutes),
         breaker_open=timedelta(minutes=settings.breaker_open_minutes),
     )
+
+
+def _with_control_plane_parameters(
+    given: Mapping[str, str], remediation: Remediation, records: Mapping[str, Any]
+) -> dict[str, str]:
+    """The job's parameters with those the control-plane steps decided (e.g. the management sources
+    of the guest firewall), which always win over a request's: an empty decision removes the value."""
+    parameters = dict(given)
+    for record in records.values():
+        decided = record.get("scriptParameters") if isinstance(record, Mapping) else None
+        for name, value in (decided or {}).items():
+            if name not in remediation.parameters:
+                continue
+            if value in (None, ""):
+                parameters.pop(name, None)
+            else:
+                parameters[name] = remediation.parameters[name].validate(value)
+    return parameters
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -267,7 +286,11 @@ class Runner:
                 replace(job, outcome={**job.outcome, "controlPlane": done}, updated_at=now.isoformat())
             )
         os_type = job.run["os"]
-        plain, protected = remediation.run_parameters(job.parameters, os_type, dry_run=job.dry_run)
+        try:
+            parameters = _with_control_plane_parameters(job.parameters, remediation, done)
+        except InvalidInput as error:
+            return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
+        plain, protected = remediation.run_parameters(parameters, os_type, dry_run=job.dry_run)
         request = RunRequest(
             vm_id=job.target,
             run_name=job.run["name"],

@@ -43,8 +43,8 @@ VALID_ENV = {
         "PRUNE_CONTAINER_IMAGES": "false",
         "DRY_RUN": "0",
     },
-    "restore-management-access": {"PORT": "22", "DRY_RUN": "0"},
-    "restart-service": {"SERVICE_NAME": "nginx", "DRY_RUN": "0"},
+    "restore-management-access": {"PORT": "22", "MANAGEMENT_SOURCES": "10.1.0.0/24", "DRY_RUN": "0"},
+    "restart-service": {"SERVICE_NAME": "nginx", "ALLOWED_UNITS": "nginx", "DRY_RUN": "0"},
     "fix-time-sync": {"DRY_RUN": "0"},
     "collect-diagnostics": {
         "UPLOAD_URL": "https://diagstore01.blob.core.windows.net/diagnostics/a.tar.gz?sv=1&sig=x",
@@ -54,6 +54,8 @@ VALID_ENV = {
 }
 # The mount check refuses this one as "not a mount point", which is the error we want.
 ALLOWED_BY_SYNTAX = {("free-disk-space", "MOUNT_POINT", "/var/lib/appdata")}
+# Optional lists whose empty value is valid (no allowance, no sources): "" is no attack on them.
+EMPTY_IS_VALID = {("restart-service", "ALLOWED_UNITS"), ("restore-management-access", "MANAGEMENT_SOURCES")}
 
 
 @pytest.mark.parametrize("remediation_id", sorted(VALID_ENV))
@@ -87,6 +89,8 @@ def test_hostile_values_are_refused_without_side_effects(
 
     for name in VALID_ENV[remediation_id]:
         for value in HOSTILE:
+            if value == "" and (remediation_id, name) in EMPTY_IS_VALID:
+                continue
             env = {**VALID_ENV[remediation_id], name: value}
             run = run_raw(box, remediation_id, env)
             where = f"{remediation_id} {name}={value!r}"

@@ -27,6 +27,7 @@ GOOD = {
         "W3SVC",
         "php8.2-fpm",
     ],
+    ("restore-management-access", "managementSources"): ["10.1.0.0/24", "10.1.0.5,192.168.0.0/16"],
     ("restart-service", "allowedUnits"): ["nginx", "getty@tty1,nginx.service", "W3SVC,sshd,php8.2-fpm"],
     ("collect-diagnostics", "uploadUrl"): [
         "https://diagstore01.blob.core.windows.net/diagnostics/vm1.tar.gz"
@@ -71,7 +72,11 @@ FRAGMENTS = [
     "%0a",
 ]
 # "&" separates the fields of a SAS query string; the pattern allows it only after "?".
-ALLOWED_IN = {("collect-diagnostics", "uploadUrl"): {"&", "%0a"}, ("restart-service", "allowedUnits"): {","}}
+ALLOWED_IN = {
+    ("collect-diagnostics", "uploadUrl"): {"&", "%0a"},
+    ("restart-service", "allowedUnits"): {","},
+    ("restore-management-access", "managementSources"): {","},
+}
 WHOLE_HOSTILE = [
     "",
     "-rf",
