@@ -447,7 +447,26 @@ class Runner:
         )
         # Verification reads only what was just collected: judge now and write both steps at once (one
         # write and one message fewer per job). A crash before the write repeats the read of the result.
-        return self._verifying(verifying, self.catalog.get(job.remediation))
+        return self._delete_run(self._verifying(verifying, self.catalog.get(job.remediation)))
+
+    def _delete_run(self, step: Step) -> Step:
+        """Once its result is on record, the managed run command goes: left on the VM, its script and
+        output stay readable to anyone with VM read access and pile up. A crash before this leaves it
+        (the result is safe); what happened is recorded on the job."""
+        job = step.job
+        if job.run.get("mode") == "action":
+            return step  # a classic run leaves no resource behind
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+            cleanup = "deleted"
+        except RemediationError as error:
+            log.warning("job %s: could not delete run command: %s", job.id, error)
+            cleanup = f"left on the VM: {error}"
+        now = self.clock.now()
+        job = self._write(
+            replace(job, outcome={**job.outcome, "runCommandCleanup": cleanup}, updated_at=now.isoformat())
+        )
+        return Step(job, step.requeue_after, step.note)
 
     def _verifying(self, job: Job, remediation: Remediation) -> Step:
         result = job.outcome.get("result")

@@ -212,6 +212,7 @@ module operatorRole 'modules/operator-role.bicep' = {
   params: {
     roleName: names.operatorRole
     assignableScopes: scopeList
+    runCommandMode: runCommandMode
   }
 }
 

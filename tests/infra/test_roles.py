@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from autoremediation.azure.permissions import REQUIRED_ACTIONS
+from autoremediation.azure.permissions import CLASSIC_ACTIONS, REQUIRED_ACTIONS
 
 from . import bicep
 
@@ -35,7 +35,37 @@ def _role_permissions() -> dict[str, list[str | None]]:
     tree = bicep.parse(OPERATOR_ROLE)
     (permissions,) = list(bicep.object_properties(tree, "permissions"))
     (entry,) = [child for child in permissions.children if child.type == "object"]
-    return {key: bicep.array_literals(value) for key, value in bicep.properties(entry).items()}
+    found = {}
+    for key, value in bicep.properties(entry).items():
+        if key == "actions":
+            # concat([...always...], classicActions): the literal array is what every mode gets.
+            arrays = [node for node in bicep.walk(value) if node.type == "array"]
+            assert bicep.text(value).startswith("concat(") and bicep.text(value).rstrip().endswith(
+                ", classicActions)"
+            ), bicep.text(value)
+            found[key] = bicep.array_literals(arrays[0])
+        else:
+            found[key] = bicep.array_literals(value)
+    return found
+
+
+def test_run_command_action_is_granted_only_when_the_classic_mode_is_deployed() -> None:
+    tree = bicep.parse(OPERATOR_ROLE)
+    classic = bicep.declaration(tree, "var", "classicActions").value
+    condition, _, branches = bicep.text(classic).partition("?")
+    assert condition.strip() == "runCommandMode == 'action'"
+    _, _, otherwise = branches.partition(":")
+    assert bicep.array_literals(next(n for n in bicep.walk(classic) if n.type == "array")) == list(
+        CLASSIC_ACTIONS
+    )
+    assert otherwise.strip() == "[]"
+    assert "runCommand/action" not in " ".join(str(a) for a in _role_permissions()["actions"])
+    # main.bicep passes the deployed mode through, so a managed deployment never gets the action.
+    main = bicep.parse(bicep.INFRA / "main.bicep")
+    params = bicep.properties(
+        bicep.properties(bicep.declaration(main, "module", "operatorRole").value)["params"]
+    )
+    assert bicep.text(params["runCommandMode"]) == "runCommandMode"
 
 
 def test_custom_role_grants_exactly_the_actions_the_code_calls() -> None:
