@@ -27,6 +27,9 @@ OS_TYPES = ("linux", "windows")
 PRELUDE_FOLDER = "_prelude"
 PRELUDE_FILES = {"linux": "linux.sh", "windows": "windows.ps1"}
 PRELUDE_MARKER = "# @prelude"
+# What a remediation with ``uploadTo`` receives from the runner at dispatch, never from a request:
+# (the blob URL without SAS, the SAS base64-encoded so no cmd.exe metacharacter reaches a parameter).
+UPLOAD_PARAMETERS = ("uploadUrl", "uploadToken")
 SECRET_SHOWN = "(secret)"  # noqa: S105 - what is shown in place of a secret, not one
 
 
@@ -137,6 +140,8 @@ class Remediation:
     folder: Path
     # os -> the shared prelude joined into that OS's script (none for catalogs without _prelude/).
     preludes: Mapping[str, str] = field(default_factory=dict)
+    # "diagnostics": the runner gives the script a blob URL and a short-lived SAS (UPLOAD_PARAMETERS).
+    upload_to: str | None = None
 
     @property
     def approval_required(self) -> bool:
@@ -382,6 +387,7 @@ def _remediation(
         verification=dict(data["verification"]),
         folder=path.parent,
         preludes=dict(preludes or {}),
+        upload_to=data.get("uploadTo"),
     )
 
 

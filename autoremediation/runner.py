@@ -14,6 +14,7 @@ A step that loses the compare-and-swap drops its message: the winner carries the
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from . import jobs
-from .catalog import Catalog, Remediation
+from .catalog import Catalog, Remediation, env_name, script_parameter_name
 from .errors import (
     Busy,
     CloudError,
@@ -35,7 +36,7 @@ from .errors import (
 from .jobs import Job, Transition
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
-from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, VmFacts
+from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, UploadGrants, VmFacts
 from .settings import Settings
 from .verification import verify
 
@@ -113,6 +114,7 @@ class Runner:
         settings: Settings,
         control_plane: Mapping[str, ControlPlaneStep] | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
+        upload_grants: UploadGrants | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -122,6 +124,7 @@ class Runner:
         self.guards = guard_settings(settings)
         self.control_plane = dict(control_plane or {})
         self.on_transition = on_transition
+        self.upload_grants = upload_grants
         self.durations = RunDurations()
 
     # -- public -----------------------------------------------------------------------------
@@ -291,6 +294,15 @@ class Runner:
         except InvalidInput as error:
             return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         plain, protected = remediation.run_parameters(parameters, os_type, dry_run=job.dry_run)
+        if remediation.upload_to:
+            try:
+                job = self._grant_upload(job, remediation, os_type, plain, protected)
+            except CloudError as error:
+                if error.retryable:
+                    return self._retry_later(job, error)
+                return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
+            except RemediationError as error:
+                return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         request = RunRequest(
             vm_id=job.target,
             run_name=job.run["name"],
@@ -346,6 +358,36 @@ class Runner:
         if status.done:
             return self._collect(job, status)
         return Step(job, self._poll_delay(job, 0))
+
+    def _grant_upload(
+        self,
+        job: Job,
+        remediation: Remediation,
+        os_type: str,
+        plain: dict[str, str],
+        protected: dict[str, str],
+    ) -> Job:
+        """A SAS for one blob of the app's own container, minted now: only the run command's protected
+        parameters carry it (base64, so no cmd.exe metacharacter); the job records the blob URL alone."""
+        if self.upload_grants is None:
+            raise InvalidInput(
+                f"{remediation.id} uploads to the {remediation.upload_to} container: none is configured"
+            )
+        vm_name = job.target.rstrip("/").rsplit("/", 1)[-1]
+        blob = f"{vm_name}/{job.id}.{'zip' if os_type == 'windows' else 'tar.gz'}"
+        grant = self.upload_grants.grant(blob, remediation.timeout_seconds + RUN_GRACE_SECONDS)
+        rename = env_name if os_type == "linux" else script_parameter_name
+        plain[rename("uploadUrl")] = grant.blob_url
+        protected[rename("uploadToken")] = base64.b64encode(grant.sas.encode()).decode("ascii")
+        now = self.clock.now()
+        upload = {
+            "container": remediation.upload_to,
+            "blobUrl": grant.blob_url,
+            "sasExpiresAt": grant.expires_at,
+        }
+        return self._write(
+            replace(job, outcome={**job.outcome, "upload": upload}, updated_at=now.isoformat())
+        )
 
     def _lease_ttl(self, remediation: Remediation) -> float:
         """Long enough to outlive the run and the longest back-off, even if a renewal is missed."""

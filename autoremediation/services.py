@@ -15,7 +15,7 @@ from .catalog import Catalog, load_catalog
 from .intake import Intake
 from .jobs import Job, Transition
 from .planning import Detect, Planner
-from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
+from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
 from .settings import Settings
@@ -32,13 +32,21 @@ class Services:
         queue: Queue | None = None,
         compute: Compute | None = None,
         network: Network | None = None,
+        upload_grants: UploadGrants | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
-        for name, value in (("store", store), ("queue", queue), ("compute", compute), ("network", network)):
+        parts = {
+            "store": store,
+            "queue": queue,
+            "compute": compute,
+            "network": network,
+            "upload_grants": upload_grants,
+        }
+        for name, value in parts.items():
             if value is not None:
                 self.__dict__[name] = value
 
@@ -142,7 +150,17 @@ class Services:
             settings=self.settings,
             control_plane=self.control_plane,
             on_transition=announce,
+            upload_grants=self.upload_grants,
         )
+
+    @cached_property
+    def upload_grants(self) -> UploadGrants | None:
+        """SAS minting for the diagnostics container, when storage for it is configured."""
+        if not (self.settings.blob_service_uri or self.settings.storage_connection_string):
+            return None
+        from .azure.diagnostics import BlobUploadGrants
+
+        return BlobUploadGrants.from_settings(self.settings)
 
 
 _lock = threading.Lock()

@@ -76,6 +76,9 @@ class GuestSpec:
     # (unit, text): the unit file of a declared unit. Without one, `systemctl show` reads the unit's
     # real file where the guest has it (/etc/systemd/system, /lib/systemd/system, ...).
     unit_texts: tuple[tuple[str, str], ...] = ()
+    # (guest path, text): files the guest sees in place of the host's, read-only (e.g. /etc/hosts, a CA
+    # bundle). The path must exist on the host: a file is bound over it.
+    files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class Sandbox:
 
     def _build(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for sub in ("var", "tmp", "state/units", "state/unitfiles", "state/pids", "scripts"):
+        for sub in ("var", "tmp", "state/units", "state/unitfiles", "state/pids", "scripts", "files"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         (self.workdir / "tmp").chmod(0o1777)
         for index, disk in enumerate(self.spec.disks):
@@ -251,6 +254,11 @@ class Sandbox:
         for port in self.spec.firewall_drop_ports:
             self._iptables(["-A", "INPUT", "-p", "tcp", "--dport", str(int(port)), "-j", "DROP"])
         self._write_guest_tools()
+        for index, (guest_path, text) in enumerate(self.spec.files):
+            _check_guest_path(guest_path)
+            if not pathlib.Path(guest_path).is_file():
+                raise InvalidInput(f"guest file {guest_path}: no such file to bind over")
+            (self.workdir / "files" / str(index)).write_text(text)
         seed_guest(self)
         for index, disk in enumerate(self.spec.disks):
             fill_disk(self._disk_dir(index), disk)
@@ -388,6 +396,8 @@ class Sandbox:
         # Parents before children: a disk at /var/lib/docker lands on the /var disk.
         for index, disk in disks:
             args += ["--bind", str(self._disk_dir(index)), disk.mount]
+        for index, (guest_path, _) in enumerate(self.spec.files):
+            args += ["--ro-bind", str(self.workdir / "files" / str(index)), guest_path]
         args += ["--bind", str(self.state_dir), "/run/guest"]
         args += ["--ro-bind", str(self.state_dir / "systemctl"), "/usr/bin/systemctl"]
         args += ["--ro-bind", "@SCRIPT@", "/run/script/script.sh"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoremediation.catalog import env_name
+from autoremediation.catalog import UPLOAD_PARAMETERS, env_name
 from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
 from .conftest import CATALOG, MakeSandbox, run_raw, tree
@@ -47,7 +47,8 @@ VALID_ENV = {
     "restart-service": {"SERVICE_NAME": "nginx", "ALLOWED_UNITS": "nginx", "DRY_RUN": "0"},
     "fix-time-sync": {"DRY_RUN": "0"},
     "collect-diagnostics": {
-        "UPLOAD_URL": "https://diagstore01.blob.core.windows.net/diagnostics/a.tar.gz?sv=1&sig=x",
+        "UPLOAD_URL": "https://diagstore01.blob.core.windows.net/diagnostics/a.tar.gz",
+        "UPLOAD_TOKEN": "c3Y9MSZzaWc9eA==",  # base64 of "sv=1&sig=x"
         "MAX_LOG_LINES": "200",
         "DRY_RUN": "0",
     },
@@ -68,7 +69,9 @@ def test_the_valid_parameters_pass_validation(make_sandbox: MakeSandbox, remedia
 
 def test_every_parameter_of_the_catalog_is_covered() -> None:
     for remediation_id in CATALOG.remediations:
-        declared = {env_name(p) for p in CATALOG.get(remediation_id).parameters} | {"DRY_RUN"}
+        remediation = CATALOG.get(remediation_id)
+        uploads = set(UPLOAD_PARAMETERS) if remediation.upload_to else set()
+        declared = {env_name(p) for p in [*remediation.parameters, *uploads]} | {"DRY_RUN"}
         assert set(VALID_ENV[remediation_id]) == declared, remediation_id
 
 
