@@ -158,6 +158,7 @@ module storage 'modules/storage.bicep' = {
     queueName: queueName
     tablePrefix: tablePrefix
     eventGridPrincipalId: identity.outputs.eventGridIdentityPrincipalId
+    appPrincipalId: identity.outputs.appIdentityPrincipalId
   }
 }
 
@@ -197,6 +198,7 @@ module functionApp 'modules/functionapp.bicep' = {
     dryRun: dryRun
     runCommandMode: runCommandMode
     managementSources: managementSources
+    diagnosticsContainer: storage.outputs.diagnosticsContainerName
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [

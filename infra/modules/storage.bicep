@@ -46,6 +46,12 @@ param tablePrefix string
 @description('Principal id of the Event Grid identity allowed to write dead-letters.')
 param eventGridPrincipalId string
 
+@description('Blob container the app\'s diagnostics uploads land in (REMEDIATION_DIAGNOSTICS_CONTAINER).')
+param diagnosticsContainerName string = 'diagnostics'
+
+@description('Principal id of the app identity: it mints short-lived upload SAS for the diagnostics container.')
+param appPrincipalId string = ''
+
 @description('Days deleted blobs and containers stay recoverable.')
 @minValue(1)
 @maxValue(365)
@@ -53,6 +59,8 @@ param softDeleteDays int = 7
 
 // Storage Blob Data Contributor: Event Grid only needs to write dead-letter blobs.
 var blobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+// Storage Blob Delegator: generateUserDelegationKey only, the key that signs a user-delegation SAS.
+var blobDelegatorRoleId = 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageAccountName
@@ -131,6 +139,15 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Where collect-diagnostics uploads, through a user-delegation SAS for one blob the app mints at dispatch.
+resource diagnosticsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: diagnosticsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -164,6 +181,28 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// A user-delegation SAS can grant no more than its signer holds: Blob Data Contributor on the
+// diagnostics container alone, and the delegation key action on the account (Storage Blob Delegator).
+resource diagnosticsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalId)) {
+  name: guid(diagnosticsContainer.id, appPrincipalId, blobDataContributorRoleId)
+  scope: diagnosticsContainer
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
+  }
+}
+
+resource diagnosticsDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalId)) {
+  name: guid(account.id, appPrincipalId, blobDelegatorRoleId)
+  scope: account
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDelegatorRoleId)
+  }
+}
+
 output accountId string = account.id
 output accountName string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
@@ -171,4 +210,5 @@ output queueEndpoint string = account.properties.primaryEndpoints.queue
 output tableEndpoint string = account.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output deadLetterContainerName string = deadLetterContainer.name
+output diagnosticsContainerName string = diagnosticsContainer.name
 output queueName string = jobQueue.name

@@ -13,7 +13,8 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 # The only built-in roles the templates may assign, each with the reason it is needed.
 ALLOWED_BUILT_IN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner: host state, deployment package",
-    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor: Event Grid dead-letters",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor: dead-letters, diagnostics",
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a": "Storage Blob Delegator: the user delegation key for upload SAS",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor: the job queue",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor: the job store",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher: telemetry with Entra auth",
@@ -139,3 +140,13 @@ def test_event_grid_writes_only_to_the_dead_letter_container() -> None:
     storage = bicep.parse(bicep.INFRA / "modules" / "storage.bicep")
     writer = bicep.declaration(storage, "resource", "deadLetterWriter")
     assert bicep.text(bicep.properties(writer.value)["scope"]) == "deadLetterContainer"
+
+
+def test_the_app_writes_diagnostics_only_to_its_container_and_may_sign_a_delegation_sas() -> None:
+    storage = bicep.parse(bicep.INFRA / "modules" / "storage.bicep")
+    writer = bicep.text(bicep.declaration(storage, "resource", "diagnosticsWriter").value)
+    assert "scope: diagnosticsContainer\n" in writer and "blobDataContributorRoleId)" in writer
+    delegator = bicep.text(bicep.declaration(storage, "resource", "diagnosticsDelegator").value)
+    assert "scope: account\n" in delegator and "blobDelegatorRoleId)" in delegator
+    role = bicep.text(bicep.declaration(storage, "var", "blobDelegatorRoleId").value)
+    assert role == "'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'"
