@@ -18,7 +18,7 @@ from .planning import Detect, Planner
 from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
-from .settings import Settings
+from .settings import EnvironmentSwitches, Settings
 from .signals.model import Signal
 
 
@@ -105,6 +105,8 @@ class Services:
                     remediation=remediation.id,
                     target=target,
                     parameters=dict(found.parameters),
+                    # Read from Azure by the detector, not taken from the event: no payload claim.
+                    origins=dict.fromkeys(found.parameters, "detector"),
                     route="detector:" + name,
                     evidence={**found.evidence, "reason": found.reason},
                 )
@@ -151,6 +153,7 @@ class Services:
             control_plane=self.control_plane,
             on_transition=announce,
             upload_grants=self.upload_grants,
+            switches=EnvironmentSwitches(),
         )
 
     @cached_property

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
+from .ports import Switches
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
 
@@ -99,6 +100,9 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
+    # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
+    platform_auth: bool = False
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -150,6 +154,26 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
+        )
+
+
+class EnvironmentSwitches:
+    """The kill switch and dry run, read afresh from the environment (the app settings) on every call.
+
+    The runner asks right before each outside action (NSG write, run command PUT), so a job that waited
+    in ``dispatching`` while an operator threw the switch never acts. On Azure, changing an app setting
+    restarts the app: the worker that next picks the job up reads the new value here.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+
+    def switches(self) -> Switches:
+        env = os.environ if self._env is None else self._env
+        return Switches(
+            kill_switch=_flag(env, "REMEDIATION_KILL_SWITCH", False),
+            dry_run=_flag(env, "REMEDIATION_DRY_RUN", False),
         )
 
 
@@ -188,7 +212,11 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "WEBSITE_AUTH_ENABLED",
 )
+
+# Settings the platform sets for the app (App Service authentication), never a deployment's choice.
+PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
 LOCAL_ONLY_SETTINGS = (
