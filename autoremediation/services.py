@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import Any
 
 from .catalog import Catalog, load_catalog
 from .intake import Intake
 from .jobs import Job, Transition
 from .planning import Detect, Planner
-from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
+from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
+from .provenance import AlertGate, ProvenanceSettings
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
 from .settings import EnvironmentSwitches, Settings
@@ -33,6 +35,7 @@ class Services:
         compute: Compute | None = None,
         network: Network | None = None,
         upload_grants: UploadGrants | None = None,
+        alerts: Alerts | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -44,6 +47,7 @@ class Services:
             "queue": queue,
             "compute": compute,
             "network": network,
+            "alerts": alerts,
             "upload_grants": upload_grants,
         }
         for name, value in parts.items():
@@ -82,6 +86,26 @@ class Services:
 
         return AzureNetwork(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
 
+    @cached_property
+    def alerts(self) -> Alerts:
+        from .azure.alerts import AzureAlerts
+        from .azure.calls import Retrier
+
+        # Short retries: the webhook answers 503 when Azure Monitor stays away, and the Action Group
+        # retries the whole delivery; waiting longer here only risks its 10 s call timeout.
+        return AzureAlerts(self.settings, retrier=Retrier(attempts=3, backoff=0.5, max_delay=2.0))
+
+    @cached_property
+    def gate(self) -> AlertGate:
+        from datetime import timedelta
+
+        settings = ProvenanceSettings(
+            trusted_rules=self.settings.trusted_alert_rules,
+            max_age=timedelta(minutes=self.settings.alert_max_age_minutes),
+            max_jobs=self.settings.max_jobs_per_signal,
+        )
+        return AlertGate(self.alerts, settings, self.clock)
+
     def detect(self, name: str, signal: Signal) -> tuple[Sequence[Finding], Sequence[str]]:
         """The detectors routes may ask for, on this process's ARM adapters."""
         if name != "nsg-lockout":
@@ -116,7 +140,7 @@ class Services:
     @cached_property
     def planner(self) -> Planner:
         detect: Detect = self.detect
-        return Planner(self.catalog, self.routes, detect=detect)
+        return Planner(self.catalog, self.routes, detect=detect, gate=self.gate)
 
     @cached_property
     def intake(self) -> Intake:
@@ -135,14 +159,15 @@ class Services:
     @cached_property
     def runner(self) -> Runner:
         from .telemetry import emit_transition
+        from .writeback import alert_writeback
 
-        announce = emit_transition
+        hooks = [emit_transition, alert_writeback(_Lazy(self), self.settings.alert_failure_state)]
         if self.on_transition is not None:
-            extra = self.on_transition
+            hooks.append(self.on_transition)
 
-            def announce(job: Job, transition: Transition) -> None:
-                emit_transition(job, transition)
-                extra(job, transition)
+        def announce(job: Job, transition: Transition) -> None:
+            for hook in hooks:
+                hook(job, transition)
 
         return Runner(
             catalog=self.catalog,
@@ -164,6 +189,22 @@ class Services:
         from .azure.diagnostics import BlobUploadGrants
 
         return BlobUploadGrants.from_settings(self.settings)
+
+
+class _Lazy:
+    """The engine's Alerts adapter, built when a job from an alert first ends (not at cold start)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def get_alert(self, alert_id: str) -> Any:
+        return self._services.alerts.get_alert(alert_id)
+
+    def get_rule(self, rule_id: str) -> Any:
+        return self._services.alerts.get_rule(rule_id)
+
+    def change_state(self, alert_id: str, new_state: str, comment: str) -> None:
+        self._services.alerts.change_state(alert_id, new_state, comment)
 
 
 _lock = threading.Lock()
