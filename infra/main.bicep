@@ -193,6 +193,7 @@ module storage 'modules/storage.bicep' = {
     eventGridPrincipalId: identity.outputs.eventGridIdentityPrincipalId
     eventGridPrincipalKey: eventGridIdentityKey
     appPrincipalId: identity.outputs.appIdentityPrincipalId
+    appPrincipalKey: appIdentityKey
   }
 }
 

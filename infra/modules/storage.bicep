@@ -55,6 +55,9 @@ param diagnosticsContainerName string = 'diagnostics'
 @description('Principal id of the app identity: it mints short-lived upload SAS for the diagnostics container.')
 param appPrincipalId string = ''
 
+@description('A stable key of the app identity known before deployment (its resource id): the assignments\' names derive from it.')
+param appPrincipalKey string = ''
+
 @description('Days deleted blobs and containers stay recoverable.')
 @minValue(1)
 @maxValue(365)
@@ -186,8 +189,8 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 
 // A user-delegation SAS can grant no more than its signer holds: Blob Data Contributor on the
 // diagnostics container alone, and the delegation key action on the account (Storage Blob Delegator).
-resource diagnosticsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalId)) {
-  name: guid(diagnosticsContainer.id, appPrincipalId, blobDataContributorRoleId)
+resource diagnosticsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalKey)) {
+  name: guid(diagnosticsContainer.id, appPrincipalKey, blobDataContributorRoleId)
   scope: diagnosticsContainer
   properties: {
     principalId: appPrincipalId
@@ -196,8 +199,8 @@ resource diagnosticsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-resource diagnosticsDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalId)) {
-  name: guid(account.id, appPrincipalId, blobDelegatorRoleId)
+resource diagnosticsDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalKey)) {
+  name: guid(account.id, appPrincipalKey, blobDelegatorRoleId)
   scope: account
   properties: {
     principalId: appPrincipalId
