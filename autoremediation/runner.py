@@ -351,6 +351,12 @@ class Runner:
             job = self._write(
                 replace(job, run={**job.run, "attemptedAt": now.isoformat()}, updated_at=now.isoformat())
             )
+        else:
+            # A claim (compare-and-swap) before the PUT: a run command is deleted once its result is read,
+            # so a stale duplicate of this step must stop here, not create the run command again.
+            job = self._write(
+                replace(job, run={**job.run, "claimedAt": now.isoformat()}, updated_at=now.isoformat())
+            )
         try:
             status = self.compute.start_run(request)
         except (Busy, Throttled) as error:

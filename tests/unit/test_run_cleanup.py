@@ -69,3 +69,21 @@ def test_a_classic_run_leaves_nothing_to_delete(tmp_path: Path) -> None:
     assert job.status == "succeeded"
     assert world.compute.cancelled == []
     assert "runCommandCleanup" not in job.outcome
+
+
+def test_a_stale_duplicate_dispatch_after_the_delete_never_runs_the_script_again(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    result = world.alert()
+    job_id = world.job(result).id
+    world.runner.advance(job_id)  # planned -> dispatching
+    stale = world.store.get(job_id)  # what a duplicate message's worker read, then stalled on
+    world.drain()  # the job runs to its end and its run command is deleted
+    assert world.job(result).status == "succeeded" and world.compute.cancelled
+
+    real_get = world.store.get
+    world.store.get = lambda _: stale  # type: ignore[method-assign]
+    world.runner.advance(job_id)
+    world.store.get = real_get  # type: ignore[method-assign]
+
+    # The claim written before the PUT loses the swap: the run command is not created a second time.
+    assert sum(world.compute.executions.values()) == 1
