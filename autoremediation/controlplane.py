@@ -7,6 +7,7 @@ never changed; a VM or NSG with the quarantine tag is left alone and the job is 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,31 @@ from .jobs import Job
 from .ports import Compute, Network
 
 SKIP = "skip"
+# The guest firewall step gets the same sources as concrete IPv4 ranges; nothing wider than this.
+WIDEST_GUEST_PREFIX = 8
+
+
+def guest_sources(sources: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(concrete IPv4 CIDRs the guest firewall may accept, sources left out and why).
+
+    A service tag such as ``VirtualNetwork`` names no addresses a guest firewall could match, and a
+    range wider than /8 is no management source: both are left out, never widened to "anyone".
+    """
+    concrete: list[str] = []
+    left_out: list[str] = []
+    for source in sources:
+        try:
+            network = ipaddress.ip_network(source.strip(), strict=False)
+        except ValueError:
+            left_out.append(f"{source} (a service tag, not addresses)")
+            continue
+        if network.version != 4:
+            left_out.append(f"{source} (IPv6: the guest step matches IPv4 only)")
+        elif network.prefixlen < WIDEST_GUEST_PREFIX:
+            left_out.append(f"{source} (wider than /{WIDEST_GUEST_PREFIX})")
+        elif str(network) not in concrete:
+            concrete.append(str(network))
+    return concrete, left_out
 
 
 class NsgAllowManagement:
@@ -83,4 +109,13 @@ class NsgAllowManagement:
                 apply_management_allow(self.network, plan)
         actions = [record for record, _ in planned]
         changed = any(a["action"] == "add" for a in actions)
-        return {"action": "add" if changed else "none", "port": port, "nsgs": actions}
+        concrete, left_out = guest_sources(self.sources)
+        return {
+            "action": "add" if changed else "none",
+            "port": port,
+            "nsgs": actions,
+            # What the guest firewall step may accept: these sources and no other (the runner passes
+            # them to the script, overriding anything a request said).
+            "scriptParameters": {"managementSources": ",".join(concrete)},
+            "guestSourcesLeftOut": left_out,
+        }

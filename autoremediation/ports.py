@@ -215,6 +215,21 @@ class Queue(Protocol):
 
 
 @dataclass(frozen=True)
+class UploadGrant:
+    """Where a script may upload one blob: the URL (safe to record) and a short-lived SAS (never)."""
+
+    blob_url: str
+    sas: str = field(repr=False)
+    expires_at: str = ""
+
+
+class UploadGrants(Protocol):
+    def grant(self, blob_name: str, lifetime_seconds: float) -> UploadGrant:
+        """A write-only SAS for one new blob of the app's own container, valid for ``lifetime_seconds``."""
+        ...
+
+
+@dataclass(frozen=True)
 class Switches:
     """The two settings an operator throws in an emergency: stop everything, or only pretend."""
 

@@ -16,7 +16,7 @@ from .catalog import Catalog, load_catalog
 from .intake import Intake
 from .jobs import Job, Transition
 from .planning import Detect, Planner
-from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock
+from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
 from .provenance import AlertGate, ProvenanceSettings
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
@@ -37,6 +37,7 @@ class Services:
         queue: Queue | None = None,
         compute: Compute | None = None,
         network: Network | None = None,
+        upload_grants: UploadGrants | None = None,
         alerts: Alerts | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
@@ -44,7 +45,14 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
-        for name, value in (("queue", queue), ("compute", compute), ("network", network), ("alerts", alerts)):
+        parts = {
+            "queue": queue,
+            "compute": compute,
+            "network": network,
+            "alerts": alerts,
+            "upload_grants": upload_grants,
+        }
+        for name, value in parts.items():
             if value is not None:
                 self.__dict__[name] = value
         if store is not None:
@@ -194,8 +202,18 @@ class Services:
             settings=self.settings,
             control_plane=self.control_plane,
             on_transition=announce,
+            upload_grants=self.upload_grants,
             switches=EnvironmentSwitches(),
         )
+
+    @cached_property
+    def upload_grants(self) -> UploadGrants | None:
+        """SAS minting for the diagnostics container, when storage for it is configured."""
+        if not (self.settings.blob_service_uri or self.settings.storage_connection_string):
+            return None
+        from .azure.diagnostics import BlobUploadGrants
+
+        return BlobUploadGrants.from_settings(self.settings)
 
 
 class _Lazy:

@@ -151,6 +151,8 @@ class Settings:
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     storage_client_id: str | None = None
+    blob_service_uri: str | None = None
+    diagnostics_container: str = "diagnostics"
     queue_name: str = "remediation-jobs"
     table_prefix: str = "remediation"
     catalog_dir: str = str(DEFAULT_CATALOG_DIR)
@@ -235,6 +237,8 @@ class Settings:
             queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
             table_service_uri=env.get(f"{store}__tableServiceUri") or None,
             storage_client_id=env.get(f"{store}__clientId") or None,
+            blob_service_uri=env.get(f"{store}__blobServiceUri") or None,
+            diagnostics_container=env.get("REMEDIATION_DIAGNOSTICS_CONTAINER") or cls.diagnostics_container,
             queue_name=env.get("REMEDIATION_QUEUE_NAME", cls.queue_name),
             table_prefix=env.get("REMEDIATION_TABLE_PREFIX", cls.table_prefix),
             catalog_dir=env.get("REMEDIATION_CATALOG_DIR", cls.catalog_dir),
@@ -313,6 +317,8 @@ SETTING_NAMES = (
     "REMEDIATION_STORAGE__queueServiceUri",
     "REMEDIATION_STORAGE__tableServiceUri",
     "REMEDIATION_STORAGE__clientId",
+    "REMEDIATION_STORAGE__blobServiceUri",
+    "REMEDIATION_DIAGNOSTICS_CONTAINER",
     "REMEDIATION_QUEUE_NAME",
     "REMEDIATION_TABLE_PREFIX",
     "REMEDIATION_CATALOG_DIR",

@@ -223,6 +223,8 @@ module storage 'modules/storage.bicep' = {
     tablePrefix: tablePrefix
     eventGridPrincipalId: identity.outputs.eventGridIdentityPrincipalId
     eventGridPrincipalKey: eventGridIdentityKey
+    appPrincipalId: identity.outputs.appIdentityPrincipalId
+    appPrincipalKey: appIdentityKey
   }
 }
 
@@ -304,6 +306,7 @@ module functionApp 'modules/functionapp.bicep' = {
     operatorApiScope: authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
     notifyUrls: notifyUrls
     notifyOnSuccess: notifyOnSuccess
+    diagnosticsContainer: storage.outputs.diagnosticsContainerName
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
@@ -346,6 +349,7 @@ module operatorRole 'modules/operator-role.bicep' = {
     roleDefinitionGuid: operatorRoleGuid
     roleName: operatorRoleName
     assignableScopes: scopeList
+    runCommandMode: runCommandMode
   }
 }
 

@@ -90,6 +90,9 @@ param runCommandMode string
 @description('Comma-separated NSG source prefixes whose management access (SSH/RDP) must stay open.')
 param managementSources string
 
+@description('Blob container collect-diagnostics uploads into (REMEDIATION_DIAGNOSTICS_CONTAINER).')
+param diagnosticsContainer string = 'diagnostics'
+
 @description('Minutes an approval request stays open.')
 param approvalTtlMinutes string = '60'
 
@@ -173,6 +176,9 @@ var appSettings = {
   REMEDIATION_STORAGE__clientId: identityClientId
   REMEDIATION_STORAGE__queueServiceUri: queueEndpoint
   REMEDIATION_STORAGE__tableServiceUri: tableEndpoint
+  // Diagnostics uploads: the app mints a user-delegation SAS for one blob of this container per run.
+  REMEDIATION_STORAGE__blobServiceUri: blobEndpoint
+  REMEDIATION_DIAGNOSTICS_CONTAINER: diagnosticsContainer
   REMEDIATION_JOB_STORE: 'table'
   REMEDIATION_QUEUE_NAME: queueName
   REMEDIATION_TABLE_PREFIX: tablePrefix

@@ -102,7 +102,11 @@ def test_disk_full_alert_is_remediated_and_verified(fleet: FleetServer, tmp_path
     assert record["notes"] and record["notes"][0].endswith("the alert resolved")
 
 
-def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_path: Path) -> None:
+def test_nsg_lockout_is_detected_approved_and_repaired(
+    fleet: FleetServer, tmp_path: Path, monkeypatch
+) -> None:
+    # Concrete sources (a bastion subnet): the guest firewall step accepts only from these.
+    monkeypatch.setenv("REMEDIATION_MANAGEMENT_SOURCES", "10.0.1.0/26")
     code, out = remediate("run", nsg_event(tmp_path, "nsg-locked", "ev-locked"))
     assert code == 0
     [waiting] = jobs("--status", "awaiting-approval")
@@ -120,6 +124,7 @@ def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_p
     assert added and all(rules[name] < 200 for name in added)
     record = job["outcome"]["controlPlane"]["nsg-allow-management"]
     assert record["action"] == "add" and record["nsgs"][0]["blockingRule"] == "deny-ssh (200)"
+    assert record["scriptParameters"] == {"managementSources": "10.0.1.0/26"}
     assert job["outcome"]["result"]["after"] == {"port": 22, "listening": True, "firewallBlocks": False} or (
         job["outcome"]["result"]["after"]["listening"] is True
         and job["outcome"]["result"]["after"]["firewallBlocks"] is False
@@ -127,6 +132,22 @@ def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_p
     # The same write event again finds the existing job; and the VM is no longer locked out anyway.
     code, out = remediate("plan", "--json", nsg_event(tmp_path, "nsg-locked", "ev-locked-2"))
     assert json.loads(out)["plans"] == []
+
+
+def test_with_only_the_virtual_network_tag_the_guest_firewall_is_not_opened(
+    fleet: FleetServer, tmp_path: Path
+) -> None:
+    # The default source is the VirtualNetwork tag: no concrete addresses for a guest firewall.
+    remediate("run", nsg_event(tmp_path, "nsg-locked", "ev-tag"))
+    [waiting] = jobs("--status", "awaiting-approval")
+    remediate("approve", waiting["id"], "--actor", "alice")
+    [job] = jobs()
+    assert job["status"] == "failed"
+    record = job["outcome"]["controlPlane"]["nsg-allow-management"]
+    assert record["scriptParameters"] == {"managementSources": ""}
+    assert record["guestSourcesLeftOut"] == ["VirtualNetwork (a service tag, not addresses)"]
+    assert "no concrete management source" in job["outcome"]["result"]["firewall"]
+    assert job["outcome"]["result"]["after"]["firewallBlocks"] is True
 
 
 def test_quarantined_nsg_is_left_alone(fleet: FleetServer, tmp_path: Path) -> None:

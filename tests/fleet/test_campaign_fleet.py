@@ -81,7 +81,7 @@ def _peak_overlap(fleet: FleetServer) -> tuple[int, int]:
     runs = 0
     with fleet.fleet.lock:
         for vm in fleet.fleet.vms.values():
-            for run in vm.managed.values():
+            for run in [*vm.managed.values(), *vm.deleted]:
                 runs += 1
                 edges.append((run.started, 1))
                 edges.append((run.ended if run.ended is not None else float("inf"), -1))
