@@ -21,7 +21,9 @@ from ..ports import Compute, Network, NetworkInterface, NetworkSecurityGroup, Vm
 from ..resources import normalize
 from ..signals.model import Signal
 from .findings import DetectionResult, Finding
+from .addresses import TagAddresses
 from .nsg import Flow, Verdict, evaluate_path, source_pieces
+from .servicetags import TagResolver
 
 CONDITION = "nsg-lockout"
 MANAGEMENT_PORTS: Mapping[str, int] = {"linux": 22, "windows": 3389}
@@ -76,6 +78,7 @@ class _Lookup:
     """Reads of one detection, each made once."""
 
     network: Network
+    tags: TagResolver
     nsgs: dict[str, NetworkSecurityGroup | None] = field(default_factory=dict)
     nics: dict[str, NetworkInterface | None] = field(default_factory=dict)
     subnet_nsg_ids: dict[str, str | None] = field(default_factory=dict)
@@ -140,10 +143,13 @@ def _evaluate_nic(
     lookup: _Lookup,
     tag_prefixes: Mapping[str, Sequence[str]] | None,
 ) -> Verdict:
-    subnet_nsg = lookup.subnet_nsg(nic.subnet_ids[0]) if nic.subnet_ids else None
+    subnet_id = nic.subnet_ids[0] if nic.subnet_ids else None
+    subnet_nsg = lookup.subnet_nsg(subnet_id) if subnet_id else None
     destination = nic.private_ips[0] if nic.private_ips else None
-    flow = Flow(port=port, source=source, destination=destination)
-    return evaluate_path(flow, subnet_nsg, lookup.nsg(nic.nsg_id), tag_prefixes)
+    flow = Flow(port=port, source=source, destination=destination, destination_groups=nic.asg_ids)
+    tags: dict[str, Any] = dict(lookup.tags.for_subnet(subnet_id))
+    tags.update({k.lower(): v for k, v in (tag_prefixes or {}).items()})
+    return evaluate_path(flow, subnet_nsg, lookup.nsg(nic.nsg_id), tags)
 
 
 def _vm_nics(vm: VmFacts, found: list[NetworkInterface], lookup: _Lookup) -> list[NetworkInterface]:
@@ -164,17 +170,21 @@ def detect_nsg_lockout(
     management_sources: Sequence[str],
     *,
     tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+    service_tags: Mapping[str, TagAddresses] | None = None,
 ) -> DetectionResult:
     """Findings for every VM behind the signal's NSG(s) that a management source cannot reach.
 
+    ``VirtualNetwork`` is resolved per NIC from its VNet (:mod:`.servicetags`); ``service_tags`` are the
+    other tags (from the operator's Service Tags file); ``tag_prefixes`` override both (tests).
     Raises InvalidInput for unusable management sources and CloudError when ARM cannot be read; a
-    deleted NSG, NIC or VM is a note, not an error (events arrive late and out of order).
+    deleted NSG, NIC or VM is a note, not an error (events arrive late and out of order); a VNet the
+    app may not read is a note and leaves ``VirtualNetwork`` uncertain.
     """
     sources = check_sources(management_sources)
     nsg_ids = nsg_ids_of(signal)
     if not nsg_ids:
         return DetectionResult(notes=("the signal names no network security group",))
-    lookup = _Lookup(network)
+    lookup = _Lookup(network, TagResolver(network, dict(service_tags or {})))
     notes: list[str] = []
     by_vm: dict[str, tuple[str, str, list[NetworkInterface]]] = {}  # key -> (vm id, trigger nsg, nics)
     for nsg_id in nsg_ids:
@@ -201,6 +211,7 @@ def detect_nsg_lockout(
             findings.append(finding)
         if note:
             notes.append(note)
+    notes += [n for n in dict.fromkeys(lookup.tags.notes) if n not in notes]
     return DetectionResult(tuple(findings), tuple(notes))
 
 
@@ -227,14 +238,18 @@ def _judge_vm(
         return None, f"VM {vm.name} is reachable on {port}: {via}"
     first_source, verdict = next(iter(blocked.items()))
     evidence: dict[str, Any] = {
+        "direction": "Inbound",
+        "protocol": "Tcp",
         "port": port,
+        "source": first_source,
         "blocked_sources": list(blocked),
         "reachable_sources": list(reachable),
         "nic_id": nics[0].id,
         "trigger_nsg_id": trigger_nsg_id,
         "assumed": verdict.assumed,
         "uncovered": list(verdict.uncovered),
-        **(verdict.rule.to_dict() if verdict.rule else {}),
+        "uncertain": list(dict.fromkeys(u for v in blocked.values() for u in v.uncertain)),
+        **(verdict.rule.to_dict() if verdict.rule else {"rule": None, "level": None, "nsg_id": None}),
     }
     reason = f"VM {vm.name} cannot be reached on {port}: {verdict.reason}"
     if len(blocked) > 1:
