@@ -159,9 +159,7 @@ class AzureNetwork:
             nsg_id=str(nic.network_security_group.id) if nic.network_security_group is not None else None,
             subnet_ids=tuple(str(c.subnet.id) for c in configs if c.subnet is not None and c.subnet.id),
             private_ips=tuple(str(c.private_ip_address) for c in configs if c.private_ip_address),
-            asg_ids=tuple(
-                dict.fromkeys(g for c in configs for g in _groups(c.application_security_groups))
-            ),
+            asg_ids=tuple(dict.fromkeys(g for c in configs for g in _groups(c.application_security_groups))),
         )
 
     def get_virtual_network(self, vnet_id: str) -> VirtualNetwork:
@@ -194,7 +192,7 @@ class AzureNetwork:
         return VirtualNetwork(
             id=str(vnet.id),
             name=str(vnet.name),
-            address_prefixes=tuple(str(p) for p in (space.address_prefixes if space is not None else None) or []),
+            address_prefixes=tuple(str(p) for p in getattr(space, "address_prefixes", None) or []),
             peerings=tuple(peerings),
             gateway_subnet=any(str(s.name or "").lower() == "gatewaysubnet" for s in subnets),
             routed_subnets=tuple(str(s.name or "").lower() for s in subnets if s.route_table is not None),

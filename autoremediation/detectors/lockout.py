@@ -20,8 +20,8 @@ from ..errors import InvalidInput, NotFound
 from ..ports import Compute, Network, NetworkInterface, NetworkSecurityGroup, VmFacts
 from ..resources import normalize
 from ..signals.model import Signal
-from .findings import DetectionResult, Finding
 from .addresses import TagAddresses
+from .findings import DetectionResult, Finding
 from .nsg import Flow, Verdict, evaluate_path, source_pieces
 from .servicetags import TagResolver
 

@@ -139,15 +139,14 @@ class TagResolver:
             # Not a production path (the Azure adapter reads VNets): uncertain, without a note.
             why = "VirtualNetwork: the network adapter cannot read virtual networks"
             return TagAddresses((HOST_ADDRESS,), False, (why,))
-        else:
-            try:
-                return self.network.get_virtual_network(vnet_id)
-            except NotFound:
-                problem = f"VNet {name} was not found"
-            except CloudError as exc:
-                if exc.status not in (401, 403):
-                    raise  # throttling and outages are retried by the caller, not guessed around
-                problem = f"VNet {name} cannot be read (HTTP {exc.status}: no permission or another tenant)"
+        try:
+            return self.network.get_virtual_network(vnet_id)
+        except NotFound:
+            problem = f"VNet {name} was not found"
+        except CloudError as exc:
+            if exc.status not in (401, 403):
+                raise  # throttling and outages are retried by the caller, not guessed around
+            problem = f"VNet {name} cannot be read (HTTP {exc.status}: no permission or another tenant)"
         why = f"VirtualNetwork: {problem}, so only the host address 168.63.129.16 is known to be in it"
         self.notes.append(why)
         return TagAddresses((HOST_ADDRESS,), False, (why,))

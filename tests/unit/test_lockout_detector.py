@@ -625,7 +625,11 @@ def test_single_blocked_source_reason_is_exact() -> None:
         "VM web1 cannot be reached on 22: TCP 22 from VirtualNetwork is denied by rule deny-ssh "
         "(priority 110) of nic NSG web-nsg"
     )
-    assert finding.evidence["uncovered"] == ["168.63.129.16/32", "VirtualNetwork (IPv4)", "VirtualNetwork (IPv6)"]
+    assert finding.evidence["uncovered"] == [
+        "168.63.129.16/32",
+        "VirtualNetwork (IPv4)",
+        "VirtualNetwork (IPv6)",
+    ]
 
 
 def test_three_blocked_sources_are_all_named() -> None:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoremediation.detectors.addresses import TagAddresses
 from autoremediation.detectors.nsg import (
     DEFAULT_INBOUND_RULES,
     Flow,
@@ -18,7 +19,6 @@ from autoremediation.detectors.nsg import (
     ports_cover,
     source_pieces,
 )
-from autoremediation.detectors.addresses import TagAddresses
 from autoremediation.errors import InvalidInput
 from autoremediation.ports import NetworkSecurityGroup, SecurityRule
 
@@ -784,7 +784,7 @@ def test_port_above_range_is_an_error(port: int) -> None:
 
 def test_source_pieces_split_tags_by_family() -> None:
     # Unread, VirtualNetwork is the host address plus an unknown rest in each family.
-    assert [str(p) for p in source_pieces("VirtualNetwork")][0] == "168.63.129.16/32"
+    assert str(source_pieces("VirtualNetwork")[0]) == "168.63.129.16/32"
     assert len(source_pieces("VirtualNetwork")) == 3
     assert [str(p) for p in source_pieces("VirtualNetwork", VNET)] == ["10.200.0.0/16", "168.63.129.16/32"]
     assert [str(p) for p in source_pieces("AzureLoadBalancer")] == ["168.63.129.16/32"]
