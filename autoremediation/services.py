@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 
 from .catalog import Catalog, load_catalog
+from .detectors.addresses import TagAddresses
 from .intake import Intake
 from .jobs import Job, Transition
 from .planning import Detect, Planner
@@ -74,6 +76,18 @@ class Services:
 
         return AzureNetwork(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
 
+    @cached_property
+    def service_tags(self) -> dict[str, TagAddresses]:
+        """The operator's Service Tags file (REMEDIATION_SERVICE_TAGS_FILE), read once; empty without."""
+        if not self.settings.service_tags_file:
+            return {}
+        from .detectors.servicetags import load_service_tags
+
+        path = Path(self.settings.service_tags_file)
+        if not path.is_absolute():
+            path = Path(__file__).resolve().parent.parent / path  # the app root, where the catalog is
+        return load_service_tags(path)
+
     def detect(self, name: str, signal: Signal) -> tuple[Sequence[Finding], Sequence[str]]:
         """The detectors routes may ask for, on this process's ARM adapters."""
         if name != "nsg-lockout":
@@ -81,7 +95,13 @@ class Services:
         from .detectors.lockout import detect_nsg_lockout
         from .resources import VmRef
 
-        result = detect_nsg_lockout(signal, self.network, self.compute, self.settings.management_sources)
+        result = detect_nsg_lockout(
+            signal,
+            self.network,
+            self.compute,
+            self.settings.management_sources,
+            service_tags=self.service_tags,
+        )
         findings = []
         notes = list(result.notes)
         for found in result.findings:
@@ -118,7 +138,11 @@ class Services:
 
         return {
             "nsg-allow-management": NsgAllowManagement(
-                self.network, self.compute, self.settings.management_sources, self.settings.quarantine_tag
+                self.network,
+                self.compute,
+                self.settings.management_sources,
+                self.settings.quarantine_tag,
+                service_tags=self.service_tags,
             )
         }
 

@@ -51,6 +51,9 @@ param runCommandMode string = 'managed'
 @description('Comma-separated NSG source prefixes whose SSH/RDP access must stay open.')
 param managementSources string = 'VirtualNetwork'
 
+@description('Path (relative to the app root) of Microsoft\'s Service Tags JSON shipped with the app; empty: NSG rules naming other service tags are evaluated as uncertain.')
+param serviceTagsFile string = ''
+
 @description('Storage replication; use Standard_LRS in a region without availability zones.')
 @allowed([
   'Standard_LRS'
@@ -197,6 +200,7 @@ module functionApp 'modules/functionapp.bicep' = {
     dryRun: dryRun
     runCommandMode: runCommandMode
     managementSources: managementSources
+    serviceTagsFile: serviceTagsFile
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import InvalidInput, NotFound
 from ..ports import Compute, Network, NetworkInterface, NetworkSecurityGroup, VmFacts
 from ..resources import normalize
+from ..settings import check_management_sources
 from ..signals.model import Signal
 from .addresses import TagAddresses
 from .findings import DetectionResult, Finding
@@ -70,6 +71,7 @@ def check_sources(sources: Sequence[str]) -> tuple[str, ...]:
         raise InvalidInput("no management sources are configured (REMEDIATION_MANAGEMENT_SOURCES)")
     for source in cleaned:
         source_pieces(source)
+    check_management_sources(cleaned)
     return cleaned
 
 

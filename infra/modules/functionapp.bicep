@@ -90,6 +90,9 @@ param runCommandMode string
 @description('Comma-separated NSG source prefixes whose management access (SSH/RDP) must stay open.')
 param managementSources string
 
+@description('Path of Microsoft\'s Service Tags JSON deployed with the app (relative to the app root), so NSG rules naming service tags other than VirtualNetwork/Internet/AzureLoadBalancer can be evaluated; empty: such rules count as uncertain.')
+param serviceTagsFile string = ''
+
 @description('Minutes an approval request stays open.')
 param approvalTtlMinutes string = '60'
 
@@ -143,6 +146,7 @@ var appSettings = {
   REMEDIATION_DRY_RUN: dryRun
   REMEDIATION_RUN_COMMAND_MODE: runCommandMode
   REMEDIATION_MANAGEMENT_SOURCES: managementSources
+  REMEDIATION_SERVICE_TAGS_FILE: serviceTagsFile
   REMEDIATION_APPROVAL_TTL_MINUTES: approvalTtlMinutes
   REMEDIATION_BREAKER_THRESHOLD: breakerThreshold
   REMEDIATION_BREAKER_WINDOW_MINUTES: breakerWindowMinutes
