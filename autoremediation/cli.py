@@ -92,6 +92,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    from .evidence import evidence_summary
     from .planning import Planner, PlanReport
 
     payloads = _read_payloads(args.files, sys.stdin)
@@ -132,6 +133,9 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         ]
         out.write("\n")
         _table(rows, out)
+        for p in data["plans"]:
+            if why := evidence_summary(p.get("evidence")):
+                out.write(f"why {p['target'].rsplit('/', 1)[-1]}: {why}\n")
     for note in data["notes"]:
         out.write(f"note: {note['message']}\n")
     return EXIT_OK

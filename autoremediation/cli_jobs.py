@@ -204,6 +204,8 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    from .evidence import evidence_lines
+
     services = Services(Settings.from_env())
     job = services.store.get(args.job)
     if args.json:
@@ -216,6 +218,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"  requested by {job.requested_by}: {job.reason}\n")
     if job.dry_run:
         out.write("  dry run\n")
+    if job.evidence:
+        out.write("evidence:\n" + "".join(f"  {line}\n" for line in evidence_lines(job.evidence)))
     out.write("history:\n")
     for t in job.history:
         out.write(f"  {t.at[:19]}  {t.source or '-':>17} -> {t.target:<17} {t.actor}: {t.reason}\n")

@@ -46,6 +46,8 @@ class Plan:
             "reason": self.decision.reason,
             "guard": self.decision.guard,
             "route": self.finding.route,
+            # What the detector saw (for nsg-lockout: the blocking rule, where it sits, what was unsure).
+            "evidence": dict(self.finding.evidence),
         }
 
 
