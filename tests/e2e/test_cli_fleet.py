@@ -155,3 +155,29 @@ def test_reject_and_show(fleet: FleetServer, tmp_path: Path) -> None:
     assert code == 2  # not awaiting approval any more
     code, out = remediate("show", "job-000000000000000000000000")
     assert code == 2
+
+
+def test_nsg_lockout_evidence_reaches_plan_job_show_and_approval(fleet: FleetServer, tmp_path: Path) -> None:
+    event = nsg_event(tmp_path, "nsg-locked", "ev-evidence")
+    code, out = remediate("plan", "--json", event)
+    assert code == 0, out
+    [plan] = json.loads(out)["plans"]
+    evidence = plan["evidence"]
+    assert (evidence["rule"], evidence["priority"], evidence["level"], evidence["direction"]) == (
+        "deny-ssh",
+        200,
+        "nic",
+        "Inbound",
+    )
+    assert evidence["nsg_id"].endswith("/networkSecurityGroups/nsg-locked")
+    assert (evidence["port"], evidence["source"], evidence["uncertain"]) == (22, "VirtualNetwork", [])
+    code, out = remediate("plan", event)
+    assert "why vm-locked: Inbound TCP 22 from VirtualNetwork is denied by rule deny-ssh (priority 200)" in out
+
+    remediate("run", event)
+    [waiting] = jobs("--status", "awaiting-approval")
+    assert waiting["evidence"] == evidence
+    request = waiting["history"][-1]["reason"]
+    assert "denied by rule deny-ssh (priority 200) of nic NSG nsg-locked" in request
+    code, out = remediate("show", waiting["id"])
+    assert code == 0 and "evidence:" in out and "nsg-locked" in out and "priority         200" in out
