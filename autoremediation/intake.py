@@ -11,12 +11,13 @@ job is created already cancelled, so the late Fired finds it and does nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from . import jobs
 from .errors import ConcurrencyConflict
 from .jobs import Job
-from .planning import Plan, Planner, PlanReport
+from .planning import CHANGE_ROUTE_PREFIX, CHANGE_WINDOW_SECONDS, Plan, Planner, PlanReport
 from .ports import Clock, JobStore, Queue
 from .signals.model import Signal
 
@@ -99,7 +100,40 @@ class Intake:
             evidence=dict(finding.evidence),
         )
 
+    def _same_change(self, plan: Plan) -> Job | None:
+        """A job made within the window for the same ARM write, VM and remediation.
+
+        The deterministic key (``planning.idempotency_key``) already joins the Event Grid event and the
+        activity-log alert of one write when both carry its correlation id. This catches the rest: one
+        of them without a correlation id, matched on the written resource within
+        ``CHANGE_WINDOW_SECONDS``. Two writes with different correlation ids are two changes.
+        """
+        finding = plan.finding
+        change = finding.evidence.get("change") if finding.route.startswith(CHANGE_ROUTE_PREFIX) else None
+        if not isinstance(change, dict) or not change.get("resource"):
+            return None
+        since = self.clock.now() - timedelta(seconds=CHANGE_WINDOW_SECONDS)
+        resource = str(change["resource"]).lower().rstrip("/")
+        correlation = str(change.get("correlationId") or "").lower()
+        for job in self.store.list(target=finding.target.id, remediation=finding.remediation, since=since):
+            if job.id == jobs.job_id_for(plan.idempotency_key):
+                return None  # the same delivery (or the same write): create() finds it
+            earlier = job.evidence.get("change") if isinstance(job.evidence, dict) else None
+            if not isinstance(earlier, dict):
+                continue
+            other = str(earlier.get("correlationId") or "").lower()
+            if correlation and other:
+                if correlation == other:
+                    return job
+                continue
+            if str(earlier.get("resource", "")).lower().rstrip("/") == resource:
+                return job
+        return None
+
     def _admit(self, plan: Plan, actor: str, campaign_id: str | None) -> Admitted:
+        same = self._same_change(plan)
+        if same is not None:
+            return Admitted(same, False)
         job, created = self.store.create(self._new_job(plan, actor, campaign_id))
         if not created:
             return Admitted(job, False)

@@ -16,7 +16,7 @@ from .catalog import Catalog, load_catalog
 from .detectors.addresses import TagAddresses
 from .intake import Intake
 from .jobs import Job, Transition
-from .planning import Detect, Planner
+from .planning import Detect, Planner, change_of
 from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
@@ -104,6 +104,7 @@ class Services:
         )
         findings = []
         notes = list(result.notes)
+        change = change_of(signal)
         for found in result.findings:
             target = VmRef.parse(found.target)
             remediation = self.catalog.for_condition(found.condition)
@@ -118,7 +119,11 @@ class Services:
                     target=target,
                     parameters=dict(found.parameters),
                     route="detector:" + name,
-                    evidence={**found.evidence, "reason": found.reason},
+                    evidence={
+                        **found.evidence,
+                        "reason": found.reason,
+                        **({"change": change} if change else {}),
+                    },
                 )
             )
         return findings, notes
