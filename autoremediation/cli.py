@@ -100,8 +100,10 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     report = PlanReport()
     with ExitStack() as stack:
         detect = None
-        if any(_needs_detector(payload, catalog, routes) for _, payload in payloads):
-            # Only what needs a look at Azure (NSG lockout) starts a fleet or reads ARM.
+        services = None
+        named = bool(getattr(args, "azure", False) or getattr(args, "fleet", None))
+        if named or any(_needs_detector(payload, catalog, routes) for _, payload in payloads):
+            # Only what needs a look at Azure (NSG lockout), or a named ARM, starts a fleet or reads ARM.
             services = stack.enter_context(engine(args))
             detect = services.detect
         planner = Planner(catalog, routes, detect=detect)
@@ -110,6 +112,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
                 report = report + planner.plan_payload(payload)
             except RemediationError as error:
                 raise UsageError(f"{name}: {error}") from None
+        report = _with_guards(report, services, catalog)
     if args.json:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
@@ -136,9 +139,33 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         for p in data["plans"]:
             if why := evidence_summary(p.get("evidence")):
                 out.write(f"why {p['target'].rsplit('/', 1)[-1]}: {why}\n")
+            if p.get("unchecked"):
+                out.write(f"not checked for {p['target'].rsplit('/', 1)[-1]}: {', '.join(p['unchecked'])}")
+                out.write(f" ({p['uncheckedWhy']})\n" if p.get("uncheckedWhy") else "\n")
     for note in data["notes"]:
         out.write(f"note: {note['message']}\n")
     return EXIT_OK
+
+
+def _with_guards(report: Any, services: Any, catalog: Catalog) -> Any:
+    """Plan like run: the runtime guards on fresh facts when ARM is read, else marked unchecked."""
+    from .preview import NO_JOBS, static_only, with_runtime_guards
+    from .runner import guard_settings
+
+    if services is None:
+        return static_only(report, "no ARM was read (name one with --azure or --fleet)")
+    settings = services.settings
+    store: Any
+    if settings.job_store == "sqlite" and not Path(settings.sqlite_path).exists():
+        store = NO_JOBS  # no job was ever recorded here: no cooldown, no breaker (and plan creates no file)
+    else:
+        try:
+            store = services.store
+        except RemediationError:
+            store = None
+    return with_runtime_guards(
+        report, catalog, services.compute, store, guard_settings(services.settings), services.clock.now()
+    )
 
 
 def _needs_detector(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:

@@ -25,6 +25,9 @@ Detect = Callable[[str, Signal], tuple[Sequence[Finding], Sequence[str]]]
 class Plan:
     finding: Finding
     decision: Decision
+    # Runtime guards this plan could not evaluate (see ``preview``); None: only static checks were asked.
+    unchecked: tuple[str, ...] | None = None
+    unchecked_why: str = ""
 
     @property
     def idempotency_key(self) -> str:
@@ -48,6 +51,11 @@ class Plan:
             "route": self.finding.route,
             # What the detector saw (for nsg-lockout: the blocking rule, where it sits, what was unsure).
             "evidence": dict(self.finding.evidence),
+            **(
+                {}
+                if self.unchecked is None
+                else {"unchecked": list(self.unchecked), "uncheckedWhy": self.unchecked_why or None}
+            ),
         }
 
 
