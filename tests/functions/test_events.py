@@ -166,3 +166,28 @@ def test_a_storage_outage_raises_so_event_grid_delivers_again(tmp_path: Path) ->
         finally:
             set_services(None)
             clients.clear_cache()
+
+
+def test_the_event_and_the_activity_log_alert_of_one_write_make_one_job_shown_with_its_evidence(
+    wired: Wired,
+) -> None:
+    from tests.functions.conftest import http, json_of
+
+    call("resource_events", decoded(nsg_event()))
+    response = call("alerts", http("POST", "alerts", sample("nsg-rule-write-alert.json")))
+    assert response.status_code in (200, 202), response.get_body()
+
+    [job] = wired.store.list()
+    assert job.idempotency_key.startswith("change|3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4|")
+    view = json_of(
+        call("remediations_get", http("GET", f"remediations/{job.id}", route_params={"id": job.id}))
+    )
+    evidence = view["evidence"]
+    assert (evidence["rule"], evidence["level"], evidence["direction"], evidence["port"]) == (
+        "deny-ssh",
+        "nic",
+        "Inbound",
+        22,
+    )
+    assert evidence["nsg_id"].lower().endswith("/networksecuritygroups/nsg-demo")
+    assert evidence["change"]["correlationId"] == "3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4"
