@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..errors import InvalidInput
 
@@ -99,6 +100,7 @@ def normalize_tags(tags: TagInput) -> dict[str, TagAddresses]:
     return result
 
 
+@lru_cache(maxsize=4096)  # rule prefixes repeat across rules, NICs and sources; the answer is immutable
 def network(text: str) -> IPNetwork | None:
     try:
         return ipaddress.ip_network(text.strip(), strict=False)

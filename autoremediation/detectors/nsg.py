@@ -184,13 +184,15 @@ def _destination(rule: SecurityRule, flow: Flow, tags: Tags) -> tuple[Tri, str]:
     destination = flow.destination
     for prefix in rule.destination_prefixes:
         key = prefix.strip().lower()
-        net = network(prefix)
-        known = tags.get(key)
         if key in _ANY_WORDS or key == VIRTUAL_NETWORK:  # a VM's private address is in its VNet
             results.append(True)
-        elif key in (INTERNET, AZURE_LOAD_BALANCER):
+            continue
+        if key in (INTERNET, AZURE_LOAD_BALANCER):
             results.append(False)
-        elif net is not None and destination is not None:
+            continue
+        net = network(prefix)
+        known = tags.get(key)
+        if net is not None and destination is not None:
             results.append(ipaddress.ip_address(destination) in net)
         elif known is not None and known.complete and destination is not None:
             address = ipaddress.ip_address(destination)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ..errors import InvalidInput
 from .addresses import ANY_WORDS
@@ -12,7 +13,14 @@ _ANY_WORDS = ANY_WORDS
 
 def parse_port_spec(spec: str) -> tuple[int, int]:
     """``"22"`` -> (22, 22), ``"20-25"`` -> (20, 25), ``"*"`` -> (0, 65535). Raises InvalidInput."""
-    text = spec.strip() if isinstance(spec, str) else ""
+    if not isinstance(spec, str):
+        raise InvalidInput(f"port {spec!r} is not a port, a range 'low-high' or '*'")
+    return _parse_port_spec(spec)
+
+
+@lru_cache(maxsize=4096)  # the same port specs recur in every rule set; the answer is immutable
+def _parse_port_spec(spec: str) -> tuple[int, int]:
+    text = spec.strip()
     if text.lower() in _ANY_WORDS:
         return 0, 65535
     low, dash, high = text.partition("-")

@@ -38,6 +38,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         "arm_calls_per_vm",
         "campaign_stop_within_window",
         "worker_peak_rss_mb",
+        "nsg_path_verdicts_per_s",
+        "nsg_detection_ms",
+        "nsg_detection_arm_reads",
     }
     assert expected <= set(figures)
     assert figures["storm_100_alerts_10_vms_jobs"] == 10
@@ -45,6 +48,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert figures["campaign_stop_within_window"] == 1
     assert 0 < figures["arm_calls_per_vm"] <= 4
     assert figures["intake_alerts_per_s"] > 0
+    assert figures["nsg_detection_arm_reads"] == 5  # NSG, NIC, subnet, VNet, VM: each read once
     table = (tmp_path / "latest.md").read_text().splitlines()
     assert table[0] == "# Benchmark results"
     assert "| figure | value | baseline | goal | how measured |" in table
