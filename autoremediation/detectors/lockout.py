@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import InvalidInput, NotFound
+from ..errors import CloudError, InvalidInput, NotFound
 from ..ports import Compute, Network, NetworkInterface, NetworkSecurityGroup, VmFacts
 from ..resources import normalize
 from ..settings import check_management_sources
@@ -84,6 +84,8 @@ class _Lookup:
     nsgs: dict[str, NetworkSecurityGroup | None] = field(default_factory=dict)
     nics: dict[str, NetworkInterface | None] = field(default_factory=dict)
     subnet_nsg_ids: dict[str, str | None] = field(default_factory=dict)
+    # Parts the app may not read (HTTP 401/403: no role there, another tenant): id -> why.
+    forbidden: dict[str, str] = field(default_factory=dict)
 
     def nsg(self, nsg_id: str | None) -> NetworkSecurityGroup | None:
         if not nsg_id:
@@ -94,6 +96,9 @@ class _Lookup:
                 self.nsgs[key] = self.network.get_nsg(nsg_id)
             except NotFound:
                 self.nsgs[key] = None
+            except CloudError as error:
+                self.nsgs[key] = None
+                self.forbidden[key] = _unreadable("NSG", nsg_id, error)
         return self.nsgs[key]
 
     def nic(self, nic_id: str) -> NetworkInterface | None:
@@ -108,8 +113,23 @@ class _Lookup:
     def subnet_nsg(self, subnet_id: str) -> NetworkSecurityGroup | None:
         key = normalize(subnet_id)
         if key not in self.subnet_nsg_ids:
-            self.subnet_nsg_ids[key] = self.network.get_subnet_nsg(subnet_id)
+            try:
+                self.subnet_nsg_ids[key] = self.network.get_subnet_nsg(subnet_id)
+            except CloudError as error:
+                self.subnet_nsg_ids[key] = None
+                self.forbidden[key] = _unreadable("subnet", subnet_id, error)
         return self.nsg(self.subnet_nsg_ids[key])
+
+    def unreadable(self, *ids: str | None) -> list[str]:
+        return [self.forbidden[normalize(i)] for i in ids if i and normalize(i) in self.forbidden]
+
+
+def _unreadable(kind: str, resource_id: str, error: CloudError) -> str:
+    """Why a part of the path is unknown; anything but a refusal (401/403) is raised for a retry."""
+    if error.status not in (401, 403):
+        raise error
+    name = resource_id.rstrip("/").rsplit("/", 1)[-1]
+    return f"{kind} {name} cannot be read (HTTP {error.status}: no permission there or another tenant)"
 
 
 def _protected_nics(nsg: NetworkSecurityGroup, lookup: _Lookup, notes: list[str]) -> list[NetworkInterface]:
@@ -151,7 +171,13 @@ def _evaluate_nic(
     flow = Flow(port=port, source=source, destination=destination, destination_groups=nic.asg_ids)
     tags: dict[str, Any] = dict(lookup.tags.for_subnet(subnet_id))
     tags.update({k.lower(): v for k, v in (tag_prefixes or {}).items()})
-    return evaluate_path(flow, subnet_nsg, lookup.nsg(nic.nsg_id), tags)
+    verdict = evaluate_path(flow, subnet_nsg, lookup.nsg(nic.nsg_id), tags)
+    unknown = lookup.unreadable(subnet_id, lookup.subnet_nsg_ids.get(normalize(subnet_id or "")), nic.nsg_id)
+    if verdict.allowed and unknown:
+        # An NSG on the path may hold a Deny: unsure, so the flow is taken as blocked, and said so.
+        reason = f"TCP {port} from {source}: assumed blocked, {'; '.join(unknown)}"
+        return Verdict(False, None, reason, True, (source,), tuple(unknown))
+    return verdict
 
 
 def _vm_nics(vm: VmFacts, found: list[NetworkInterface], lookup: _Lookup) -> list[NetworkInterface]:
@@ -192,7 +218,12 @@ def detect_nsg_lockout(
     for nsg_id in nsg_ids:
         nsg = lookup.nsg(nsg_id)
         if nsg is None:
-            notes.append(f"NSG {nsg_id} no longer exists: nothing to evaluate")
+            refused = lookup.unreadable(nsg_id)
+            notes.append(
+                f"{refused[0]}: nothing to evaluate"
+                if refused
+                else f"NSG {nsg_id} no longer exists: nothing to evaluate"
+            )
             continue
         nics = _protected_nics(nsg, lookup, notes)
         if not nics:
@@ -213,7 +244,7 @@ def detect_nsg_lockout(
             findings.append(finding)
         if note:
             notes.append(note)
-    notes += [n for n in dict.fromkeys(lookup.tags.notes) if n not in notes]
+    notes += [n for n in dict.fromkeys([*lookup.tags.notes, *lookup.forbidden.values()]) if n not in notes]
     return DetectionResult(tuple(findings), tuple(notes))
 
 

@@ -249,3 +249,19 @@ def test_allow_from_an_asg_source_is_not_counted_and_says_why() -> None:
     (finding,) = run([allow, _rule("deny-all", 200, "Deny", "*")], "10.2.0.0/24").findings
     assert finding.evidence["rule"] == "deny-all" and finding.evidence["assumed"] is True
     assert any("asg-jump" in u for u in finding.evidence["uncertain"])
+
+
+def test_an_unreadable_subnet_on_the_path_is_reported_and_blocks_by_assumption() -> None:
+    rules = [_rule("allow-vnet", 100, "Allow", "VirtualNetwork")]
+    assert run(rules, "10.2.0.0/24").findings == ()
+    result = run(rules, "10.2.0.0/24", inject="GET */virtualNetworks/vnet-app/subnets/web")
+    (finding,) = result.findings
+    assert finding.evidence["assumed"] is True and finding.evidence["rule"] is None
+    assert any("subnet web cannot be read (HTTP 403" in u for u in finding.evidence["uncertain"])
+    assert any("subnet web cannot be read" in n for n in result.notes)
+
+
+def test_an_unreadable_triggering_nsg_is_a_note() -> None:
+    result = run([], "10.2.0.0/24", inject="GET */networkSecurityGroups/nsg-web")
+    assert result.findings == ()
+    assert result.notes[0].startswith("NSG nsg-web cannot be read (HTTP 403")
