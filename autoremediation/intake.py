@@ -10,7 +10,7 @@ job is created already cancelled, so the late Fired finds it and does nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -133,10 +133,10 @@ class Intake:
     def _admit(self, plan: Plan, actor: str, campaign_id: str | None) -> Admitted:
         same = self._same_change(plan)
         if same is not None:
-            return Admitted(same, False)
+            return Admitted(self._link_alert(same, plan), False)
         job, created = self.store.create(self._new_job(plan, actor, campaign_id))
         if not created:
-            return Admitted(job, False)
+            return Admitted(self._link_alert(job, plan), False)
         if plan.decision.action == "skip":
             # Known bad before any Azure call (e.g. a parameter fails its pattern): on record, never queued.
             job = self.store.update(
@@ -151,6 +151,26 @@ class Intake:
             return Admitted(job, True)
         self.queue.send(job.id)
         return Admitted(job, True)
+
+    def _link_alert(self, job: Job, plan: Plan) -> Job:
+        """The activity-log alert of a change whose job the Event Grid event made: recorded on the job,
+        so whatever follows the alert (its lifecycle, write-back) finds the one job."""
+        signal = plan.finding.signal
+        if signal.source != "alert" or job.alert_id is not None or job.signal_id == signal.id:
+            return job
+        for _ in range(CAS_ATTEMPTS):
+            linked = jobs.note(
+                replace(job, alert_id=signal.id),
+                f"the same change also arrived as alert {signal.id}",
+                now=self.clock.now(),
+            )
+            try:
+                return self.store.update(linked)
+            except ConcurrencyConflict:
+                job = self.store.get(job.id)
+                if job.alert_id is not None:
+                    return job
+        return job
 
     # -- alert lifecycle ------------------------------------------------------------------------
 

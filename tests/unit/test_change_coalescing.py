@@ -116,7 +116,12 @@ def test_event_then_alert_of_one_write_is_one_job(desk: Desk, first: str | None,
     desk.clock.advance(CHANGE_WINDOW_SECONDS - 60)
     again, created_again = desk.admit(signal("alert", "/alerts/a-1", second))
     assert (created, again, created_again) == (True, job, False)
-    assert len(desk.store.list()) == 1
+    [record] = desk.store.list()
+    # The alert is linked to the job the event made, once, so the alert's lifecycle finds it.
+    assert record.alert_id == "/alerts/a-1" and record.signal_id == "ev-1"
+    desk.admit(signal("alert", "/alerts/a-1", second))
+    [record] = desk.store.list()
+    assert [n.split(" ", 1)[1] for n in record.notes] == ["the same change also arrived as alert /alerts/a-1"]
 
 
 def test_after_the_window_a_write_without_correlation_is_a_new_change(desk: Desk) -> None:
