@@ -133,6 +133,7 @@ class VirtualNetworkPeering:
     allow_vnet_access: bool = True
     use_remote_gateways: bool = False
     remote_vnet_id: str = ""
+    sync_level: str = ""  # "FullyInSync", "LocalNotInSync", ...; empty when ARM did not say
 
 
 @dataclass(frozen=True)

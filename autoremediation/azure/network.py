@@ -186,6 +186,7 @@ class AzureNetwork:
                     allow_vnet_access=peering.allow_virtual_network_access is not False,
                     use_remote_gateways=bool(peering.use_remote_gateways),
                     remote_vnet_id=str(remote_vnet.id) if remote_vnet is not None and remote_vnet.id else "",
+                    sync_level=_text(getattr(peering, "peering_sync_level", None)),
                 )
             )
         subnets = list(vnet.subnets or [])

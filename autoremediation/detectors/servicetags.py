@@ -56,6 +56,10 @@ def virtual_network_tag(vnet: VirtualNetwork, subnet_name: str = "") -> TagAddre
         if peering.state.lower() != "connected":
             unknown.append(f"VirtualNetwork: peering {peering.name} of VNet {vnet.name} is {peering.state}")
             continue
+        if peering.sync_level and peering.sync_level.lower() != "fullyinsync":
+            # The remote address space changed and the peering was not synced: what the peering
+            # lists may not be what Azure now counts.
+            unknown.append(f"VirtualNetwork: peering {peering.name} is {peering.sync_level}")
         if peering.remote_prefixes is None:
             unknown.append(f"VirtualNetwork: the remote address space of peering {peering.name} is unknown")
             continue

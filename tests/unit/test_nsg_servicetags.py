@@ -96,6 +96,13 @@ def test_a_peering_without_virtual_network_access_adds_nothing_and_costs_no_cert
             "remote gateway",
         ),
         (VirtualNetwork("v", "app", ("10.1.0.0/16",), gateway_subnet=True), "web", "GatewaySubnet"),
+        (
+            VirtualNetwork(
+                "v", "app", ("10.1.0.0/16",), (peering("p", ("10.9.0.0/16",), sync_level="RemoteNotInSync"),)
+            ),
+            "web",
+            "is RemoteNotInSync",
+        ),
         (VirtualNetwork("v", "app", ("10.1.0.0/16",), routed_subnets=("web",)), "web", "route table"),
         (VirtualNetwork("v", "app", ("10.1.0.0/16", "bogus")), "web", "is not a CIDR"),
     ],
