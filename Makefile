@@ -8,7 +8,7 @@ SYSTEM_STAMP := .state/.system-packages
 NODE_STAMP := node_modules/.installed
 CHECKOV_STAMP := .venv-checkov/.installed-3.3.30
 
-.PHONY: setup system node demo test lint typecheck static unit bench clean
+.PHONY: setup system node demo console test lint typecheck static unit bench clean
 
 setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
@@ -31,6 +31,10 @@ $(CHECKOV_STAMP): tools/checkov.sh
 
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(PY) -m autoremediation.demo
+
+# The operator console on loopback, over the demo's jobs (after `make demo`).
+console: $(STAMP)
+	REMEDIATION_SQLITE_PATH=.state/demo/jobs.db $(PY) -m autoremediation.cli console
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

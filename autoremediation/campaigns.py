@@ -586,7 +586,8 @@ def tick(services: Services, campaign_id: str) -> dict[str, Any]:
         view = _read(store, campaign_id, campaign)
         stamp = now.isoformat()
         limit, concurrency = int(campaign["errorLimit"]), int(campaign["concurrency"])
-        over = view.errors > limit
+        stop = campaign.get("stopRequested") or {}
+        over = view.errors > limit or bool(stop)
         release: list[Job] = []
         cancel: list[Job] = []
         if over:
@@ -609,7 +610,9 @@ def tick(services: Services, campaign_id: str) -> dict[str, Any]:
         status, stop_reason = RUNNING, campaign.get("stopReason", "")
         if over:
             stop_reason = stop_reason or (
-                f"{view.errors} VM(s) failed, more than the {limit} allowed "
+                f"stopped by {stop.get('by')}: {stop.get('reason')}"
+                if stop
+                else f"{view.errors} VM(s) failed, more than the {limit} allowed "
                 f"(maxErrors {campaign['maxErrors']})"
             )
             still_running = [j for j in view.active if j.status != jobs.AWAITING_APPROVAL]
@@ -649,6 +652,30 @@ def tick(services: Services, campaign_id: str) -> dict[str, Any]:
         return _tick_result(services, campaign)
     # Every attempt lost to a concurrent tick: each of those did this tick's work.
     return _tick_result(services, store.get_campaign(campaign_id))
+
+
+def stop_campaign(services: Services, campaign_id: str, *, actor: str, reason: str) -> dict[str, Any]:
+    """An operator's stop: no VM starts after it, planned and waiting jobs are cancelled, the ones
+    running finish. Recorded on the campaign with who and why; the tick that follows does the stopping."""
+    if not isinstance(campaign_id, str) or not _ID.match(campaign_id):
+        raise NotFound(f"no campaign {str(campaign_id)[:100]!r}")
+    store = services.store
+    for _ in range(CAS_ATTEMPTS):
+        campaign = store.get_campaign(campaign_id)
+        if campaign.get("status") in FINAL or campaign.get("stopRequested"):
+            break
+        now = services.clock.now().isoformat()
+        try:
+            store.update_campaign(
+                {**campaign, "stopRequested": {"by": actor, "at": now, "reason": reason}, "updatedAt": now}
+            )
+        except ConcurrencyConflict:
+            continue
+        log.info("campaign %s: stop requested by %s: %s", campaign_id, actor, reason)
+        break
+    else:
+        raise ConcurrencyConflict(f"campaign {campaign_id}: could not record the stop")
+    return tick(services, campaign_id)
 
 
 def _abandon(services: Services, campaign: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 from .campaign_cli import add_parser as add_campaign_parser
 from .catalog import Catalog, catalog_problems, load_catalog
 from .cli_jobs import _where, add_parsers, default_actor, engine
+from .console.local import add_parser as add_console_parser
 from .errors import RemediationError
 from .routing import Route, load_routes, routes_problems
 from .settings import Settings
@@ -210,6 +211,7 @@ def build_parser(settings: Settings, resources: ExitStack | None = None) -> argp
     p.set_defaults(handler=cmd_plan)
 
     add_parsers(commands, default_actor())
+    add_console_parser(commands, default_actor(), _where)
     held = resources if resources is not None else ExitStack()
     add_campaign_parser(commands, services_factory=lambda args: held.enter_context(engine(args)))
     return parser

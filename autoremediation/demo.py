@@ -74,7 +74,10 @@ def main() -> int:
         step("history", "jobs")
         for job in waiting:
             step("show", "show", job["id"])
+        # One request left for a second operator: the console shows it with its evidence.
+        step("pending", "run", "samples/manual-request-restore-access.json", "--actor", "alice@contoso.com")
     print("\ndemo done: job records in .state/demo/jobs.db (REMEDIATION_SQLITE_PATH) for `remediate jobs`")
+    print("one request waits for approval: `make console`, then open http://127.0.0.1:8070/api/console")
     return 0
 
 

@@ -140,6 +140,9 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
+    # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
+    platform_auth: bool = False
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -192,6 +195,7 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
 
 
@@ -230,6 +234,9 @@ SETTING_NAMES = (
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 )
+
+# Settings the platform sets for the app (App Service authentication), never a deployment's choice.
+PLATFORM_SETTINGS = ("WEBSITE_AUTH_ENABLED",)
 
 # Settings that only make sense off Azure (a laptop, tests, the demo): the Bicep does not deploy them.
 LOCAL_ONLY_SETTINGS = (

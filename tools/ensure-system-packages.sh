@@ -14,6 +14,8 @@ command -v mountpoint >/dev/null || need+=(util-linux)
 command -v journalctl >/dev/null || need+=(systemd)
 command -v curl >/dev/null || need+=(curl)
 command -v node >/dev/null || need+=(nodejs npm)
+command -v chromium >/dev/null || need+=(chromium)  # the console's browser tests
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

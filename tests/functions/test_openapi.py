@@ -44,9 +44,14 @@ def operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
 
 
 def http_functions() -> dict[str, tuple[str, str, str]]:
-    """function name -> (path, method, auth level), from the bindings the host reads."""
+    """function name -> (path, method, auth level), from the bindings the host reads.
+
+    The console's pages (``console_*``) are HTML for a browser, not part of the JSON API this
+    document describes; tests/console covers them."""
     found = {}
     for name, function in registered().items():
+        if name.startswith("console_"):
+            continue
         trigger = json.loads(function.get_function_json())["bindings"][0]
         if trigger["type"] != "httpTrigger":
             continue
