@@ -23,6 +23,10 @@ SCHEMA_FILE = "remediation.schema.json"
 ROUTES_FILE = "routes.yaml"
 OS_TYPES = ("linux", "windows")
 SECRET_SHOWN = "(secret)"  # noqa: S105 - what is shown in place of a secret, not one
+# Who may set a parameter's value (remediation.yaml ``sources``); the catalog default fills the rest.
+ALERT = "alert"  # an inbound alert or event: a claim anyone who can write an alert rule controls
+OPERATOR = "operator"  # an authenticated operator's manual request
+DEFAULT_SOURCES = (OPERATOR,)  # a parameter that does not say: never from an alert
 
 
 class ParameterError(InvalidInput):
@@ -57,6 +61,7 @@ class Parameter:
     required: bool = False
     secret: bool = False
     os_default: Mapping[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = DEFAULT_SOURCES
 
     def default_for(self, os_type: str | None) -> Any:
         if os_type and os_type in self.os_default:
@@ -162,6 +167,27 @@ class Remediation:
             resolved[name] = parameter.validate(value)
         return resolved
 
+    def source_problem(self, given: Mapping[str, Any], origins: Mapping[str, str]) -> ParameterError | None:
+        """The first value in ``given`` set by a source its parameter does not allow, as an error.
+
+        ``origins`` says where each value came from (``alert``, ``operator``, or a trusted origin such as
+        the deployment's own route file or a detector's reading of Azure, which any parameter accepts).
+        Refusing, rather than quietly using the default, keeps a forged or misconfigured alert visible and
+        never runs a remediation in a form nobody asked for.
+        """
+        for name in sorted(given):
+            origin = origins.get(name)
+            parameter = self.parameters.get(name)
+            if parameter is None or origin not in (ALERT, OPERATOR) or origin in parameter.sources:
+                continue
+            allowed = " or ".join(parameter.sources) if parameter.sources else "nobody"
+            fallback = parameter.default_for(None)
+            after = f"the catalog default ({fallback})" if fallback is not None else "the catalog"
+            return ParameterError(
+                name, f"may not come from an {origin} (set by {allowed}; otherwise {after} applies)"
+            )
+        return None
+
     def run_parameters(
         self, values: Mapping[str, str], os_type: str, *, dry_run: bool
     ) -> tuple[dict[str, str], dict[str, str]]:
@@ -198,6 +224,7 @@ class Remediation:
                         "osDefault": dict(p.os_default) or None,
                         "required": p.required or None,
                         "secret": p.secret or None,
+                        "sources": list(p.sources),
                     }.items()
                     if value is not None
                 }
@@ -301,10 +328,19 @@ def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
                     parameter.validate(default)
         except ParameterError as error:
             problems.append(f"{where}.default: {error}")
+            continue
+        if parameter.secret and ALERT in parameter.sources:
+            problems.append(f"{where}.sources: a secret parameter never comes from an alert")
+        if not parameter.sources and parameter.required and not defaults_set(parameter):
+            problems.append(f"{where}.sources: nobody may set it, it is required and it has no default")
     for check in data["verification"].get("expect", []):
         if "parameter" in check and check["parameter"] not in (data.get("parameters") or {}):
             problems.append(f"{path}: verification.expect: parameter {check['parameter']!r} is not declared")
     return problems
+
+
+def defaults_set(parameter: Parameter) -> bool:
+    return parameter.default is not None or any(v is not None for v in parameter.os_default.values())
 
 
 def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
@@ -321,6 +357,7 @@ def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
         required=bool(spec.get("required", False)),
         secret=bool(spec.get("secret", False)),
         os_default=dict(spec.get("osDefault") or {}),
+        sources=tuple(spec.get("sources", DEFAULT_SOURCES)),
     )
 
 

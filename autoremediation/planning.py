@@ -166,6 +166,7 @@ class Planner:
         plans = []
         for finding in findings:
             remediation = self.catalog.get(finding.remediation or "")
-            decision = plan_decision(remediation, finding.parameters, state=signal.state)
+            origins = {name: finding.origin_of(name) for name in finding.parameters}
+            decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
             plans.append(Plan(finding, decision))
         return PlanReport((signal,), tuple(plans), tuple(notes))

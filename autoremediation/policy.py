@@ -57,10 +57,15 @@ def plan_decision(
     *,
     state: str | None,
     os_type: str | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> Decision:
-    """The decision known without looking at Azure."""
+    """The decision known without looking at Azure. ``origins``: where each raw value came from
+    (``alert``, ``operator``, ...); a value from a source its parameter does not allow is refused."""
     if state == "resolved":
         return _skip("alert-state", "the alert is resolved: nothing to remediate")
+    refused = remediation.source_problem(raw_parameters, origins or {})
+    if refused is not None:
+        return _skip("parameters", str(refused))
     try:
         parameters = remediation.resolve_parameters(raw_parameters, os_type)
     except ParameterError as error:

@@ -241,6 +241,20 @@ class Queue(Protocol):
     def delete(self, message: QueueMessage) -> None: ...
 
 
+@dataclass(frozen=True)
+class Switches:
+    """The two settings an operator throws in an emergency: stop everything, or only pretend."""
+
+    kill_switch: bool = False
+    dry_run: bool = False
+
+
+class SwitchSource(Protocol):
+    def switches(self) -> Switches:
+        """The switches as they are now: the runner asks again right before every outside action."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

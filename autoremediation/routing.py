@@ -8,7 +8,10 @@ Precedence, highest first:
 
 Parameters of a finding come from the route's mapping (dimension of the same target row first, then a
 custom property, then a literal value), then from custom properties named like a catalog parameter.
-Values stay raw text here: the policy validates them against the catalog.
+Values stay raw text here: the policy validates them against the catalog. Each finding says where each
+value came from (``origins``): ``alert`` for what the payload said (dimensions, custom properties),
+``route`` for a literal of the deployment's own routes file, ``operator`` for a manual request; the
+policy refuses a value from a source its parameter does not allow (remediation.yaml ``sources``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from .catalog import ROUTES_FILE, Catalog
+from .catalog import ALERT, OPERATOR, ROUTES_FILE, Catalog
 from .errors import CatalogError
 from .resources import VmRef, normalize
 from .signals.model import Signal
@@ -33,6 +36,7 @@ ROUTES_SCHEMA_FILE = "routes.schema.json"
 RESOURCE_ID_DIMENSIONS = ("_resourceid", "resourceid")
 OVERRIDE_ROUTE = "custom-properties"
 MANUAL_ROUTE = "manual-request"
+ROUTE_LITERAL = "route"  # a value written in routes.yaml: part of the deployment, not of the payload
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class Finding:
     parameters: Mapping[str, str]
     route: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    # parameter -> where its value came from (alert, operator, route, detector). A value without an
+    # origin is taken as the signal's own claim: alert, unless an operator sent it.
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def origin_of(self, parameter: str) -> str:
+        return self.origins.get(parameter) or (OPERATOR if self.signal.source == "manual" else ALERT)
 
 
 @dataclass(frozen=True)
@@ -135,12 +145,13 @@ def _parameters_for(
     rows: Sequence[Mapping[str, str]],
     mapping: Mapping[str, Mapping[str, Any]],
     declared: Iterable[str],
-) -> list[dict[str, str]]:
-    """One parameter set per distinct row (several mounts full on one VM -> several findings)."""
+) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """One (parameters, origins) set per distinct row (several mounts full on one VM -> several findings)."""
     props = _lower_keys(signal.custom_properties)
-    sets: list[dict[str, str]] = []
+    sets: list[tuple[dict[str, str], dict[str, str]]] = []
     for row in rows or [{}]:
         values: dict[str, str] = {}
+        origins: dict[str, str] = {}
         for name, source in mapping.items():
             value = next(
                 (
@@ -150,17 +161,20 @@ def _parameters_for(
                 ),
                 None,
             )
+            origin = ALERT
             if value is None and "customProperty" in source:
                 value = props.get(str(source["customProperty"]).lower())
             if value is None and "value" in source:
-                value = source["value"]
+                value, origin = source["value"], ROUTE_LITERAL
             if value not in (None, ""):
                 values[name] = _text(value)
+                origins[name] = origin
         for name in declared:
             if name not in values and props.get(name.lower()) not in (None, ""):
                 values[name] = _text(props[name.lower()])
-        if values not in sets:
-            sets.append(values)
+                origins[name] = ALERT
+        if (values, origins) not in sets:
+            sets.append((values, origins))
     return sets
 
 
@@ -184,6 +198,7 @@ def route_signal(signal: Signal, routes: Sequence[Route], catalog: Catalog) -> R
                 target=target,
                 parameters=dict(signal.manual.parameters),
                 route=MANUAL_ROUTE,
+                origins=dict.fromkeys(signal.manual.parameters, OPERATOR),
             )
             for target in signal.targets
         )
@@ -222,9 +237,12 @@ def route_signal(signal: Signal, routes: Sequence[Route], catalog: Catalog) -> R
             target=target,
             parameters=values,
             route=route.name,
+            origins=origins,
         )
         for target in signal.targets
-        for values in _parameters_for(signal, _rows_for(signal, target), route.parameters, found.parameters)
+        for values, origins in _parameters_for(
+            signal, _rows_for(signal, target), route.parameters, found.parameters
+        )
     )
     return Routing(signal, route=route, findings=findings)
 

@@ -35,9 +35,10 @@ from .evidence import evidence_summary
 from .jobs import Job, Transition
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
-from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, VmFacts
+from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, Switches, SwitchSource, VmFacts
 from .settings import Settings
-from .verification import verify
+from .switches import current_switches
+from .verification import refused_run, verify
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
@@ -95,6 +96,7 @@ class Runner:
         settings: Settings,
         control_plane: Mapping[str, ControlPlaneStep] | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
+        switches: SwitchSource | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -105,6 +107,8 @@ class Runner:
         self.control_plane = dict(control_plane or {})
         self.on_transition = on_transition
         self.durations = RunDurations()
+        # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
+        self.switch_source = switches
 
     # -- public -----------------------------------------------------------------------------
 
@@ -168,6 +172,9 @@ class Runner:
     def _decide(self, job: Job, remediation: Remediation, *, approved: bool) -> Step:
         """Guards with fresh facts; then lease; then dispatching."""
         now = self.clock.now()
+        switches, why = self._switches()
+        if switches.kill_switch:
+            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why}")
         try:
             vm: VmFacts | None = self.compute.get_vm(job.target)
         except NotFound:
@@ -215,7 +222,7 @@ class Runner:
                 max(self.settings.poll_seconds, 1.0),
                 f"waiting: remediation {holder or 'another job'} holds this VM",
             )
-        dry_run = job.dry_run or self.settings.dry_run
+        dry_run = job.dry_run or switches.dry_run
         run = {
             "name": jobs.run_name_for(job.id),
             "mode": self.settings.run_command_mode,
@@ -247,6 +254,10 @@ class Runner:
             step = self.control_plane.get(name)
             if step is None:
                 return self._finish(job, jobs.FAILED, f"control-plane step {name} is not available here")
+            checked = self._recheck_switches(job, f"control-plane step {name}")
+            if isinstance(checked, Step):
+                return checked
+            job = checked
             try:
                 record = step(
                     job, {"os": job.run.get("os"), "tags": job.run.get("vmTags", {})}, dry_run=job.dry_run
@@ -269,6 +280,10 @@ class Runner:
             job = self._write(
                 replace(job, outcome={**job.outcome, "controlPlane": done}, updated_at=now.isoformat())
             )
+        checked = self._recheck_switches(job, "the run command")
+        if isinstance(checked, Step):
+            return checked
+        job = checked
         os_type = job.run["os"]
         plain, protected = remediation.run_parameters(job.parameters, os_type, dry_run=job.dry_run)
         request = RunRequest(
@@ -439,11 +454,31 @@ class Runner:
             dry_run=job.dry_run,
         )
         outcome = {**job.outcome, "verification": verdict.reason, "verified": verdict.ok and not job.dry_run}
+        if verdict.refused:
+            outcome["refused"] = True
         return self._finish(
             job, jobs.SUCCEEDED if verdict.ok else jobs.FAILED, verdict.reason, outcome=outcome
         )
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _switches(self) -> tuple[Switches, str]:
+        return current_switches(self.settings.kill_switch, self.settings.dry_run, self.switch_source)
+
+    def _recheck_switches(self, job: Job, before: str) -> Job | Step:
+        """Right before an outside action: a Step ending the job when the kill switch is on; else the
+        job, turned into a dry run when dry run was switched on since it was planned."""
+        switches, why = self._switches()
+        if switches.kill_switch:
+            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why} (checked before {before})")
+        if switches.dry_run and not job.dry_run:
+            now = self.clock.now()
+            job = jobs.note(
+                replace(job, dry_run=True),
+                f"dry run was switched on before {before}: this job now only reports what it would do",
+                now=now,
+            )
+        return job
 
     def _finish(
         self, job: Job, target: str, reason: str, *, actor: str = ACTOR, outcome: dict[str, Any] | None = None
@@ -504,6 +539,11 @@ class Runner:
         return _parse_time(last.updated_at)
 
     def _recent_failures(self, remediation: str, now: datetime) -> list[datetime]:
+        """When runs of this remediation tried and failed lately. A run whose script refused its input
+        (exit 2) changed nothing and says nothing about the remediation: counting it would let anyone who
+        can send three alerts with a bogus mount point open the breaker for every VM. Skipped jobs never
+        ran, so they are not listed at all."""
         since = now - self.guards.breaker_window - self.guards.breaker_open
         failed = self.store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
-        return [t for t in (_parse_time(j.updated_at) for j in failed) if t is not None]
+        tried = [j for j in failed if not refused_run(j.outcome)]
+        return [t for t in (_parse_time(j.updated_at) for j in tried) if t is not None]

@@ -16,7 +16,8 @@ RESULT_PREFIX = "REMEDIATION_RESULT"
 # exit code of its own. It is stripped from what the engine sees.
 EXIT_MARKER = "REMEDIATION_EXIT_CODE"
 TAIL_BYTES = 4096
-STATUSES = frozenset({"fixed", "already-ok", "not-fixed", "error"})
+# "refused": the script refused its input or a precondition and changed nothing (also said by exit 2).
+STATUSES = frozenset({"fixed", "already-ok", "not-fixed", "error", "refused"})
 
 _EXIT_LINE = re.compile(rf"^{EXIT_MARKER} (-?\d+)\s*$")
 

@@ -20,7 +20,7 @@ from .planning import Detect, Planner, change_of
 from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
-from .settings import Settings
+from .settings import EnvironmentSwitches, Settings
 from .signals.model import Signal
 
 
@@ -118,6 +118,8 @@ class Services:
                     remediation=remediation.id,
                     target=target,
                     parameters=dict(found.parameters),
+                    # Read from Azure by the detector, not taken from the event: no payload claim.
+                    origins=dict.fromkeys(found.parameters, "detector"),
                     route="detector:" + name,
                     evidence={
                         **found.evidence,
@@ -171,6 +173,7 @@ class Services:
             settings=self.settings,
             control_plane=self.control_plane,
             on_transition=announce,
+            switches=EnvironmentSwitches(),
         )
 
 

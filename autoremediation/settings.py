@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
+from .ports import Switches
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
 
@@ -199,6 +200,25 @@ class Settings:
         )
 
 
+class EnvironmentSwitches:
+    """The kill switch and dry run, read afresh from the environment (the app settings) on every call.
+
+    The runner asks right before each outside action (NSG write, run command PUT), so a job that waited
+    in ``dispatching`` while an operator threw the switch never acts. On Azure, changing an app setting
+    restarts the app: the worker that next picks the job up reads the new value here.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+
+    def switches(self) -> Switches:
+        env = os.environ if self._env is None else self._env
+        return Switches(
+            kill_switch=_flag(env, "REMEDIATION_KILL_SWITCH", False),
+            dry_run=_flag(env, "REMEDIATION_DRY_RUN", False),
+        )
+
+
 # The app settings this module reads: infra tests check that the Bicep sets each of them.
 SETTING_NAMES = (
     "REMEDIATION_JOB_STORE",
@@ -233,6 +253,7 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "WEBSITE_AUTH_ENABLED",
 )
 
 # Settings the platform sets for the app (App Service authentication), never a deployment's choice.

@@ -24,12 +24,34 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
 }
 _MISSING = object()
+# The script contract: exit 2 with status "error" (or status "refused") means the script refused its
+# input or a precondition of the VM before it changed anything (a bogus mount point, a masked unit): it
+# did not try, so it is no evidence that the remediation is broken.
+REFUSED_EXIT_CODE = 2
+REFUSED_STATUS = "refused"
 
 
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
     reason: str
+    refused: bool = False  # the script refused to act: never counts toward the circuit breaker
+
+
+def refused_input(exit_code: int | None, result: Mapping[str, Any] | None) -> bool:
+    """Whether a run ended with the script refusing to act (changing nothing), not trying and failing."""
+    status = result.get("status") if isinstance(result, Mapping) else None
+    # Exit 2 counts only with a result that says so: a script that claims "fixed" and exits 2 is broken.
+    return status == REFUSED_STATUS or (exit_code == REFUSED_EXIT_CODE and status == "error")
+
+
+def refused_run(outcome: Mapping[str, Any]) -> bool:
+    """``refused_input`` for a job's recorded outcome (also for jobs recorded before it existed)."""
+    exit_code = outcome.get("exitCode")
+    result = outcome.get("result")
+    return refused_input(
+        exit_code if isinstance(exit_code, int) else None, result if isinstance(result, Mapping) else None
+    )
 
 
 def _lookup(result: Mapping[str, Any], dotted: str) -> Any:
@@ -63,6 +85,9 @@ def verify(
     if result is None:
         return Verdict(False, "the script printed no REMEDIATION_RESULT line")
     status = result.get("status")
+    if refused_input(exit_code, result):
+        why = result.get("reason") or result.get("message") or "no reason given"
+        return Verdict(False, f"the script refused to act (exit {exit_code}, status {status}): {why}", True)
     if dry_run:
         # A dry run that finds work to do says not-fixed (and may exit non-zero): that is its answer.
         if status not in ("fixed", "already-ok", "not-fixed"):

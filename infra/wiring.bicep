@@ -40,6 +40,20 @@ param diskFreeThresholdPercent int = 10
 @description('Tags applied to every resource.')
 param tags object = {}
 
+// Entra authentication of the Action Group (its "secure webhook"): the default wherever the app has an
+// app registration behind App Service authentication. The Action Group then gets a token for that app
+// as Microsoft's Action Groups application (appid 461e8683-5575-4561-ac7f-899cc907d62a) and sends it as
+// a bearer token; the app accepts alerts only with it (autoremediation/blueprints/webhook_auth.py).
+// Empty: the function key alone, the documented weaker fallback.
+@description('Object id of the Entra app registration that App Service authentication protects the app with (ALERT_WEBHOOK_APP_OBJECT_ID). Its app role ActionGroupsSecureWebhook must be assigned to the Action Groups service principal. Empty: function key only.')
+param alertWebhookAppObjectId string = ''
+
+@description('Application ID URI of that app registration (ALERT_WEBHOOK_APP_ID_URI): the audience of the Action Group\'s token, one of the allowed audiences of App Service authentication.')
+param alertWebhookIdentifierUri string = ''
+
+@description('Tenant of that app registration.')
+param alertWebhookTenantId string = tenant().tenantId
+
 // Function names registered by function_app.py; tests/infra checks them against the app.
 var alertsFunctionName = 'alerts'
 var resourceEventsFunctionName = 'resource_events'
@@ -71,7 +85,32 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
   name: systemTopicName
 }
 
-// A function-level key: it opens the `alerts` function only, not the whole app.
+var useEntraWebhook = !empty(alertWebhookAppObjectId)
+
+// A function-level key: it opens the `alerts` function only, not the whole app. The host asks for it on
+// either receiver; with Entra authentication it is the second factor, not the only one.
+var alertsUrl = 'https://${functionApp.properties.defaultHostName}/api/alerts?code=${functionApp::alertsFunction.listKeys().default}'
+
+// The default: a webhook receiver that authenticates with Microsoft Entra ID.
+var entraWebhookReceiver = {
+  name: 'remediation-alerts'
+  serviceUri: alertsUrl
+  useCommonAlertSchema: true
+  useAadAuth: true
+  objectId: alertWebhookAppObjectId
+  identifierUri: alertWebhookIdentifierUri
+  tenantId: alertWebhookTenantId
+}
+
+// The fallback: the Azure Function receiver, authenticated by the function key alone.
+var functionKeyReceiver = {
+  name: 'remediation-alerts'
+  functionAppResourceId: functionApp.id
+  functionName: alertsFunctionName
+  httpTriggerUrl: alertsUrl
+  useCommonAlertSchema: true
+}
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   name: 'ag-remediation-${functionAppName}'
   location: 'global'
@@ -79,15 +118,8 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   properties: {
     groupShortName: 'autoremed'
     enabled: true
-    azureFunctionReceivers: [
-      {
-        name: 'remediation-alerts'
-        functionAppResourceId: functionApp.id
-        functionName: alertsFunctionName
-        httpTriggerUrl: 'https://${functionApp.properties.defaultHostName}/api/alerts?code=${functionApp::alertsFunction.listKeys().default}'
-        useCommonAlertSchema: true
-      }
-    ]
+    webhookReceivers: useEntraWebhook ? [entraWebhookReceiver] : []
+    azureFunctionReceivers: useEntraWebhook ? [] : [functionKeyReceiver]
   }
 }
 
@@ -247,4 +279,5 @@ resource nsgWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-
 }
 
 output actionGroupId string = actionGroup.id
+output alertWebhookAuthentication string = useEntraWebhook ? 'entra' : 'function-key'
 output eventSubscriptionName string = nsgWrites.name

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import azure.functions as func
 
 from ..errors import SignalError
-from .admission import AppFault, admit, plan, result_body
+from .admission import AppFault, admit, engine, plan, result_body
 from .responses import json_response, read_json, response_for
 
 bp = func.Blueprint()
@@ -25,8 +25,10 @@ ACTOR = "action-group"
 @bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
     from ..signals.alerts import is_alert, parse_alert
+    from .webhook_auth import check_alert_caller
 
     try:
+        authenticated = check_alert_caller(req.headers, platform_auth=engine().settings.platform_auth)
         payload = read_json(req)
         if not isinstance(payload, Mapping) or not is_alert(payload):
             # Events and manual requests have their own entry points, with their own authorisation.
@@ -42,5 +44,5 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
     except Exception as error:
         return response_for(error)
     body = result_body(result)
-    log.info("alert %s: jobs %s", signal.id, body["jobIds"])
+    log.info("alert %s (%s): jobs %s", signal.id, authenticated, body["jobIds"])
     return json_response(202, body)

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..jobs import DISPATCHED, Job
 from ..resources import normalize
+from ..verification import refused_run
 
 # Ids become Table Storage keys and file-system-free SQLite keys: keep them to characters that need no
 # escaping anywhere (Table keys forbid / \ # ? and control characters).
@@ -85,9 +86,10 @@ def ran_script(job: Job) -> bool:
     """Whether a script may have changed the VM: the cooldown counts these, cancelled ones included.
 
     A dry run changes nothing, so it never starts a cooldown: an operator who previews a fix must be
-    able to run the real one right after.
+    able to run the real one right after. Nor does a run whose script refused its input (exit 2): a
+    bogus alert must not hold the real fix back for the cooldown.
     """
-    if job.dry_run:
+    if job.dry_run or refused_run(job.outcome):
         return False
     return job.status in DISPATCHED or any(t.target in DISPATCHED for t in job.history)
 

@@ -53,6 +53,8 @@ az deployment group create `
   "targetScopes=$($env:REMEDIATION_TARGET_SCOPES)" `
   "vmInsightsWorkspaceId=$workspace" `
   "deploySampleAlerts=$sampleAlerts" `
+  "alertWebhookAppObjectId=$($env:ALERT_WEBHOOK_APP_OBJECT_ID)" `
+  "alertWebhookIdentifierUri=$($env:ALERT_WEBHOOK_APP_ID_URI)" `
   --output none
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 

@@ -51,6 +51,8 @@ az deployment group create \
   targetScopes="$REMEDIATION_TARGET_SCOPES" \
   vmInsightsWorkspaceId="${VM_INSIGHTS_WORKSPACE_ID:-$LOG_ANALYTICS_WORKSPACE_ID}" \
   deploySampleAlerts="${REMEDIATION_SAMPLE_ALERTS:-true}" \
+  alertWebhookAppObjectId="${ALERT_WEBHOOK_APP_OBJECT_ID:-}" \
+  alertWebhookIdentifierUri="${ALERT_WEBHOOK_APP_ID_URI:-}" \
   --output none
 
 echo "postdeploy: alerts and resource events now reach $FUNCTION_APP_NAME"

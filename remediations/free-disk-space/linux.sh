@@ -52,6 +52,9 @@ target=$((10#$TARGET_FREE_PERCENT))
 days=$((10#$OLDER_THAN_DAYS))
 { [ "$target" -ge 5 ] && [ "$target" -le 90 ]; } || fail "TARGET_FREE_PERCENT must be an integer 5..90"
 { [ "$days" -ge 1 ] && [ "$days" -le 3650 ]; } || fail "OLDER_THAN_DAYS must be an integer 1..3650"
+# Floors (remediation.yaml): the newest days of logs stay, and a healthy volume is never emptied.
+[ "$days" -ge 3 ] || fail "OLDER_THAN_DAYS must be at least 3: the last days of logs stay on the VM"
+[ "$target" -le 50 ] || fail "TARGET_FREE_PERCENT must be at most 50"
 prune_images=0
 [[ "$PRUNE_CONTAINER_IMAGES" =~ ^(1|true)$ ]] && prune_images=1
 

@@ -30,6 +30,9 @@ $target = [int]$TargetFreePercent
 $days = [int]$OlderThanDays
 if ($target -lt 5 -or $target -gt 90) { Exit-WithError 'TargetFreePercent must be an integer 5..90' }
 if ($days -lt 1 -or $days -gt 3650) { Exit-WithError 'OlderThanDays must be an integer 1..3650' }
+# Floors (remediation.yaml): the newest days of logs stay, and a healthy volume is never emptied.
+if ($days -lt 3) { Exit-WithError 'OlderThanDays must be at least 3: the last days of logs stay on the VM' }
+if ($target -gt 50) { Exit-WithError 'TargetFreePercent must be at most 50' }
 $dry = $DryRun -eq '1'
 $drive = $MountPoint.ToUpperInvariant()
 $cutoff = (Get-Date).AddDays(-$days)

@@ -11,6 +11,7 @@ from autoremediation.localfleet.guest import sandbox_support
 from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.settings import Settings
+from autoremediation.verification import refused_input
 
 from .conftest import REPO_ROOT, vm_id
 
@@ -73,6 +74,24 @@ def test_free_disk_space_really_frees_the_guest_disk(script: str, mode: str, tmp
         again = run(compute, script, "again")
         assert again.result is not None and again.result["status"] == "already-ok"
         assert again.exit_code == 0
+
+
+@pytest.mark.parametrize("mode", ["managed", "action"])
+def test_a_bogus_mount_point_is_a_refused_run_in_both_modes(script: str, mode: str, tmp_path: Path) -> None:
+    """What the breaker and the cooldown must not count: the real script refuses (exit 2, status error)
+    and the engine recognises it as refused whatever the run command mode (classic mode recovers the
+    exit code through its wrapper)."""
+    with FleetServer(workdir=tmp_path / "fleet") as fleet:
+        compute = AzureCompute(
+            Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle),
+            mode=mode,
+            polling_interval=0,
+        )
+        status = run(compute, script, "bogus", {**PARAMS, "MOUNT_POINT": "/no-such-mount"})
+        assert status.exit_code == 2, status.output + status.error
+        assert status.result is not None and "not a mount point" in status.result["reason"]
+        assert refused_input(status.exit_code, status.result)
+        assert used_percent(fleet) > 85  # the full disk was not touched
 
 
 ACCESS_SCRIPT = REPO_ROOT / "remediations" / "restore-management-access" / "linux.sh"

@@ -116,3 +116,18 @@ def test_a_storage_outage_gets_503_with_retry_after(tmp_path: Path) -> None:
     assert int(response.headers["Retry-After"]) >= 1
     assert "storage" in json_of(response)["error"]
     assert made.queued() == []
+
+
+def test_an_alert_that_sets_a_tuning_knob_makes_a_skipped_job_and_queues_nothing(engine: Engine) -> None:
+    forged = copy.deepcopy(sample("disk-full-alert.json"))
+    forged["data"]["customProperties"] = {"olderThanDays": "1", "targetFreePercent": "90"}
+
+    response = post_alert(forged)
+
+    assert response.status_code == 202  # the Action Group must not retry a refusal
+    job = engine.store.get(json_of(response)["jobIds"][0])
+    assert job.status == jobs.SKIPPED
+    assert job.history[-1].reason.startswith(
+        "parameters: parameter 'olderThanDays': may not come from an alert"
+    )
+    assert engine.queued() == []

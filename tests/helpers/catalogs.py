@@ -38,6 +38,7 @@ def base_remediation(**overrides: Any) -> dict[str, Any]:
                 "description": "mount",
                 "pattern": r"^(/|(/(?!\.\.?(/|$))[A-Za-z0-9._-]+)+|[A-Za-z]:)$",
                 "default": "/",
+                "sources": ["alert", "operator"],
             },
             "targetFreePercent": {
                 "type": "integer",
@@ -74,6 +75,7 @@ def access_remediation(**overrides: Any) -> dict[str, Any]:
                 "description": "port",
                 "enum": [22, 3389],
                 "osDefault": {"linux": 22, "windows": 3389},
+                "sources": ["alert", "operator"],
             },
         },
         "controlPlane": ["nsg-allow-management"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoremediation.settings import LOCAL_ONLY_SETTINGS, SETTING_NAMES
+from autoremediation.settings import LOCAL_ONLY_SETTINGS, PLATFORM_SETTINGS, SETTING_NAMES
 
 from . import bicep
 
@@ -31,13 +31,19 @@ def app_settings() -> dict[str, str]:
 
 
 def test_every_setting_the_code_reads_is_deployed(app_settings: dict[str, str]) -> None:
-    missing = sorted(set(SETTING_NAMES) - set(LOCAL_ONLY_SETTINGS) - set(app_settings))
+    not_deployed = set(LOCAL_ONLY_SETTINGS) | set(PLATFORM_SETTINGS)
+    missing = sorted(set(SETTING_NAMES) - not_deployed - set(app_settings))
     assert missing == [], f"settings the code reads but the Bicep does not set: {missing}"
 
 
 def test_local_only_settings_are_not_deployed(app_settings: dict[str, str]) -> None:
     """A connection string in REMEDIATION_STORAGE would win over the identity-based connection."""
     assert sorted(set(LOCAL_ONLY_SETTINGS) & set(app_settings)) == []
+
+
+def test_platform_settings_are_left_to_the_platform(app_settings: dict[str, str]) -> None:
+    """WEBSITE_AUTH_ENABLED set by hand would tell the app that a front end authenticates callers."""
+    assert sorted(set(PLATFORM_SETTINGS) & set(app_settings)) == []
 
 
 def test_every_deployed_setting_has_a_reader(app_settings: dict[str, str]) -> None:

@@ -55,17 +55,47 @@ def _function_references(tree: bicep.Tree) -> set[str]:
     return {name for name in names if name}
 
 
-def test_action_group_calls_the_alerts_function_with_the_common_schema(wiring: bicep.Tree) -> None:
-    receivers = _get(_resource_body(wiring, "actionGroup"), "properties", "azureFunctionReceivers")
-    (receiver,) = [child for child in receivers.children if child.type == "object"]
-    fields = bicep.properties(receiver)
+def _var_object(tree: bicep.Tree, name: str) -> dict[str, bicep.Node]:
+    return bicep.properties(bicep.declaration(tree, "var", name).value)
+
+
+def test_action_group_authenticates_with_entra_when_the_app_has_a_registration(wiring: bicep.Tree) -> None:
+    """The default wherever App Service authentication fronts the app: a secure webhook (useAadAuth)."""
+    fields = _var_object(wiring, "entraWebhookReceiver")
+    assert bicep.text(fields["useAadAuth"]) == "true"
+    assert bicep.text(fields["useCommonAlertSchema"]) == "true"
+    assert bicep.text(fields["objectId"]) == "alertWebhookAppObjectId"
+    assert bicep.text(fields["identifierUri"]) == "alertWebhookIdentifierUri"
+    assert bicep.text(fields["tenantId"]) == "alertWebhookTenantId"
+    assert bicep.text(fields["serviceUri"]) == "alertsUrl"
+    assert bicep.text(bicep.declaration(wiring, "param", "alertWebhookTenantId").value) == "tenant().tenantId"
+    # Entra is used exactly when a registration is named; the function receiver is then left out.
+    assert (
+        bicep.text(bicep.declaration(wiring, "var", "useEntraWebhook").value)
+        == "!empty(alertWebhookAppObjectId)"
+    )
+    receivers = bicep.properties(_get(_resource_body(wiring, "actionGroup"), "properties"))
+    assert bicep.text(receivers["webhookReceivers"]) == "useEntraWebhook ? [entraWebhookReceiver] : []"
+    assert bicep.text(receivers["azureFunctionReceivers"]) == "useEntraWebhook ? [] : [functionKeyReceiver]"
+
+
+def test_the_key_only_fallback_calls_the_alerts_function_with_the_common_schema(wiring: bicep.Tree) -> None:
+    fields = _var_object(wiring, "functionKeyReceiver")
     assert bicep.text(fields["useCommonAlertSchema"]) == "true"
     assert bicep.text(fields["functionName"]) == "alertsFunctionName"
     assert bicep.literal(bicep.declaration(wiring, "var", "alertsFunctionName").value) == "alerts"
-    url = bicep.text(fields["httpTriggerUrl"])
+    assert bicep.text(fields["httpTriggerUrl"]) == "alertsUrl"
+    url = bicep.text(bicep.declaration(wiring, "var", "alertsUrl").value)
     assert url.startswith("'https://") and "/api/alerts?code=" in url
     # A function-level key opens this function only.
     assert "alertsFunction.listKeys().default" in url
+
+
+def test_both_deploy_hooks_pass_the_app_registration_to_the_wiring() -> None:
+    for hook in ("postdeploy.sh", "postdeploy.ps1"):
+        text = (bicep.INFRA / "hooks" / hook).read_text()
+        assert "alertWebhookAppObjectId=" in text and "ALERT_WEBHOOK_APP_OBJECT_ID" in text, hook
+        assert "alertWebhookIdentifierUri=" in text and "ALERT_WEBHOOK_APP_ID_URI" in text, hook
 
 
 def test_disk_alert_splits_per_vm_and_mount_and_names_its_remediation(wiring: bicep.Tree) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox, seeded_files
 
-from .conftest import MakeSandbox, host_firewall, run_script, tree
+from .conftest import MakeSandbox, host_firewall, run_raw, run_script, tree
 
 FULL_VAR = GuestSpec(disks=(DiskSpec("/var", 64, 93),), ssh_listening=False)
 USER_DATA = [f.guest_path for f in seeded_files("/var") if f.kind == "user"]
@@ -27,6 +27,14 @@ OLD_ROTATED = [
     "/var/log/dpkg.log-20260101",
     "/var/log/nginx/access.log.4.gz",
 ]
+
+
+def keep_rotated_logs(box: Sandbox) -> None:
+    """Make the old rotated logs young, so that no target the catalog allows (at most 50 %) is reachable
+    and every step runs."""
+    now = time.time()
+    for path in OLD_ROTATED:
+        os.utime(box.host_path(path), (now, now))
 
 
 def exists(box: Sandbox, guest_path: str) -> bool:
@@ -103,13 +111,32 @@ def test_dry_run_changes_nothing_and_says_what_it_would_free(full_var: Sandbox) 
 
 
 def test_unreachable_target_is_not_fixed_and_user_data_survives(full_var: Sandbox) -> None:
-    run = run_script(full_var, "free-disk-space", {"mountPoint": "/var", "targetFreePercent": 90})
+    keep_rotated_logs(full_var)
+    run = run_script(full_var, "free-disk-space", {"mountPoint": "/var", "targetFreePercent": 50})
 
     assert run.status == "not-fixed"
     assert run.raw.exit_code == 1
     assert run.result["after"]["freePercent"] > run.result["before"]["freePercent"]
     for path in ACTIVE + USER_DATA:
         assert exists(full_var, path), path
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"OLDER_THAN_DAYS": "2"}, "OLDER_THAN_DAYS must be at least 3"),
+        ({"TARGET_FREE_PERCENT": "51"}, "TARGET_FREE_PERCENT must be at most 50"),
+    ],
+)
+def test_the_script_keeps_the_floors_whatever_the_caller_checked(full_var: Sandbox, env, reason) -> None:
+    """The catalog refuses these before dispatch; the script refuses them again, changing nothing."""
+    before = tree(full_var.host_path("/var"))
+
+    run = run_raw(full_var, "free-disk-space", {"MOUNT_POINT": "/var", "DRY_RUN": "0", **env})
+
+    assert (run.raw.exit_code, run.status) == (2, "error")
+    assert reason in run.result["reason"]
+    assert tree(full_var.host_path("/var")) == before
 
 
 def test_a_directory_that_is_not_a_mount_point_is_refused(full_var: Sandbox) -> None:
@@ -127,8 +154,9 @@ def test_other_mounts_are_left_alone(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(FULL_VAR)
     old_tmp = box.host_path("/tmp/old-upload-9f2a.tmp")
     assert old_tmp.exists()
+    keep_rotated_logs(box)
 
-    run = run_script(box, "free-disk-space", {"mountPoint": "/var", "targetFreePercent": 60})
+    run = run_script(box, "free-disk-space", {"mountPoint": "/var", "targetFreePercent": 50})
 
     assert run.status == "not-fixed"
     assert old_tmp.exists()
@@ -152,7 +180,7 @@ def test_nothing_outside_the_sandbox_changes(make_sandbox: MakeSandbox, host_can
     box = make_sandbox(GuestSpec(disks=(DiskSpec("/", 64, 93),), ssh_listening=False))
     firewall = host_firewall()
 
-    run = run_script(box, "free-disk-space", {"mountPoint": "/", "targetFreePercent": 60})
+    run = run_script(box, "free-disk-space", {"mountPoint": "/", "targetFreePercent": 50})
 
     assert run.result["after"]["freePercent"] > run.result["before"]["freePercent"]
     assert not box.host_path("/tmp/old-upload-9f2a.tmp").exists()  # the guest's /tmp was cleaned
@@ -161,7 +189,8 @@ def test_nothing_outside_the_sandbox_changes(make_sandbox: MakeSandbox, host_can
 
 
 def test_container_images_are_only_pruned_on_request(full_var: Sandbox) -> None:
-    params = {"mountPoint": "/var", "targetFreePercent": 60}
+    params = {"mountPoint": "/var", "targetFreePercent": 50}
+    keep_rotated_logs(full_var)
 
     off = run_script(full_var, "free-disk-space", params)
     on = run_script(full_var, "free-disk-space", {**params, "pruneContainerImages": True})

@@ -222,6 +222,29 @@ class TestLastOutcome:
         found = store.last_outcome(VM, "free-disk-space")
         assert found is not None and found.id == real.id
 
+    def test_a_refused_run_never_counts_so_a_bogus_alert_does_not_hold_the_real_fix(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        real = make_job("real", at=T0, path=(jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.SUCCEEDED))
+        store.create(real)
+        refused = make_job(
+            "refused",
+            at=T0 + timedelta(minutes=5),
+            path=(jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.FAILED),
+        )
+        refused = replace(
+            refused, outcome={"exitCode": 2, "result": {"status": "error", "reason": "no mount"}}
+        )
+        store.create(refused)
+        found = store.last_outcome(VM, "free-disk-space")
+        assert found is not None and found.id == real.id
+        broken = replace(
+            make_job("broken", at=T0 + timedelta(minutes=9), path=(jobs.DISPATCHING, jobs.FAILED))
+        )
+        store.create(replace(broken, outcome={"exitCode": 1, "result": {"status": "error"}}))
+        found = store.last_outcome(VM, "free-disk-space")
+        assert found is not None and found.id == broken.id  # a run that tried and failed does count
+
     def test_a_dry_run_alone_is_no_outcome(self, store: JobStore, make_job: MakeJob) -> None:
         job, _ = store.create(make_job("dry-only", dry_run=True))
         store.update(jobs.transition(job, jobs.DISPATCHING, now=T0, actor="worker", reason="go"))

@@ -272,7 +272,9 @@ def test_summary_is_what_the_api_shows(catalog) -> None:
         "minimum": 5,
         "maximum": 90,
         "default": 20,
+        "sources": ["operator"],  # not declared: never from an alert
     }
+    assert summary["parameters"]["mountPoint"]["sources"] == ["alert", "operator"]
 
 
 def test_a_long_pattern_is_explained_by_the_description(tmp_path: Path) -> None:

@@ -48,16 +48,31 @@ def test_the_catalog_summary_shows_every_declared_facet(tmp_path: Path) -> None:
     data["parameters"] = {
         "mode": {"type": "string", "description": "how", "enum": ["quick", "deep"], "required": True},
         "token": {"type": "string", "description": "upload SAS", "pattern": "^https://.+$", "secret": True},
-        "mountPoint": {"type": "string", "description": "mount", "pattern": "^/.*$", "default": "/"},
+        "mountPoint": {
+            "type": "string",
+            "description": "mount",
+            "pattern": "^/.*$",
+            "default": "/",
+            "sources": ["alert", "operator"],
+        },
     }
     data["verification"] = {"successStatuses": ["fixed"]}
     summary = load_catalog(make_catalog(tmp_path / "c", data)).get("free-disk-space").summary()
     assert summary["readOnly"] is True
     assert (summary["timeoutSeconds"], summary["cooldownMinutes"]) == (300, 15)
+    operator_only = {"sources": ["operator"]}  # what a parameter that does not say gets
     assert summary["parameters"] == {
-        "mode": {"type": "string", "description": "how", "enum": ["quick", "deep"], "required": True},
-        "token": {"type": "string", "description": "upload SAS", "pattern": "^https://.+$", "secret": True},
-        "mountPoint": {"type": "string", "description": "mount", "pattern": "^/.*$", "default": "/"},
+        "mode": {"type": "string", "description": "how", "enum": ["quick", "deep"], "required": True}
+        | operator_only,
+        "token": {"type": "string", "description": "upload SAS", "pattern": "^https://.+$", "secret": True}
+        | operator_only,
+        "mountPoint": {
+            "type": "string",
+            "description": "mount",
+            "pattern": "^/.*$",
+            "default": "/",
+            "sources": ["alert", "operator"],
+        },
     }
 
 
