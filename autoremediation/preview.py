@@ -21,6 +21,7 @@ from .errors import NotFound, RemediationError
 from .planning import PlanReport
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .ports import Compute, JobStore, VmFacts
+from .verification import refused_run
 
 VM_GUARDS = ("opt-in", "quarantine", "vm-running", "agent-ready", "os")
 HISTORY_GUARDS = ("cooldown", "circuit-breaker")
@@ -60,7 +61,8 @@ def read_history(
     last = store.last_outcome(target, remediation)
     since = now - guards.breaker_window - guards.breaker_open
     failed = store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
-    failures = [t for t in (_time(j.updated_at) for j in failed) if t is not None]
+    tried = [j for j in failed if not refused_run(j.outcome)]  # as the runner: a refused input is no failure
+    failures = [t for t in (_time(j.updated_at) for j in tried) if t is not None]
     return History(_time(last.updated_at) if last is not None else None, failures)
 
 
