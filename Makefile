@@ -32,9 +32,9 @@ $(CHECKOV_STAMP): tools/checkov.sh
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(PY) -m autoremediation.demo
 
-# The operator console on loopback, over the demo's jobs (after `make demo`).
+# The operator console on loopback, over the demo's jobs (after `make demo`: the per-user job store).
 console: $(STAMP)
-	REMEDIATION_SQLITE_PATH=.state/demo/jobs.db $(PY) -m autoremediation.cli console
+	$(PY) -m autoremediation.cli console
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,9 @@
 The command starts (or, with ``--resume``, picks up) a campaign and drives it here: the runner works the
 in-process queue and each finished job ticks the campaign, which releases the next ones. A progress bar on
 stderr shows where it is. Exit 0 when the campaign completed within its error budget, 1 when it stopped
-on errors (or waits on approvals), 2 on bad input with one line on stderr.
+on errors (or waits on approvals), 2 on bad input with one line on stderr, 3 when Azure cannot be reached as
+set up, 130 on Ctrl-C (with the ``--resume`` command that picks the campaign up again). ``--azure`` /
+``--fleet FILE`` say where ARM is, as for every command that talks to it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import campaigns
+from .campaign_view import Progress, outcome_breakdown, render, summary
 from .errors import InvalidInput, NotFound, RemediationError
 
 if TYPE_CHECKING:
     from .services import Services
 
-EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
+__all__ = ["Progress", "add_parser", "drive", "outcome_breakdown", "render", "run_campaign", "summary"]
+
+EXIT_OK, EXIT_STOPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ServicesFactory = Callable[[argparse.Namespace], "Services"]
 
 
@@ -66,6 +71,9 @@ def add_parser(subparsers: Any, services_factory: ServicesFactory | None = None)
     p.add_argument(
         "--workers", type=int, default=8, metavar="N", help="worker threads stepping jobs (default 8)"
     )
+    from .cli_engine import add_where
+
+    add_where(p)
     factory = services_factory or default_services
 
     def handler(args: argparse.Namespace, out: TextIO) -> int:
@@ -184,6 +192,14 @@ def run_campaign(
         manual_clock = callable(getattr(services.clock, "advance", None))
         workers = 1 if manual_clock else args.workers
         status = drive(services, status["id"], on_status=progress.update, workers=workers)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"remediate campaign: interrupted; jobs already sent keep their state. "
+            f"Resume with: remediate campaign --resume {status['id']}",
+            file=err,
+        )
+        return EXIT_INTERRUPTED
     except RemediationError as error:
         progress.close()
         print(f"remediate campaign: {_first_line(error)} (resume with --resume {status['id']})", file=err)
@@ -194,6 +210,8 @@ def run_campaign(
         out.write("\n")
     else:
         out.write(summary(status) + "\n")
+        for line in outcome_breakdown(services, status):
+            out.write(f"  {line}\n")
     return EXIT_OK if status["status"] == campaigns.COMPLETED else EXIT_STOPPED
 
 
@@ -228,8 +246,15 @@ def drive(
         threads = [threading.Thread(target=driver.work, name=f"campaign-{i}") for i in range(workers)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            # Each worker finishes the step it is in (a step is one write), then stops.
+            driver.stop.set()
+            for thread in threads:
+                thread.join()
+            raise
     if driver.error is not None:
         raise driver.error
     final = campaigns.campaign_status(services, campaign_id)
@@ -356,74 +381,6 @@ class _Driver:
                 self.shown = now
         if due and self.on_status is not None:
             self.on_status(campaigns.campaign_status(self.services, self.campaign_id))
-
-
-class Progress:
-    """A one-line bar on a terminal (redrawn in place); a line per change when stderr is a file or pipe."""
-
-    def __init__(self, stream: TextIO, width: int = 24) -> None:
-        self.stream = stream
-        self.width = width
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._last = ""
-        self._drawn = False
-
-    def line(self, text: str) -> None:
-        self._clear()
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def update(self, status: Mapping[str, Any]) -> None:
-        text = render(status, self.width)
-        if text == self._last:
-            return
-        self._last = text
-        if self.tty:
-            self.stream.write("\r" + text + "\x1b[K")
-            self._drawn = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def _clear(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
-
-    def close(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-
-def render(status: Mapping[str, Any], width: int = 24) -> str:
-    counts = status.get("counts", {})
-    total = int(counts.get("total", 0)) or 1
-    done = total - int(counts.get("planned", 0)) - int(counts.get("inFlight", 0))
-    filled = round(width * done / total)
-    bar = "#" * filled + "-" * (width - filled)
-    return (
-        f"[{bar}] {100 * done // total:3d}% {done}/{total}  ok {counts.get('succeeded', 0)}  "
-        f"failed {counts.get('failed', 0)}  skipped {counts.get('skipped', 0)}  "
-        f"cancelled {counts.get('cancelled', 0)}  in flight {counts.get('inFlight', 0)}  "
-        f"planned {counts.get('planned', 0)}  ({status.get('status', '?')})"
-    )
-
-
-def summary(status: Mapping[str, Any]) -> str:
-    counts = status.get("counts", {})
-    text = (
-        f"campaign {status.get('id')} {status.get('status')}: {counts.get('succeeded', 0)} succeeded, "
-        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped, "
-        f"{counts.get('cancelled', 0)} cancelled of {counts.get('total', 0)}"
-    )
-    if status.get("stopReason"):
-        text += f"; stopped: {status['stopReason']}"
-    if status.get("status") not in campaigns.FINAL:
-        waiting = counts.get("inFlight", 0)
-        text += f"; {waiting} job(s) wait for approval: resume with --resume {status.get('id')}"
-    return text
 
 
 def _exists(services: Services, campaign_id: str) -> bool:

@@ -278,6 +278,30 @@ def _field_path(error: Any) -> str:
     return ".".join(parts) if parts else "(top level)"
 
 
+def schema_message(error: Any) -> str:
+    """A schema error in words that say what to change (jsonschema's own text, when it already does)."""
+    required = {
+        frozenset(item.get("required", ()))
+        for item in error.schema.get("anyOf", ())
+        if isinstance(item, dict)
+    }
+    if error.validator == "anyOf" and required == {frozenset({"pattern"}), frozenset({"enum"})}:
+        return (
+            "a string parameter needs a pattern (a regular expression every value must match, e.g. "
+            "'^[a-z0-9-]{1,64}$') or an enum (the list of values it may take): the value reaches a script "
+            "that runs as root"
+        )
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        best = min(error.context, key=lambda e: len(list(e.path)))
+        return f"{best.message} (one of the allowed forms)"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"{error.message}; allowed here: {allowed}" if allowed else error.message
+    if error.validator == "pattern":
+        return f"{error.instance!r} does not have the expected form (pattern {error.validator_value})"
+    return str(error.message)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -300,7 +324,7 @@ def _schema_validator(folder: Path) -> Draft202012Validator:
 
 def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
     problems = [
-        f"{path}: {_field_path(error)}: {error.message}"
+        f"{path}: {_field_path(error)}: {schema_message(error)}"
         for error in sorted(_schema_validator(folder).iter_errors(data), key=lambda e: list(e.path))
     ]
     if problems:

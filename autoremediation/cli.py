@@ -1,13 +1,24 @@
 """The ``remediate`` command.
 
-Exit codes: 0 done; 1 the thing checked is not OK (``validate``) or a remediation did not succeed
-(``run``); 2 bad input or usage, with one line on stderr and never a traceback.
+Exit codes:
+
+* 0 done;
+* 1 the thing checked is not OK (``validate``), a remediation did not succeed (``run``), a campaign stopped;
+* 2 bad input or usage: one line on stderr, never a traceback;
+* 3 the environment is not set up to reach Azure (no credential, a TLS certificate that does not
+  verify, access denied, ARM unreachable): one line on stderr; fix the setup and run the command again;
+* 130 interrupted (Ctrl-C), with the command that picks the work up again when there is one;
+* 141 the reader of the output went away (``remediate jobs --json | head``): no traceback, no message.
+
+Global options come before the command (``remediate --catalog DIR validate``). Commands live in
+``cli_jobs`` (jobs), ``campaign_cli`` (campaigns) and ``cli_authoring`` (the catalog).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -15,14 +26,19 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .campaign_cli import add_parser as add_campaign_parser
-from .catalog import Catalog, catalog_problems, load_catalog
-from .cli_jobs import _where, add_parsers, default_actor, engine
+from .catalog import Catalog, load_catalog
+from .cli_authoring import add_parsers as add_authoring_parsers
+from .cli_engine import add_where, configure_logging, engine
+from .cli_jobs import add_parsers, default_actor
+from .cli_output import table
 from .console.local import add_parser as add_console_parser
-from .errors import RemediationError
-from .routing import Route, load_routes, routes_problems
+from .errors import RemediationError, SetupProblem
+from .routing import Route, load_routes
 from .settings import Settings
 
-EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
+DISTRIBUTION = "azure-vm-autoremediation"
 
 
 class UsageError(Exception):
@@ -34,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _read_payloads(files: Sequence[str], stdin: TextIO) -> list[tuple[str, Any]]:
+def read_payloads(files: Sequence[str], stdin: TextIO) -> list[tuple[str, Any]]:
     payloads = []
     for name in files:
         try:
@@ -55,59 +71,23 @@ def _catalog_and_routes(args: argparse.Namespace) -> tuple[Catalog, tuple[Route,
     return catalog, load_routes(args.catalog, catalog)
 
 
-def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
-    catalog, _ = _catalog_and_routes(args)
-    entries = [catalog.remediations[k].summary() for k in sorted(catalog.remediations)]
-    if args.json:
-        json.dump({"remediations": entries}, out, indent=2)
-        out.write("\n")
-        return EXIT_OK
-    rows = [("ID", "RISK", "OS", "CONDITIONS", "TITLE")]
-    rows += [
-        (
-            e["id"],
-            e["risk"] + (" (approval)" if e["approvalRequired"] else ""),
-            ",".join(e["os"]),
-            ",".join(e["conditions"]),
-            e["title"],
-        )
-        for e in entries
-    ]
-    _table(rows, out)
-    return EXIT_OK
-
-
-def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    problems, remediations = catalog_problems(args.catalog)
-    # Routes are checked against what did load, so one run lists every problem of both files.
-    catalog = Catalog(folder=Path(args.catalog), remediations=remediations)
-    route_problems, routes = routes_problems(args.catalog, catalog)
-    problems += route_problems
-    for problem in problems:
-        out.write(f"error: {problem}\n")
-    if problems:
-        out.write(f"{len(problems)} problem(s)\n")
-        return EXIT_NOT_OK
-    out.write(f"ok: {len(remediations)} remediations, {len(routes)} routes\n")
-    return EXIT_OK
-
-
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     from .evidence import evidence_summary
     from .planning import Planner, PlanReport
 
-    payloads = _read_payloads(args.files, sys.stdin)
+    payloads = read_payloads(args.files, sys.stdin)
     catalog, routes = _catalog_and_routes(args)
     report = PlanReport()
     with ExitStack() as stack:
-        detect = None
+        detect = gate = None
         services = None
         named = bool(getattr(args, "azure", False) or getattr(args, "fleet", None))
-        if named or any(_needs_detector(payload, catalog, routes) for _, payload in payloads):
-            # Only what needs a look at Azure (NSG lockout), or a named ARM, starts a fleet or reads ARM.
+        if named or any(_needs_azure(payload, catalog, routes) for _, payload in payloads):
+            # Only what needs a look at Azure (an alert to confirm, an NSG lockout), or a named ARM, starts
+            # a fleet or reads ARM: alerts are confirmed with Azure Monitor exactly as the webhook does.
             services = stack.enter_context(engine(args))
-            detect = services.detect
-        planner = Planner(catalog, routes, detect=detect)
+            detect, gate = services.detect, services.gate
+        planner = Planner(catalog, routes, detect=detect, gate=gate)
         for name, payload in payloads:
             try:
                 report = report + planner.plan_payload(payload)
@@ -120,11 +100,11 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     data = report.to_dict()
     out.write(f"{len(data['signals'])} signal(s), {len(data['plans'])} plan(s)\n")
-    for signal in data["signals"]:
-        targets = ", ".join(t.rsplit("/", 1)[-1] for t in signal["targets"]) or "-"
-        out.write(f"  {signal['source']:<6} {signal['type']} [{signal['state'] or '-'}] -> {targets}\n")
+    for signal_ in data["signals"]:
+        targets = ", ".join(t.rsplit("/", 1)[-1] for t in signal_["targets"]) or "-"
+        out.write(f"  {signal_['source']:<6} {signal_['type']} [{signal_['state'] or '-'}] -> {targets}\n")
     if data["plans"]:
-        rows = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
+        rows: list[Sequence[Any]] = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
         rows += [
             (
                 p["target"].rsplit("/", 1)[-1],
@@ -136,7 +116,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
             for p in data["plans"]
         ]
         out.write("\n")
-        _table(rows, out)
+        table(rows, out)
         for p in data["plans"]:
             if why := evidence_summary(p.get("evidence")):
                 out.write(f"why {p['target'].rsplit('/', 1)[-1]}: {why}\n")
@@ -169,55 +149,76 @@ def _with_guards(report: Any, services: Any, catalog: Catalog) -> Any:
     )
 
 
-def _needs_detector(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:
+def _needs_azure(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:
     from .routing import route_signal
     from .signals import parse
 
     try:
-        return any(route_signal(s, routes, catalog).detector for s in parse(payload))
+        return any(s.source == "alert" or route_signal(s, routes, catalog).detector for s in parse(payload))
     except RemediationError:
         return False  # reported with its file name when planned
 
 
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        out.write("\n")
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed as a package)"
 
 
-def build_parser(settings: Settings, resources: ExitStack | None = None) -> argparse.ArgumentParser:
-    """The parser; ``resources`` keeps what a command opens (a local fleet) until ``main`` returns."""
-    parser = _Parser(prog="remediate", description="Event-driven auto-remediation for Azure VMs.")
+def add_global_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    """Options every command shares; they come before the command name."""
+    parser.add_argument("--version", action="version", version=f"remediate {version()}")
     parser.add_argument(
         "--catalog",
         default=settings.catalog_dir,
         metavar="DIR",
         help="the catalog folder (default: REMEDIATION_CATALOG_DIR or the shipped remediations/)",
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the Azure SDK's own log lines (credential probing)"
+    )
+    # A remote client (`--app URL`: the commands against a deployed app's operator API) registers here.
+
+
+def build_parser(settings: Settings, resources: ExitStack | None = None) -> argparse.ArgumentParser:
+    """The parser; ``resources`` keeps what a command opens (a local fleet) until ``main`` returns."""
+    parser = _Parser(prog="remediate", description="Event-driven auto-remediation for Azure VMs.")
+    add_global_options(parser, settings)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = commands.add_parser("catalog", help="list the remediations")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_catalog)
-
-    p = commands.add_parser("validate", help="check the catalog and the routes (exit 1 on any problem)")
-    p.set_defaults(handler=cmd_validate)
+    add_authoring_parsers(commands)
 
     p = commands.add_parser("plan", help="what would these alerts / events / requests do? (executes nothing)")
     p.add_argument("files", nargs="+", metavar="FILE", help="JSON payload files; - reads stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    _where(p)
+    add_where(p)
     p.set_defaults(handler=cmd_plan)
 
     add_parsers(commands, default_actor())
-    add_console_parser(commands, default_actor(), _where)
+    add_console_parser(commands, default_actor(), add_where)
     held = resources if resources is not None else ExitStack()
-    add_campaign_parser(commands, services_factory=lambda args: held.enter_context(engine(args)))
+    add_campaign_parser(
+        commands, services_factory=lambda args: held.enter_context(engine(args, queue=_queue()))
+    )
     return parser
 
 
+def _queue() -> Any:
+    from .store.memory_queue import InProcessQueue
+
+    return InProcessQueue()
+
+
 Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -226,17 +227,41 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         with ExitStack() as resources:
             settings = Settings.from_env()
             args = build_parser(settings, resources).parse_args(argv)
+            configure_logging(args.verbose)
             handler: Handler = args.handler
             return handler(args, out)
     except UsageError as error:
-        print(str(error).splitlines()[0] if str(error) else "usage error", file=sys.stderr)
+        print(_first_line(error) if str(error) else "usage error", file=sys.stderr)
         return EXIT_USAGE
+    except SetupProblem as error:
+        print(f"remediate: {_first_line(error)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except RemediationError as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"remediate: {first}", file=sys.stderr)
+        print(f"remediate: {_first_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        # A campaign prints its own --resume line; other commands leave unfinished jobs on record.
+        print(
+            "\nremediate: interrupted; unfinished jobs stay on record (remediate jobs), "
+            "stop one with: remediate cancel JOB",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return EXIT_BROKEN_PIPE
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``remediate jobs --json | head``): stop without a traceback.
+
+    Python flushes stdout once more at exit, which would raise again: point it at /dev/null first.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

@@ -1,97 +1,47 @@
-"""``remediate run | jobs | show | approve | reject | fleet serve``: the engine driven from a terminal.
+"""``remediate run | jobs | show | approve | reject | retry | cancel | fleet serve``: jobs from a terminal.
 
-Where ARM is: ``--azure`` talks to Azure Resource Manager with ``DefaultAzureCredential`` (or the managed
-identity named by ``AZURE_CLIENT_ID``); otherwise a loopback ``REMEDIATION_ARM_ENDPOINT`` (a running
-``remediate fleet serve``) is used; otherwise a local fleet is started in-process for the command
-(``--fleet FILE``, default: the demo fleet). Jobs live in the SQLite file of ``REMEDIATION_SQLITE_PATH``
-(or Table Storage, per settings); the CLI works its own queue until every job rests.
+Commands that move jobs (run, approve, retry, cancel) take ``--azure`` / ``--fleet FILE`` (see
+``cli_engine``) and work their own queue until every job rests. ``jobs`` and ``show`` only read: they
+never create the job store. A job is named by its id or a prefix of it, a VM by its id or its name.
+JSON output is the job as the HTTP API shows it (camelCase, ``openapi.yaml``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import replace
+from collections.abc import Sequence
+from contextlib import suppress
 from datetime import datetime
 from typing import Any, TextIO
 
 from . import jobs, operations
-from .catalog import Catalog
-from .errors import InvalidInput, RemediationError
-from .jobs import Job, Transition
-from .services import Services
+from .catalog import Catalog, load_catalog
+from .cli_engine import add_where, engine, read_store, work
+from .cli_find import find_job, find_target
+from .cli_output import compact, dump_json, short, table
+from .errors import InvalidInput, NotFound, RemediationError
+from .jobs import Job, outcome_kind
 from .settings import Settings
-from .worker import drain
 
-LOCAL_POLL_SECONDS = 0.25
 FAILED_STATES = frozenset({jobs.FAILED, jobs.TIMED_OUT})
+# Names other command modules (the local console) import from here.
+_work, _where = work, add_where
 
 
-@contextmanager
-def engine(args: argparse.Namespace, out: TextIO | None = None) -> Iterator[Services]:
-    """Services for one CLI command, with an in-process local fleet when no ARM is named."""
-    settings = Settings.from_env()
-    server = None
-    if getattr(args, "azure", False):
-        if settings.arm_is_local:
-            raise InvalidInput("--azure: REMEDIATION_ARM_ENDPOINT points at a local fleet, not Azure")
-    elif getattr(args, "fleet", None) or not settings.arm_is_local:
-        from .localfleet.server import FleetServer
-
-        server = FleetServer(getattr(args, "fleet", None))
-        settings = replace(
-            settings,
-            arm_endpoint=server.base_url,
-            arm_ca_bundle=server.ca_bundle,
-            subscription_id=server.subscription,
-        )
-    if settings.arm_is_local:
-        # Local runs finish in moments: poll them like a person watching, not like a fleet-wide worker.
-        settings = replace(settings, poll_seconds=min(settings.poll_seconds, LOCAL_POLL_SECONDS))
-    printer = _progress_printer(out) if out is not None else None
-    services = Services(settings, on_transition=printer)
-    try:
-        yield services
-    finally:
-        if server is not None:
-            server.stop()
+def _catalog(args: argparse.Namespace) -> Catalog:
+    return load_catalog(getattr(args, "catalog", None) or Settings.from_env().catalog_dir)
 
 
-def _progress_printer(out: TextIO) -> Any:
-    def show(job: Job, transition: Transition) -> None:
-        out.write(
-            f"  {_short(job.target):<18} {job.remediation:<26} {transition.source or '-'} -> "
-            f"{transition.target}: {transition.reason}\n"
-        )
-        out.flush()
-
-    return show
-
-
-def _short(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _work(services: Services) -> None:
-    """Run the queue until every job rests (ended, or waiting for an operator)."""
-    queue = services.queue
-    due_in = getattr(queue, "due_in", None)
-
-    def wait(seconds: float) -> None:
-        import time
-
-        time.sleep(min(max(seconds, 0.0), 5.0))
-
-    drain(services.runner, queue, wait=wait, due_in=due_in)
+def public(job: Job, catalog: Catalog) -> dict[str, Any]:
+    """The job as shown to a person: camelCase like the API; secret parameters never printed."""
+    return {**job.to_json(), "parameters": catalog.redacted(job.remediation, job.parameters)}
 
 
 def _read_payloads(files: Sequence[str]) -> list[tuple[str, Any]]:
-    from .cli import _read_payloads as read
+    from .cli import read_payloads
 
-    return read(files, sys.stdin)
+    return read_payloads(files, sys.stdin)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -99,52 +49,54 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     final = out
     if args.json:
         out = sys.stderr  # progress stays readable; stdout carries exactly one JSON object
-    with engine(args, out) as services:
+    with engine(args, out, dry_run=args.dry_run) as services:
         admitted: list[str] = []
         for name, payload in payloads:
+            missing_id = isinstance(payload, dict) and "remediation" in payload and "requestId" not in payload
             try:
-                result = services.intake.submit(payload, actor=args.actor)
+                result = services.intake.submit(payload, actor=args.actor, dry_run=args.dry_run)
             except RemediationError as error:
                 raise InvalidInput(f"{name}: {error}") from None
-            out.write(f"{name}: {len(result.jobs)} job(s)")
+            out.write(f"{name}: {len(result.jobs)} job(s)" + (" [dry run]" if args.dry_run else ""))
             if result.resolved:
                 out.write(f", resolved {len(result.resolved)}")
             out.write("\n")
+            if missing_id:
+                generated = result.report.signals[0].id if result.report.signals else "?"
+                out.write(f"  requestId {generated} (generated: add it to {name} to make a repeat a no-op)\n")
             for note in result.report.notes:
                 out.write(f"  note: {note.message}\n")
             for entry in result.jobs:
-                state = "new" if entry.created else f"already known ({entry.job.status})"
-                out.write(f"  {entry.job.id} {_short(entry.job.target)} {entry.job.remediation}: {state}\n")
+                state = "new" if entry.created else f"already known ({outcome_kind(entry.job)})"
+                out.write(f"  {entry.job.id} {short(entry.job.target)} {entry.job.remediation}: {state}\n")
+                if not entry.created and entry.job.terminal:
+                    out.write(f"    run it again with: remediate retry {entry.job.id}\n")
                 admitted.append(entry.job.id)
             for job_id in result.resolved:
                 job = services.store.get(job_id)
-                out.write(f"  {job_id} {_short(job.target)}: {job.status} ({job.history[-1].reason})\n")
-        _work(services)
+                out.write(f"  {job_id} {short(job.target)}: {job.status} ({job.history[-1].reason})\n")
+        work(services, out)
         finished = [services.store.get(job_id) for job_id in dict.fromkeys(admitted)]
-        return _report(finished, services.catalog, final, as_json=args.json)
+        return report(finished, services.catalog, final, as_json=args.json)
 
 
-def public(job: Job, catalog: Catalog) -> dict[str, Any]:
-    """The job as shown to a person: secret parameters (upload SAS URLs) are never printed."""
-    return {**job.to_dict(), "parameters": catalog.redacted(job.remediation, job.parameters)}
-
-
-def _report(finished: Sequence[Job], catalog: Catalog, out: TextIO, *, as_json: bool) -> int:
+def report(finished: Sequence[Job], catalog: Catalog, out: TextIO, *, as_json: bool) -> int:
     if as_json:
-        json.dump({"jobs": [public(j, catalog) for j in finished]}, out, indent=2)
-        out.write("\n")
+        dump_json({"jobs": [public(j, catalog) for j in finished]}, out)
     else:
         if finished:
             out.write("\noutcomes:\n")
         for job in finished:
-            out.write(f"  {job.id}  {_short(job.target)}  {job.remediation}  {job.status.upper()}\n")
-            for line in _outcome_lines(job):
+            out.write(f"  {job.id}  {short(job.target)}  {job.remediation}  {outcome_kind(job).upper()}\n")
+            for line in outcome_lines(job):
                 out.write(f"      {line}\n")
     return 1 if any(j.status in FAILED_STATES for j in finished) else 0
 
 
-def _outcome_lines(job: Job) -> list[str]:
+def outcome_lines(job: Job) -> list[str]:
     lines = [f"why: {job.history[-1].reason}"]
+    if job.retry_of:
+        lines.append(f"retry of {job.retry_of}")
     if job.status == jobs.AWAITING_APPROVAL:
         lines.append(f"approve with: remediate approve {job.id}   (expires {job.approval_expires_at})")
     control = job.outcome.get("controlPlane") or {}
@@ -152,44 +104,57 @@ def _outcome_lines(job: Job) -> list[str]:
         for nsg in record.get("nsgs", []):
             rules = ", ".join(nsg.get("rules", [])) or "-"
             lines.append(
-                f"{step}: {nsg['action']} {rules} in {_short(nsg['nsg'])}"
+                f"{step}: {nsg['action']} {rules} in {short(nsg['nsg'])}"
                 + (f" above {nsg['blockingRule']}" if nsg.get("blockingRule") else "")
             )
     result = job.outcome.get("result")
     if isinstance(result, dict):
         lines.append(
-            f"script: {result.get('status')}  before {_compact(result.get('before'))}"
-            f"  after {_compact(result.get('after'))}"
+            f"script: {result.get('status')}  before {compact(result.get('before'))}"
+            f"  after {compact(result.get('after'))}"
         )
     if job.outcome.get("exitCode") is not None:
         lines.append(f"exit code {job.outcome['exitCode']}, run {job.outcome.get('runSeconds', '?')} s")
     if job.dry_run:
         lines.append("dry run: nothing was changed")
+    if job.status in FAILED_STATES or job.status in (jobs.CANCELLED, jobs.EXPIRED):
+        lines.append(f"try again with: remediate retry {job.id}")
     return lines
 
 
-def _compact(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={v}" for k, v in value.items()) + "}"
-    return json.dumps(value)
-
-
 def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
-    services = Services(Settings.from_env())
+    store = read_store()
     since = _parse_since(args.since) if args.since else None
-    found = services.store.list(target=args.target, status=args.status, since=since, limit=args.limit)
+    if args.limit < 0:
+        raise InvalidInput(f"--limit {args.limit} must be 0 or more")
+    found: list[Job] = []
+    if store is not None:
+        target = find_target(store, args.target) if args.target else None
+        found = store.list(
+            target=target, status=args.status, since=since, limit=args.limit, campaign_id=args.campaign
+        )
     if args.json:
-        json.dump({"jobs": [public(j, services.catalog) for j in found]}, out, indent=2)
-        out.write("\n")
+        catalog = _catalog(args)
+        dump_json({"jobs": [public(j, catalog) for j in found]}, out)
         return 0
-    from .cli import _table
-
-    rows = [("JOB", "STATUS", "TARGET", "REMEDIATION", "UPDATED", "LAST STEP")]
+    rows: list[Sequence[Any]] = [
+        ("JOB", "STATUS", "DRY RUN", "TARGET", "REMEDIATION", "UPDATED", "LAST STEP")
+    ]
     rows += [
-        (j.id, j.status, _short(j.target), j.remediation, j.updated_at[:19], j.history[-1].reason[:70])
+        (
+            j.id,
+            outcome_kind(j),
+            "yes" if j.dry_run else "",
+            short(j.target),
+            j.remediation,
+            j.updated_at[:19],
+            j.history[-1].reason[:70],
+        )
         for j in found
     ]
-    _table(rows, out)
+    table(rows, out, styles=(None, "status"))
+    if store is None:
+        out.write("no jobs yet (run one with: remediate run FILE)\n")
     return 0
 
 
@@ -206,16 +171,17 @@ def _parse_since(text: str) -> datetime:
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     from .evidence import evidence_lines
 
-    services = Services(Settings.from_env())
-    job = services.store.get(args.job)
+    job = find_job(read_store(), args.job)
+    catalog = _catalog(args)
     if args.json:
-        json.dump(public(job, services.catalog), out, indent=2)
-        out.write("\n")
+        dump_json(public(job, catalog), out)
         return 0
-    out.write(f"{job.id}  {job.status.upper()}\n")
+    out.write(f"{job.id}  {outcome_kind(job).upper()}\n")
     out.write(f"  target       {job.target}\n  remediation  {job.remediation} ({job.condition})\n")
-    out.write(f"  parameters   {_compact(public(job, services.catalog)['parameters'])}\n")
+    out.write(f"  parameters   {compact(public(job, catalog)['parameters'])}\n")
     out.write(f"  requested by {job.requested_by}: {job.reason}\n")
+    if job.campaign_id:
+        out.write(f"  campaign     {job.campaign_id}\n")
     if job.dry_run:
         out.write("  dry run\n")
     if job.evidence:
@@ -226,7 +192,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     for note_text in job.notes:
         out.write(f"  note {note_text}\n")
     out.write("outcome:\n")
-    for line in _outcome_lines(job):
+    for line in outcome_lines(job):
         out.write(f"  {line}\n")
     tail = job.outcome.get("outputTail")
     if tail:
@@ -236,20 +202,80 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_approve(args: argparse.Namespace, out: TextIO) -> int:
     with engine(args, out) as services:
+        job_id = find_job(services.store, args.job).id
         job = operations.approve(
-            services.store, services.queue, services.clock, args.job, actor=args.actor, reason=args.reason
+            services.store, services.queue, services.clock, job_id, actor=args.actor, reason=args.reason
         )
         out.write(f"{job.id}: approved by {args.actor}\n")
         if args.no_wait:
             return 0
-        _work(services)
-        return _report([services.store.get(args.job)], services.catalog, out, as_json=False)
+        work(services, out)
+        return report([services.store.get(job_id)], services.catalog, out, as_json=False)
 
 
 def cmd_reject(args: argparse.Namespace, out: TextIO) -> int:
+    from .services import Services
+
     services = Services(Settings.from_env())
-    job = operations.reject(services.store, services.clock, args.job, actor=args.actor, reason=args.reason)
+    job_id = find_job(read_store(), args.job).id
+    job = operations.reject(services.store, services.clock, job_id, actor=args.actor, reason=args.reason)
     out.write(f"{job.id}: {job.status} ({job.history[-1].reason})\n")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
+    with engine(args, out) as services:
+        old = find_job(services.store, args.job)
+        job, created = operations.retry(
+            services.store, services.queue, services.clock, old.id, actor=args.actor, reason=args.reason
+        )
+        if not created:
+            out.write(f"{old.id} was retried before as {job.id} ({outcome_kind(job)})\n")
+            if job.terminal:
+                out.write(f"  to try once more: remediate retry {job.id}\n")
+                return report([job], services.catalog, out, as_json=False)
+        else:
+            out.write(f"{job.id}: new attempt of {old.id} ({old.remediation} on {short(old.target)})\n")
+        if args.no_wait:
+            return 0
+        work(services, out)
+        return report([services.store.get(job.id)], services.catalog, out, as_json=False)
+
+
+def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    store = read_store()
+    job = find_job(store, args.job)
+    if job.status != jobs.RUNNING:
+        from .services import Services
+
+        services = Services(Settings.from_env())
+        saved = operations.cancel(
+            services.store, services.clock, job.id, actor=args.actor, reason=args.reason
+        )
+    else:
+        with engine(args, out) as services:
+
+            def stop_run(running: Job) -> str:
+                name = running.run.get("name", "")
+                if running.run.get("mode") == "action":
+                    return "a classic run command cannot be stopped: it runs to its end"
+                try:
+                    services.compute.cancel_run(running.target, name)
+                except NotFound:
+                    return f"run command {name} was already gone"
+                except RemediationError as error:
+                    return f"run command {name} could not be deleted ({error}): it may run to its end"
+                return f"run command {name} deleted, which stops its script"
+
+            saved = operations.cancel(
+                services.store,
+                services.clock,
+                job.id,
+                actor=args.actor,
+                reason=args.reason,
+                stop_run=stop_run,
+            )
+    out.write(f"{saved.id}: {saved.status} ({saved.history[-1].reason})\n")
     return 0
 
 
@@ -257,18 +283,6 @@ def cmd_fleet_serve(args: argparse.Namespace, out: TextIO) -> int:
     from .localfleet.server import run_server
 
     return run_server(args.fleet, args.port)
-
-
-def _where(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--azure",
-        action="store_true",
-        help="talk to Azure Resource Manager (DefaultAzureCredential / managed identity)",
-    )
-    group.add_argument(
-        "--fleet", metavar="FILE", help="start a local fleet from this fleet file for the command"
-    )
 
 
 def _port(text: str) -> int:
@@ -286,32 +300,42 @@ def add_parsers(commands: Any, default_actor: str) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="JSON payload files; - reads stdin")
     p.add_argument("--json", action="store_true", help="print the jobs as one JSON object")
     p.add_argument("--actor", default="cli", help="who is recorded as the requester (default: cli)")
-    _where(p)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the scripts run with DRY_RUN=1: they say what they would change",
+    )
+    add_where(p)
     p.set_defaults(handler=cmd_run)
 
     p = commands.add_parser("jobs", help="list jobs, newest first")
-    p.add_argument("--target", metavar="VM_ID")
+    p.add_argument("--target", metavar="VM", help="a VM name or resource id")
     p.add_argument("--status", choices=jobs.STATES)
+    p.add_argument("--campaign", metavar="ID", help="only the jobs of this campaign")
     p.add_argument("--since", metavar="ISO_TIME")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
 
     p = commands.add_parser("show", help="one job: history, outcome, output")
-    p.add_argument("job")
+    p.add_argument("job", help="a job id or the start of one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_show)
 
-    for name, handler, verb in (("approve", cmd_approve, "approve"), ("reject", cmd_reject, "reject")):
-        p = commands.add_parser(name, help=f"{verb} a job awaiting approval")
-        p.add_argument("job")
+    for name, handler, text in (
+        ("approve", cmd_approve, "approve a job awaiting approval"),
+        ("reject", cmd_reject, "reject a job awaiting approval"),
+        ("retry", cmd_retry, "run an ended job again as a new job (linked to the old one)"),
+        ("cancel", cmd_cancel, "stop a planned, waiting or running job"),
+    ):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("job", help="a job id or the start of one")
         p.add_argument("--reason", default="")
-        p.add_argument("--actor", default=default_actor, help=f"who approves (default: {default_actor})")
-        if name == "approve":
-            p.add_argument(
-                "--no-wait", action="store_true", help="record the approval, do not run the job here"
-            )
-            _where(p)
+        p.add_argument("--actor", default=default_actor, help=f"who does it (default: {default_actor})")
+        if name in ("approve", "retry"):
+            p.add_argument("--no-wait", action="store_true", help="record it; do not run the job here")
+        if name != "reject":
+            add_where(p)
         p.set_defaults(handler=handler)
 
     fleet = commands.add_parser("fleet", help="the local ARM emulator")

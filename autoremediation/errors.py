@@ -19,7 +19,9 @@ the HTTP triggers) can turn it into a clear message without a traceback::
         ├── OsMismatch          the command does not fit the VM's OS
         ├── Transient           5xx, dropped connection: retry with backoff
         └── Permanent           anything else ARM refused
-            └── OutcomeUnknown  a run command was accepted, then its result was lost: never send it again
+            ├── OutcomeUnknown  a run command was accepted, then its result was lost: never send it again
+            └── SetupProblem    Azure cannot be reached as configured (TLS verification, no credential,
+                                401/403): fails at once, retrying changes nothing; the CLI exits 3
 """
 
 from __future__ import annotations
@@ -114,3 +116,8 @@ class OutcomeUnknown(Permanent):
     The script may be running or may have run: its outcome is unknown and it must not be sent again
     (a classic run command has no resource to re-attach to).
     """
+
+
+class SetupProblem(Permanent):
+    """Azure cannot be reached as this process is set up: the TLS certificate does not verify, there is
+    no credential, or the identity is not allowed (401/403). Retrying changes nothing: fix the setup."""

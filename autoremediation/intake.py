@@ -59,32 +59,43 @@ class Intake:
         self.queue = queue
         self.clock = clock
 
-    def submit(self, payload: object, *, actor: str, campaign_id: str | None = None) -> IntakeResult:
-        """Parse and admit one payload. SignalError / UnknownRemediation for bad input, before any write."""
-        report = self.planner.plan_payload(payload)
-        return self.admit(report, actor=actor, campaign_id=campaign_id)
+    def submit(
+        self, payload: object, *, actor: str, campaign_id: str | None = None, dry_run: bool = False
+    ) -> IntakeResult:
+        """Parse and admit one payload. SignalError / UnknownRemediation for bad input, before any write.
 
-    def admit(self, report: PlanReport, *, actor: str, campaign_id: str | None = None) -> IntakeResult:
+        ``dry_run`` makes every job a dry run with its own idempotency key, so a later real run of the
+        same payload is not taken for a duplicate of the rehearsal.
+        """
+        report = self.planner.plan_payload(payload)
+        return self.admit(report, actor=actor, campaign_id=campaign_id, dry_run=dry_run)
+
+    def admit(
+        self, report: PlanReport, *, actor: str, campaign_id: str | None = None, dry_run: bool = False
+    ) -> IntakeResult:
         admitted: list[Admitted] = []
         resolved: list[str] = []
         for plan in report.plans:
             signal = plan.finding.signal
             if signal.source == "alert" and signal.state == "resolved":
-                resolved += self._resolve_plan(plan, actor)
+                if plan.decision.guard != "provenance":  # a Resolved for another VM cancels nothing
+                    resolved += self._resolve_plan(plan, actor)
                 continue
-            admitted.append(self._admit(plan, actor, campaign_id))
+            admitted.append(self._admit(plan, actor, campaign_id, dry_run))
         for signal in report.signals:
+            if signal.id in report.refused:
+                continue  # an unconfirmed Resolved must not cancel the confirmed alert's jobs
             if signal.source == "alert" and signal.state == "resolved":
                 resolved += self._resolve_alert(signal, actor, already=set(resolved))
         return IntakeResult(report, tuple(admitted), tuple(dict.fromkeys(resolved)))
 
     # -- admission ------------------------------------------------------------------------------
 
-    def _new_job(self, plan: Plan, actor: str, campaign_id: str | None) -> Job:
+    def _new_job(self, plan: Plan, actor: str, campaign_id: str | None, rehearsal: bool = False) -> Job:
         finding, signal = plan.finding, plan.finding.signal
         manual = signal.manual
         return jobs.new_job(
-            idempotency_key=plan.idempotency_key,
+            idempotency_key=plan.idempotency_key + ("|dry-run" if rehearsal else ""),
             remediation=finding.remediation or "",
             condition=finding.condition,
             target=finding.target.id,
@@ -96,7 +107,7 @@ class Intake:
             signal_source=signal.source,
             alert_id=signal.id if signal.source == "alert" else None,
             campaign_id=campaign_id,
-            dry_run=bool(manual.dry_run) if manual else False,
+            dry_run=rehearsal or (bool(manual.dry_run) if manual else False),
             evidence=dict(finding.evidence),
         )
 
@@ -119,7 +130,9 @@ class Intake:
             if job.id == jobs.job_id_for(plan.idempotency_key):
                 return None  # the same delivery (or the same write): create() finds it
             earlier = job.evidence.get("change") if isinstance(job.evidence, dict) else None
-            if not isinstance(earlier, dict):
+            if (
+                not isinstance(earlier, dict) or job.dry_run
+            ):  # a rehearsal changed nothing: not the change's job
                 continue
             other = str(earlier.get("correlationId") or "").lower()
             if correlation and other:
@@ -130,11 +143,11 @@ class Intake:
                 return job
         return None
 
-    def _admit(self, plan: Plan, actor: str, campaign_id: str | None) -> Admitted:
-        same = self._same_change(plan)
+    def _admit(self, plan: Plan, actor: str, campaign_id: str | None, rehearsal: bool = False) -> Admitted:
+        same = None if rehearsal else self._same_change(plan)
         if same is not None:
             return Admitted(self._link_alert(same, plan), False)
-        job, created = self.store.create(self._new_job(plan, actor, campaign_id))
+        job, created = self.store.create(self._new_job(plan, actor, campaign_id, rehearsal))
         if not created:
             return Admitted(self._link_alert(job, plan), False)
         if plan.decision.action == "skip":

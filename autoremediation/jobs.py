@@ -9,6 +9,10 @@
              ├─> skipped (a guard said no)
              └─> cancelled (the alert resolved first)
     dispatching / running / verifying ─> failed | timed-out | cancelled
+    planned / awaiting-approval / dispatching / running ─> cancelled (an operator's cancel)
+
+A job that ended can be retried: the retry is a new job (a new id, ``retryOf`` naming the old one),
+never the old record run again.
 
 A job's id is derived from its idempotency key, so a duplicate delivery finds the job it already made.
 """
@@ -60,6 +64,12 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
+# What an operator's ``cancel`` may stop: a job not yet dispatched, or a run command still running.
+CANCELLABLE = frozenset({PLANNED, AWAITING_APPROVAL, DISPATCHING, RUNNING})
+# A script that reports it changed nothing because DRY_RUN=1 was set: "would fix" is not "fixed".
+DRY_RUN_OUTCOME = "dry-run"
+
+
 def job_id_for(idempotency_key: str) -> str:
     """A stable, URL- and Table-key-safe id for an idempotency key."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
@@ -108,6 +118,7 @@ class Job:
     notes: tuple[str, ...] = ()
     history: tuple[Transition, ...] = ()
     attempts: int = 0
+    retry_of: str | None = None  # the job this one retries
     version: int = 0
 
     @property
@@ -124,6 +135,12 @@ class Job:
         data["history"] = [asdict(t) for t in self.history]
         return data
 
+    def to_json(self) -> dict[str, Any]:
+        """The job as the API and the CLI show it: camelCase names, as ``openapi.yaml`` declares."""
+        data = {_camel(name): value for name, value in self.to_dict().items()}
+        data["outcomeKind"] = outcome_kind(self)
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         values = dict(data)
@@ -135,6 +152,27 @@ class Job:
         values["evidence"] = dict(values.get("evidence") or {})
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def outcome_kind(job: Job) -> str:
+    """What happened, in one word: the status, except that a dry run never says it fixed anything.
+
+    A dry run that went through is ``dry-run`` (the script said what it would change), so a list of jobs
+    tells "would fix" from "fixed" at a glance.
+    """
+    if job.dry_run and job.status == SUCCEEDED:
+        return DRY_RUN_OUTCOME
+    return job.status
+
+
+def retry_key(job: Job) -> str:
+    """The idempotency key of ``job``'s retry: retrying the same job twice finds the same new job."""
+    return f"retry|{job.id}"
 
 
 def new_job(
@@ -183,3 +221,14 @@ def transition(job: Job, target: str, *, now: datetime, actor: str, reason: str,
 def note(job: Job, text: str, *, now: datetime) -> Job:
     """A remark on the record that changes no state (e.g. the alert resolved after dispatch)."""
     return replace(job, notes=(*job.notes, f"{now.isoformat()} {text}"), updated_at=now.isoformat())
+
+
+def cancel(job: Job, *, now: datetime, actor: str, reason: str) -> Job:
+    """An operator stops the job; InvalidTransition says why when it cannot be stopped any more."""
+    if job.status not in CANCELLABLE:
+        if job.terminal:
+            raise InvalidTransition(f"job {job.id} already ended ({job.status}): nothing to cancel")
+        raise InvalidTransition(
+            f"job {job.id} is {job.status}: its script already ended, the result is being checked"
+        )
+    return transition(job, CANCELLED, now=now, actor=actor, reason=reason)

@@ -1,7 +1,8 @@
-"""What an operator can do to a job: approve or reject it. Shared by the HTTP API and the CLI."""
+"""What an operator can do to a job: approve, reject, cancel or retry it. Shared by the API and the CLI."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -67,3 +68,74 @@ def reject(store: JobStore, clock: Clock, job_id: str, *, actor: str, reason: st
         store.release_lease(job.target_key, job.id)
         return saved
     raise ConcurrencyConflict(f"job {job_id}: could not record the rejection")
+
+
+# Stops a job's run command (deletes a managed one); returns what happened, in words, for the record.
+StopRun = Callable[[Job], str]
+
+
+def cancel(
+    store: JobStore,
+    clock: Clock,
+    job_id: str,
+    *,
+    actor: str,
+    reason: str = "",
+    stop_run: StopRun | None = None,
+) -> Job:
+    """Stop a planned, waiting or running job, with what became of its run command on record.
+
+    A running job's run command is stopped by ``stop_run`` (deleting a managed run command stops its
+    script); without one, or when it cannot be stopped, the record says the script may run to its end.
+    The job's messages find it cancelled and do nothing more.
+    """
+    for _ in range(CAS_ATTEMPTS):
+        job = store.get(job_id)
+        why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+        jobs.cancel(job, now=clock.now(), actor=actor, reason=why)  # refuses early, before any ARM call
+        if job.status == jobs.RUNNING:
+            if stop_run is None:
+                why += "; the run command was not stopped: it may run to its end"
+            else:
+                why += "; " + stop_run(job)
+        try:
+            saved = store.update(jobs.cancel(job, now=clock.now(), actor=actor, reason=why))
+        except ConcurrencyConflict:
+            continue
+        store.release_lease(job.target_key, job.id)
+        return saved
+    raise ConcurrencyConflict(f"job {job_id}: could not record the cancellation")
+
+
+def retry(
+    store: JobStore, queue: Queue, clock: Clock, job_id: str, *, actor: str, reason: str = ""
+) -> tuple[Job, bool]:
+    """A new attempt of an ended job: a new job (new id, ``retry_of`` the old one), queued.
+
+    Retrying the same job twice finds the retry it already made (False: not created now). Every guard
+    is checked again with fresh VM state, as for any new job (a cooldown may skip it).
+    """
+    old = store.get(job_id)
+    if not old.terminal:
+        raise InvalidTransition(f"job {job_id} is {old.status}: cancel it first, or let it end")
+    why = f"retry of {old.id} by {actor}" + (f": {reason}" if reason else "")
+    new = jobs.new_job(
+        idempotency_key=jobs.retry_key(old),
+        remediation=old.remediation,
+        condition=old.condition,
+        target=old.target,
+        parameters=dict(old.parameters),
+        now=clock.now(),
+        actor=actor,
+        reason=why,
+        signal_id=old.signal_id,
+        signal_source=old.signal_source,
+        alert_id=old.alert_id,
+        dry_run=old.dry_run,
+        evidence=dict(old.evidence),
+        retry_of=old.id,
+    )
+    saved, created = store.create(new)
+    if created:
+        queue.send(saved.id)
+    return saved, created

@@ -13,6 +13,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .policy import Decision, plan_decision
+from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
 from .routing import Finding, Route, route_signal
 from .signals import parse
 from .signals.model import Signal
@@ -73,6 +74,7 @@ class PlanReport:
     signals: tuple[Signal, ...] = ()
     plans: tuple[Plan, ...] = ()
     notes: tuple[Note, ...] = field(default_factory=tuple)
+    refused: tuple[str, ...] = ()  # ids of signals that may make no job (and may cancel none)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,7 +84,12 @@ class PlanReport:
         }
 
     def __add__(self, other: PlanReport) -> PlanReport:
-        return PlanReport(self.signals + other.signals, self.plans + other.plans, self.notes + other.notes)
+        return PlanReport(
+            self.signals + other.signals,
+            self.plans + other.plans,
+            self.notes + other.notes,
+            self.refused + other.refused,
+        )
 
 
 # One ARM write reaches the app twice: as an Event Grid resource event and as an activity-log alert.
@@ -137,10 +144,25 @@ def idempotency_key(finding: Finding) -> str:
 
 
 class Planner:
-    def __init__(self, catalog: Catalog, routes: Sequence[Route], detect: Detect | None = None) -> None:
+    """Routes and decides. ``gate`` confirms alerts with Azure Monitor; without one, no alert can be
+    confirmed and every alert is refused (fail closed). ``max_jobs`` bounds the jobs one alert or
+    event may make (manual requests come from an authenticated operator and are not bounded here)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        routes: Sequence[Route],
+        detect: Detect | None = None,
+        gate: AlertGate | None = None,
+        max_jobs: int | None = None,
+    ) -> None:
         self.catalog = catalog
         self.routes = tuple(routes)
         self.detect = detect
+        self.gate = gate
+        self.max_jobs = (
+            max_jobs if max_jobs is not None else gate.settings.max_jobs if gate else DEFAULT_MAX_JOBS
+        )
 
     def plan_payload(self, payload: object) -> PlanReport:
         """Parse (SignalError on bad input) and plan every signal of one payload."""
@@ -153,6 +175,15 @@ class Planner:
         return report
 
     def plan_signal(self, signal: Signal) -> PlanReport:
+        record = None
+        if signal.source == "alert":
+            if self.gate is None:
+                refusal = f"provenance: nothing here can confirm alert {signal.id} with Azure Monitor"
+                return PlanReport((signal,), notes=(Note(signal.id, refusal),), refused=(signal.id,))
+            verdict = self.gate.verdict(signal)  # ProvenanceUnavailable: fail closed, the caller retries
+            if verdict.refusal is not None:
+                return PlanReport((signal,), notes=(Note(signal.id, verdict.refusal),), refused=(signal.id,))
+            signal, record = verdict.signal, verdict.record
         routing = route_signal(signal, self.routes, self.catalog)
         notes = [Note(signal.id, text) for text in routing.notes]
         findings = list(routing.findings)
@@ -163,10 +194,21 @@ class Planner:
                 found, detector_notes = self.detect(routing.detector, signal)
                 findings += found
                 notes += [Note(signal.id, text) for text in detector_notes]
+        if signal.source != "manual":
+            too_many = fan_out_refusal(len(findings), self.max_jobs)
+            if too_many is not None:
+                return PlanReport((signal,), notes=(*notes, Note(signal.id, too_many)), refused=(signal.id,))
         plans = []
         for finding in findings:
             remediation = self.catalog.get(finding.remediation or "")
-            origins = {name: finding.origin_of(name) for name in finding.parameters}
-            decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
+            # A detector's VMs come from ARM reads of the resource Azure recorded (see AlertGate).
+            off_target = (
+                None if finding.route.startswith("detector:") else target_refusal(finding.target, record)
+            )
+            if off_target is not None:
+                decision = Decision("skip", off_target, "provenance")
+            else:
+                origins = {name: finding.origin_of(name) for name in finding.parameters}
+                decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
             plans.append(Plan(finding, decision))
         return PlanReport((signal,), tuple(plans), tuple(notes))

@@ -262,3 +262,47 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert as Azure Monitor records it (Alerts Management ``alerts/{id}``), not as a payload claims.
+
+    ``rule_id`` is the alert rule's resource id; ``target_resource`` the resource Azure fired the alert
+    on (a log search rule split by ``_ResourceId`` gives one alert per VM, each targeting that VM).
+    """
+
+    id: str
+    rule_id: str
+    target_resource: str
+    monitor_condition: str  # "Fired" or "Resolved"
+    alert_state: str = "New"  # "New", "Acknowledged" or "Closed"
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    monitor_service: str = ""
+
+
+@dataclass(frozen=True)
+class AlertRuleRecord:
+    """An alert rule read from ARM: what it says its custom properties are, whatever a payload says."""
+
+    id: str
+    custom_properties: Mapping[str, str] = field(default_factory=dict)
+    enabled: bool = True
+
+
+class Alerts(Protocol):
+    """Azure Monitor's records: the Alerts Management API and the alert-rule resources in ARM."""
+
+    def get_alert(self, alert_id: str) -> AlertRecord:
+        """The alert by its full id (``/subscriptions/.../providers/Microsoft.AlertsManagement/alerts/x``);
+        raises NotFound."""
+        ...
+
+    def get_rule(self, rule_id: str) -> AlertRuleRecord:
+        """A scheduled query, metric or activity log alert rule by resource id; raises NotFound."""
+        ...
+
+    def change_state(self, alert_id: str, new_state: str, comment: str) -> None:
+        """Set the alert's user state (New, Acknowledged, Closed) with a comment."""
+        ...

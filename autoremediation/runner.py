@@ -28,6 +28,7 @@ from .errors import (
     ConcurrencyConflict,
     NotFound,
     OutcomeUnknown,
+    Permanent,
     RemediationError,
     Throttled,
 )
@@ -498,6 +499,10 @@ class Runner:
         return Step(job, None, reason)
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:
+        if isinstance(error, Permanent):
+            # TLS verification, no credential, 401/403, a refusal: retrying for minutes changes nothing.
+            target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
+            return self._finish(job, target, self._abandon(job, f"{type(error).__name__}: {error}"))
         attempts = job.attempts + 1
         if attempts > MAX_RETRIES:
             target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED

@@ -11,13 +11,15 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from .catalog import Catalog, load_catalog
 from .detectors.addresses import TagAddresses
 from .intake import Intake
 from .jobs import Job, Transition
 from .planning import Detect, Planner, change_of
-from .ports import Clock, Compute, JobStore, Network, Queue, SystemClock
+from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock
+from .provenance import AlertGate, ProvenanceSettings
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
 from .settings import EnvironmentSwitches, Settings
@@ -34,13 +36,20 @@ class Services:
         queue: Queue | None = None,
         compute: Compute | None = None,
         network: Network | None = None,
+        alerts: Alerts | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
-        for name, value in (("store", store), ("queue", queue), ("compute", compute), ("network", network)):
+        for name, value in (
+            ("store", store),
+            ("queue", queue),
+            ("compute", compute),
+            ("network", network),
+            ("alerts", alerts),
+        ):
             if value is not None:
                 self.__dict__[name] = value
 
@@ -88,6 +97,26 @@ class Services:
             path = Path(__file__).resolve().parent.parent / path  # the app root, where the catalog is
         return load_service_tags(path)
 
+    @cached_property
+    def alerts(self) -> Alerts:
+        from .azure.alerts import AzureAlerts
+        from .azure.calls import Retrier
+
+        # Short retries: the webhook answers 503 when Azure Monitor stays away, and the Action Group
+        # retries the whole delivery; waiting longer here only risks its 10 s call timeout.
+        return AzureAlerts(self.settings, retrier=Retrier(attempts=3, backoff=0.5, max_delay=2.0))
+
+    @cached_property
+    def gate(self) -> AlertGate:
+        from datetime import timedelta
+
+        settings = ProvenanceSettings(
+            trusted_rules=self.settings.trusted_alert_rules,
+            max_age=timedelta(minutes=self.settings.alert_max_age_minutes),
+            max_jobs=self.settings.max_jobs_per_signal,
+        )
+        return AlertGate(self.alerts, settings, self.clock)
+
     def detect(self, name: str, signal: Signal) -> tuple[Sequence[Finding], Sequence[str]]:
         """The detectors routes may ask for, on this process's ARM adapters."""
         if name != "nsg-lockout":
@@ -133,7 +162,7 @@ class Services:
     @cached_property
     def planner(self) -> Planner:
         detect: Detect = self.detect
-        return Planner(self.catalog, self.routes, detect=detect)
+        return Planner(self.catalog, self.routes, detect=detect, gate=self.gate)
 
     @cached_property
     def intake(self) -> Intake:
@@ -156,14 +185,15 @@ class Services:
     @cached_property
     def runner(self) -> Runner:
         from .telemetry import emit_transition
+        from .writeback import alert_writeback
 
-        announce = emit_transition
+        hooks = [emit_transition, alert_writeback(_Lazy(self), self.settings.alert_failure_state)]
         if self.on_transition is not None:
-            extra = self.on_transition
+            hooks.append(self.on_transition)
 
-            def announce(job: Job, transition: Transition) -> None:
-                emit_transition(job, transition)
-                extra(job, transition)
+        def announce(job: Job, transition: Transition) -> None:
+            for hook in hooks:
+                hook(job, transition)
 
         return Runner(
             catalog=self.catalog,
@@ -175,6 +205,22 @@ class Services:
             on_transition=announce,
             switches=EnvironmentSwitches(),
         )
+
+
+class _Lazy:
+    """The engine's Alerts adapter, built when a job from an alert first ends (not at cold start)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def get_alert(self, alert_id: str) -> Any:
+        return self._services.alerts.get_alert(alert_id)
+
+    def get_rule(self, rule_id: str) -> Any:
+        return self._services.alerts.get_rule(rule_id)
+
+    def change_state(self, alert_id: str, new_state: str, comment: str) -> None:
+        self._services.alerts.change_state(alert_id, new_state, comment)
 
 
 _lock = threading.Lock()

@@ -20,6 +20,27 @@ from .errors import InvalidInput
 from .ports import Switches
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+STATE_FOLDER = "autoremediation"
+
+
+def user_state_dir() -> Path:
+    """Where this user's local state lives (the embedded job store, the demo's fleet).
+
+    The XDG Base Directory convention: ``$XDG_STATE_HOME/autoremediation``, by default
+    ``~/.local/state/autoremediation``. ``make demo`` and later ``remediate`` commands share it, whatever
+    the current directory.
+    """
+    # The user's own process environment, not an app setting: the folder belongs to whoever runs this.
+    base = os.environ.get("XDG_STATE_HOME", "").strip()
+    if not base or not Path(base).is_absolute():  # the spec says to ignore a relative path
+        home = os.environ.get("HOME", "").strip() or str(Path.home())
+        base = str(Path(home) / ".local" / "state")
+    return Path(base) / STATE_FOLDER
+
+
+def default_sqlite_path() -> str:
+    return str(user_state_dir() / "jobs.db")
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -107,10 +128,25 @@ def check_management_sources(
     return tuple(sources)
 
 
+# What a failed or timed-out job does to its alert's user state (a comment is always added).
+ALERT_FAILURE_STATES = ("unchanged", "new", "acknowledged", "closed")
+
+
+def _trusted_rules(env: Mapping[str, str]) -> tuple[str, ...]:
+    from .provenance import trusted_rule_problem
+
+    rules = _list(env, "REMEDIATION_TRUSTED_ALERT_RULES")
+    for rule in rules:
+        problem = trusted_rule_problem(rule)
+        if problem is not None:
+            raise InvalidInput(f"setting {problem}")
+    return rules
+
+
 @dataclass(frozen=True)
 class Settings:
     job_store: str = "sqlite"
-    sqlite_path: str = ".state/remediation.db"
+    sqlite_path: str = field(default_factory=default_sqlite_path)
     storage_connection_string: str | None = None
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
@@ -141,6 +177,10 @@ class Settings:
     operator_role: str = "Remediation.Operator"
     reader_role: str = "Remediation.Reader"
     appinsights_connection_string: str | None = None
+    trusted_alert_rules: tuple[str, ...] = ()
+    alert_max_age_minutes: float = 30
+    max_jobs_per_signal: int = 20
+    alert_failure_state: str = "unchanged"
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
@@ -163,7 +203,7 @@ class Settings:
         store = "REMEDIATION_STORAGE"
         return cls(
             job_store=_choice(env, "REMEDIATION_JOB_STORE", "sqlite", ("sqlite", "table")),
-            sqlite_path=env.get("REMEDIATION_SQLITE_PATH", cls.sqlite_path),
+            sqlite_path=env.get("REMEDIATION_SQLITE_PATH") or default_sqlite_path(),
             storage_connection_string=env.get(store) or None,
             queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
             table_service_uri=env.get(f"{store}__tableServiceUri") or None,
@@ -196,6 +236,12 @@ class Settings:
             operator_role=env.get("REMEDIATION_OPERATOR_ROLE", cls.operator_role),
             reader_role=env.get("REMEDIATION_READER_ROLE", cls.reader_role),
             appinsights_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+            trusted_alert_rules=_trusted_rules(env),
+            alert_max_age_minutes=_number(env, "REMEDIATION_ALERT_MAX_AGE_MINUTES", 30, 1),
+            max_jobs_per_signal=int(_number(env, "REMEDIATION_MAX_JOBS_PER_SIGNAL", 20, 1)),
+            alert_failure_state=_choice(
+                env, "REMEDIATION_ALERT_FAILURE_STATE", "unchanged", ALERT_FAILURE_STATES
+            ),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
 
@@ -253,6 +299,10 @@ SETTING_NAMES = (
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "REMEDIATION_TRUSTED_ALERT_RULES",
+    "REMEDIATION_ALERT_MAX_AGE_MINUTES",
+    "REMEDIATION_MAX_JOBS_PER_SIGNAL",
+    "REMEDIATION_ALERT_FAILURE_STATE",
     "WEBSITE_AUTH_ENABLED",
 )
 

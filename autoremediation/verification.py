@@ -94,7 +94,7 @@ def verify(
             return Verdict(
                 False, f"dry run: the script reported {status}: {result.get('message', '')}".strip()
             )
-        return Verdict(True, f"dry run: nothing changed (the script reported {status})")
+        return Verdict(True, dry_run_summary(result))
     accepted_codes = rules.get("exitCodes", [0])
     if exit_code is not None and exit_code not in accepted_codes:
         return Verdict(False, f"exit code {exit_code} (expected {', '.join(map(str, accepted_codes))})")
@@ -115,3 +115,23 @@ def verify(
         if not holds:
             return Verdict(False, f"{shown} does not hold ({check['field']} = {actual!r})")
     return Verdict(True, f"the script reported {status}; every check holds")
+
+
+def dry_run_summary(result: Mapping[str, Any]) -> str:
+    """A dry run's answer in words: "would fix" with what would change, or "nothing to do"."""
+    status = result.get("status")
+    if status == "already-ok":
+        return "dry run: nothing to do (already ok); nothing was changed"
+    if status == "fixed":
+        return "dry run: the script reported fixed although DRY_RUN=1; check the script"
+    changes = []
+    for action in result.get("actions") or []:
+        if isinstance(action, Mapping) and action.get("step"):
+            changes.append(str(action["step"]))
+        elif isinstance(action, str):
+            changes.append(action)
+    for key, value in result.items():
+        if key.startswith("would") and value not in (None, "", 0, [], {}):
+            changes.append(f"{key}={value}")
+    what = ": " + ", ".join(changes) if changes else ""
+    return f"dry run: would fix{what}; nothing was changed"

@@ -29,8 +29,16 @@ param targetScopes string
 @description('Log Analytics workspace the VMs send VM insights / Azure Monitor Agent data to.')
 param vmInsightsWorkspaceId string
 
-@description('Deploy the sample alert rules (disk free space, NSG rule writes).')
+@description('Deploy the sample alert rules (disk free space, failed services, time sync, NSG rule writes).')
 param deploySampleAlerts bool = true
+
+@description('Deploy the sample high-CPU alert that asks for diagnostics. Off by default: the diagnostics upload URL is a secret an alert never carries, so until the app makes one itself the app only records the plan for this alert.')
+param deployDiagnosticsAlert bool = false
+
+@description('Average CPU percentage over which the high-CPU (collect diagnostics) alert fires.')
+@minValue(50)
+@maxValue(100)
+param cpuThresholdPercent int = 95
 
 @description('Free disk space, in percent, under which the disk-full alert fires.')
 @minValue(1)
@@ -182,6 +190,163 @@ InsightsMetrics
         remediation: 'free-disk-space'
       }
     }
+  }
+}
+
+// A systemd service that failed, from the Syslog the Azure Monitor Agent collects. The unit name becomes
+// the ServiceName dimension, so each VM and unit is its own alert; restart-service reads it from there.
+// Failures are events, not a level: no Resolved notification is needed (autoMitigate off).
+resource serviceDownAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (deploySampleAlerts) {
+  name: 'service-down-${functionAppName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'VM service failed (auto-remediation)'
+    description: 'A systemd service failed on a VM. Sent to the auto-remediation app, which restarts services the VM allows on opted-in VMs.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    scopes: [
+      vmInsightsWorkspaceId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: '''
+Syslog
+| where ProcessName == "systemd" and SyslogMessage has "Failed with result"
+| extend ServiceName = extract(@"^([A-Za-z0-9@_.:-]+\.service): Failed with result", 1, SyslogMessage)
+| where isnotempty(ServiceName)
+| summarize Failures = count() by bin(TimeGenerated, 5m), _ResourceId, ServiceName
+'''
+          timeAggregation: 'Count'
+          resourceIdColumn: '_ResourceId'
+          dimensions: [
+            {
+              name: 'ServiceName'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        condition: 'service-down'
+        remediation: 'restart-service'
+      }
+    }
+  }
+}
+
+// Time service warnings on Linux (chronyd, systemd-timesyncd in Syslog) and Windows (Time-Service events
+// 36: not synchronized for a day; 129 and 134: no time source reachable) in one rule, per VM.
+resource clockSkewAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (deploySampleAlerts) {
+  name: 'clock-skew-${functionAppName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'VM time not synchronised (auto-remediation)'
+    description: 'The time service of a VM reports that it cannot synchronise. Sent to the auto-remediation app, which restarts time synchronisation on opted-in VMs.'
+    severity: 3
+    enabled: true
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    scopes: [
+      vmInsightsWorkspaceId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: '''
+union isfuzzy=true
+  (Syslog
+    | where ProcessName in ("chronyd", "systemd-timesyncd")
+    | where SyslogMessage has_any ("Can't synchronise", "no selectable sources", "Timed out waiting for reply")),
+  (Event
+    | where EventLog == "System" and Source == "Microsoft-Windows-Time-Service" and EventID in (36, 129, 134))
+| summarize Warnings = count() by bin(TimeGenerated, 15m), _ResourceId
+'''
+          timeAggregation: 'Count'
+          resourceIdColumn: '_ResourceId'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        condition: 'clock-skew'
+        remediation: 'fix-time-sync'
+      }
+    }
+  }
+}
+
+// Sustained high CPU on any VM of the target scopes (a multi-resource platform metric alert, one per
+// region): collect diagnostics while it happens. Metric alert custom properties travel as the action's
+// webHookProperties and reach the app as the alert's customProperties.
+resource highCpuAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = if (deployDiagnosticsAlert) {
+  name: 'high-cpu-diagnostics-${functionAppName}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Average CPU above ${cpuThresholdPercent}% for 15 minutes. Sent to the auto-remediation app, which collects diagnostics from opted-in VMs.'
+    severity: 3
+    enabled: true
+    scopes: scopeList
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    targetResourceType: 'Microsoft.Compute/virtualMachines'
+    targetResourceRegion: location
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'high-cpu'
+          metricNamespace: 'Microsoft.Compute/virtualMachines'
+          metricName: 'Percentage CPU'
+          operator: 'GreaterThan'
+          threshold: cpuThresholdPercent
+          timeAggregation: 'Average'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      {
+        actionGroupId: actionGroup.id
+        webHookProperties: {
+          condition: 'diagnostics-requested'
+          remediation: 'collect-diagnostics'
+        }
+      }
+    ]
   }
 }
 

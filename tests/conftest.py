@@ -16,3 +16,9 @@ def shared_fixtures() -> Path:
     if not folder.is_dir():
         pytest.skip(f"reference payloads not present at {folder}")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-user state (the default job store) goes to a folder of the test's own, never to ~/.local."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))

@@ -18,6 +18,7 @@ from ..errors import (
     OsMismatch,
     Permanent,
     RemediationError,
+    SetupProblem,
     Throttled,
     Transient,
     VmNotRunning,
@@ -25,6 +26,11 @@ from ..errors import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+NO_CREDENTIAL = (
+    "no Azure credential: sign in with `az login`, or run with a managed identity "
+    "(AZURE_CLIENT_ID names a user-assigned one)"
+)
 
 _ARM_PATH = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)/"
@@ -64,14 +70,58 @@ def _retry_after(response: Any) -> float:
     return 1.0 if seconds is None else max(0.0, seconds)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (``inner_exception``, ``__cause__``, ``__context__``, args)."""
+    seen: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending and len(seen) < 20:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        pending += [getattr(item, "inner_exception", None), item.__cause__, item.__context__, *item.args]
+    return seen
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """Why the TLS certificate did not verify, when that is what ``exc`` is about (else None)."""
+    import ssl
+
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        if "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return "certificate verify failed"
+    return None
+
+
+def credential_failure(exc: BaseException) -> bool:
+    """True when ``exc`` says no token could be had (azure-identity found no usable credential)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    return isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None
+
+
 def map_error(exc: Exception, what: str) -> RemediationError:
-    """The typed error for an SDK exception raised while doing ``what``."""
+    """The typed error for an SDK exception raised while doing ``what``.
+
+    Errors that retrying cannot mend are ``SetupProblem`` (TLS verification, no credential, 401/403) so
+    that callers fail at once instead of retrying for minutes.
+    """
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
     if isinstance(exc, RemediationError):
         return exc
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        tls = tls_failure(exc)
+        if tls is not None:
+            return SetupProblem(
+                f"{what}: the TLS certificate of the ARM endpoint does not verify ({tls}): "
+                "check REMEDIATION_ARM_ENDPOINT and REMEDIATION_ARM_CA_BUNDLE"
+            )
         return Transient(f"{what}: connection failed: {exc}")
+    if credential_failure(exc):
+        return SetupProblem(f"{what}: {NO_CREDENTIAL}")
     if not isinstance(exc, HttpResponseError):
         return Permanent(f"{what}: {type(exc).__name__}: {exc}")
     status = exc.status_code
@@ -98,6 +148,9 @@ def map_error(exc: Exception, what: str) -> RemediationError:
         return Busy(text, status=status, code=code)
     if status in (408, 500, 502, 503, 504):
         return Transient(text, status=status, code=code)
+    if status in (401, 403):
+        hint = "the identity is not signed in" if status == 401 else "the identity lacks a role for this"
+        return SetupProblem(f"{text} ({hint})", status=status, code=code)
     return Permanent(text, status=status, code=code)
 
 

@@ -117,6 +117,20 @@ def network_client(settings: Settings, subscription: str) -> Any:
     return client
 
 
+def alerts_client(settings: Settings, subscription: str) -> Any:
+    """An ``AlertsManagementClient`` for one subscription (cached); it also reads alert rules."""
+    key = _key("alerts", settings, subscription)
+    with _lock:
+        client = _clients.get(key)
+    if client is None:
+        from azure.mgmt.alertsmanagement import AlertsManagementClient
+
+        client = AlertsManagementClient(credential(settings), subscription, **_options(settings))
+        with _lock:
+            client = _clients.setdefault(key, client)
+    return client
+
+
 def clear_cache() -> None:
     """Forget every client (tests that start a new emulator on another port)."""
     with _lock:

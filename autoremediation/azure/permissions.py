@@ -1,8 +1,8 @@
 """The ARM actions the adapters call: the custom role in ``infra/`` grants exactly these.
 
-Keep this list in step with the SDK operations used in ``compute.py`` and ``network.py``; a test
-compares it with the role definition, and another maps every ARM call the adapters make against the
-local emulator to one of these actions. Long-running operations are polled on
+Keep this list in step with the SDK operations used in ``compute.py``, ``network.py`` and
+``alerts.py``; a test compares it with the role definition, and another maps every ARM call the adapters
+make against the local emulator to one of these actions. Long-running operations are polled on
 ``.../locations/{location}/operations/{id}``, which needs the provider's ``locations/operations/read``.
 """
 
@@ -22,4 +22,10 @@ REQUIRED_ACTIONS: tuple[str, ...] = (
     "Microsoft.Network/networkSecurityGroups/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/write",
+    # alerts.py: confirm an alert, read its rule (one kind per rule type), close or comment it.
+    "Microsoft.AlertsManagement/alerts/read",
+    "Microsoft.AlertsManagement/alerts/changestate/action",
+    "Microsoft.Insights/scheduledQueryRules/read",
+    "Microsoft.Insights/metricAlerts/read",
+    "Microsoft.Insights/activityLogAlerts/read",
 )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from ..errors import InvalidInput
+from ..jobs import outcome_kind
 from .admission import AppFault, admit, app_work, engine, plan, result_body
 from .auth import Caller, Need, authorize
 from .responses import json_response, read_json, response_for
@@ -59,6 +60,7 @@ def job_summary(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "status": job.status,
+        "outcomeKind": outcome_kind(job),
         "remediation": job.remediation,
         "condition": job.condition,
         "target": job.target,
@@ -76,7 +78,7 @@ def shown_job(job: Job) -> dict[str, Any]:
 
     The stored job keeps the value, since the worker passes it to the run command at dispatch.
     """
-    data = job.to_dict()
+    data = job.to_json()  # camelCase, as openapi.yaml declares and the CLI prints
     data["parameters"] = engine("catalog").catalog.redacted(job.remediation, job.parameters)
     return data
 

@@ -179,6 +179,9 @@ class FleetSpec:
     nsgs: tuple[NsgSpec, ...]
     nics: tuple[NicSpec, ...]
     faults: tuple[FaultSpec, ...] = ()
+    now: str | None = None  # the fleet's wall clock at start (default: real time)
+    alert_rules: tuple[Any, ...] = ()  # alerting.AlertRuleSpec
+    alerts: tuple[Any, ...] = ()  # alerting.AlertSpec
 
     @property
     def subscription(self) -> str:
@@ -414,7 +417,7 @@ def _expand_names(r: _Reader, data: Mapping[str, Any], path: str) -> list[str]:
 def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
     """Validate a loaded fleet document; raise FleetFileError naming the bad field."""
     r = _Reader(source)
-    root = r.mapping(data, "(top level)", {"subscriptions", "faults"})
+    root = r.mapping(data, "(top level)", {"subscriptions", "faults", "now", "alertRules", "alerts"})
     subs: list[str] = []
     groups: list[tuple[str, str, str]] = []
     vms: list[VmSpec] = []
@@ -607,7 +610,21 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
     faults = tuple(
         _fault(r, node, f"faults[{i}]") for i, node in enumerate(r.items(root, "faults", "(top level)"))
     )
-    return FleetSpec(tuple(subs), tuple(groups), tuple(vms), tuple(vnets), tuple(nsgs), tuple(nics), faults)
+    from .alerting import parse_alerting
+
+    now, alert_rules, alerts = parse_alerting(r, root, subs)
+    return FleetSpec(
+        tuple(subs),
+        tuple(groups),
+        tuple(vms),
+        tuple(vnets),
+        tuple(nsgs),
+        tuple(nics),
+        faults,
+        now,
+        alert_rules,
+        alerts,
+    )
 
 
 def _check_references(

@@ -239,6 +239,22 @@ def _get_subnet(fleet: Fleet, req: Request, g: tuple[str, ...]) -> Reply:
     return Reply(200, fleet.network.find_subnet(f"{vnet['id']}/subnets/{g[3]}"))
 
 
+def _get_alert(fleet: Fleet, req: Request, g: tuple[str, ...]) -> Reply:
+    fleet.scope.check_subscription(g[0])
+    return Reply(200, fleet.alerting.alert_json(g[0], g[1]))
+
+
+def _change_alert_state(fleet: Fleet, req: Request, g: tuple[str, ...]) -> Reply:
+    fleet.scope.check_subscription(g[0])
+    comment = req.body.get("comments") if isinstance(req.body, dict) else None
+    return Reply(200, fleet.alerting.change_state(g[0], g[1], req.query.get("newState", ""), comment))
+
+
+def _get_alert_rule(fleet: Fleet, req: Request, g: tuple[str, ...]) -> Reply:
+    fleet.scope.check_group(g[0], g[1])
+    return Reply(200, fleet.alerting.rule_json(*g))
+
+
 class _Stuck:
     """A guest run that never ends (the "stuck" fault); only a kill ends it."""
 
@@ -285,6 +301,17 @@ ROUTES = (
     _route("GET", rf"{_NET}/networkInterfaces/{_SEG}", _get_nic),
     _route("GET", rf"{_NET}/virtualNetworks/{_SEG}", _get_vnet),
     _route("GET", rf"{_NET}/virtualNetworks/{_SEG}/subnets/{_SEG}", _get_subnet),
+    _route("GET", rf"{_SUB}/providers/Microsoft\.AlertsManagement/alerts/{_SEG}", _get_alert),
+    _route(
+        "POST",
+        rf"{_SUB}/providers/Microsoft\.AlertsManagement/alerts/{_SEG}/changestate",
+        _change_alert_state,
+    ),
+    _route(
+        "GET",
+        rf"{_RG}/providers/Microsoft\.Insights/(scheduledQueryRules|metricAlerts|activityLogAlerts)/{_SEG}",
+        _get_alert_rule,
+    ),
 )
 
 

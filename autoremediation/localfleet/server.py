@@ -189,6 +189,15 @@ class FleetServer:
         if path == "/_admin/faults" and method == "DELETE":
             self.clear_faults()
             return Reply(204)
+        if path == "/_admin/deployment" and method == "GET":
+            # What the deployment around this fleet configures: its wall clock, the rules infra deploys.
+            return Reply(
+                200,
+                {
+                    "now": iso(self.fleet.clock.now()),
+                    "trustedAlertRules": self.fleet.alerting.deployed_rules(),
+                },
+            )
         if path == "/_admin/clock" and method == "POST":
             seconds = body.get("advanceSeconds") if isinstance(body, dict) else None
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:

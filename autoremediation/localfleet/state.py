@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runresult
+from .alerting import AlertingState, wall_offset
 from .arm import COMPUTE, NETWORK, ArmError, Scope, guid, iso, rg_id
 from .builtin import BUILTIN_COMMANDS
 from .fleetfile import FleetSpec, VmSpec
@@ -116,6 +117,8 @@ class Fleet:
         self.spec = spec
         self.lock = threading.RLock()
         self.clock = FleetClock()
+        self.clock.offset = wall_offset(spec.now)
+        self.alerting = AlertingState(spec.alert_rules, spec.alerts)
         self.sandboxes = SandboxPool(workdir / "sandboxes", enabled=sandbox)
         self.scope = Scope(spec)
         self.vms: dict[str, Vm] = {}

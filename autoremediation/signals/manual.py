@@ -12,11 +12,16 @@ script (environment variables, named script parameters) after the catalog has va
      "parameters": {"mountPoint": "/var"},
      "reason": "disk full on /var", "dryRun": false,
      "requestId": "op-2024-0001", "requestedBy": "alice@contoso.com"}
+
+``dryRun`` defaults to false. ``requestId`` is the idempotency key: without one, a new id is generated
+(``req-`` and 20 hex digits), so the request runs once; a caller that wants a repeat to be a no-op
+sends the id it was given back.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 
 from ..errors import SignalError
@@ -29,7 +34,11 @@ REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")  # as the catalog'
 PARAMETER_NAME = re.compile(r"^[a-z][A-Za-z0-9]{0,39}$")  # as the catalog's schema
 MAX_TEXT = 4096
 FIELDS = ("remediation", "targets", "parameters", "reason", "dryRun", "requestId", "requestedBy")
-REQUIRED = ("remediation", "targets", "reason", "dryRun", "requestId")
+REQUIRED = ("remediation", "targets", "reason")
+
+
+def new_request_id() -> str:
+    return "req-" + uuid.uuid4().hex[:20]
 
 
 def is_manual(payload: Mapping[str, object]) -> bool:
@@ -48,14 +57,19 @@ def parse_manual(payload: Mapping[str, object]) -> Signal:
     remediation = _string(root["remediation"])
     if len(remediation) > 48 or not REMEDIATION_ID.match(remediation):
         raise root["remediation"].error(f"{remediation!r} is not a remediation id (like free-disk-space)")
-    request_id = _string(root["requestId"])
+    if "requestId" not in payload:
+        request_id = new_request_id()
+    elif root["requestId"].value is None:
+        raise root["requestId"].error("is null: leave it out and one is generated")
+    else:
+        request_id = _string(root["requestId"])
     if not REQUEST_ID.match(request_id):
         raise root["requestId"].error(
             f"{request_id[:140]!r} must be 1-128 letters, digits or . _ : - (it is the idempotency key)"
         )
     reason = _string(root["reason"])
     requested_by = _string(root["requestedBy"]) if not root["requestedBy"].absent else "operator"
-    dry_run = root["dryRun"].value
+    dry_run = root["dryRun"].value if "dryRun" in payload else False
     if not isinstance(dry_run, bool):
         raise root["dryRun"].error(f"must be true or false, not {kind_of(dry_run)}")
 

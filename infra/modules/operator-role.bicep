@@ -12,7 +12,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, roleName)
   properties: {
     roleName: roleName
-    description: 'Lets the VM auto-remediation app read VMs, run and clean up remediation run commands, and read and repair NSG rules. Nothing else.'
+    description: 'Lets the VM auto-remediation app read VMs, run and clean up remediation run commands, and read and repair NSG rules, confirm alerts and read their rules, and close or comment alerts. Nothing else.'
     type: 'CustomRole'
     assignableScopes: assignableScopes
     permissions: [
@@ -31,6 +31,11 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Network/networkSecurityGroups/read'
           'Microsoft.Network/networkSecurityGroups/securityRules/read'
           'Microsoft.Network/networkSecurityGroups/securityRules/write'
+          'Microsoft.AlertsManagement/alerts/read'
+          'Microsoft.AlertsManagement/alerts/changestate/action'
+          'Microsoft.Insights/scheduledQueryRules/read'
+          'Microsoft.Insights/metricAlerts/read'
+          'Microsoft.Insights/activityLogAlerts/read'
         ]
         notActions: []
         dataActions: []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -21,18 +20,10 @@ from tests.helpers.catalogs import REPO
 HERE = Path(__file__).parent
 SUB = "00000000-0000-0000-0000-0000000000e2"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-e2e"
+ALERT_ID = (
+    f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"
+)
 pytestmark = pytest.mark.fleet
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, monkeypatch) -> Iterator[FleetServer]:
-    with FleetServer(HERE / "fleet.yaml", workdir=tmp_path / "fleet") as server:
-        monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
-        monkeypatch.setenv("REMEDIATION_ARM_ENDPOINT", server.base_url)
-        monkeypatch.setenv("REMEDIATION_ARM_CA_BUNDLE", server.ca_bundle)
-        monkeypatch.delenv("REMEDIATION_STORAGE", raising=False)
-        monkeypatch.delenv("REMEDIATION_MANAGEMENT_SOURCES", raising=False)
-        yield server
 
 
 def remediate(*argv: str) -> tuple[int, str]:
@@ -49,6 +40,7 @@ def write(tmp_path: Path, name: str, payload: object) -> str:
 def disk_alert(tmp_path: Path, state: str = "Fired") -> str:
     alert = json.loads((REPO / "samples" / "disk-full-alert.json").read_text())
     vm = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-disk"
+    alert["data"]["essentials"]["alertId"] = ALERT_ID
     alert["data"]["essentials"]["alertTargetIDs"] = [vm]
     alert["data"]["essentials"]["configurationItems"] = ["vm-disk"]
     alert["data"]["essentials"]["monitorCondition"] = state
@@ -99,7 +91,11 @@ def test_disk_full_alert_is_remediated_and_verified(fleet: FleetServer, tmp_path
     code, out = remediate("run", disk_alert(tmp_path))
     assert code == 0 and "already known (succeeded)" in out
     assert fleet.runs_started("vm-disk") == 1
+    # Azure Monitor closed the alert when the job succeeded (write-back), the comment names the job.
+    assert fleet.fleet.alerting.state_of(ALERT_ID) == "Closed"
+    assert job["id"] in fleet.fleet.alerting.history(ALERT_ID)[0]["comments"]
     # The monitor resolves the alert later: noted on the job, nothing runs.
+    fleet.fleet.alerting.resolve(ALERT_ID, "2026-11-25T12:00:00Z")
     code, out = remediate("run", disk_alert(tmp_path, "Resolved"))
     assert code == 0 and "resolved 1" in out
     [record] = jobs()
@@ -117,7 +113,7 @@ def test_nsg_lockout_is_detected_approved_and_repaired(fleet: FleetServer, tmp_p
     code, out = remediate("approve", waiting["id"], "--actor", "alice")
     assert code == 0, out
     [job] = jobs("--status", "succeeded")
-    assert job["approved_by"] == "alice"
+    assert job["approvedBy"] == "alice"
     rules = nsg_rules(fleet, "nsg-locked")
     assert rules["deny-ssh"] == 200  # the customer's rule is untouched
     added = [name for name in rules if name.startswith("allow-mgmt-ssh")]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from autoremediation.azure import clients
+from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.azure.network import AzureNetwork
@@ -85,6 +86,11 @@ def classic(settings: Settings, sleeps: Sleeps) -> AzureCompute:
 @pytest.fixture
 def network(settings: Settings, sleeps: Sleeps) -> AzureNetwork:
     return AzureNetwork(settings, polling_interval=0, retrier=Retrier(sleep=sleeps))
+
+
+@pytest.fixture
+def alerts(settings: Settings, sleeps: Sleeps) -> AzureAlerts:
+    return AzureAlerts(settings, retrier=Retrier(sleep=sleeps))
 
 
 @pytest.fixture

@@ -6,19 +6,29 @@ import re
 
 import pytest
 
+from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.azure.permissions import REQUIRED_ACTIONS
+from autoremediation.errors import NotFound
 from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, SecurityRule
 
 from .conftest import RG, SUB, nsg_id, vm_id
 
 pytestmark = pytest.mark.fleet
+SAMPLE_ALERT = "6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19"  # samples/disk-full-alert.json, held by the demo fleet
 
 _VM = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/virtualmachines"
 _NET = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.network"
+_RULES = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.insights"
+_ALERTS = r"/subscriptions/[^/]+/providers/microsoft\.alertsmanagement/alerts/[^/]+"
 ACTIONS = (
+    ("GET", _ALERTS, "Microsoft.AlertsManagement/alerts/read"),
+    ("POST", rf"{_ALERTS}/changestate", "Microsoft.AlertsManagement/alerts/changestate/action"),
+    ("GET", rf"{_RULES}/scheduledqueryrules/[^/]+", "Microsoft.Insights/scheduledQueryRules/read"),
+    ("GET", rf"{_RULES}/metricalerts/[^/]+", "Microsoft.Insights/metricAlerts/read"),
+    ("GET", rf"{_RULES}/activitylogalerts/[^/]+", "Microsoft.Insights/activityLogAlerts/read"),
     (
         "GET",
         rf"(/subscriptions/[^/]+/providers/microsoft\.compute/virtualmachines|{_VM}(/[^/]+)?)",
@@ -63,7 +73,11 @@ def action_of(method: str, path: str) -> str:
 
 
 def test_the_adapters_need_exactly_the_required_actions(
-    compute: AzureCompute, classic: AzureCompute, network: AzureNetwork, fleet: FleetServer
+    compute: AzureCompute,
+    classic: AzureCompute,
+    network: AzureNetwork,
+    alerts: AzureAlerts,
+    fleet: FleetServer,
 ) -> None:
     vm = vm_id("vm-linux-disk")
     compute.list_vms(f"/subscriptions/{SUB}")
@@ -91,5 +105,12 @@ def test_the_adapters_need_exactly_the_required_actions(
             destination_ports=("22",),
         ),
     )
+    alert_id = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{SAMPLE_ALERT}"
+    record = alerts.get_alert(alert_id)
+    alerts.get_rule(record.rule_id)
+    alerts.get_rule(f"{RG}/providers/Microsoft.Insights/activityLogAlerts/nsg-rule-changes")
+    with pytest.raises(NotFound):  # the demo fleet has no metric alert rule; the read is still made
+        alerts.get_rule(f"{RG}/providers/Microsoft.Insights/metricAlerts/cpu-high")
+    alerts.change_state(alert_id, "Closed", "fixed")
     used = {action_of(method, path) for method, path in fleet.calls}
     assert used == set(REQUIRED_ACTIONS)

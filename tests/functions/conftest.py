@@ -20,12 +20,14 @@ import pytest
 
 from autoremediation import services as services_module
 from autoremediation.blueprints import runtime
+from autoremediation.localfleet.alerting import parse_time
+from autoremediation.localfleet.fleetfile import load_fleet
 from autoremediation.ports import VmFacts
 from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.sqlite import SqliteJobStore
-from tests.helpers.fakes import FakeCompute
+from tests.helpers.fakes import FakeCompute, alerts_from_fleet
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
@@ -147,13 +149,20 @@ def linux_vm(name: str, **overrides: Any) -> VmFacts:
 
 
 def make_engine(tmp_path: Path, settings: Settings | None = None, **parts: Any) -> Engine:
-    clock = ManualClock()
+    # Azure Monitor holds the alerts of samples/ as the demo fleet declares them; the clock starts then.
+    demo = load_fleet()
+    clock = ManualClock(parse_time(demo.now or ""))
+    parts.setdefault("alerts", alerts_from_fleet(demo))
     store = parts.pop("store", None) or SqliteJobStore(str(tmp_path / "jobs.db"))
     queue = InProcessQueue(clock)
     compute = FakeCompute()
     for name in ("vm-linux-disk", "vm-linux-locked"):
         compute.add(linux_vm(name))
-    settings = settings or Settings(sqlite_path=str(tmp_path / "jobs.db"), poll_seconds=15)
+    settings = settings or Settings(
+        sqlite_path=str(tmp_path / "jobs.db"),
+        poll_seconds=15,
+        trusted_alert_rules=tuple(r.id for r in demo.alert_rules if r.deployed),
+    )
     built = Services(settings, clock=clock, store=store, queue=queue, compute=compute, **parts)
     return Engine(built, store, queue, clock, compute)
 

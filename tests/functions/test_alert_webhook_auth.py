@@ -14,7 +14,7 @@ from autoremediation.blueprints import runtime
 from autoremediation.blueprints.webhook_auth import ACTION_GROUPS_APP_ID, SECURE_WEBHOOK_ROLE
 from autoremediation.services import set_services
 from autoremediation.settings import Settings
-from tests.functions.conftest import Engine, call, http, json_of, make_engine, sample
+from tests.functions.conftest import RG, Engine, call, http, json_of, make_engine, sample
 
 OTHER_APP = "0a1b2c3d-0000-4000-8000-000000000000"
 
@@ -37,7 +37,11 @@ ACTION_GROUP = [("appid", ACTION_GROUPS_APP_ID), ("roles", SECURE_WEBHOOK_ROLE),
 def fronted(tmp_path: Path) -> Iterator[Engine]:
     """The engine with App Service authentication on (WEBSITE_AUTH_ENABLED=True on the site)."""
     settings = Settings.from_env(
-        {"WEBSITE_AUTH_ENABLED": "True", "REMEDIATION_SQLITE_PATH": str(tmp_path / "j")}
+        {
+            "WEBSITE_AUTH_ENABLED": "True",
+            "REMEDIATION_SQLITE_PATH": str(tmp_path / "j"),
+            "REMEDIATION_TRUSTED_ALERT_RULES": f"{RG}/providers/Microsoft.Insights/*",
+        }
     )
     made = make_engine(tmp_path, settings)
     set_services(made.services)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from autoremediation import jobs
 from autoremediation.blueprints.responses import MAX_BODY_BYTES
+from autoremediation.errors import Transient
+from autoremediation.ports import AlertRuleRecord
 from autoremediation.services import set_services
 from autoremediation.store.table import TableJobStore
-from tests.functions.conftest import Engine, call, http, json_of, make_engine, sample, vm_id
+from tests.functions.conftest import RG, Engine, call, http, json_of, make_engine, sample, vm_id
 
 
 def post_alert(body: object) -> object:
@@ -45,8 +47,11 @@ def test_a_duplicate_delivery_answers_with_the_same_jobs_and_queues_nothing_new(
 
 def test_resolved_cancels_the_job_the_fired_alert_made(engine: Engine) -> None:
     fired = json_of(post_alert(sample("disk-full-alert.json")))
+    resolved_sample = sample("disk-full-alert-resolved.json")
+    essentials = resolved_sample["data"]["essentials"]
+    engine.services.alerts.resolve(essentials["alertId"], essentials["resolvedDateTime"])  # Azure first
 
-    resolved = post_alert(sample("disk-full-alert-resolved.json"))
+    resolved = post_alert(resolved_sample)
 
     assert resolved.status_code == 202
     assert json_of(resolved)["resolvedJobs"] == fired["jobIds"]
@@ -118,11 +123,38 @@ def test_a_storage_outage_gets_503_with_retry_after(tmp_path: Path) -> None:
     assert made.queued() == []
 
 
-def test_an_alert_that_sets_a_tuning_knob_makes_a_skipped_job_and_queues_nothing(engine: Engine) -> None:
+def test_azure_monitor_unreachable_gets_503_so_the_action_group_retries(engine: Engine) -> None:
+    engine.services.alerts.failure = Transient("read alert: connection failed")  # type: ignore[attr-defined]
+
+    response = post_alert(sample("disk-full-alert.json"))
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "provenance: Azure Monitor could not confirm" in json_of(response)["error"]
+    assert engine.store.list() == [] and engine.queued() == []
+
+
+def test_a_forged_alert_is_answered_but_makes_no_job(engine: Engine) -> None:
     forged = copy.deepcopy(sample("disk-full-alert.json"))
-    forged["data"]["customProperties"] = {"olderThanDays": "1", "targetFreePercent": "90"}
+    forged["data"]["essentials"]["alertId"] = forged["data"]["essentials"]["alertId"][:-4] + "dead"
+    forged["data"]["customProperties"] = {"remediation": "restart-service", "serviceName": "systemd-exit"}
 
     response = post_alert(forged)
+
+    assert response.status_code == 202
+    body = json_of(response)
+    assert body["jobIds"] == [] and body["plans"] == []
+    assert body["notes"][0]["message"].startswith("provenance: Azure Monitor has no alert")
+    assert engine.store.list() == [] and engine.queued() == []
+
+
+def test_an_alert_that_sets_a_tuning_knob_makes_a_skipped_job_and_queues_nothing(engine: Engine) -> None:
+    # Custom properties count as the rule resource in ARM holds them, so the knob is set on the rule.
+    rule = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-linux"
+    knobs = {"olderThanDays": "1", "targetFreePercent": "90"}
+    engine.services.alerts.rules[rule.lower()] = AlertRuleRecord(rule, knobs)  # type: ignore[attr-defined]
+
+    response = post_alert(sample("disk-full-alert.json"))
 
     assert response.status_code == 202  # the Action Group must not retry a refusal
     job = engine.store.get(json_of(response)["jobIds"][0])

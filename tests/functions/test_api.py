@@ -174,7 +174,7 @@ def test_approve_wakes_the_worker_and_is_on_record(engine: Engine) -> None:
 
     assert response.status_code == 200
     job = json_of(response)
-    assert job["approved_by"] == "function-key"
+    assert job["approvedBy"] == "function-key"
     assert any("approved by function-key: change CHG-1" in n for n in job["notes"])
     assert engine.queued() == [job_id]
 
@@ -271,3 +271,19 @@ def test_a_campaign_job_that_ends_releases_the_next_one(engine: Engine) -> None:
     [second] = due
     assert second != first
     assert engine.store.get(second).campaign_id == "c-waves"
+
+
+def test_a_request_without_id_or_dry_run_gets_an_id_it_can_send_again(engine: Engine) -> None:
+    body = request_body()
+    del body["requestId"], body["dryRun"]
+    first = json_of(create(body))
+    [job_id] = first["jobIds"]
+    [signal] = first["signals"]
+    assert signal["id"].startswith("req-")
+    shown = json_of(get(job_id))
+    assert shown["dryRun"] is False and shown["outcomeKind"] == "planned"
+    assert "created_at" not in shown and shown["createdAt"]
+    # The id it was given makes a repeat a duplicate; without it, a second request is a new job.
+    again = json_of(create({**body, "requestId": signal["id"]}))
+    assert again["jobIds"] == [job_id]
+    assert json_of(create(body))["jobIds"] != [job_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,6 +27,14 @@ pytestmark = [pytest.mark.azurite, pytest.mark.fleet]
 MAX_DELIVERIES = 40
 
 
+class FleetWallClock:
+    def __init__(self, fleet: FleetServer) -> None:
+        self.fleet = fleet
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.fleet.fleet.clock.now(), UTC)
+
+
 @pytest.fixture
 def deployed(azurite: Azurite) -> Iterator[tuple[dict[str, str], FleetServer]]:  # noqa: F811
     with FleetServer(sandbox=False) as fleet:
@@ -37,8 +46,10 @@ def deployed(azurite: Azurite) -> Iterator[tuple[dict[str, str], FleetServer]]: 
             "REMEDIATION_ARM_ENDPOINT": fleet.base_url,
             "REMEDIATION_ARM_CA_BUNDLE": fleet.ca_bundle,
             "REMEDIATION_POLL_SECONDS": "0",
+            "REMEDIATION_TRUSTED_ALERT_RULES": ",".join(fleet.fleet.alerting.deployed_rules()),
         }
-        set_services(Services(Settings.from_env(env)))
+        # The app and Azure Monitor share one clock: the fleet's (the sample alerts fired on its morning).
+        set_services(Services(Settings.from_env(env), clock=FleetWallClock(fleet)))
         try:
             yield env, fleet
         finally:
@@ -105,3 +116,9 @@ def test_a_disk_full_alert_is_remediated_and_the_outcome_is_readable(
     assert deliver_all(env, job_id) == 0  # a duplicate delivery queues nothing
     listed = call("remediations_list", http("GET", "remediations", params={"status": "succeeded"}))
     assert [j["id"] for j in json_of(listed)["jobs"]] == [job_id]
+    # The alert learnt the outcome through the Alerts Management API: closed, the comment names the job.
+    alert_id = sample("disk-full-alert.json")["data"]["essentials"]["alertId"]
+    assert fleet.fleet.alerting.state_of(alert_id) == "Closed"
+    [change] = fleet.fleet.alerting.history(alert_id)
+    assert change["state"] == "Closed" and job_id in change["comments"] and "succeeded" in change["comments"]
+    assert fleet.calls_matching("POST", "*/Microsoft.AlertsManagement/alerts/*/changestate")

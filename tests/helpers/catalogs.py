@@ -10,6 +10,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "remediations"
+# Engine tests use routes of their own: a route added to the shipped catalog must not break them.
+FIXTURE_ROUTES = Path(__file__).resolve().parents[1] / "fixtures" / "catalog" / "routes.yaml"
 
 
 def write_remediation(root: Path, data: dict[str, Any], scripts: bool = True, readme: bool = True) -> Path:
@@ -93,5 +95,5 @@ def make_catalog(root: Path, *remediations: dict[str, Any], routes: str | None =
     shutil.copy(SHIPPED / "routes.schema.json", root)
     for data in remediations or (base_remediation(), access_remediation()):
         write_remediation(root, data)
-    (root / "routes.yaml").write_text(routes if routes is not None else (SHIPPED / "routes.yaml").read_text())
+    (root / "routes.yaml").write_text(routes if routes is not None else FIXTURE_ROUTES.read_text())
     return root

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the Compute port, for unit tests of the core (runner, intake, policy)."""
+"""In-memory stand-ins for the Compute and Alerts ports, for unit tests of the core (runner, intake, ...)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoremediation.errors import NotFound
-from autoremediation.ports import RunRequest, RunStatus, VmFacts
+from autoremediation.ports import AlertRecord, AlertRuleRecord, RunRequest, RunStatus, SystemClock, VmFacts
+from autoremediation.provenance import AlertGate, ProvenanceSettings, Verdict
 from autoremediation.resources import normalize
+from autoremediation.signals.model import Signal
 
 SUB = "00000000-0000-0000-0000-00000000000a"
 
@@ -105,3 +107,82 @@ class FakeCompute:
     def cancel_run(self, vm_id: str, run_name: str) -> None:
         self.cancelled.append(run_name)
         self._runs.pop((normalize(vm_id), run_name), None)
+
+
+class TrustingGate(AlertGate):
+    """A gate that takes every alert as Azure Monitor confirmed it, body custom properties included: for
+    core tests about routing, intake and the runner, not about provenance (tests/unit/test_provenance.py)."""
+
+    def __init__(self, max_jobs: int = 1000) -> None:
+        super().__init__(None, ProvenanceSettings(max_jobs=max_jobs), SystemClock())
+
+    def verdict(self, signal: Signal) -> Verdict:
+        return Verdict(signal)
+
+
+@dataclass
+class FakeAlerts:
+    """``ports.Alerts`` in memory: what Azure Monitor records, and every state change asked of it."""
+
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
+    rules: dict[str, AlertRuleRecord] = field(default_factory=dict)
+    changes: list[tuple[str, str, str]] = field(default_factory=list)
+    failure: Exception | None = None
+    reads: int = 0
+
+    def add(self, record: AlertRecord, rule: AlertRuleRecord | None = None) -> None:
+        self.alerts[record.id.lower()] = record
+        if rule is not None:
+            self.rules[rule.id.lower()] = rule
+
+    def resolve(self, alert_id: str, at: str) -> None:
+        from dataclasses import replace
+
+        from autoremediation.provenance import parse_time
+
+        record = self.alerts[alert_id.lower()]
+        self.alerts[alert_id.lower()] = replace(
+            record, monitor_condition="Resolved", resolved_at=parse_time(at)
+        )
+
+    def get_alert(self, alert_id: str) -> AlertRecord:
+        self.reads += 1
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return self.alerts[alert_id.lower()]
+        except KeyError:
+            raise NotFound(f"alert {alert_id}") from None
+
+    def get_rule(self, rule_id: str) -> AlertRuleRecord:
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return self.rules[rule_id.lower()]
+        except KeyError:
+            raise NotFound(f"rule {rule_id}") from None
+
+    def change_state(self, alert_id: str, new_state: str, comment: str) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.changes.append((alert_id, new_state, comment))
+
+
+def alerts_from_fleet(spec: Any) -> FakeAlerts:
+    """A FakeAlerts holding what a fleet file declares (the demo fleet: the alerts of samples/)."""
+    from autoremediation.localfleet.alerting import parse_time
+
+    fake = FakeAlerts()
+    for rule in spec.alert_rules:
+        fake.rules[rule.id.lower()] = AlertRuleRecord(rule.id, dict(rule.custom_properties), rule.enabled)
+    for alert in spec.alerts:
+        fake.alerts[alert.id.lower()] = AlertRecord(
+            id=alert.id,
+            rule_id=alert.rule,
+            target_resource=alert.target,
+            monitor_condition=alert.monitor_condition,
+            alert_state=alert.state,
+            fired_at=parse_time(alert.fired),
+            resolved_at=parse_time(alert.resolved) if alert.resolved else None,
+        )
+    return fake

@@ -242,3 +242,128 @@ def test_every_setting_a_binding_names_is_deployed(registered_functions: dict[st
                 assert any(s.startswith(f"{connection}__") and s.endswith("ServiceUri") for s in deployed), (
                     name
                 )
+
+
+SAMPLE_SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
+
+
+def _log_alert_payload(query: str, custom: dict[str, str], dimensions: dict[str, str]) -> dict:
+    """The Common Alert Schema body a Log Alerts V2 rule with this query sends for one VM."""
+    vm = f"{SAMPLE_SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    return {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": f"{SAMPLE_SUB}/providers/Microsoft.AlertsManagement/alerts/1",
+                "alertRule": "rule",
+                "severity": "Sev2",
+                "signalType": "Log",
+                "monitorCondition": "Fired",
+                "monitoringService": "Log Alerts V2",
+                "alertTargetIDs": [vm.lower()],
+                "configurationItems": [vm],
+                "firedDateTime": "2026-11-25T10:05:12Z",
+            },
+            "alertContext": {
+                "conditionType": "LogQueryCriteria",
+                "condition": {
+                    "allOf": [
+                        {
+                            "searchQuery": query,
+                            "dimensions": [
+                                {"name": "_ResourceId", "value": vm.lower()},
+                                *({"name": k, "value": v} for k, v in dimensions.items()),
+                            ],
+                        }
+                    ]
+                },
+            },
+            "customProperties": custom,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("resource", "remediation", "dimensions", "parameters"),
+    [
+        (
+            "serviceDownAlert",
+            "restart-service",
+            {"ServiceName": "nginx.service"},
+            {"serviceName": "nginx.service"},
+        ),
+        ("clockSkewAlert", "fix-time-sync", {}, {}),
+    ],
+)
+def test_sample_log_alerts_reach_their_remediation_with_and_without_custom_properties(
+    wiring: bicep.Tree, resource: str, remediation: str, dimensions: dict, parameters: dict
+) -> None:
+    from autoremediation.catalog import load_catalog
+    from autoremediation.planning import Planner
+    from autoremediation.routing import load_routes
+
+    body = _resource_body(wiring, resource)
+    (criterion,) = [c for c in _get(body, "properties", "criteria", "allOf").children if c.type == "object"]
+    fields = bicep.properties(criterion)
+    query = bicep.text(fields["query"]).strip("'\n")
+    assert bicep.literal(fields["resourceIdColumn"]) == "_ResourceId"
+    declared = []
+    if "dimensions" in fields:
+        items = [d for d in fields["dimensions"].children if d.type == "object"]
+        declared = [bicep.literal(bicep.properties(d)["name"]) for d in items]
+    assert declared == list(dimensions)
+    custom = {
+        k: bicep.literal(v)
+        for k, v in bicep.properties(_get(body, "properties", "actions", "customProperties")).items()
+    }
+    catalog = load_catalog(REMEDIATIONS)
+    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog))
+    # With the rule's custom properties, and by the query alone (a rule made by hand without them).
+    for props in (custom, {}):
+        report = planner.plan_payload(_log_alert_payload(query, props, dimensions))
+        [plan] = report.plans
+        assert plan.finding.remediation == remediation
+        assert dict(plan.finding.parameters) == parameters
+
+
+def test_the_high_cpu_alert_is_opt_in_and_names_collect_diagnostics(wiring: bicep.Tree) -> None:
+    from autoremediation.catalog import load_catalog
+    from autoremediation.planning import Planner
+    from autoremediation.routing import load_routes
+
+    param = bicep.declaration(wiring, "param", "deployDiagnosticsAlert")
+    assert bicep.text(param.value) == "false"
+    body = _resource_body(wiring, "highCpuAlert")
+    props = bicep.properties(_get(body, "properties"))
+    assert bicep.literal(props["targetResourceType"]) == "Microsoft.Compute/virtualMachines"
+    (criterion,) = [c for c in _get(body, "properties", "criteria", "allOf").children if c.type == "object"]
+    assert bicep.literal(bicep.properties(criterion)["metricName"]) == "Percentage CPU"
+    catalog = load_catalog(REMEDIATIONS)
+    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog))
+    vm = f"{SAMPLE_SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    payload = {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": f"{SAMPLE_SUB}/providers/Microsoft.AlertsManagement/alerts/2",
+                "alertRule": "high-cpu",
+                "signalType": "Metric",
+                "monitorCondition": "Fired",
+                "monitoringService": "Platform",
+                "alertTargetIDs": [vm.lower()],
+                "firedDateTime": "2026-11-25T10:05:12Z",
+            },
+            "alertContext": {
+                "conditionType": "MultipleResourceMultipleMetricCriteria",
+                "condition": {
+                    "allOf": [{"metricName": "Percentage CPU", "metricValue": 97.5, "dimensions": []}]
+                },
+            },
+        },
+    }
+    report = planner.plan_payload(payload)
+    # The upload URL is secret: an alert alone never starts it; the note says so.
+    assert report.plans == ()
+    assert [n.message for n in report.notes] == [
+        "collect-diagnostics takes secret parameters: only an operator request can start it"
+    ]

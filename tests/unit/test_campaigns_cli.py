@@ -62,8 +62,9 @@ def test_on_a_terminal_the_bar_redraws_in_place(tmp_path: Path) -> None:
 
     assert code == 0
     text = tty.getvalue()
-    assert text.count("\r") >= 3
-    assert text.endswith("(completed)\x1b[K\n")
+    assert text.count("\r") >= 3  # redrawn in place, once per change
+    last = text.rsplit("\r", 1)[-1]
+    assert "3/3" in last and "ok 3" in last and "(completed)" in last
 
 
 def test_a_campaign_stopped_on_errors_exits_1_and_says_why(tmp_path: Path) -> None:
@@ -186,3 +187,47 @@ def test_resume_by_id_after_the_driver_died(tmp_path: Path) -> None:
     status: dict[str, Any] = json.loads(out)
     assert status["counts"]["succeeded"] == 8
     assert set(world.compute.executions.values()) == {1}
+
+
+def test_skipped_vms_are_listed_with_their_reasons(tmp_path: Path) -> None:
+    from tests.helpers.fakes import vm_facts
+
+    compute = make_compute(3)
+    compute.add(vm_facts("vm-out", tags={}))  # has not opted in
+    compute.add(vm_facts("vm-out2", tags={}))
+    world = CampaignWorld(tmp_path, compute)
+    code, out, _ = invoke(world, [*BASE, "--max-concurrency", "5", "--max-errors", "0"])
+    assert code == 0, out
+    assert "3 succeeded, 0 failed, 2 skipped" in out
+    assert "  skipped 2: opt-in: the VM has not opted in (tag autoremediation=enabled is missing)" in out
+
+
+def test_a_dry_run_campaign_says_nothing_changed_and_what_the_scripts_answered(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(2))
+    code, out, _ = invoke(world, [*BASE, "--max-concurrency", "2", "--max-errors", "0", "--dry-run"])
+    assert code == 0, out
+    assert "2 dry-run (nothing changed)" in out
+    assert "  2 VM(s): dry run: " in out
+
+
+def test_ctrl_c_stops_the_campaign_with_the_resume_command(tmp_path: Path, monkeypatch) -> None:
+    world = CampaignWorld(tmp_path, make_compute(4))
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign_cli, "drive", interrupted)
+    code, out, err = invoke(world, [*BASE, "--max-concurrency", "1", "--max-errors", "0", "--id", "ring-9"])
+    assert (code, out) == (130, "")
+    assert err.splitlines()[-1] == (
+        "remediate campaign: interrupted; jobs already sent keep their state. "
+        "Resume with: remediate campaign --resume ring-9"
+    )
+
+
+def test_campaign_takes_azure_or_a_fleet_file(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(1))
+    assert parse(world, [*BASE, "--azure"]).azure is True
+    assert parse(world, [*BASE, "--fleet", "f.yaml"]).fleet == "f.yaml"
+    with pytest.raises(SystemExit):
+        parse(world, [*BASE, "--azure", "--fleet", "f.yaml"])

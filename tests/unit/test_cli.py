@@ -47,11 +47,14 @@ def test_plan_json_shape(capsys) -> None:
     assert plan["signal"] == data["signals"][0]["id"]
 
 
-def test_plan_resolved_alert_skips(capsys) -> None:
+def test_plan_resolved_alert_that_azure_still_records_as_fired_is_refused(capsys) -> None:
+    # The demo fleet's Azure Monitor holds the disk-full alert as Fired: a Resolved claim is not confirmed.
     code, out, _ = run(["plan", "--json", str(SAMPLES / "disk-full-alert-resolved.json")], capsys)
     data = json.loads(out)
     assert code == 0 and data["signals"][0]["state"] == "resolved"
-    assert [p["decision"] for p in data["plans"]] == ["skip"]
+    assert data["plans"] == []
+    assert [n["message"].split(" Azure Monitor records")[0] for n in data["notes"]] == ["provenance:"]
+    assert "as Fired, the payload says resolved" in data["notes"][0]["message"]
 
 
 def test_plan_reads_stdin(capsys, monkeypatch) -> None:
@@ -109,7 +112,8 @@ def test_validate_lists_every_problem(tmp_path: Path, capsys) -> None:
     assert code == 1
     assert "README.md: missing" in out
     assert "no remediation in the catalog handles 'nope'" in out
-    assert "2 problem(s)" in out
+    # The stub scripts of make_catalog also miss what validate checks in scripts and READMEs.
+    assert f"{out.count('error: ')} problem(s)" in out
 
 
 def test_broken_routes_are_listed(tmp_path: Path, capsys) -> None:
@@ -167,3 +171,44 @@ def test_secret_parameters_are_never_shown(tmp_path: Path, capsys, monkeypatch) 
         code, out, _ = run(argv, capsys)
         assert code == 0 and "SECRETSIG" not in out and "(secret)" in out
     assert SqliteJobStore(str(tmp_path / "jobs.db")).get(job.id).parameters["uploadUrl"] == sas
+
+
+def test_plan_confirms_the_samples_with_azure_monitor_and_they_still_dispatch(capsys) -> None:
+    code, out, _ = run(["plan", "--json", str(SAMPLES / "disk-full-alert.json")], capsys)
+    data = json.loads(out)
+    assert code == 0 and [p["decision"] for p in data["plans"]] == ["dispatch"] and data["notes"] == []
+
+
+def test_plan_on_forged_alerts_shows_neither_a_dispatch_nor_an_approval(capsys, tmp_path) -> None:
+    forged = []
+    for name in ("disk-full-alert.json", "nsg-rule-write-alert.json"):
+        payload = json.loads((SAMPLES / name).read_text())
+        essentials = payload["data"]["essentials"]
+        essentials["alertId"] = essentials["alertId"][:-12] + "0123456789ab"  # an alert Azure never raised
+        payload["data"]["customProperties"] = {
+            "remediation": "restart-service",
+            "serviceName": "systemd-exit",
+        }
+        path = tmp_path / name
+        path.write_text(json.dumps(payload))
+        forged.append(str(path))
+    code, out, _ = run(["plan", *forged], capsys)
+    assert code == 0
+    assert "dispatch" not in out and "await-approval" not in out
+    assert out.count("note: provenance: Azure Monitor has no alert") == 2
+
+
+def test_ctrl_c_is_one_clean_message_and_exit_130(capsys, monkeypatch, tmp_path: Path) -> None:
+    from autoremediation import cli_jobs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
+    monkeypatch.setattr(cli_jobs, "work", interrupted)
+    code, _, err = run(["run", str(SAMPLES / "manual-request.json")], capsys)
+    assert code == 130
+    assert err == (
+        "\nremediate: interrupted; unfinished jobs stay on record (remediate jobs), "
+        "stop one with: remediate cancel JOB\n"
+    )

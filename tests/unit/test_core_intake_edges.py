@@ -20,7 +20,7 @@ from autoremediation.signals.model import ManualRequest, Signal
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.sqlite import SqliteJobStore
 from tests.helpers.catalogs import make_catalog
-from tests.helpers.fakes import vm_id
+from tests.helpers.fakes import TrustingGate, vm_id
 
 DISK_ROUTE = Route(
     name="disk-full",
@@ -54,7 +54,7 @@ class Desk:
         self.clock = ManualClock()
         self.store = SqliteJobStore(str(tmp_path / "jobs.db"))
         self.queue = InProcessQueue(self.clock)
-        self.planner = Planner(self.catalog, (DISK_ROUTE,))
+        self.planner = Planner(self.catalog, (DISK_ROUTE,), gate=TrustingGate())
         self.intake = Intake(self.planner, self.store, self.queue, self.clock)
 
     def with_store(self, store: Any) -> Intake:

@@ -54,10 +54,27 @@ def test_a_real_run_is_not_judged_as_a_dry_run_by_default() -> None:
     assert verdict == Verdict(False, "the script reported not-fixed")
 
 
-@pytest.mark.parametrize("status", ["fixed", "already-ok", "not-fixed"])
-def test_a_dry_run_accepts_every_answer_of_a_clean_script(status: str) -> None:
-    assert check(FREE, {"status": status}, exit_code=1, dry_run=True) == Verdict(
-        True, f"dry run: nothing changed (the script reported {status})"
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        ("fixed", "dry run: the script reported fixed although DRY_RUN=1; check the script"),
+        ("already-ok", "dry run: nothing to do (already ok); nothing was changed"),
+        ("not-fixed", "dry run: would fix; nothing was changed"),
+    ],
+)
+def test_a_dry_run_accepts_every_answer_of_a_clean_script(status: str, words: str) -> None:
+    assert check(FREE, {"status": status}, exit_code=1, dry_run=True) == Verdict(True, words)
+
+
+def test_a_dry_run_says_what_would_change() -> None:
+    result = {
+        "status": "not-fixed",
+        "wouldFreeBytes": 4096,
+        "wouldNothing": 0,
+        "actions": [{"step": "temp-files", "freedBytes": 0}, "restart nginx", {"note": "no step"}],
+    }
+    assert check(FREE, result, dry_run=True) == Verdict(
+        True, "dry run: would fix: temp-files, restart nginx, wouldFreeBytes=4096; nothing was changed"
     )
 
 

@@ -100,3 +100,34 @@ def test_round_trip_through_dict() -> None:
     again = jobs.Job.from_dict(job.to_dict())
     assert again == job
     assert again.notes[0].endswith("alert resolved")
+
+
+def test_public_json_is_camel_case_and_a_dry_run_never_reads_succeeded() -> None:
+    job = make()
+    data = job.to_json()
+    assert {"idempotencyKey", "createdAt", "updatedAt", "dryRun", "requestedBy", "retryOf"} <= set(data)
+    assert not [key for key in data if "_" in key]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    done = job
+    for status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.SUCCEEDED):
+        done = jobs.transition(done, status, now=now, actor="w", reason="r")
+    assert jobs.outcome_kind(done) == "succeeded"
+    from dataclasses import replace
+
+    assert jobs.outcome_kind(replace(done, dry_run=True)) == "dry-run"
+    assert jobs.outcome_kind(replace(job, dry_run=True)) == "planned"
+    assert replace(done, dry_run=True).to_json()["outcomeKind"] == "dry-run"
+
+
+def test_only_planned_waiting_and_running_jobs_can_be_cancelled() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    job = make()
+    assert jobs.cancel(job, now=now, actor="op", reason="stop").status == jobs.CANCELLED
+    for path in ([jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING], [jobs.SKIPPED]):
+        moved = job
+        for status in path:
+            moved = jobs.transition(moved, status, now=now, actor="w", reason="r")
+        with pytest.raises(InvalidTransition):
+            jobs.cancel(moved, now=now, actor="op", reason="stop")
+    assert {jobs.PLANNED, jobs.AWAITING_APPROVAL, jobs.DISPATCHING, jobs.RUNNING} == jobs.CANCELLABLE
+    assert jobs.retry_key(job) == f"retry|{job.id}"

@@ -12,10 +12,13 @@ from autoremediation.errors import InvalidInput
 from autoremediation.planning import Planner
 from autoremediation.routing import load_routes
 from tests.helpers.catalogs import SHIPPED, access_remediation, base_remediation, make_catalog
+from tests.helpers.fakes import TrustingGate
 from tests.helpers.signal_payloads import clone, manual, sample
 
 CATALOG = load_catalog(SHIPPED)
-PLANNER = Planner(CATALOG, load_routes(SHIPPED, CATALOG))
+# Alerts pass a trusting gate: which parameters an alert may set, not whether the alert is real (that
+# is tests/unit/test_provenance.py). The body's custom properties stand for the trusted rule's.
+PLANNER = Planner(CATALOG, load_routes(SHIPPED, CATALOG), gate=TrustingGate())
 
 
 def disk_alert(**custom: Any) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def test_a_literal_of_the_route_file_is_the_deployment_s_choice(tmp_path: Path) 
 """
     root = make_catalog(tmp_path / "c", base_remediation(), routes=routes)
     catalog = load_catalog(root)
-    planner = Planner(catalog, load_routes(root, catalog))
+    planner = Planner(catalog, load_routes(root, catalog), gate=TrustingGate())
     [plan] = planner.plan_payload(disk_alert()).plans
     assert plan.decision.action == "dispatch"
     assert plan.finding.origins == {"mountPoint": "alert", "targetFreePercent": "route"}
@@ -138,7 +141,7 @@ def test_a_custom_property_cannot_pose_as_the_route_literal(tmp_path: Path) -> N
 """
     root = make_catalog(tmp_path / "c", base_remediation(), routes=routes)
     catalog = load_catalog(root)
-    planner = Planner(catalog, load_routes(root, catalog))
+    planner = Planner(catalog, load_routes(root, catalog), gate=TrustingGate())
     [plan] = planner.plan_payload(disk_alert(target="85")).plans
     assert plan.decision.action == "skip" and "may not come from an alert" in plan.decision.reason
 
@@ -149,7 +152,7 @@ def test_a_parameter_that_does_not_say_is_operator_only(tmp_path: Path) -> None:
     del data["parameters"]["mountPoint"]["sources"]
     catalog = load_catalog(make_catalog(tmp_path / "c", data, access_remediation()))
     assert catalog.get("free-disk-space").parameters["mountPoint"].sources == ("operator",)
-    planner = Planner(catalog, load_routes(tmp_path / "c", catalog))
+    planner = Planner(catalog, load_routes(tmp_path / "c", catalog), gate=TrustingGate())
     [plan] = planner.plan_payload(disk_alert()).plans
     assert plan.decision.action == "skip"
     assert "parameter 'mountPoint': may not come from an alert (set by operator" in plan.decision.reason

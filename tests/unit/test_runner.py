@@ -22,7 +22,7 @@ from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.sqlite import SqliteJobStore
 from autoremediation.worker import drain, handle
 from tests.helpers.catalogs import make_catalog
-from tests.helpers.fakes import FakeCompute, vm_facts, vm_id
+from tests.helpers.fakes import FakeCompute, TrustingGate, vm_facts, vm_id
 
 
 class Crash(BaseException):
@@ -51,7 +51,9 @@ class World:
             control_plane={"nsg-allow-management": self._nsg_step},
             on_transition=lambda job, t: self.events.append((job.id, t.target)),
         )
-        self.intake = Intake(Planner(self.catalog, routes), self.store, self.queue, self.clock)
+        self.intake = Intake(
+            Planner(self.catalog, routes, gate=TrustingGate()), self.store, self.queue, self.clock
+        )
 
     def _nsg_step(self, job, vm, *, dry_run):
         self.cp_calls.append((job.id, dry_run))

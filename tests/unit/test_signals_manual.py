@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from autoremediation.errors import SignalError
@@ -96,13 +98,13 @@ def test_targets_are_deduplicated_without_case_and_a_single_string_is_one_target
         ({"requestId": "has space"}, "manual: requestId 'has space' must be 1-128 letters"),
         ({"requestId": "x" * 129}, "manual: requestId"),
         ({"requestId": 12}, "manual: requestId must be a string, not a number"),
-        ({"requestId": None}, "manual: requestId is missing"),
+        ({"requestId": None}, "manual: requestId is null: leave it out and one is generated"),
         ({"remediation": "Free Disk"}, "manual: remediation 'Free Disk' is not a remediation id"),
         ({"remediation": ""}, "manual: remediation is empty"),
         ({"reason": "   "}, "manual: reason is empty"),
         ({"reason": "line\x00break"}, "manual: reason contains control characters"),
         ({"dryRun": "false"}, "manual: dryRun must be true or false, not a string"),
-        ({"dryRun": None}, "manual: dryRun is missing"),
+        ({"dryRun": None}, "manual: dryRun must be true or false, not null"),
         ({"requestedBy": 5}, "manual: requestedBy must be a string, not a number"),
         ({"dry_run": True}, "manual: unknown field 'dry_run'"),
     ],
@@ -113,9 +115,19 @@ def test_bad_manual_requests_are_refused_naming_the_value(overrides, message) ->
     assert str(caught.value).startswith(message)
 
 
-@pytest.mark.parametrize("field", ["targets", "reason", "dryRun", "requestId"])
+@pytest.mark.parametrize("field", ["targets", "reason"])
 def test_required_fields(field) -> None:
     request = manual()
     del request[field]
     with pytest.raises(SignalError, match=f"manual: {field} is missing"):
         parse(request)
+
+
+def test_dry_run_defaults_to_false_and_a_request_id_is_generated() -> None:
+    request = manual()
+    del request["dryRun"], request["requestId"]
+    [first] = parse(request)
+    [second] = parse(request)
+    assert first.manual is not None and first.manual.dry_run is False
+    assert re.fullmatch(r"req-[0-9a-f]{20}", first.id)
+    assert first.id != second.id  # a request without an id runs once each time it is sent

@@ -1,0 +1,23 @@
+"""The local fleet the end-to-end CLI tests run against, named to the CLI through the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autoremediation.localfleet.server import FleetServer
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch) -> Iterator[FleetServer]:
+    with FleetServer(HERE / "fleet.yaml", workdir=tmp_path / "fleet") as server:
+        monkeypatch.setenv("REMEDIATION_SQLITE_PATH", str(tmp_path / "jobs.db"))
+        monkeypatch.setenv("REMEDIATION_ARM_ENDPOINT", server.base_url)
+        monkeypatch.setenv("REMEDIATION_ARM_CA_BUNDLE", server.ca_bundle)
+        monkeypatch.delenv("REMEDIATION_STORAGE", raising=False)
+        monkeypatch.delenv("REMEDIATION_MANAGEMENT_SOURCES", raising=False)
+        yield server
