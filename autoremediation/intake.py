@@ -130,9 +130,8 @@ class Intake:
             if job.id == jobs.job_id_for(plan.idempotency_key):
                 return None  # the same delivery (or the same write): create() finds it
             earlier = job.evidence.get("change") if isinstance(job.evidence, dict) else None
-            if (
-                not isinstance(earlier, dict) or job.dry_run
-            ):  # a rehearsal changed nothing: not the change's job
+            # A rehearsal (dry run) changed nothing: it is not the change's job.
+            if not isinstance(earlier, dict) or job.dry_run:
                 continue
             other = str(earlier.get("correlationId") or "").lower()
             if correlation and other:
