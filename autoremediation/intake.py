@@ -138,7 +138,7 @@ class Intake:
                 if correlation == other:
                     return job
                 continue
-            if str(earlier.get("resource", "")).lower().rstrip("/") == resource:
+            if _same_resource(str(earlier.get("resource", "")), resource):
                 return job
         return None
 
@@ -219,6 +219,18 @@ class Intake:
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"job {job_id}: could not record the resolved alert")
+
+
+def _same_resource(one: str, other: str) -> bool:
+    """The same written resource: equal ids, or an NSG and one of its rules (one delivery may name the
+    NSG where the other names the rule); two different rules are two writes."""
+    a, b = one.lower().rstrip("/"), other.lower().rstrip("/")
+    if a == b:
+        return True
+    marker = "/securityrules/"
+    if marker in a and marker in b:
+        return False
+    return bool(a) and a.split(marker)[0] == b.split(marker)[0]
 
 
 def _describe(signal: Signal) -> str:

@@ -187,6 +187,7 @@ def nsg_alert(tmp_path: Path, nsg: str, alert_guid: str, correlation: str | None
     essentials, context = alert["data"]["essentials"], alert["data"]["alertContext"]
     essentials["alertId"] = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{alert_guid}"
     essentials["alertTargetIDs"] = [rule.lower()]
+    essentials["firedDateTime"] = "2026-11-25T10:15:00Z"  # as Azure Monitor records it (fleet.yaml)
     context["authorization"]["scope"] = rule
     context["properties"]["entity"] = rule
     if correlation is None:
@@ -224,6 +225,8 @@ def test_one_nsg_write_seen_twice_makes_one_job(
     assert code == 0, out
     [job] = jobs()
     assert job["status"] == "awaiting-approval"
+    # The alert was confirmed with Azure Monitor and joined the event's job: it is linked to it.
+    assert job["alertId"].endswith("/alerts/0000aaaa-0000-4000-8000-000000000001")
     # The other order: the alert first, then the event, for the other NSG's write.
     remediate(
         "run",

@@ -4,6 +4,7 @@ check otherwise: real SDK clients against a local fleet started from a fleet fil
 from __future__ import annotations
 
 import json
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -17,7 +18,29 @@ pytestmark = pytest.mark.fleet
 SUB = "00000000-0000-0000-0000-0000000000f1"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-plan"
 
+RULE = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-linux"
+VMS = ("vm-ok", "vm-no-opt-in", "vm-deallocated", "vm-agent-down", "vm-quarantined", "vm-gone")
+FIRED = "2026-11-25T10:05:12.3456789Z"
+
+
+def alert_id(vm: str) -> str:
+    guid = uuid.uuid5(uuid.NAMESPACE_URL, vm)
+    return f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{guid}"
+
+
 FLEET = {
+    # Azure Monitor knows each VM's disk alert, from a rule the deployment trusts (alert provenance).
+    "now": "2026-11-25T10:20:00Z",
+    "alertRules": [{"id": RULE, "deployed": True}],
+    "alerts": [
+        {
+            "id": alert_id(vm),
+            "rule": RULE,
+            "target": f"{RG}/providers/Microsoft.Compute/virtualMachines/{vm}",
+            "firedDateTime": FIRED,
+        }
+        for vm in VMS
+    ],
     "subscriptions": [
         {
             "id": SUB,
@@ -49,7 +72,7 @@ FLEET = {
                 }
             ],
         }
-    ]
+    ],
 }
 
 
@@ -68,13 +91,27 @@ def disk_alert(tmp_path: Path, vm: str) -> str:
     vm_id = f"{RG}/providers/Microsoft.Compute/virtualMachines/{vm}"
     alert["data"]["essentials"]["alertTargetIDs"] = [vm_id]
     alert["data"]["essentials"]["configurationItems"] = [vm]
-    alert["data"]["essentials"]["alertId"] += vm[-4:]
+    alert["data"]["essentials"]["alertId"] = alert_id(vm)
     for condition in alert["data"]["alertContext"]["condition"]["allOf"]:
         for dimension in condition.get("dimensions", []):
             if dimension["name"] == "_ResourceId":
                 dimension["value"] = vm_id
     path = tmp_path / f"alert-{vm}.json"
     path.write_text(json.dumps(alert))
+    return str(path)
+
+
+def manual_request(tmp_path: Path, vm: str) -> str:
+    request = {
+        "remediation": "free-disk-space",
+        "targets": [f"{RG}/providers/Microsoft.Compute/virtualMachines/{vm}"],
+        "parameters": {"mountPoint": "/var"},
+        "requestId": f"req-{vm}",
+        "requestedBy": "alice@contoso.com",
+        "reason": "disk nearly full",
+    }
+    path = tmp_path / f"request-{vm}.json"
+    path.write_text(json.dumps(request))
     return str(path)
 
 
@@ -99,8 +136,9 @@ def test_plan_on_a_fleet_decides_as_run_would(
 ) -> None:
     [result] = plan("--fleet", str(env), disk_alert(tmp_path, vm))
     assert (result["decision"], result["guard"], result["unchecked"]) == (decision, guard, [])
-    # Without ARM, the same plan says dispatch and names every runtime guard it did not check.
-    [static] = plan(disk_alert(tmp_path, vm))
+    # Without ARM (a manual request needs no alert confirmation), the plan says dispatch and names every
+    # runtime guard it did not check.
+    [static] = plan(manual_request(tmp_path, vm))
     assert static["decision"] == "dispatch"
     assert {"opt-in", "quarantine", "vm-running", "agent-ready", "cooldown", "circuit-breaker"} <= set(
         static["unchecked"]
@@ -124,5 +162,5 @@ def test_a_vm_arm_cannot_find_is_skipped_as_run_would(env: Path, tmp_path: Path)
 
 def test_plan_text_names_what_was_not_checked(env: Path, tmp_path: Path) -> None:
     out = StringIO()
-    assert main(["plan", disk_alert(tmp_path, "vm-ok")], out=out) == 0
+    assert main(["plan", manual_request(tmp_path, "vm-ok")], out=out) == 0
     assert "not checked for vm-ok: kill-switch, scope, opt-in" in out.getvalue()

@@ -124,6 +124,12 @@ def test_event_then_alert_of_one_write_is_one_job(desk: Desk, first: str | None,
     assert [n.split(" ", 1)[1] for n in record.notes] == ["the same change also arrived as alert /alerts/a-1"]
 
 
+def test_an_nsg_and_one_of_its_rules_are_the_same_write(desk: Desk) -> None:
+    job, _ = desk.admit(signal("event", "ev-1", None))
+    again, created = desk.admit(signal("alert", "/alerts/a-1", None, resource=NSG))
+    assert (again, created) == (job, False)
+
+
 def test_after_the_window_a_write_without_correlation_is_a_new_change(desk: Desk) -> None:
     job, _ = desk.admit(signal("event", "ev-1", None))
     desk.clock.advance(CHANGE_WINDOW_SECONDS + 60)
