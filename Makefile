@@ -12,7 +12,7 @@ CHECKOV_STAMP := .venv-checkov/.installed-3.3.30
 
 setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
+$(STAMP): pyproject.toml setup.py requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .

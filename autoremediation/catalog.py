@@ -68,6 +68,11 @@ class Parameter:
             return self.os_default[os_type]
         return self.default
 
+    def _shown(self, text: str) -> str:
+        """The value for an error message; a secret's never (the message lands in the job's record,
+        telemetry and notifications)."""
+        return SECRET_SHOWN if self.secret else _shown(text)
+
     def validate(self, value: Any) -> str:
         """The value as the script will receive it (always text), or ParameterError."""
         if isinstance(value, (dict, list, tuple, set)) or value is None:
@@ -84,10 +89,10 @@ class Parameter:
             if self.pattern is not None and not re.fullmatch(self.pattern, text):
                 # A long pattern helps nobody in an error message: say what the value should be instead.
                 hint = self.pattern if len(self.pattern) <= 80 else self.description.strip()
-                raise ParameterError(self.name, f"{_shown(text)} does not match {hint}")
+                raise ParameterError(self.name, f"{self._shown(text)} does not match {hint}")
         if self.enum is not None and text not in {str(option) for option in self.enum}:
             allowed = ", ".join(str(option) for option in self.enum)
-            raise ParameterError(self.name, f"{_shown(text)} is not one of {allowed}")
+            raise ParameterError(self.name, f"{self._shown(text)} is not one of {allowed}")
         return text
 
     def _boolean(self, value: Any) -> str:
@@ -98,14 +103,14 @@ class Parameter:
             return "true"
         if text in ("false", "0"):
             return "false"
-        raise ParameterError(self.name, f"{_shown(str(value))} is not a boolean")
+        raise ParameterError(self.name, f"{self._shown(str(value))} is not a boolean")
 
     def _integer(self, value: Any) -> str:
         if isinstance(value, bool):
             raise ParameterError(self.name, "must be an integer, not a boolean")
         text = str(value).strip()
         if not re.fullmatch(r"-?[0-9]{1,12}", text):
-            raise ParameterError(self.name, f"{_shown(str(value))} is not an integer")
+            raise ParameterError(self.name, f"{self._shown(str(value))} is not an integer")
         number = int(text)
         if self.minimum is not None and number < self.minimum:
             raise ParameterError(self.name, f"{number} is below the minimum {self.minimum}")

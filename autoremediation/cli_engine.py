@@ -68,9 +68,9 @@ def engine(
         if settings.arm_is_local:
             raise InvalidInput("--azure: REMEDIATION_ARM_ENDPOINT points at a local fleet, not Azure")
     elif getattr(args, "fleet", None) or not settings.arm_is_local:
-        from .localfleet.server import FleetServer
+        from .devfleet import fleet_server
 
-        server = FleetServer(getattr(args, "fleet", None))
+        server = fleet_server().FleetServer(getattr(args, "fleet", None))
         settings = replace(
             settings,
             arm_endpoint=server.base_url,

@@ -280,9 +280,9 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fleet_serve(args: argparse.Namespace, out: TextIO) -> int:
-    from .localfleet.server import run_server
+    from .devfleet import fleet_server
 
-    return run_server(args.fleet, args.port)
+    return int(fleet_server().run_server(args.fleet, args.port))
 
 
 def _port(text: str) -> int:

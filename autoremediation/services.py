@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
 from .detectors.addresses import TagAddresses
@@ -24,6 +24,9 @@ from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
 from .settings import EnvironmentSwitches, Settings
 from .signals.model import Signal
+
+if TYPE_CHECKING:
+    from .notify.notifier import Notifier
 
 
 class Services:
@@ -43,15 +46,11 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
-        for name, value in (
-            ("store", store),
-            ("queue", queue),
-            ("compute", compute),
-            ("network", network),
-            ("alerts", alerts),
-        ):
+        for name, value in (("queue", queue), ("compute", compute), ("network", network), ("alerts", alerts)):
             if value is not None:
                 self.__dict__[name] = value
+        if store is not None:
+            self.__dict__["store"] = _observed(store)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -65,7 +64,7 @@ class Services:
     def store(self) -> JobStore:
         from .store.factory import job_store_from_settings
 
-        return job_store_from_settings(self.settings)
+        return _observed(job_store_from_settings(self.settings))
 
     @cached_property
     def queue(self) -> Queue:
@@ -183,13 +182,34 @@ class Services:
         }
 
     @cached_property
+    def notifier(self) -> Notifier | None:
+        """Webhook notifications, when ``REMEDIATION_NOTIFY_URLS`` names any (else None: nothing imported)."""
+        if not self.settings.notify_urls:
+            return None
+        from .notify.channels import parse_channels
+        from .notify.notifier import Notifier
+        from .runner import guard_settings
+
+        return Notifier(
+            parse_channels(self.settings.notify_urls),
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            guards=guard_settings(self.settings),
+            on_success=self.settings.notify_on_success,
+            budget_seconds=self.settings.notify_timeout_seconds,
+        )
+
+    @cached_property
     def runner(self) -> Runner:
-        from .telemetry import emit_transition
         from .writeback import alert_writeback
 
-        hooks = [emit_transition, alert_writeback(_Lazy(self), self.settings.alert_failure_state)]
-        if self.on_transition is not None:
-            hooks.append(self.on_transition)
+        # Telemetry sees every transition through the store (see store.observed); the runner's hooks
+        # tell people (after the step's write), close or comment the alert the job came from, and feed
+        # the caller's own observer (the CLI's progress).
+        writeback = alert_writeback(_Lazy(self), self.settings.alert_failure_state)
+        notify = self.notifier.on_transition if self.notifier else None
+        hooks = [h for h in (notify, writeback, self.on_transition) if h]
 
         def announce(job: Job, transition: Transition) -> None:
             for hook in hooks:
@@ -221,6 +241,16 @@ class _Lazy:
 
     def change_state(self, alert_id: str, new_state: str, comment: str) -> None:
         self._services.alerts.change_state(alert_id, new_state, comment)
+
+
+def _observed(store: JobStore) -> JobStore:
+    """The store, announcing each transition it writes as an outcome event (once, after the write)."""
+    from .store.observed import ObservedJobStore
+    from .telemetry import emit_transition
+
+    if isinstance(store, ObservedJobStore):
+        return store
+    return ObservedJobStore(store, emit_transition)
 
 
 _lock = threading.Lock()

@@ -19,7 +19,18 @@ from urllib.parse import urlsplit
 from .errors import InvalidInput
 from .ports import Switches
 
-DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "remediations"
+
+def _default_catalog_dir() -> Path:
+    """The catalog shipped with the code: inside the package in an installed wheel (setup.py maps
+    ``remediations/`` to ``autoremediation/remediations``), next to the package in a checkout and in the
+    Functions deployment, which uploads the project directory as it is."""
+    package = Path(__file__).resolve().parent
+    installed = package / "remediations"
+    return installed if installed.is_dir() else package.parent / "remediations"
+
+
+DEFAULT_CATALOG_DIR = _default_catalog_dir()
+
 STATE_FOLDER = "autoremediation"
 
 
@@ -181,6 +192,10 @@ class Settings:
     alert_max_age_minutes: float = 30
     max_jobs_per_signal: int = 20
     alert_failure_state: str = "unchanged"
+    # Webhook URLs carry their token: never shown (repr=False); see notify.channels for the format.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_on_success: bool = False
+    notify_timeout_seconds: float = 10
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
@@ -242,8 +257,20 @@ class Settings:
             alert_failure_state=_choice(
                 env, "REMEDIATION_ALERT_FAILURE_STATE", "unchanged", ALERT_FAILURE_STATES
             ),
+            notify_urls=_notify_urls(env),
+            notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
+            notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
         )
+
+
+def _notify_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Checked here, so a malformed entry stops the app at start with a message naming its position."""
+    from .notify.channels import parse_channels
+
+    urls = _list(env, "REMEDIATION_NOTIFY_URLS")
+    parse_channels(urls)
+    return urls
 
 
 class EnvironmentSwitches:
@@ -303,6 +330,9 @@ SETTING_NAMES = (
     "REMEDIATION_ALERT_MAX_AGE_MINUTES",
     "REMEDIATION_MAX_JOBS_PER_SIGNAL",
     "REMEDIATION_ALERT_FAILURE_STATE",
+    "REMEDIATION_NOTIFY_URLS",
+    "REMEDIATION_NOTIFY_ON_SUCCESS",
+    "REMEDIATION_NOTIFY_TIMEOUT_SECONDS",
     "WEBSITE_AUTH_ENABLED",
 )
 

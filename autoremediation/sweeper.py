@@ -1,12 +1,14 @@
 """The sweeper: the housekeeping a timer runs every few minutes, as plain functions over the ports.
 
-Five chores, each safe to repeat and independent of the others (one failing does not stop the rest):
+Six chores (one only with notifications), each safe to repeat and independent of the others (one
+failing does not stop the rest):
 
 * expired per-VM leases are deleted (a worker that died holding one would block its VM otherwise);
 * stuck jobs get a new queue message: a job in flight whose last write is older than its state can
   legitimately stay quiet has lost its message (a crash between write and send, a message deleted by
   hand). The runner's compare-and-swap absorbs the duplicate if the old message was only slow;
 * approvals that ran out are advanced, so the runner moves the job to ``expired`` at once;
+* approvals about to run out are announced once (when notifications are configured);
 * terminal jobs older than the retention period are deleted;
 * every campaign with unfinished jobs gets a tick, which releases its next jobs and re-sends lost
   messages: a campaign whose driver died moves on without it. Each campaign is ticked on its own: one
@@ -85,6 +87,7 @@ class SweepReport:
     campaigns: tuple[str, ...] = ()
     orphans_cancelled: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default_factory=tuple)
+    approvals_announced: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ class SweepReport:
             "campaignsTicked": list(self.campaigns),
             "orphansCancelled": list(self.orphans_cancelled),
             "errors": list(self.errors),
+            "approvalsAnnounced": list(self.approvals_announced),
         }
 
 
@@ -159,6 +163,34 @@ def expire_approvals(store: JobStore, queue: Queue, advance: Advance, now: datet
         if step.job.status == jobs.EXPIRED:
             expired.append(job.id)
     return expired
+
+
+# How long before its approval window closes an unapproved job is announced (once). Longer than the
+# sweeper's five-minute period, so every approval is seen inside its warning window at least once.
+APPROVAL_WARNING = timedelta(minutes=15)
+APPROVAL_WARNING_NOTE = "approval expiry announced"
+Warn = Callable[[Job], None]
+
+
+def warn_expiring_approvals(
+    store: JobStore, now: datetime, warn: Warn, window: timedelta = APPROVAL_WARNING
+) -> list[str]:
+    """Announce each unapproved job whose window closes within ``window``, once: the note that says so
+    is written (compare-and-swap) before the announcement, so two sweepers never both announce it."""
+    warned = []
+    for job in store.list(status=jobs.AWAITING_APPROVAL):
+        deadline = _time(job.approval_expires_at)
+        if job.approved_by or deadline is None or not now < deadline <= now + window:
+            continue
+        if any(note.endswith(APPROVAL_WARNING_NOTE) for note in job.notes):
+            continue
+        try:
+            noted = store.update(jobs.note(job, APPROVAL_WARNING_NOTE, now=now))
+        except ConcurrencyConflict:
+            continue  # changed meanwhile (approved, or announced by another sweeper): look next time
+        warn(noted)
+        warned.append(job.id)
+    return warned
 
 
 @dataclass(frozen=True)
@@ -248,6 +280,7 @@ def sweep(
     policy: SweepPolicy,
     advance: Advance,
     tick: Tick | None = None,
+    warn: Warn | None = None,
 ) -> SweepReport:
     """Run every chore once. Raises SweepIncomplete (after running the others) if a chore failed."""
     now = clock.now()
@@ -259,6 +292,8 @@ def sweep(
         "approvals": lambda: expire_approvals(store, queue, advance, now),
         "retention": lambda: store.delete_jobs(now - policy.retention),
     }
+    if warn is not None:
+        chores = {**chores, "approval-warnings": lambda: warn_expiring_approvals(store, now, warn)}
     if tick is not None:
         chores = {**chores, "campaigns": lambda: tick_campaigns(store, tick, now)}
     for name, chore in chores.items():
@@ -280,6 +315,7 @@ def sweep(
         campaigns=campaigns.ticked,
         orphans_cancelled=campaigns.orphans_cancelled,
         errors=tuple(errors),
+        approvals_announced=tuple(results.get("approval-warnings", ())),
     )
     if errors:
         raise SweepIncomplete("; ".join(errors), report)

@@ -1,7 +1,7 @@
 """``python -m bench``: every figure, each against its baseline in the same run; results in bench/results/.
 
 ``--quick`` runs tiny sizes (the smoke test); ``--out DIR`` writes elsewhere; ``--only NAME`` runs one
-section (imports, intake, arm, campaign).
+section (imports, intake, arm, notify, campaign).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import arm, campaign, imports, intake, nsg
+from . import arm, campaign, imports, intake, notify, nsg
 from .common import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -22,6 +22,7 @@ FULL = {
     "intake": lambda: intake.figures(alerts=400, storm_alerts=10_000, storm_vms=100),
     "arm": lambda: arm.figures(dispatches=30),
     "nsg": lambda: nsg.figures(rounds=300, detections=20),
+    "notify": lambda: notify.figures(writes=300, rounds=30),
     "campaign": lambda: campaign.figures(
         {
             "vms": 1000,
@@ -40,6 +41,7 @@ QUICK = {
     "intake": lambda: intake.figures(alerts=10, storm_alerts=100, storm_vms=10, with_azurite=False),
     "arm": lambda: arm.figures(dispatches=3),
     "nsg": lambda: nsg.figures(rounds=5, detections=2),
+    "notify": lambda: notify.figures(writes=10, rounds=2),
     "campaign": lambda: campaign.figures(
         {
             "vms": 12,

@@ -1,7 +1,7 @@
 // VM auto-remediation on Azure Functions Flex Consumption: `azd up`, or
 //   az deployment sub create -l <region> -f infra/main.bicep -p environmentName=<env> targetScopes=<ids>
 // Creates the resource group, identities, storage, monitoring, the Function App, its data-plane roles,
-// the custom operator role assigned at each target scope, and the Event Grid system topic.
+// the custom operator role assigned at each target scope, the Event Grid system topic, and a workbook.
 // Alerts, the Action Group and the event subscription need the deployed code: see wiring.bicep.
 targetScope = 'subscription'
 
@@ -12,11 +12,18 @@ param environmentName string
 
 @description('Region of every regional resource (one that offers Flex Consumption).')
 @minLength(1)
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
-@description('Comma-separated subscription ids (/subscriptions/<id>) or resource group ids (/subscriptions/<id>/resourceGroups/<name>) the app may remediate VMs in. The operator role is assigned at each.')
-@minLength(1)
-param targetScopes string
+@description('Comma-separated subscription ids (/subscriptions/<id>) or resource group ids (/subscriptions/<id>/resourceGroups/<name>) the app may remediate VMs in. The operator role is assigned at each. Empty: the app\'s own resource group only, which holds no VMs, so nothing is remediated until you name real scopes (azd up --no-prompt works on a first run).')
+param targetScopes string = ''
+
+@description('Object id of the person or pipeline deploying (azd sets AZURE_PRINCIPAL_ID): gets read access to the job records and dead-letters. Empty: no role for the deployer.')
+param principalId string = ''
 
 @description('Resource group name; empty for rg-<environmentName>.')
 param resourceGroupName string = ''
@@ -54,7 +61,7 @@ param managementSources string = 'VirtualNetwork'
 @description('Path (relative to the app root) of Microsoft\'s Service Tags JSON shipped with the app; empty: NSG rules naming other service tags are evaluated as uncertain.')
 param serviceTagsFile string = ''
 
-@description('Storage replication; use Standard_LRS in a region without availability zones.')
+@description('Storage replication. Standard_LRS works in every region; Standard_ZRS (or GZRS) keeps job history through a zone outage where the region has availability zones.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -63,7 +70,7 @@ param serviceTagsFile string = ''
   'Standard_RAGRS'
   'Standard_RAGZRS'
 ])
-param storageSku string = 'Standard_ZRS'
+param storageSku string = 'Standard_LRS'
 
 @description('Upper bound of Flex Consumption instances.')
 @minValue(40)
@@ -72,6 +79,17 @@ param maximumInstanceCount int = 40
 
 @description('Name of the Event Grid system topic on this subscription; Azure allows one per subscription, so reuse an existing one by name (it must live in the app\'s resource group).')
 param systemTopicName string = ''
+
+@secure()
+@description('Comma-separated webhook URLs (Teams Workflows, Slack, or any JSON receiver; prefix teams:, slack: or json: to choose the format) told when a job awaits approval, fails, times out, or a breaker opens. Empty: no notifications.')
+param notifyUrls string = ''
+
+@description('true: the webhooks are also told when a job succeeds.')
+@allowed([
+  'true'
+  'false'
+])
+param notifyOnSuccess string = 'false'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -84,8 +102,10 @@ var tags = {
 // segments, and take() accepts a negative count.
 // An entry of neither shape still goes to the role's assignable scopes, where ARM rejects it by name
 // instead of this template skipping it in silence.
+var resourceGroupNameResolved = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var defaultTargetScope = '${subscription().id}/resourceGroups/${resourceGroupNameResolved}'
 var scopeList = [
-  for entry in split(replace(targetScopes, ' ', ''), ','): endsWith(entry, '/') ? take(entry, length(entry) - 1) : entry
+  for entry in split(empty(trim(targetScopes)) ? defaultTargetScope : replace(targetScopes, ' ', ''), ','): endsWith(entry, '/') ? take(entry, length(entry) - 1) : entry
 ]
 var scopeShapes = [
   for entry in scopeList: {
@@ -103,7 +123,7 @@ var scopes = [
 ]
 
 var names = {
-  resourceGroup: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+  resourceGroup: resourceGroupNameResolved
   appIdentity: 'id-func-${resourceToken}'
   eventGridIdentity: 'id-evgt-${resourceToken}'
   storage: 'st${resourceToken}'
@@ -112,8 +132,21 @@ var names = {
   plan: 'plan-${resourceToken}'
   functionApp: 'func-${resourceToken}'
   systemTopic: empty(systemTopicName) ? 'evgt-sub-${resourceToken}' : systemTopicName
-  operatorRole: 'VM Auto-Remediation Operator (${environmentName})'
 }
+
+// The custom role lives in the subscription of the first target scope. Its GUID and its name (role
+// names are unique per tenant) derive from this deployment (subscription, environment, region) and
+// from that subscription, all known before anything deploys: moving the first scope to another
+// subscription makes a new role instead of colliding with the old one by name, and the assignments
+// below name the role without waiting for the role module's outputs (what-if sees every resource).
+var operatorRoleSubscriptionId = scopes[0].subscriptionId
+var operatorRoleGuid = guid(subscription().id, environmentName, location, 'operator-role', operatorRoleSubscriptionId)
+var operatorRoleName = 'VM Auto-Remediation Operator (${environmentName}, ${take(operatorRoleGuid, 8)})'
+
+// The app identity's resource id, spelled from names known at the start: role assignment names derive
+// from it instead of from the principal id, which exists only once the identity does.
+var appIdentityKey = '${subscription().id}/resourceGroups/${names.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${names.appIdentity}'
+var eventGridIdentityKey = '${subscription().id}/resourceGroups/${names.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${names.eventGridIdentity}'
 
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletters'
@@ -161,6 +194,7 @@ module storage 'modules/storage.bicep' = {
     queueName: queueName
     tablePrefix: tablePrefix
     eventGridPrincipalId: identity.outputs.eventGridIdentityPrincipalId
+    eventGridPrincipalKey: eventGridIdentityKey
   }
 }
 
@@ -168,10 +202,27 @@ module appRoles 'modules/app-roles.bicep' = {
   name: 'app-roles'
   scope: rg
   params: {
-    storageAccountName: storage.outputs.accountName
-    appInsightsName: monitoring.outputs.appInsightsName
+    storageAccountName: names.storage
+    appInsightsName: names.appInsights
     principalId: identity.outputs.appIdentityPrincipalId
+    principalKey: appIdentityKey
   }
+  dependsOn: [
+    storage
+    monitoring
+  ]
+}
+
+module deployerRoles 'modules/deployer-roles.bicep' = if (!empty(principalId)) {
+  name: 'deployer-roles'
+  scope: rg
+  params: {
+    storageAccountName: names.storage
+    principalId: principalId
+  }
+  dependsOn: [
+    storage
+  ]
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -201,6 +252,8 @@ module functionApp 'modules/functionapp.bicep' = {
     runCommandMode: runCommandMode
     managementSources: managementSources
     serviceTagsFile: serviceTagsFile
+    notifyUrls: notifyUrls
+    notifyOnSuccess: notifyOnSuccess
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
@@ -208,13 +261,26 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// What the app did, from its customEvents: outcomes, failures, pending approvals, VMs, breakers, campaigns.
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    displayName: 'VM auto-remediation (${environmentName})'
+  }
+}
+
 // Created in the subscription of the first target scope, so the definition's own scope is always a parent
 // of (or equal to) one of its assignable scopes, wherever the app itself is deployed.
 module operatorRole 'modules/operator-role.bicep' = {
   name: 'operator-role-${resourceToken}'
-  scope: subscription(scopes[0].subscriptionId)
+  scope: subscription(operatorRoleSubscriptionId)
   params: {
-    roleName: names.operatorRole
+    roleDefinitionGuid: operatorRoleGuid
+    roleName: operatorRoleName
     assignableScopes: scopeList
   }
 }
@@ -224,9 +290,13 @@ module operatorOnResourceGroups 'modules/operator-assignment-rg.bicep' = [
     name: take('operator-rg-${resourceToken}-${i}', 64)
     scope: resourceGroup(target.subscriptionId, target.resourceGroupName)
     params: {
-      roleDefinitionGuid: operatorRole.outputs.roleDefinitionGuid
+      roleDefinitionGuid: operatorRoleGuid
       principalId: identity.outputs.appIdentityPrincipalId
+      principalKey: appIdentityKey
     }
+    dependsOn: [
+      operatorRole
+    ]
   }
 ]
 
@@ -235,9 +305,13 @@ module operatorOnSubscriptions 'modules/operator-assignment-sub.bicep' = [
     name: take('operator-sub-${resourceToken}-${i}', 64)
     scope: subscription(target.subscriptionId)
     params: {
-      roleDefinitionGuid: operatorRole.outputs.roleDefinitionGuid
+      roleDefinitionGuid: operatorRoleGuid
       principalId: identity.outputs.appIdentityPrincipalId
+      principalKey: appIdentityKey
     }
+    dependsOn: [
+      operatorRole
+    ]
   }
 ]
 
@@ -263,4 +337,8 @@ output REMEDIATION_QUEUE_NAME string = storage.outputs.queueName
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.systemTopicName
 output EVENTGRID_IDENTITY_ID string = identity.outputs.eventGridIdentityId
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
+output REMEDIATION_WORKBOOK_ID string = workbook.outputs.workbookId
 output REMEDIATION_TARGET_SCOPES string = join(scopeList, ',')
+// The predown hook removes this role's assignments at the target scopes, then the role itself.
+output OPERATOR_ROLE_DEFINITION_ID string = subscriptionResourceId(operatorRoleSubscriptionId, 'Microsoft.Authorization/roleDefinitions', operatorRoleGuid)
+output OPERATOR_ROLE_NAME string = operatorRoleName

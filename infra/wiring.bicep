@@ -77,6 +77,13 @@ var scopeList = split(replace(targetScopes, ' ', ''), ',')
 // not become '/', which would match every subject.
 var subjectPrefixes = [for entry in scopeList: empty(entry) ? '/-' : (endsWith(entry, '/') ? entry : '${entry}/')]
 
+// Event Grid takes at most 25 values across all advanced filters of one event subscription. The
+// operation filter spends length(nsgWriteOperations) of them; the subject prefixes fill the rest, so
+// more scopes than that are split over several event subscriptions (the first keeps its old name).
+var maxFilterValues = 25
+var prefixesPerSubscription = maxFilterValues - length(nsgWriteOperations)
+var subscriptionCount = (length(subjectPrefixes) + prefixesPerSubscription - 1) / prefixesPerSubscription
+
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
 
@@ -391,58 +398,60 @@ resource nsgRuleWriteAlert 'Microsoft.Insights/activityLogAlerts@2020-10-01' = i
   }
 }
 
-resource nsgWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
-  parent: systemTopic
-  name: 'nsg-writes-${functionAppName}'
-  properties: {
-    destination: {
-      endpointType: 'AzureFunction'
-      properties: {
-        resourceId: '${functionApp.id}/functions/${resourceEventsFunctionName}'
-        maxEventsPerBatch: 1
-        preferredBatchSizeInKilobytes: 64
-      }
-    }
-    eventDeliverySchema: 'EventGridSchema'
-    filter: {
-      includedEventTypes: [
-        'Microsoft.Resources.ResourceWriteSuccess'
-      ]
-      // String filters compare case-insensitively, which matters: subjects spell resourceGroups either way.
-      advancedFilters: [
-        {
-          operatorType: 'StringIn'
-          key: 'data.operationName'
-          values: nsgWriteOperations
-        }
-        {
-          operatorType: 'StringBeginsWith'
-          key: 'subject'
-          values: subjectPrefixes
-        }
-      ]
-    }
-    // Event Grid retries for up to a day; what still fails lands in the dead-letter container.
-    retryPolicy: {
-      maxDeliveryAttempts: 30
-      eventTimeToLiveInMinutes: 1440
-    }
-    deadLetterWithResourceIdentity: {
-      identity: {
-        type: 'UserAssigned'
-        userAssignedIdentity: eventGridIdentityId
-      }
-      deadLetterDestination: {
-        endpointType: 'StorageBlob'
+resource nsgWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = [
+  for chunk in range(0, subscriptionCount): {
+    parent: systemTopic
+    name: chunk == 0 ? 'nsg-writes-${functionAppName}' : 'nsg-writes-${functionAppName}-${chunk}'
+    properties: {
+      destination: {
+        endpointType: 'AzureFunction'
         properties: {
-          resourceId: storageAccount.id
-          blobContainerName: deadLetterContainerName
+          resourceId: '${functionApp.id}/functions/${resourceEventsFunctionName}'
+          maxEventsPerBatch: 1
+          preferredBatchSizeInKilobytes: 64
+        }
+      }
+      eventDeliverySchema: 'EventGridSchema'
+      filter: {
+        includedEventTypes: [
+          'Microsoft.Resources.ResourceWriteSuccess'
+        ]
+        // String filters compare case-insensitively, which matters: subjects spell resourceGroups either way.
+        advancedFilters: [
+          {
+            operatorType: 'StringIn'
+            key: 'data.operationName'
+            values: nsgWriteOperations
+          }
+          {
+            operatorType: 'StringBeginsWith'
+            key: 'subject'
+            values: take(skip(subjectPrefixes, chunk * prefixesPerSubscription), prefixesPerSubscription)
+          }
+        ]
+      }
+      // Event Grid retries for up to a day; what still fails lands in the dead-letter container.
+      retryPolicy: {
+        maxDeliveryAttempts: 30
+        eventTimeToLiveInMinutes: 1440
+      }
+      deadLetterWithResourceIdentity: {
+        identity: {
+          type: 'UserAssigned'
+          userAssignedIdentity: eventGridIdentityId
+        }
+        deadLetterDestination: {
+          endpointType: 'StorageBlob'
+          properties: {
+            resourceId: storageAccount.id
+            blobContainerName: deadLetterContainerName
+          }
         }
       }
     }
   }
-}
+]
 
 output actionGroupId string = actionGroup.id
 output alertWebhookAuthentication string = useEntraWebhook ? 'entra' : 'function-key'
-output eventSubscriptionName string = nsgWrites.name
+output eventSubscriptionNames array = [for chunk in range(0, subscriptionCount): nsgWrites[chunk].name]

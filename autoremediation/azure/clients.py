@@ -1,8 +1,9 @@
 """SDK clients built from Settings: one per subscription, cached, pointed at ARM or the local emulator.
 
 In Azure the credential is the managed identity (``AZURE_CLIENT_ID`` picks a user-assigned one) or
-``DefaultAzureCredential``; against a loopback ``REMEDIATION_ARM_ENDPOINT`` it is the local fleet's dummy
-credential. The SDK's own retries are off: the adapters retry with typed errors and a bounded budget.
+``DefaultAzureCredential``; against a loopback ``REMEDIATION_ARM_ENDPOINT`` it is a placeholder-token
+credential (``loopback.py``: production code never imports the emulator). The SDK's own retries are off:
+the adapters retry with typed errors and a bounded budget.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def credential(settings: Settings) -> Any:
         if cached is not None:
             return cached
         if settings.arm_is_local:
-            from ..localfleet.credential import FleetCredential
+            from .loopback import LoopbackCredential
 
-            made: Any = FleetCredential()
+            made: Any = LoopbackCredential()
         elif settings.managed_identity_client_id:
             from azure.identity import ManagedIdentityCredential
 

@@ -46,5 +46,6 @@ def sweeper(timer: func.TimerRequest) -> None:
         SweepPolicy.from_settings(engine.settings),
         advance=lambda job_id: engine.runner.advance(job_id),
         tick=_campaign_tick(engine),
+        warn=engine.notifier.approval_expiring if engine.notifier else None,
     )
     log.info("sweeper: %s", json.dumps(report.to_dict()))

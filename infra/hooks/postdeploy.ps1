@@ -16,7 +16,7 @@ foreach ($name in $required) {
 
 az account show --subscription $env:AZURE_SUBSCRIPTION_ID --output none 2>$null
 if ($LASTEXITCODE -ne 0) {
-  Write-Error "postdeploy: the Azure CLI cannot see subscription $($env:AZURE_SUBSCRIPTION_ID); run 'az login' and then 'azd hooks run postdeploy'"
+  Write-Error "postdeploy: the Azure CLI cannot see subscription $($env:AZURE_SUBSCRIPTION_ID); run 'az login' (and 'azd config set auth.useAzCliAuth true' to share it with azd), then 'azd hooks run postdeploy'"
   exit 2
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # azd postdeploy hook: connects Azure Monitor and Event Grid to the functions just deployed, by deploying
 # infra/wiring.bicep into the app's resource group. azd passes the environment's values (the outputs of
-# main.bicep) as environment variables. Needs the Azure CLI signed in to the same tenant as azd.
+# main.bicep) as environment variables. Needs the Azure CLI signed in to the same tenant as azd (the
+# preprovision hook checks it before anything is created).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,7 @@ for name in AZURE_ENV_NAME AZURE_SUBSCRIPTION_ID AZURE_RESOURCE_GROUP FUNCTION_A
 done
 
 if ! az account show --subscription "$AZURE_SUBSCRIPTION_ID" >/dev/null 2>&1; then
-  echo "postdeploy: the Azure CLI cannot see subscription $AZURE_SUBSCRIPTION_ID; run 'az login' and then 'azd hooks run postdeploy'" >&2
+  echo "postdeploy: the Azure CLI cannot see subscription $AZURE_SUBSCRIPTION_ID; run 'az login' (and 'azd config set auth.useAzCliAuth true' to share it with azd), then 'azd hooks run postdeploy'" >&2
   exit 2
 fi
 

@@ -17,6 +17,9 @@ param appInsightsName string
 @description('Principal id of the app identity.')
 param principalId string
 
+@description('A stable key of the app identity known before deployment (its resource id): assignment names derive from it, so what-if can name them before the identity exists.')
+param principalKey string
+
 var roles = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -40,7 +43,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 resource storageAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for roleId in storageRoles: {
-    name: guid(account.id, principalId, roleId)
+    name: guid(account.id, principalKey, roleId)
     scope: account
     properties: {
       principalId: principalId
@@ -51,7 +54,7 @@ resource storageAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01'
 ]
 
 resource telemetryAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, principalId, roles.monitoringMetricsPublisher)
+  name: guid(appInsights.id, principalKey, roles.monitoringMetricsPublisher)
   scope: appInsights
   properties: {
     principalId: principalId

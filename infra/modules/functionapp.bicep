@@ -147,6 +147,19 @@ var deployedAlertRules = [
   '${resourceGroup().id}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-${functionAppName}'
   '${resourceGroup().id}/providers/Microsoft.Insights/activityLogAlerts/nsg-rule-write-${functionAppName}'
 ]
+@secure()
+@description('Comma-separated webhook URLs told when a job awaits approval, fails, times out, or a breaker opens; each may start with teams:, slack: or json:. Secret: the URLs carry their tokens.')
+param notifyUrls string = ''
+
+@description('true: the webhooks are also told when a job succeeds.')
+@allowed([
+  'true'
+  'false'
+])
+param notifyOnSuccess string = 'false'
+
+@description('Seconds a worker step may spend delivering one notification to every webhook, retries included.')
+param notifyTimeoutSeconds string = '10'
 
 var appSettings = {
   // Functions host storage, identity-based (no connection string, no key).
@@ -186,6 +199,10 @@ var appSettings = {
   REMEDIATION_ALERT_MAX_AGE_MINUTES: alertMaxAgeMinutes
   REMEDIATION_MAX_JOBS_PER_SIGNAL: maxJobsPerSignal
   REMEDIATION_ALERT_FAILURE_STATE: alertFailureState
+  // Notifications (webhook URLs are secrets: a @secure() parameter, never an output).
+  REMEDIATION_NOTIFY_URLS: notifyUrls
+  REMEDIATION_NOTIFY_ON_SUCCESS: notifyOnSuccess
+  REMEDIATION_NOTIFY_TIMEOUT_SECONDS: notifyTimeoutSeconds
   // ARM: the cloud's own endpoint, and the identity DefaultAzureCredential must pick.
   REMEDIATION_ARM_ENDPOINT: environment().resourceManager
   AZURE_CLIENT_ID: identityClientId
@@ -229,7 +246,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: Flex Consumption has no FTP(S) and ARM rejects the property on it; publishing
+      // credentials are off below (basicPublishingCredentialsPolicies).
       http20Enabled: true
       appSettings: [
         for setting in items(appSettings): {

@@ -2,14 +2,17 @@
 // (autoremediation/azure/permissions.py REQUIRED_ACTIONS; tests/infra compares the two sets).
 targetScope = 'subscription'
 
-@description('Role name; role names are unique per tenant, so it carries the environment name.')
+@description('GUID of the role definition, computed by the caller from values known before deployment, so the assignments can name the role without this module\'s outputs.')
+param roleDefinitionGuid string
+
+@description('Role name; role names are unique per tenant, so it carries the environment name and part of the GUID.')
 param roleName string
 
 @description('Scopes (subscription or resource group ids) the role may be assigned at.')
 param assignableScopes array
 
 resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  name: guid(subscription().id, roleName)
+  name: roleDefinitionGuid
   properties: {
     roleName: roleName
     description: 'Lets the VM auto-remediation app read VMs, run and clean up remediation run commands, and read and repair NSG rules, confirm alerts and read their rules, and close or comment alerts. Nothing else.'

@@ -22,7 +22,7 @@ param storageAccountName string
   'Standard_RAGRS'
   'Standard_RAGZRS'
 ])
-param skuName string = 'Standard_ZRS'
+param skuName string = 'Standard_LRS'
 
 @description('Blob container Flex Consumption deploys the app package into.')
 param deploymentContainerName string
@@ -45,6 +45,9 @@ param tablePrefix string
 
 @description('Principal id of the Event Grid identity allowed to write dead-letters.')
 param eventGridPrincipalId string
+
+@description('A stable key of the Event Grid identity known before deployment (its resource id): the assignment\'s name derives from it.')
+param eventGridPrincipalKey string
 
 @description('Days deleted blobs and containers stay recoverable.')
 @minValue(1)
@@ -155,7 +158,7 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
 
 // Scoped to the dead-letter container, not the account: the Event Grid identity can touch nothing else.
 resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(deadLetterContainer.id, eventGridPrincipalId, blobDataContributorRoleId)
+  name: guid(deadLetterContainer.id, eventGridPrincipalKey, blobDataContributorRoleId)
   scope: deadLetterContainer
   properties: {
     principalId: eventGridPrincipalId

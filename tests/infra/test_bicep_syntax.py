@@ -60,16 +60,26 @@ def test_module_paths_exist() -> None:
             assert target.is_file(), f"{path.name}: module {module.name} points at missing {target}"
 
 
-def test_bicepconfig_turns_the_linter_on() -> None:
+# A linter rule at error fails `bicep build`, and so `azd provision`, before anything deploys. No Bicep
+# compiler runs here, so a rule may stand at error only where a test of this suite proves the templates
+# comply with it: name the test next to the rule.
+RULES_PROVEN_BY_TESTS: dict[str, str] = {}
+
+
+def test_bicepconfig_turns_the_linter_on_without_betting_on_unchecked_rules() -> None:
     config = json.loads((bicep.INFRA / "bicepconfig.json").read_text())
     core = config["analyzers"]["core"]
     assert core["enabled"] is True
     levels = {name: rule["level"] for name, rule in core["rules"].items()}
+    at_error = {name for name, level in levels.items() if level == "error"}
+    assert sorted(at_error - set(RULES_PROVEN_BY_TESTS)) == []
+    # The rules that matter most still speak up, as warnings.
     for rule in (
         "no-unused-params",
         "no-hardcoded-env-urls",
         "outputs-should-not-contain-secrets",
         "use-secure-value-for-secure-inputs",
         "secure-parameter-default",
+        "what-if-short-circuiting",
     ):
-        assert levels.get(rule) == "error", rule
+        assert levels.get(rule) in ("warning", "error"), rule

@@ -10,6 +10,8 @@ import sys
 import pytest
 import yaml
 
+from tests.helpers.fakes import TrustingGate
+
 from . import bicep
 
 WIRING = bicep.INFRA / "wiring.bicep"
@@ -23,7 +25,7 @@ def wiring() -> bicep.Tree:
 
 def _resource_body(tree: bicep.Tree, name: str) -> bicep.Node:
     body = bicep.declaration(tree, "resource", name).value
-    if body.type == "if_statement":  # `= if (condition) { ... }`
+    if body.type in ("if_statement", "for_statement"):  # `= if (c) { ... }`, `= [for x in y: { ... }]`
         body = next(child for child in body.children if child.type == "object")
     return body
 
@@ -171,7 +173,8 @@ def test_event_subscription_delivers_nsg_writes_to_resource_events(wiring: bicep
         )
     }
     assert filters["data.operationName"] == ("StringIn", "nsgWriteOperations")
-    assert filters["subject"] == ("StringBeginsWith", "subjectPrefixes")
+    operator, values = filters["subject"]
+    assert operator == "StringBeginsWith" and "subjectPrefixes" in values
     operations = bicep.array_literals(bicep.declaration(wiring, "var", "nsgWriteOperations").value)
     assert set(operations) == set(_routes()["nsg-write-event"]["match"]["operationName"])
 
@@ -317,7 +320,8 @@ def test_sample_log_alerts_reach_their_remediation_with_and_without_custom_prope
         for k, v in bicep.properties(_get(body, "properties", "actions", "customProperties")).items()
     }
     catalog = load_catalog(REMEDIATIONS)
-    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog))
+    # Provenance is its own test (tests/unit/test_provenance.py): here Azure confirms every alert.
+    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog), gate=TrustingGate())
     # With the rule's custom properties, and by the query alone (a rule made by hand without them).
     for props in (custom, {}):
         report = planner.plan_payload(_log_alert_payload(query, props, dimensions))
@@ -339,7 +343,8 @@ def test_the_high_cpu_alert_is_opt_in_and_names_collect_diagnostics(wiring: bice
     (criterion,) = [c for c in _get(body, "properties", "criteria", "allOf").children if c.type == "object"]
     assert bicep.literal(bicep.properties(criterion)["metricName"]) == "Percentage CPU"
     catalog = load_catalog(REMEDIATIONS)
-    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog))
+    # Provenance is its own test (tests/unit/test_provenance.py): here Azure confirms every alert.
+    planner = Planner(catalog, load_routes(REMEDIATIONS, catalog), gate=TrustingGate())
     vm = f"{SAMPLE_SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
     payload = {
         "schemaId": "azureMonitorCommonAlertSchema",
@@ -367,3 +372,54 @@ def test_the_high_cpu_alert_is_opt_in_and_names_collect_diagnostics(wiring: bice
     assert [n.message for n in report.notes] == [
         "collect-diagnostics takes secret parameters: only an operator request can start it"
     ]
+
+
+# Event Grid: "25 advanced filters and 25 filter values across all the filters per Event Grid subscription".
+EVENT_GRID_MAX_FILTER_VALUES = 25
+
+
+def _split_subject_prefixes(count: int, operations: int, per_subscription_limit: int) -> list[list[int]]:
+    """What the template's expressions compute for `count` scopes (Bicep `/` on ints truncates)."""
+    per_subscription = per_subscription_limit - operations
+    subscriptions = (count + per_subscription - 1) // per_subscription
+    prefixes = list(range(count))
+    return [
+        prefixes[chunk * per_subscription :][:per_subscription]  # take(skip(prefixes, ...), ...)
+        for chunk in range(subscriptions)
+    ]
+
+
+def test_event_subscriptions_stay_within_the_filter_value_limit(wiring: bicep.Tree) -> None:
+    assert bicep.text(bicep.declaration(wiring, "var", "maxFilterValues").value) == str(
+        EVENT_GRID_MAX_FILTER_VALUES
+    )
+    var = {item.name: bicep.text(item.value) for item in bicep.declarations(wiring, "var")}
+    assert var["prefixesPerSubscription"] == "maxFilterValues - length(nsgWriteOperations)"
+    assert var["subscriptionCount"] == (
+        "(length(subjectPrefixes) + prefixesPerSubscription - 1) / prefixesPerSubscription"
+    )
+    loop = bicep.declaration(wiring, "resource", "nsgWrites").value
+    assert bicep.text(loop).lstrip("[ \n").startswith("for chunk in range(0, subscriptionCount):")
+    body = _resource_body(wiring, "nsgWrites")
+    advanced = [
+        bicep.properties(node)
+        for node in _get(body, "properties", "filter", "advancedFilters").children
+        if node.type == "object"
+    ]
+    values = {bicep.literal(item["key"]): bicep.text(item["values"]) for item in advanced}
+    assert values == {
+        "data.operationName": "nsgWriteOperations",
+        "subject": "take(skip(subjectPrefixes, chunk * prefixesPerSubscription), prefixesPerSubscription)",
+    }
+    operations = len(bicep.array_literals(bicep.declaration(wiring, "var", "nsgWriteOperations").value))
+    for count in range(1, 120):
+        chunks = _split_subject_prefixes(count, operations, EVENT_GRID_MAX_FILTER_VALUES)
+        assert [index for chunk in chunks for index in chunk] == list(range(count))  # each scope once
+        assert all(0 < len(chunk) + operations <= EVENT_GRID_MAX_FILTER_VALUES for chunk in chunks)
+    assert len(_split_subject_prefixes(23, operations, 25)) == 1
+    assert len(_split_subject_prefixes(24, operations, 25)) == 2
+
+
+def test_the_first_event_subscription_keeps_its_name(wiring: bicep.Tree) -> None:
+    name = bicep.text(_get(_resource_body(wiring, "nsgWrites"), "name"))
+    assert name == "chunk == 0 ? 'nsg-writes-${functionAppName}' : 'nsg-writes-${functionAppName}-${chunk}'"
