@@ -11,12 +11,12 @@ import pytest
 
 from autoremediation import campaign_cli
 from autoremediation.localfleet.server import FleetServer
-from tests.e2e.test_cli_fleet import disk_alert, fleet, nsg_event, remediate
+from tests.e2e.test_cli_fleet import disk_alert, nsg_event, remediate
 from tests.fleet.conftest import SUB, small_fleet
 from tests.helpers.receivers import Receiver
 
 pytestmark = pytest.mark.fleet
-__all__ = ["fleet"]  # the fixture, imported for the tests below
+# The ``fleet`` fixture comes from tests/e2e/conftest.py.
 
 
 @pytest.fixture
