@@ -9,8 +9,9 @@ from autoremediation.blueprints.console import bp as console
 from autoremediation.blueprints.events import bp as events
 from autoremediation.blueprints.health import bp as health
 from autoremediation.blueprints.housekeeping import bp as sweeper
+from autoremediation.blueprints.openapi import bp as openapi
 from autoremediation.blueprints.queue_worker import bp as worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (health, alerts, events, operator_api, campaigns, console, worker, sweeper):
+for blueprint in (health, openapi, alerts, events, operator_api, campaigns, console, worker, sweeper):
     app.register_functions(blueprint)

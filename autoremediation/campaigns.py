@@ -347,7 +347,9 @@ def idempotency_key(campaign_id: str, vm_id: str, remediation: str) -> str:
 # ---- starting -------------------------------------------------------------------------------------
 
 
-def start_campaign(services: Services, request: dict[str, Any], actor: str) -> dict[str, Any]:
+def start_campaign(
+    services: Services, request: dict[str, Any], actor: str, actor_name: str = ""
+) -> dict[str, Any]:
     """Validate, resolve targets, create the record and then the jobs, release the first jobs; the status.
 
     With an ``id`` that exists already, nothing new is made: the existing campaign's status comes back
@@ -389,6 +391,7 @@ def start_campaign(services: Services, request: dict[str, Any], actor: str) -> d
         "errorLimit": parsed.max_errors.errors(len(targets)),
         "dryRun": parsed.dry_run,
         "requestedBy": actor,
+        "requestedByName": actor_name or actor,
         "reason": reason,
         "createdAt": now.isoformat(),
         "updatedAt": now.isoformat(),
@@ -427,6 +430,7 @@ def _make_jobs(services: Services, record: Mapping[str, Any], targets: Sequence[
                 # the order the campaign releases them, so a tick reads only the next few.
                 now=created - timedelta(microseconds=index),
                 actor=actor,
+                requested_by_name=str(record.get("requestedByName") or ""),
                 reason=str(record.get("reason") or f"campaign {campaign_id}"),
                 signal_id=campaign_id,
                 signal_source="campaign",

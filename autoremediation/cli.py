@@ -33,6 +33,7 @@ from .cli_jobs import add_parsers, default_actor
 from .cli_output import table
 from .console.local import add_parser as add_console_parser
 from .errors import RemediationError, SetupProblem
+from .remote import add_app_option, remote_requested
 from .routing import Route, load_routes
 from .settings import Settings
 
@@ -181,7 +182,7 @@ def add_global_options(parser: argparse.ArgumentParser, settings: Settings) -> N
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show the Azure SDK's own log lines (credential probing)"
     )
-    # A remote client (`--app URL`: the commands against a deployed app's operator API) registers here.
+    add_app_option(parser, settings)
 
 
 def build_parser(settings: Settings, resources: ExitStack | None = None) -> argparse.ArgumentParser:
@@ -228,6 +229,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             settings = Settings.from_env()
             args = build_parser(settings, resources).parse_args(argv)
             configure_logging(args.verbose)
+            if remote_requested(args):
+                from .remote import run_remote
+
+                return run_remote(args, settings, out)
             handler: Handler = args.handler
             return handler(args, out)
     except UsageError as error:

@@ -11,6 +11,7 @@ the HTTP triggers) can turn it into a clear message without a traceback::
     ├── NotFound                a job, VM or resource that does not exist
     ├── ConcurrencyConflict     a compare-and-swap lost: re-read and try again
     ├── InvalidTransition       the job state machine refused a step
+    ├── RemoteError             the remote CLI: a deployed app refused the call or could not be reached
     └── CloudError              talking to ARM went wrong (see ``CloudError`` subclasses)
         ├── Busy                another action run command runs on the VM (409): retry later
         ├── Throttled           429: ``retry_after`` seconds
@@ -57,6 +58,14 @@ class ConcurrencyConflict(RemediationError):
 
 class InvalidTransition(RemediationError):
     """The job state machine refused a transition."""
+
+
+class RemoteError(RemediationError):
+    """A deployed app's operator API refused a call (``status``) or could not be reached (``status`` None)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class CloudError(RemediationError):

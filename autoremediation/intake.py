@@ -102,6 +102,7 @@ class Intake:
             parameters=dict(finding.parameters),
             now=self.clock.now(),
             actor=manual.requested_by if manual else actor,
+            requested_by_name=manual.requested_by_name if manual else "",
             reason=(manual.reason if manual else "") or _describe(signal),
             signal_id=signal.id,
             signal_source=signal.source,

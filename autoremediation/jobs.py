@@ -106,11 +106,14 @@ class Job:
     alert_id: str | None = None
     campaign_id: str | None = None
     dry_run: bool = False
-    requested_by: str = "system"
+    requested_by: str = "system"  # an operator's object id, or the system part that made the job
+    requested_by_name: str = ""  # the operator's display name, for people reading the record
     reason: str = ""
     approval_required: bool = False
     approval_expires_at: str | None = None
     approved_by: str | None = None
+    # The operator's decision: {decision: approved|rejected, by: object id, name, at, reason}.
+    review: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     evidence: dict[str, Any] = field(default_factory=dict)  # what the detector saw (e.g. the blocking rule)
     run: dict[str, Any] = field(default_factory=dict)
@@ -150,6 +153,7 @@ class Job:
         values["run"] = dict(values.get("run") or {})
         values["outcome"] = dict(values.get("outcome") or {})
         values["evidence"] = dict(values.get("evidence") or {})
+        values["review"] = dict(values.get("review") or {})
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in values.items() if k in known})
 

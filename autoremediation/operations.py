@@ -12,16 +12,40 @@ from .jobs import Job
 from .ports import Clock, JobStore, Queue
 
 CAS_ATTEMPTS = 5
-# Callers known only by a shared secret (a function key): no person to hold to separation of duties.
-SHARED_IDENTITIES = frozenset({"function-key"})
 
 
 def _expired(job: Job, now: datetime) -> bool:
     return bool(job.approval_expires_at) and now >= datetime.fromisoformat(str(job.approval_expires_at))
 
 
-def approve(store: JobStore, queue: Queue, clock: Clock, job_id: str, *, actor: str, reason: str = "") -> Job:
-    """Record the approval and wake the worker; it re-checks every guard before it dispatches."""
+def _review(decision: str, actor: str, name: str, now: datetime, reason: str) -> dict[str, str]:
+    return {"decision": decision, "by": actor, "name": name or actor, "at": now.isoformat(), "reason": reason}
+
+
+def _label(actor: str, name: str) -> str:
+    return f"{name} ({actor})" if name and name != actor else actor
+
+
+def same_identity(first: str, second: str) -> bool:
+    """Object ids are GUIDs, whose case carries no meaning."""
+    return first.strip().lower() == second.strip().lower()
+
+
+def approve(
+    store: JobStore,
+    queue: Queue,
+    clock: Clock,
+    job_id: str,
+    *,
+    actor: str,
+    reason: str = "",
+    actor_name: str = "",
+) -> Job:
+    """Record the approval and wake the worker; it re-checks every guard before it dispatches.
+
+    ``actor`` is the approver's identity (an object id through the API): it must differ from the
+    requester's, whoever they are (separation of duties has no exempt identity).
+    """
     for _ in range(CAS_ATTEMPTS):
         job = store.get(job_id)
         now = clock.now()
@@ -29,15 +53,16 @@ def approve(store: JobStore, queue: Queue, clock: Clock, job_id: str, *, actor: 
             raise InvalidTransition(f"job {job_id} is {job.status}, not awaiting approval")
         if job.approved_by:
             return job
-        if actor == job.requested_by and actor not in SHARED_IDENTITIES:
+        if same_identity(actor, job.requested_by):
             raise InvalidTransition(
-                f"job {job_id}: {actor} requested it and cannot approve it too (separation of duties)"
+                f"job {job_id}: {_label(actor, actor_name)} requested it and cannot approve it too "
+                "(separation of duties)"
             )
         if _expired(job, now):
             raise InvalidTransition(f"job {job_id}: the approval window closed at {job.approval_expires_at}")
         approved = jobs.note(
-            replace(job, approved_by=actor),
-            f"approved by {actor}" + (f": {reason}" if reason else ""),
+            replace(job, approved_by=actor, review=_review("approved", actor, actor_name, now, reason)),
+            f"approved by {_label(actor, actor_name)}" + (f": {reason}" if reason else ""),
             now=now,
         )
         try:
@@ -49,17 +74,21 @@ def approve(store: JobStore, queue: Queue, clock: Clock, job_id: str, *, actor: 
     raise ConcurrencyConflict(f"job {job_id}: could not record the approval")
 
 
-def reject(store: JobStore, clock: Clock, job_id: str, *, actor: str, reason: str = "") -> Job:
+def reject(
+    store: JobStore, clock: Clock, job_id: str, *, actor: str, reason: str = "", actor_name: str = ""
+) -> Job:
     for _ in range(CAS_ATTEMPTS):
         job = store.get(job_id)
         if job.status != jobs.AWAITING_APPROVAL:
             raise InvalidTransition(f"job {job_id} is {job.status}, not awaiting approval")
+        now = clock.now()
         rejected = jobs.transition(
             job,
             jobs.CANCELLED,
-            now=clock.now(),
+            now=now,
             actor=actor,
-            reason=f"rejected by {actor}" + (f": {reason}" if reason else ""),
+            reason=f"rejected by {_label(actor, actor_name)}" + (f": {reason}" if reason else ""),
+            review=_review("rejected", actor, actor_name, now, reason),
         )
         try:
             saved = store.update(rejected)

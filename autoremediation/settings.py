@@ -154,6 +154,17 @@ def _trusted_rules(env: Mapping[str, str]) -> tuple[str, ...]:
     return rules
 
 
+def parse_app_url(raw: str | None) -> str | None:
+    """A deployed app's base URL, https only: the CLI sends it an Entra token."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise InvalidInput(f"setting REMEDIATION_APP_URL={raw!r} must be the app's https:// URL")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     job_store: str = "sqlite"
@@ -199,6 +210,11 @@ class Settings:
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
+    # Development only: with platform authentication off, let unauthenticated callers use the operator API.
+    allow_unauthenticated_operators: bool = False
+    # The remote CLI: a deployed app's URL; the Entra scope its operator API accepts (the app publishes it).
+    app_url: str | None = None
+    app_scope: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -261,6 +277,9 @@ class Settings:
             notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
             notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
+            allow_unauthenticated_operators=_flag(env, "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS", False),
+            app_url=parse_app_url(env.get("REMEDIATION_APP_URL")),
+            app_scope=(env.get("REMEDIATION_APP_SCOPE") or "").strip() or None,
         )
 
 
@@ -334,6 +353,9 @@ SETTING_NAMES = (
     "REMEDIATION_NOTIFY_ON_SUCCESS",
     "REMEDIATION_NOTIFY_TIMEOUT_SECONDS",
     "WEBSITE_AUTH_ENABLED",
+    "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS",
+    "REMEDIATION_APP_URL",
+    "REMEDIATION_APP_SCOPE",
 )
 
 # Settings the platform sets for the app (App Service authentication), never a deployment's choice.
@@ -345,4 +367,6 @@ LOCAL_ONLY_SETTINGS = (
     "REMEDIATION_STORAGE",  # a connection string; Azure uses the identity-based __*ServiceUri form
     "REMEDIATION_ARM_CA_BUNDLE",  # only the local ARM emulator has a private CA
     "REMEDIATION_CATALOG_DIR",  # deployed with the app at its default place
+    "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS",  # development only: never on a deployed app
+    "REMEDIATION_APP_URL",  # read by the remote CLI on an operator's machine
 )

@@ -91,6 +91,25 @@ param notifyUrls string = ''
 ])
 param notifyOnSuccess string = 'false'
 
+@description('true: create the operator API\'s Entra app registration (app roles Remediation.Operator and Remediation.Reader) with the Microsoft Graph Bicep extension; the deployer needs the right to create applications. false: pass operatorApiClientId of a registration made beforehand (infra/README.md).')
+@allowed([
+  'true'
+  'false'
+])
+param createOperatorApiRegistration string = 'true'
+
+@description('Client id of an existing app registration for the operator API (with createOperatorApiRegistration=false). Empty: App Service authentication stays off and the operator API refuses every call.')
+param operatorApiClientId string = ''
+
+@description('Identifier URI of that existing registration; empty for api://<client id>.')
+param operatorApiIdentifierUri string = ''
+
+@description('Object id of that existing registration (the Action Group\'s secure webhook names it); empty: the alert webhook falls back to the function key.')
+param operatorApiObjectId string = ''
+
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): given the operator app role on a registration this template creates.')
+param principalId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -132,7 +151,19 @@ var names = {
   plan: 'plan-${resourceToken}'
   functionApp: 'func-${resourceToken}'
   systemTopic: empty(systemTopicName) ? 'evgt-sub-${resourceToken}' : systemTopicName
+  operatorApi: 'vm-autoremediation-${environmentName}-${resourceToken}'
 }
+
+// App roles of the operator API (the app reads the same names from its settings).
+var appRoleNames = {
+  operator: 'Remediation.Operator'
+  reader: 'Remediation.Reader'
+}
+var createRegistration = createOperatorApiRegistration == 'true'
+var authenticationOn = createRegistration || !empty(operatorApiClientId)
+// api://<tenant id>/<name>: an identifier URI form Entra accepts without a verified domain. Known before
+// the registration exists, so the app can be told its scope without waiting for Graph.
+var createdIdentifierUri = 'api://${tenant().tenantId}/${names.operatorApi}'
 
 // The custom role lives in the subscription of the first target scope. Its GUID and its name (role
 // names are unique per tenant) derive from this deployment (subscription, environment, region) and
@@ -225,6 +256,26 @@ module deployerRoles 'modules/deployer-roles.bicep' = if (!empty(principalId)) {
   ]
 }
 
+module operatorApiRegistration 'modules/operator-api-registration.bicep' = if (createRegistration) {
+  name: 'operator-api-registration'
+  scope: rg
+  params: {
+    uniqueName: names.operatorApi
+    displayName: 'VM auto-remediation operator API (${environmentName})'
+    operatorRole: appRoleNames.operator
+    readerRole: appRoleNames.reader
+    operatorPrincipalId: principalId
+    appHostName: functionApp.outputs.defaultHostName
+    identifierUri: createdIdentifierUri
+  }
+}
+
+// The registration this template made, or the one passed in (the fallback without Graph rights).
+var operatorApi = {
+  clientId: createRegistration ? operatorApiRegistration.outputs.clientId : operatorApiClientId
+  identifierUri: createRegistration ? createdIdentifierUri : (empty(operatorApiIdentifierUri) ? 'api://${operatorApiClientId}' : operatorApiIdentifierUri)
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -252,12 +303,29 @@ module functionApp 'modules/functionapp.bicep' = {
     runCommandMode: runCommandMode
     managementSources: managementSources
     serviceTagsFile: serviceTagsFile
+    operatorRole: appRoleNames.operator
+    readerRole: appRoleNames.reader
+    operatorApiScope: authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
     notifyUrls: notifyUrls
     notifyOnSuccess: notifyOnSuccess
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
     appRoles
+  ]
+}
+
+module authentication 'modules/authentication.bicep' = if (authenticationOn) {
+  name: 'authentication'
+  scope: rg
+  params: {
+    // A name known at the start (what-if sees the resource); the site must exist first.
+    functionAppName: names.functionApp
+    clientId: operatorApi.clientId
+    identifierUri: operatorApi.identifierUri
+  }
+  dependsOn: [
+    functionApp
   ]
 }
 
@@ -342,3 +410,10 @@ output REMEDIATION_TARGET_SCOPES string = join(scopeList, ',')
 // The predown hook removes this role's assignments at the target scopes, then the role itself.
 output OPERATOR_ROLE_DEFINITION_ID string = subscriptionResourceId(operatorRoleSubscriptionId, 'Microsoft.Authorization/roleDefinitions', operatorRoleGuid)
 output OPERATOR_ROLE_NAME string = operatorRoleName
+// The remote CLI: `remediate --app https://<FUNCTION_APP_HOST> ...` (it reads the scope from the app).
+output REMEDIATION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output REMEDIATION_APP_SCOPE string = authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
+output OPERATOR_API_CLIENT_ID string = operatorApi.clientId
+// The postdeploy hook wires the Action Group's secure webhook to the same registration (wiring.bicep).
+output ALERT_WEBHOOK_APP_OBJECT_ID string = createRegistration ? operatorApiRegistration.outputs.applicationObjectId : operatorApiObjectId
+output ALERT_WEBHOOK_APP_ID_URI string = authenticationOn ? operatorApi.identifierUri : ''

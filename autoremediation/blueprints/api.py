@@ -1,8 +1,10 @@
 """The operator API: request, read, approve and reject remediations, and read the catalog.
 
-Every function needs the function key (auth level FUNCTION) and, when App Service authentication is
-on, an app role (see ``auth``). Requests name a catalog remediation and parameters the catalog
-validates; no request can carry script text. The contract is ``autoremediation/openapi.yaml``.
+Who may call is decided by App Service authentication and the caller's app roles (see ``auth``), not by
+a function key: a key is a shared secret that names nobody, so the host lets these routes through
+(auth level ANONYMOUS) and the platform front end, which requires an Entra token for them, is the
+authenticator. Requests name a catalog remediation and parameters the catalog validates; no request can
+carry script text. The contract is ``autoremediation/openapi.yaml``.
 """
 
 from __future__ import annotations
@@ -38,10 +40,7 @@ _REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 def _caller(req: func.HttpRequest, need: Need) -> Caller:
-    settings = engine().settings
-    return authorize(
-        req.headers, need, operator_role=settings.operator_role, reader_role=settings.reader_role
-    )
+    return authorize(req.headers, need, engine().settings)
 
 
 def _handle(
@@ -67,9 +66,11 @@ def job_summary(job: Job) -> dict[str, Any]:
         "createdAt": job.created_at,
         "updatedAt": job.updated_at,
         "requestedBy": job.requested_by,
+        "requestedByName": job.requested_by_name or job.requested_by,
         "dryRun": job.dry_run,
         "exitCode": job.outcome.get("exitCode"),
         "verification": job.outcome.get("verification"),
+        "lastStep": job.history[-1].reason if job.history else "",
     }
 
 
@@ -104,10 +105,10 @@ def _job_id(req: func.HttpRequest) -> str:
     return job_id
 
 
-def _reason(req: func.HttpRequest) -> str:
-    """The optional ``{"reason": ...}`` body of approve and reject."""
+def _reason(req: func.HttpRequest, verb: str) -> str:
+    """The ``{"reason": ...}`` body of approve and reject: a decision on record says why."""
     if not (req.get_body() or b"").strip():
-        return ""
+        raise InvalidInput(f'say why you {verb} it: send {{"reason": "..."}}')
     body = read_json(req)
     if not isinstance(body, Mapping):
         raise InvalidInput('the body must be a JSON object like {"reason": "..."}')
@@ -118,6 +119,8 @@ def _reason(req: func.HttpRequest) -> str:
     if not isinstance(reason, str):
         raise InvalidInput("reason must be a string")
     reason = reason.strip()
+    if not reason:
+        raise InvalidInput(f"reason is empty: say why you {verb} it")
     if len(reason) > MAX_REASON_CHARS or not reason.isprintable():
         raise InvalidInput(f"reason must be printable text of at most {MAX_REASON_CHARS} characters")
     return reason
@@ -127,7 +130,7 @@ def _reason(req: func.HttpRequest) -> str:
 
 
 @bp.function_name("remediations_create")
-@bp.route(route="remediations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="remediations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def remediations_create(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         from ..signals.manual import parse_manual
@@ -136,24 +139,24 @@ def remediations_create(req: func.HttpRequest) -> func.HttpResponse:
         if not isinstance(payload, Mapping):
             raise InvalidInput("a remediation request must be a JSON object")
         # The requester on record is the authenticated caller, never what the body claims.
-        signal = parse_manual({**payload, "requestedBy": caller.name})
+        signal = parse_manual({**payload, "requestedBy": caller.object_id, "requestedByName": caller.name})
         if len(signal.targets) > MAX_REQUEST_TARGETS:
             raise InvalidInput(
                 f"the request names {len(signal.targets)} VMs; at most {MAX_REQUEST_TARGETS} "
                 "(start a campaign for more)"
             )
         report = plan([signal], strict_parameters=True)
-        result = admit(report, actor=caller.name)
+        result = admit(report, actor=caller.object_id)
         body = _shown_result(result_body(result))
         headers = {"Location": f"/api/remediations/{body['jobIds'][0]}"} if body["jobIds"] else {}
-        log.info("manual request %s by %s: jobs %s", signal.id, caller.name, body["jobIds"])
+        log.info("manual request %s by %s: jobs %s", signal.id, caller.object_id, body["jobIds"])
         return json_response(202, body, headers)
 
     return _handle(req, "operate", act)
 
 
 @bp.function_name("remediations_get")
-@bp.route(route="remediations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="remediations/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def remediations_get(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         from ..errors import NotFound
@@ -214,7 +217,7 @@ def list_filters(params: Mapping[str, str]) -> dict[str, Any]:
 
 
 @bp.function_name("remediations_list")
-@bp.route(route="remediations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="remediations", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def remediations_list(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         filters = list_filters(req.params)
@@ -229,52 +232,83 @@ def remediations_list(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("remediations_approve")
-@bp.route(route="remediations/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="remediations/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def remediations_approve(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         from ..errors import NotFound
         from ..operations import approve
 
-        reason = _reason(req)
+        reason = _reason(req, "approve")
         try:
             job_id = _job_id(req)
         except InvalidInput as error:
             raise NotFound(str(error)) from None
         with app_work():
             parts = engine("store", "queue")
-            job = approve(parts.store, parts.queue, parts.clock, job_id, actor=caller.name, reason=reason)
-        log.info("job %s approved by %s", job.id, caller.name)
+            job = approve(
+                parts.store,
+                parts.queue,
+                parts.clock,
+                job_id,
+                actor=caller.object_id,
+                actor_name=caller.name,
+                reason=reason,
+            )
+        log.info("job %s approved by %s", job.id, caller.object_id)
         return json_response(200, shown_job(job))
 
     return _handle(req, "operate", act)
 
 
 @bp.function_name("remediations_reject")
-@bp.route(route="remediations/{id}/reject", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="remediations/{id}/reject", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def remediations_reject(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         from ..errors import NotFound
         from ..operations import reject
 
-        reason = _reason(req)
+        reason = _reason(req, "reject")
         try:
             job_id = _job_id(req)
         except InvalidInput as error:
             raise NotFound(str(error)) from None
         with app_work():
             parts = engine("store")
-            job = reject(parts.store, parts.clock, job_id, actor=caller.name, reason=reason)
-        log.info("job %s rejected by %s", job.id, caller.name)
+            job = reject(
+                parts.store,
+                parts.clock,
+                job_id,
+                actor=caller.object_id,
+                actor_name=caller.name,
+                reason=reason,
+            )
+        log.info("job %s rejected by %s", job.id, caller.object_id)
         return json_response(200, shown_job(job))
 
     return _handle(req, "operate", act)
+
+
+# -- planning --------------------------------------------------------------------------------------
+
+
+@bp.function_name("plan")
+@bp.route(route="plan", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def plan_payload(req: func.HttpRequest) -> func.HttpResponse:
+    """What an alert, event or request would do: routed and decided, nothing written, nothing run."""
+
+    def act(caller: Caller) -> func.HttpResponse:
+        payload = read_json(req)
+        report = engine("planner").planner.plan_payload(payload)
+        return json_response(200, _shown_result(report.to_dict()))
+
+    return _handle(req, "read", act)
 
 
 # -- catalog ---------------------------------------------------------------------------------------
 
 
 @bp.function_name("catalog")
-@bp.route(route="catalog", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="catalog", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def catalog(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         remediations = engine("catalog").catalog.remediations

@@ -1,7 +1,8 @@
 """POST /api/campaigns and GET /api/campaigns/{id}: one remediation over many VMs, in waves.
 
 The campaign logic lives in ``autoremediation.campaigns`` (imported on first use, to keep cold starts
-cheap); these functions authorise the caller, read the request and hand it over.
+cheap); these functions authorise the caller (App Service authentication and app roles, see ``auth``),
+read the request and hand it over.
 """
 
 from __future__ import annotations
@@ -30,11 +31,7 @@ def _handle(
     req: func.HttpRequest, need: Need, action: Callable[[Caller], func.HttpResponse]
 ) -> func.HttpResponse:
     try:
-        settings = engine().settings
-        caller = authorize(
-            req.headers, need, operator_role=settings.operator_role, reader_role=settings.reader_role
-        )
-        return action(caller)
+        return action(authorize(req.headers, need, engine().settings))
     except AppFault as fault:
         return response_for(fault.error, caller_fault=False)
     except Exception as error:
@@ -42,7 +39,7 @@ def _handle(
 
 
 @bp.function_name("campaigns_create")
-@bp.route(route="campaigns", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="campaigns", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def campaigns_create(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         start = _service("start_campaign")
@@ -50,7 +47,9 @@ def campaigns_create(req: func.HttpRequest) -> func.HttpResponse:
         if not isinstance(payload, Mapping):
             raise InvalidInput("a campaign request must be a JSON object")
         # The campaign service refuses bad input (InvalidInput) before it writes anything: a 400.
-        campaign = start(engine("store", "queue", "catalog"), dict(payload), actor=caller.name)
+        campaign = start(
+            engine("store", "queue", "catalog"), dict(payload), actor=caller.object_id, actor_name=caller.name
+        )
         campaign_id = str(campaign.get("id", ""))
         return json_response(202, campaign, {"Location": f"/api/campaigns/{campaign_id}"})
 
@@ -58,7 +57,7 @@ def campaigns_create(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("campaigns_get")
-@bp.route(route="campaigns/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="campaigns/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def campaigns_get(req: func.HttpRequest) -> func.HttpResponse:
     def act(caller: Caller) -> func.HttpResponse:
         from ..store.records import is_valid_id

@@ -74,9 +74,7 @@ def _caller(req: func.HttpRequest, need: Need) -> Caller:
             "the console needs App Service authentication in front of the app "
             "(for a local look: remediate console)"
         )
-    caller = authorize(
-        req.headers, need, operator_role=settings.operator_role, reader_role=settings.reader_role
-    )
+    caller = authorize(req.headers, need, settings)
     if not caller.authenticated:
         raise Unauthenticated("sign in first: no identity came with the request")
     return caller
@@ -97,7 +95,7 @@ def _page(
         settings = services.settings
         context: dict[str, Any] = {
             "root": ROOT,
-            "me": {"name": caller.name, "id": getattr(caller, "object_id", "") or caller.name},
+            "me": {"name": caller.name, "id": caller.object_id},
             "can_operate": settings.operator_role in caller.roles,
             "csrf": token,
             "flash": None,
@@ -246,12 +244,27 @@ def console_decide(req: func.HttpRequest) -> func.HttpResponse:
         job_id = _job_id(req)
         if decision == "approve":
             reason = _reason(form, required=False)
-            approve(services.store, services.queue, services.clock, job_id, actor=caller.name, reason=reason)
-            log.info("console: job %s approved by %s", job_id, caller.name)
+            approve(
+                services.store,
+                services.queue,
+                services.clock,
+                job_id,
+                actor=caller.object_id,
+                actor_name=caller.name,
+                reason=reason,
+            )
+            log.info("console: job %s approved by %s", job_id, caller.object_id)
             return _redirect(f"{ROOT}/jobs/{job_id}?done=approved")
         reason = _reason(form, required=True)
-        reject(services.store, services.clock, job_id, actor=caller.name, reason=reason)
-        log.info("console: job %s rejected by %s", job_id, caller.name)
+        reject(
+            services.store,
+            services.clock,
+            job_id,
+            actor=caller.object_id,
+            actor_name=caller.name,
+            reason=reason,
+        )
+        log.info("console: job %s rejected by %s", job_id, caller.object_id)
         return _redirect(f"{ROOT}/jobs/{job_id}?done=rejected")
 
     return _page(req, "operate", act)
@@ -286,7 +299,9 @@ def console_campaign_stop(req: func.HttpRequest) -> func.HttpResponse:
         form = _form(req)
         check_same_origin(req.url, req.headers, form)
         campaign_id = req.route_params.get("id", "")
-        stop_campaign(services, campaign_id, actor=caller.name, reason=_reason(form, required=True))
+        # The campaign record names the operator for people; the object id says which identity it was.
+        actor = f"{caller.name} ({caller.object_id})" if caller.name != caller.object_id else caller.object_id
+        stop_campaign(services, campaign_id, actor=actor, reason=_reason(form, required=True))
         return _redirect(f"{ROOT}/campaigns?done=stopped#{quote(campaign_id)}")
 
     return _page(req, "operate", act)

@@ -148,7 +148,8 @@ def summary(services: Services, job: Job, now: datetime) -> dict[str, Any]:
         "condition": job.condition,
         "vm": vm_name(job.target),
         "target": job.target,
-        "requestedBy": job.requested_by,
+        "requestedBy": job.requested_by,  # an object id: separation of duties compares these
+        "requestedByName": job.requested_by_name or job.requested_by,
         "reason": job.reason,
         "created": job.created_at,
         "age": _age(job.created_at, now),
@@ -158,6 +159,7 @@ def summary(services: Services, job: Job, now: datetime) -> dict[str, Any]:
         "expires": job.approval_expires_at or "",
         "expiresIn": _remaining(job.approval_expires_at, now),
         "approvedBy": job.approved_by or "",
+        "approvedByName": (job.review.get("name") if job.review else "") or job.approved_by or "",
         "parameters": services.catalog.redacted(job.remediation, job.parameters),
         "evidence": _flat(job.evidence),
         "awaiting": job.status == jobs.AWAITING_APPROVAL and not job.approved_by,

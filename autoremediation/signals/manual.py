@@ -33,7 +33,16 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")  # as the catalog's schema
 PARAMETER_NAME = re.compile(r"^[a-z][A-Za-z0-9]{0,39}$")  # as the catalog's schema
 MAX_TEXT = 4096
-FIELDS = ("remediation", "targets", "parameters", "reason", "dryRun", "requestId", "requestedBy")
+FIELDS = (
+    "remediation",
+    "targets",
+    "parameters",
+    "reason",
+    "dryRun",
+    "requestId",
+    "requestedBy",
+    "requestedByName",
+)
 REQUIRED = ("remediation", "targets", "reason")
 
 
@@ -69,6 +78,7 @@ def parse_manual(payload: Mapping[str, object]) -> Signal:
         )
     reason = _string(root["reason"])
     requested_by = _string(root["requestedBy"]) if not root["requestedBy"].absent else "operator"
+    requested_by_name = _string(root["requestedByName"]) if not root["requestedByName"].absent else ""
     dry_run = root["dryRun"].value if "dryRun" in payload else False
     if not isinstance(dry_run, bool):
         raise root["dryRun"].error(f"must be true or false, not {kind_of(dry_run)}")
@@ -81,6 +91,7 @@ def parse_manual(payload: Mapping[str, object]) -> Signal:
         dry_run=dry_run,
         request_id=request_id,
         requested_by=requested_by,
+        requested_by_name=requested_by_name,
     )
     return Signal(
         id=request_id,

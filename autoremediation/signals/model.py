@@ -20,6 +20,7 @@ class ManualRequest:
     dry_run: bool
     request_id: str
     requested_by: str = "operator"
+    requested_by_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,9 @@ param operatorRole string = 'Remediation.Operator'
 @description('Entra app role that may read remediations and the catalog.')
 param readerRole string = 'Remediation.Reader'
 
+@description('Entra scope of the operator API (identifier URI + /.default), published in /api/openapi for the remote CLI; empty without App Service authentication.')
+param operatorApiScope string = ''
+
 @description('Your own alert rules allowed to start remediations, besides the ones wiring.bicep deploys: comma-separated rule resource ids or globs inside one resource group (REMEDIATION_TRUSTED_ALERT_RULES).')
 param trustedAlertRules string = ''
 
@@ -195,6 +198,7 @@ var appSettings = {
   REMEDIATION_RETENTION_DAYS: retentionDays
   REMEDIATION_OPERATOR_ROLE: operatorRole
   REMEDIATION_READER_ROLE: readerRole
+  REMEDIATION_APP_SCOPE: operatorApiScope
   REMEDIATION_TRUSTED_ALERT_RULES: join(concat(deployedAlertRules, empty(trustedAlertRules) ? [] : split(trustedAlertRules, ',')), ',')
   REMEDIATION_ALERT_MAX_AGE_MINUTES: alertMaxAgeMinutes
   REMEDIATION_MAX_JOBS_PER_SIGNAL: maxJobsPerSignal
@@ -241,7 +245,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
-    // Action Groups and Event Grid deliver over the public endpoint; every route but health needs a key.
+    // Action Groups and Event Grid deliver over the public endpoint; the alert webhook needs a key, the
+    // operator API an Entra token (authentication.bicep).
     publicNetworkAccess: 'Enabled'
     siteConfig: {
       minTlsVersion: '1.2'

@@ -125,7 +125,7 @@ def test_an_operator_approves_from_a_phone_in_two_taps(console_engine: Engine, c
     assert "Approved." in console.text
     console.shot("phone-approved")
     job = console_engine.store.get(job_id)
-    assert job.approved_by == "bob@contoso.com"
+    assert job.approved_by == "local:bob@contoso.com"
 
 
 def test_an_operator_rejects_with_a_reason(console_engine: Engine, console_as: Any) -> None:
@@ -140,13 +140,12 @@ def test_an_operator_rejects_with_a_reason(console_engine: Engine, console_as: A
     console.shot("rejected")
     job = console_engine.store.get(job_id)
     assert job.status == jobs.CANCELLED
-    assert (
-        job.history[-1].reason == "rejected by bob@contoso.com: maintenance window: the deny rule is intended"
-    )
+    bob = "bob@contoso.com (local:bob@contoso.com)"
+    assert job.history[-1].reason == f"rejected by {bob}: maintenance window: the deny rule is intended"
 
 
 def test_the_requester_is_refused(console_engine: Engine, console_as: Any) -> None:
-    job_id = add_job(console_engine, "k1", requested_by="alice@contoso.com")
+    job_id = add_job(console_engine, "k1", requested_by="local:alice@contoso.com")
     console = console_as("alice@contoso.com")
 
     console.open(f"/jobs/{job_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -12,7 +13,16 @@ from autoremediation import jobs
 from autoremediation.console.local import ROUTES
 from autoremediation.console.security import CONTENT_SECURITY_POLICY
 from tests.console.conftest import add_job
-from tests.functions.conftest import OPERATOR, READER, Engine, call, function_json, principal, registered
+from tests.functions.conftest import (
+    OPERATOR,
+    READER,
+    Engine,
+    call,
+    function_json,
+    oid_of,
+    principal,
+    registered,
+)
 
 ORIGIN = "https://app.example"
 
@@ -100,7 +110,13 @@ ALICE = principal(OPERATOR, name="alice@contoso.com")
 READ_ONLY = principal(READER, name="rita@contoso.com")
 
 
-def test_without_app_service_authentication_the_console_shows_nothing(engine: Engine) -> None:
+def test_without_app_service_authentication_the_console_shows_nothing(tmp_path: Path) -> None:
+    from autoremediation.services import set_services
+    from autoremediation.settings import Settings
+    from tests.functions.conftest import make_engine
+
+    engine = make_engine(tmp_path, Settings(sqlite_path=str(tmp_path / "off.db"), poll_seconds=15))
+    set_services(engine.services)
     add_job(engine, "k1")
 
     response = page("console_home", "console", who=BOB)
@@ -194,8 +210,11 @@ def test_an_operator_approves_with_the_form_token(console_engine: Engine) -> Non
     assert response.status_code == 303
     assert response.headers["Location"] == f"/api/console/jobs/{job_id}?done=approved"
     job = console_engine.store.get(job_id)
-    assert job.approved_by == "bob@contoso.com"
-    assert any("approved by bob@contoso.com: checked the NSG" in n for n in job.notes)
+    assert job.approved_by == oid_of("bob@contoso.com")
+    assert job.review["name"] == "bob@contoso.com" and job.review["reason"] == "checked the NSG"
+    assert any(
+        f"approved by bob@contoso.com ({oid_of('bob@contoso.com')}): checked the NSG" in n for n in job.notes
+    )
     assert job_id in console_engine.queued()
 
 
@@ -233,7 +252,7 @@ def test_a_decision_without_proof_of_the_console_page_is_refused(
 
 
 def test_the_requester_cannot_approve_their_own_request(console_engine: Engine) -> None:
-    job_id = add_job(console_engine, "k1", requested_by="alice@contoso.com")
+    job_id = add_job(console_engine, "k1", requested_by=oid_of("alice@contoso.com"))
     token = token_of(page("console_home", "console", who=ALICE))
 
     shown = text(page("console_job", f"console/jobs/{job_id}", who=ALICE, route_params={"id": job_id}))
@@ -267,8 +286,11 @@ def test_a_rejection_needs_a_reason_and_records_it(console_engine: Engine) -> No
     assert response.status_code == 303
     job = console_engine.store.get(job_id)
     assert job.status == jobs.CANCELLED
-    assert job.history[-1].actor == "bob@contoso.com"
-    assert job.history[-1].reason == "rejected by bob@contoso.com: rule is intended: maintenance"
+    assert job.history[-1].actor == oid_of("bob@contoso.com")
+    assert (
+        job.history[-1].reason
+        == f"rejected by bob@contoso.com ({oid_of('bob@contoso.com')}): rule is intended: maintenance"
+    )
 
 
 def test_the_job_page_shows_the_timeline_outcome_and_output(console_engine: Engine) -> None:

@@ -16,7 +16,6 @@ from tests.fleet.conftest import SUB, small_fleet
 from tests.helpers.receivers import Receiver
 
 pytestmark = pytest.mark.fleet
-# The ``fleet`` fixture comes from tests/e2e/conftest.py.
 
 
 @pytest.fixture

@@ -64,13 +64,71 @@ def sample(name: str) -> dict[str, Any]:
     return data
 
 
-def principal(*roles: str, name: str | None = "alice@contoso.com", **extra: Any) -> str:
-    """An ``X-MS-CLIENT-PRINCIPAL`` header value as App Service authentication sends it."""
+OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+ROLE_TYP = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+NAME_TYP = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+
+
+def oid_of(name: str) -> str:
+    """A stable object id for a test identity: one person, one id."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://test.invalid/{name}"))
+
+
+def principal(
+    *roles: str,
+    name: str | None = "alice@contoso.com",
+    oid: str | None = "",
+    **extra: Any,
+) -> str:
+    """An ``X-MS-CLIENT-PRINCIPAL`` header value as App Service authentication sends it for Entra ID.
+
+    ``oid`` empty: the object id of ``name`` (``oid_of``); None: no object id claim at all."""
     claims = [{"typ": "roles", "val": r} for r in roles]
     if name is not None:
         claims.append({"typ": "name", "val": name})
+    if oid == "":
+        oid = oid_of(name or "")
+    if oid is not None:
+        claims.append({"typ": OID_CLAIM, "val": oid})
     data = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles", **extra}
     return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+def signed_in(*roles: str, oid: str, name: str) -> dict[str, str]:
+    """The three headers App Service authentication sends for a signed-in caller."""
+    return {
+        "X-MS-CLIENT-PRINCIPAL": principal(*roles, name=name, oid=oid),
+        "X-MS-CLIENT-PRINCIPAL-ID": oid,
+        "X-MS-CLIENT-PRINCIPAL-NAME": name,
+    }
+
+
+OLGA_OID = "0a0a0a0a-1111-4111-8111-000000000001"
+OMAR_OID = "0b0b0b0b-2222-4222-8222-000000000002"
+RITA_OID = "0c0c0c0c-3333-4333-8333-000000000003"
+# Two operators and a reader: requests default to Olga, so another operator approves.
+OLGA = signed_in(OPERATOR, oid=OLGA_OID, name="olga@contoso.com")
+# What App Service authentication passes on for the Action Group's secure webhook token (client
+# credentials of Microsoft's Action Groups application, with the app role the deployment assigns it).
+ACTION_GROUP = {
+    "X-MS-CLIENT-PRINCIPAL": base64.b64encode(
+        json.dumps(
+            {
+                "auth_typ": "aad",
+                "claims": [
+                    {"typ": "appid", "val": "461e8683-5575-4561-ac7f-899cc907d62a"},
+                    {"typ": "roles", "val": "ActionGroupsSecureWebhook"},
+                ],
+                "name_typ": "name",
+                "role_typ": "roles",
+            }
+        ).encode()
+    ).decode()
+}
+OMAR = signed_in(OPERATOR, oid=OMAR_OID, name="omar@contoso.com")
+RITA = signed_in(READER, oid=RITA_OID, name="rita@contoso.com")
 
 
 def http(
@@ -82,6 +140,10 @@ def http(
     params: Mapping[str, str] | None = None,
     route_params: Mapping[str, str] | None = None,
 ) -> func.HttpRequest:
+    """A request as the host hands it over, behind App Service authentication. Without ``headers``: the
+    Action Group's token for the alert webhook, Olga signed in as an operator for everything else."""
+    if headers is None:
+        headers = ACTION_GROUP if route.startswith("alerts") else OLGA
     if body is None:
         raw = b""
     elif isinstance(body, bytes):
@@ -91,7 +153,7 @@ def http(
     return func.HttpRequest(
         method=method,
         url=f"https://app.example/api/{route}",
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={"Content-Type": "application/json", **headers},
         params=dict(params or {}),
         route_params=dict(route_params or {}),
         body=raw,
@@ -158,9 +220,11 @@ def make_engine(tmp_path: Path, settings: Settings | None = None, **parts: Any) 
     compute = FakeCompute()
     for name in ("vm-linux-disk", "vm-linux-locked"):
         compute.add(linux_vm(name))
+    # App Service authentication on, as deployed: the principal headers are the platform's.
     settings = settings or Settings(
         sqlite_path=str(tmp_path / "jobs.db"),
         poll_seconds=15,
+        platform_auth=True,
         trusted_alert_rules=tuple(r.id for r in demo.alert_rules if r.deployed),
     )
     built = Services(settings, clock=clock, store=store, queue=queue, compute=compute, **parts)

@@ -71,7 +71,7 @@ def test_a_v2_token_names_the_application_in_azp(fronted: Engine) -> None:
 
 
 def test_the_function_key_alone_is_refused_when_the_platform_authenticates(fronted: Engine) -> None:
-    response = post()
+    response = post({})
     assert response.status_code == 401
     assert "useAadAuth" in json_of(response)["error"]
     assert fronted.store.list() == []
@@ -103,10 +103,12 @@ def test_an_unreadable_principal_is_refused(fronted: Engine) -> None:
 
 
 def test_without_the_platform_the_key_is_the_fallback_and_a_forged_principal_changes_nothing(
-    engine: Engine,
+    tmp_path: Path,
 ) -> None:
     """With App Service authentication off nothing strips client headers: a principal proves nothing,
     and none is needed (the function key, checked by the host, admitted the call)."""
+    made = make_engine(tmp_path, Settings(sqlite_path=str(tmp_path / "off.db")))
+    set_services(made.services)
     forged = token_principal([("appid", OTHER_APP)])
     assert post({"X-MS-CLIENT-PRINCIPAL": forged}).status_code == 202
-    assert post().status_code == 202
+    assert post({}).status_code == 202

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from autoremediation import jobs
-from tests.functions.conftest import Engine, call, http, json_of, sample, vm_id
+from tests.functions.conftest import OLGA_OID, OMAR, OMAR_OID, Engine, call, http, json_of, sample, vm_id
 
 
 def request_body(**changes: Any) -> dict[str, Any]:
@@ -28,10 +28,17 @@ def listing(**params: str) -> Any:
     return call("remediations_list", http("GET", "remediations", params=params))
 
 
-def decide(verb: str, job_id: str, body: Any = None) -> Any:
+def decide(verb: str, job_id: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    """Omar decides (requests come from Olga): separation of duties holds."""
     return call(
         f"remediations_{verb}",
-        http("POST", f"remediations/{job_id}/{verb}", body, route_params={"id": job_id}),
+        http(
+            "POST",
+            f"remediations/{job_id}/{verb}",
+            body,
+            route_params={"id": job_id},
+            headers=headers or OMAR,
+        ),
     )
 
 
@@ -66,7 +73,8 @@ def test_the_requester_on_record_is_the_caller_not_the_body(engine: Engine) -> N
 
     job = engine.store.get(body["jobIds"][0])
 
-    assert job.requested_by == "function-key"
+    assert job.requested_by == OLGA_OID
+    assert job.requested_by_name == "olga@contoso.com"
 
 
 def test_the_same_request_id_twice_makes_one_job(engine: Engine) -> None:
@@ -174,32 +182,58 @@ def test_approve_wakes_the_worker_and_is_on_record(engine: Engine) -> None:
 
     assert response.status_code == 200
     job = json_of(response)
-    assert job["approvedBy"] == "function-key"
-    assert any("approved by function-key: change CHG-1" in n for n in job["notes"])
+    assert job["approvedBy"] == OMAR_OID
+    assert job["review"]["decision"] == "approved"
+    assert job["review"]["by"] == OMAR_OID and job["review"]["name"] == "omar@contoso.com"
+    assert job["review"]["reason"] == "change CHG-1"
+    assert job["review"]["at"] == engine.clock.now().isoformat()
+    assert any(f"approved by omar@contoso.com ({OMAR_OID}): change CHG-1" in n for n in job["notes"])
     assert engine.queued() == [job_id]
 
 
 def test_reject_cancels_the_job(engine: Engine) -> None:
     job_id = awaiting_approval(engine)
 
-    response = decide("reject", job_id)
+    response = decide("reject", job_id, {"reason": "not during the sale"})
 
     assert response.status_code == 200
     assert json_of(response)["status"] == jobs.CANCELLED
-    assert engine.store.get(job_id).status == jobs.CANCELLED
+    job = engine.store.get(job_id)
+    assert job.status == jobs.CANCELLED
+    assert job.review == {
+        "decision": "rejected",
+        "by": OMAR_OID,
+        "name": "omar@contoso.com",
+        "at": engine.clock.now().isoformat(),
+        "reason": "not during the sale",
+    }
+    assert job.history[-1].actor == OMAR_OID
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+@pytest.mark.parametrize("body", [None, {}, {"reason": "   "}])
+def test_a_decision_without_a_reason_is_refused(engine: Engine, verb: str, body: Any) -> None:
+    job_id = awaiting_approval(engine)
+
+    response = decide(verb, job_id, body)
+
+    assert response.status_code == 400
+    assert "reason" in json_of(response)["error"] or "why" in json_of(response)["error"]
+    assert engine.store.get(job_id).status == jobs.AWAITING_APPROVAL
+    assert engine.store.get(job_id).review == {}
 
 
 def test_deciding_on_a_job_that_is_not_awaiting_approval_is_409_with_the_reason(engine: Engine) -> None:
     job_id = json_of(create(request_body()))["jobIds"][0]
 
     for verb in ("approve", "reject"):
-        response = decide(verb, job_id)
+        response = decide(verb, job_id, {"reason": "ok"})
         assert response.status_code == 409
         assert "planned, not awaiting approval" in json_of(response)["error"]
 
 
 def test_deciding_on_an_unknown_job_is_404_and_a_bad_body_400(engine: Engine) -> None:
-    assert decide("approve", "job-000000000000000000000000").status_code == 404
+    assert decide("approve", "job-000000000000000000000000", {"reason": "ok"}).status_code == 404
     job_id = awaiting_approval(engine)
     assert decide("approve", job_id, {"reason": 5}).status_code == 400
     assert decide("reject", job_id, {"why": "x"}).status_code == 400
@@ -243,7 +277,9 @@ def test_a_campaign_is_started_and_read_back_through_the_api(engine: Engine) -> 
     assert created.headers["Location"] == "/api/campaigns/c-disks"
     assert shown.status_code == 200
     assert json_of(shown)["id"] == "c-disks"
-    assert json_of(shown)["requestedBy"] == "function-key"
+    assert json_of(shown)["requestedBy"] == OLGA_OID
+    assert json_of(shown)["requestedByName"] == "olga@contoso.com"
+    assert {j.requested_by_name for j in engine.store.list(campaign_id="c-disks")} == {"olga@contoso.com"}
     assert len(engine.store.list(campaign_id="c-disks")) == 2
     assert unknown.status_code == 404
     assert bad.status_code == 400
@@ -271,6 +307,18 @@ def test_a_campaign_job_that_ends_releases_the_next_one(engine: Engine) -> None:
     [second] = due
     assert second != first
     assert engine.store.get(second).campaign_id == "c-waves"
+
+
+def test_plan_shows_what_an_alert_would_do_and_writes_nothing(engine: Engine) -> None:
+    response = call("plan", http("POST", "plan", sample("disk-full-alert.json")))
+
+    assert response.status_code == 200
+    [plan] = json_of(response)["plans"]
+    assert (plan["remediation"], plan["decision"]) == ("free-disk-space", "dispatch")
+    assert engine.store.list() == []
+    assert engine.queued() == []
+    bad = call("plan", http("POST", "plan", {"schemaId": "azureMonitorCommonAlertSchema"}))
+    assert bad.status_code == 400
 
 
 def test_a_request_without_id_or_dry_run_gets_an_id_it_can_send_again(engine: Engine) -> None:

@@ -46,6 +46,7 @@ def deployed(azurite: Azurite) -> Iterator[tuple[dict[str, str], FleetServer]]: 
             "REMEDIATION_ARM_ENDPOINT": fleet.base_url,
             "REMEDIATION_ARM_CA_BUNDLE": fleet.ca_bundle,
             "REMEDIATION_POLL_SECONDS": "0",
+            "WEBSITE_AUTH_ENABLED": "True",  # App Service authentication in front, as deployed
             "REMEDIATION_TRUSTED_ALERT_RULES": ",".join(fleet.fleet.alerting.deployed_rules()),
         }
         # The app and Azure Monitor share one clock: the fleet's (the sample alerts fired on its morning).

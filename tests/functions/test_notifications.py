@@ -120,6 +120,7 @@ def notified(tmp_path: Path) -> Iterator[tuple[Engine, Receiver, Receiver]]:
         poll_seconds=15,
         notify_urls=(f"teams:{teams.url}/workflows/{TOKEN}", f"{plain.url}/hook/{TOKEN}"),
         notify_timeout_seconds=5,
+        platform_auth=True,  # App Service authentication in front, as deployed
     )
     engine = make_engine(tmp_path, settings)
     set_services(engine.services)
@@ -196,6 +197,7 @@ def test_a_broken_receiver_never_fails_the_job(tmp_path: Path) -> None:
             notify_urls=(f"{broken.url}/h",),
             notify_on_success=True,
             notify_timeout_seconds=1,
+            platform_auth=True,
         )
         engine = make_engine(tmp_path, settings)
         set_services(engine.services)

@@ -2,11 +2,14 @@
 
 tree-sitter-bicep gives a concrete syntax tree without a compiler. Its lexer has one known flaw: ``//``
 right after an interpolation (``'${x}//'``) starts a comment, so the templates avoid that spelling and
-``syntax_errors`` reports it if it comes back.
+``syntax_errors`` reports it if it comes back. Its grammar also predates the ``extension`` statement
+(Microsoft Graph resources): a line ``extension 'br:...'`` is checked against EXTENSION here and blanked
+(same length, so positions hold) before parsing; any other use of the keyword stays a syntax error.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -24,8 +27,19 @@ def _parser() -> Parser:
     return Parser(Language(tree_sitter_bicep.language()))
 
 
+EXTENSION = re.compile(
+    r"^extension '(br:mcr\.microsoft\.com/bicep/extensions/[a-z0-9./-]+:[0-9][0-9A-Za-z.-]*)'[ \t]*$", re.M
+)
+
+
+def extensions(text: str) -> list[str]:
+    """The registry references of a template's ``extension`` statements."""
+    return EXTENSION.findall(text)
+
+
 def parse_text(text: str) -> Tree:
-    return _parser().parse(text.encode())
+    masked = EXTENSION.sub(lambda match: " " * len(match.group(0)), text)
+    return _parser().parse(masked.encode())
 
 
 @cache

@@ -12,6 +12,8 @@ from . import bicep
 
 FILES = bicep.bicep_files()
 GA_API_VERSION = re.compile(r"^[A-Za-z0-9.]+/[A-Za-z0-9/]+@\d{4}-\d{2}-\d{2}$")
+# Microsoft Graph resources are versioned by the Graph endpoint: v1.0 is the GA one (beta is not).
+GRAPH_GA_VERSION = re.compile(r"^Microsoft\.Graph/[A-Za-z0-9/]+@v1\.0$")
 
 
 def test_the_infra_folder_holds_the_templates() -> None:
@@ -22,6 +24,13 @@ def test_the_infra_folder_holds_the_templates() -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(bicep.INFRA).as_posix())
 def test_bicep_file_has_no_syntax_error(path: Path) -> None:
     assert bicep.syntax_errors(bicep.parse(path)) == []
+
+
+def test_only_a_registry_extension_statement_is_let_past_the_parser() -> None:
+    good = "extension 'br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:1.0.0'\nparam a string\n"
+    assert bicep.syntax_errors(bicep.parse_text(good)) == []
+    for bad in ("extension 'br:mcr.microsoft.com/x' {\n", "extension microsoftGraph junk junk\n"):
+        assert bicep.syntax_errors(bicep.parse_text(bad + "param a string\n"))
 
 
 def test_the_syntax_check_reports_a_broken_template() -> None:
@@ -36,7 +45,8 @@ def test_resources_use_ga_api_versions(path: Path) -> None:
         declared = item.type_string
         if "@" not in declared:  # a child declared inside its parent takes the parent's version
             continue
-        assert GA_API_VERSION.match(declared), f"{path.name}: {item.name} uses {declared}"
+        ga = GA_API_VERSION.match(declared) or GRAPH_GA_VERSION.match(declared)
+        assert ga, f"{path.name}: {item.name} uses {declared}"
 
 
 SPREAD = re.compile(r"(^|[\[{(,:])\s*\.\.\.\s*[A-Za-z_(\[{]", re.MULTILINE)
