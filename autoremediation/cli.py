@@ -73,7 +73,7 @@ def _catalog_and_routes(args: argparse.Namespace) -> tuple[Catalog, tuple[Route,
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
-    from .evidence import evidence_summary
+    from .cli_output import plan_reasons
     from .planning import Planner, PlanReport
 
     payloads = read_payloads(args.files, sys.stdin)
@@ -118,12 +118,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         ]
         out.write("\n")
         table(rows, out)
-        for p in data["plans"]:
-            if why := evidence_summary(p.get("evidence")):
-                out.write(f"why {p['target'].rsplit('/', 1)[-1]}: {why}\n")
-            if p.get("unchecked"):
-                out.write(f"not checked for {p['target'].rsplit('/', 1)[-1]}: {', '.join(p['unchecked'])}")
-                out.write(f" ({p['uncheckedWhy']})\n" if p.get("uncheckedWhy") else "\n")
+        plan_reasons(data["plans"], out)
     for note in data["notes"]:
         out.write(f"note: {note['message']}\n")
     return EXIT_OK

@@ -171,7 +171,10 @@ def test_a_storage_outage_raises_so_event_grid_delivers_again(tmp_path: Path) ->
 def test_the_event_and_the_activity_log_alert_of_one_write_make_one_job_shown_with_its_evidence(
     wired: Wired,
 ) -> None:
-    from tests.functions.conftest import http, json_of
+    from dataclasses import replace
+
+    from autoremediation.services import get_services
+    from tests.functions.conftest import RITA, http, json_of
 
     call("resource_events", decoded(nsg_event()))
     response = call("alerts", http("POST", "alerts", sample("nsg-rule-write-alert.json")))
@@ -179,9 +182,15 @@ def test_the_event_and_the_activity_log_alert_of_one_write_make_one_job_shown_wi
 
     [job] = wired.store.list()
     assert job.idempotency_key.startswith("change|3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4|")
-    view = json_of(
-        call("remediations_get", http("GET", f"remediations/{job.id}", route_params={"id": job.id}))
+    # The operator API knows who asks only behind App Service authentication: a reader signs in.
+    services = get_services()
+    services.settings = replace(services.settings, platform_auth=True)
+    route = {"id": job.id}
+    response = call(
+        "remediations_get", http("GET", f"remediations/{job.id}", route_params=route, headers=RITA)
     )
+    view = json_of(response)
+    assert response.status_code == 200, view
     evidence = view["evidence"]
     assert (evidence["rule"], evidence["level"], evidence["direction"], evidence["port"]) == (
         "deny-ssh",
