@@ -91,6 +91,26 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> t
     return tuple(item.strip() for item in raw.replace(";", ",").split(",") if item.strip())
 
 
+def _arm_limits(env: Mapping[str, str], name: str) -> str:
+    """``arm``, ``off`` or ``reads=250/25,writes=200/10,deletes=200/10`` (bucket size / refill per second)."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in {"", "arm", "off"}:
+        return raw
+    for part in raw.split(","):
+        kind, _, rate = part.strip().partition("=")
+        size, _, refill = rate.partition("/")
+        try:
+            ok = kind in {"reads", "writes", "deletes"} and float(size) >= 1 and float(refill) > 0
+        except ValueError:
+            ok = False
+        if not ok or not all(math.isfinite(float(v)) for v in (size, refill)):
+            raise InvalidInput(
+                f"setting {name}={env.get(name)!r}: write arm, off, or kind=size/refill pairs like "
+                "reads=250/25,writes=200/10,deletes=200/10"
+            )
+    return raw
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.get(name, default).strip().lower() or default
     if value not in choices:
@@ -193,6 +213,9 @@ class Settings:
     run_deadline_minutes: float = 90
     retention_days: float = 90
     arm_endpoint: str = "https://management.azure.com"
+    # ARM's request budget per subscription: "" (ARM's documented limits on Azure, none on the local
+    # fleet), "arm", "off", or "reads=250/25,writes=200/10,deletes=200/10" (size / refill per second).
+    arm_limits: str = ""
     arm_ca_bundle: str | None = None
     managed_identity_client_id: str | None = None
     subscription_id: str | None = None
@@ -221,6 +244,22 @@ class Settings:
     def arm_is_local(self) -> bool:
         """ARM is the local fleet (a loopback endpoint), not Azure: no real credential, no ARM budget."""
         return (urlsplit(self.arm_endpoint).hostname or "") in {"127.0.0.1", "localhost", "::1"}
+
+    @property
+    def arm_budget(self) -> dict[str, tuple[float, float]] | None:
+        """The request budget to keep per subscription, as kind -> (bucket size, refill per second);
+        None for no budget (the local fleet, unless it is told to throttle like ARM)."""
+        arm = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10.0)}
+        if self.arm_limits == "off" or (self.arm_limits == "" and self.arm_is_local):
+            return None
+        if self.arm_limits in {"", "arm"}:
+            return arm
+        limits = {}
+        for part in self.arm_limits.split(","):
+            kind, _, rate = part.strip().partition("=")
+            size, _, refill = rate.partition("/")
+            limits[kind] = (float(size), float(refill))
+        return limits
 
     @property
     def opt_in(self) -> tuple[str, str]:
@@ -261,6 +300,7 @@ class Settings:
             run_deadline_minutes=_number(env, "REMEDIATION_RUN_DEADLINE_MINUTES", 90, 1),
             retention_days=_number(env, "REMEDIATION_RETENTION_DAYS", 90, 1),
             arm_endpoint=env.get("REMEDIATION_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
+            arm_limits=_arm_limits(env, "REMEDIATION_ARM_LIMITS"),
             arm_ca_bundle=env.get("REMEDIATION_ARM_CA_BUNDLE") or None,
             managed_identity_client_id=env.get("AZURE_CLIENT_ID") or None,
             subscription_id=env.get("AZURE_SUBSCRIPTION_ID") or None,
@@ -340,6 +380,7 @@ SETTING_NAMES = (
     "REMEDIATION_RETENTION_DAYS",
     "REMEDIATION_ARM_ENDPOINT",
     "REMEDIATION_ARM_CA_BUNDLE",
+    "REMEDIATION_ARM_LIMITS",
     "AZURE_CLIENT_ID",
     "AZURE_SUBSCRIPTION_ID",
     "REMEDIATION_OPERATOR_ROLE",
@@ -366,6 +407,7 @@ LOCAL_ONLY_SETTINGS = (
     "REMEDIATION_SQLITE_PATH",  # the deployed app uses Table Storage
     "REMEDIATION_STORAGE",  # a connection string; Azure uses the identity-based __*ServiceUri form
     "REMEDIATION_ARM_CA_BUNDLE",  # only the local ARM emulator has a private CA
+    "REMEDIATION_ARM_LIMITS",  # Azure: ARM's documented limits, the default; tuned for the emulator
     "REMEDIATION_CATALOG_DIR",  # deployed with the app at its default place
     "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS",  # development only: never on a deployed app
     "REMEDIATION_APP_URL",  # read by the remote CLI on an operator's machine

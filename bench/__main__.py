@@ -1,7 +1,7 @@
 """``python -m bench``: every figure, each against its baseline in the same run; results in bench/results/.
 
 ``--quick`` runs tiny sizes (the smoke test); ``--out DIR`` writes elsewhere; ``--only NAME`` runs one
-section (imports, intake, arm, notify, campaign).
+section (imports, intake, arm, notify, campaign, scale).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import arm, campaign, imports, intake, notify, nsg
+from . import arm, campaign, imports, intake, notify, nsg, scale
 from .common import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,6 +35,27 @@ FULL = {
             "workers": 16,
         }
     ),
+    "scale": lambda: scale.figures(
+        {
+            "throttled": {
+                "vms": 2000,
+                "concurrency": 100,
+                "run_seconds": 0.5,
+                "processes": 2,
+                "threads": 8,
+                "scale": 1.0,
+                "deadline": 1800,
+            },
+            "many": {
+                "jobs": 500,
+                "run_seconds": 0.5,
+                "processes": 4,
+                "threads": 8,
+                "kills": 4,
+                "deadline": 900,
+            },
+        }
+    ),
 }
 QUICK = {
     "imports": lambda: imports.figures(runs=1),
@@ -52,6 +73,27 @@ QUICK = {
             "fail_concurrency": 2,
             "fail_errors": 1,
             "workers": 2,
+        }
+    ),
+    "scale": lambda: scale.figures(
+        {
+            "throttled": {
+                "vms": 30,
+                "concurrency": 10,
+                "run_seconds": 0.2,
+                "processes": 2,
+                "threads": 2,
+                "scale": 0.2,
+                "deadline": 300,
+            },
+            "many": {
+                "jobs": 12,
+                "run_seconds": 0.2,
+                "processes": 2,
+                "threads": 2,
+                "kills": 1,
+                "deadline": 300,
+            },
         }
     ),
 }

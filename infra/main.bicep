@@ -417,3 +417,5 @@ output OPERATOR_API_CLIENT_ID string = operatorApi.clientId
 // The postdeploy hook wires the Action Group's secure webhook to the same registration (wiring.bicep).
 output ALERT_WEBHOOK_APP_OBJECT_ID string = createRegistration ? operatorApiRegistration.outputs.applicationObjectId : operatorApiObjectId
 output ALERT_WEBHOOK_APP_ID_URI string = authenticationOn ? operatorApi.identifierUri : ''
+// The predown hook deletes (and purges) the app registration only when this deployment created it.
+output OPERATOR_API_APP_OBJECT_ID_CREATED string = createRegistration ? operatorApiRegistration.outputs.applicationObjectId : ''

@@ -36,6 +36,7 @@ from ..errors import InvalidInput
 READS, WRITES, DELETES = "reads", "writes", "deletes"
 _KIND_OF_METHOD = {"GET": READS, "HEAD": READS, "OPTIONS": READS, "DELETE": DELETES}
 _SUBSCRIPTION = re.compile(r"^/subscriptions/([^/?#]+)", re.IGNORECASE)
+RESERVE_FRACTION = 0.1
 TENANT = ""  # the key of requests that name no subscription (tenant-level routes)
 
 
@@ -77,6 +78,8 @@ class TokenBucket:
         self._lock = threading.Lock()
         self._tokens = float(rate.capacity)
         self._last = clock()
+        # A tenth of the bucket: room for the requests other workers have in flight.
+        self.held_back = float(int(rate.capacity * RESERVE_FRACTION))
 
     def _refill(self, now: float) -> None:
         elapsed = now - self._last
@@ -118,10 +121,16 @@ class TokenBucket:
             self._last = max(self._last, now + seconds)
 
     def observe_remaining(self, remaining: float) -> None:
-        """ARM says only ``remaining`` requests are left: never believe there are more."""
+        """ARM says only ``remaining`` requests are left: never believe there are more, less a reserve.
+
+        Several workers (Function instances) share one identity's bucket, and each refills its own
+        view at the full rate: near empty, together they would send faster than ARM refills. Keeping
+        ``held_back`` tokens in ARM's bucket absorbs what the others send between two of our responses,
+        and every response re-aligns this view with ARM's, so the workers share the rate without a 429.
+        """
         with self._lock:
             self._refill(self._clock())
-            self._tokens = min(self._tokens, max(0.0, remaining))
+            self._tokens = min(self._tokens, remaining - self.held_back)
 
 
 class ArmBudget:

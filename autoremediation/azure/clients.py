@@ -58,26 +58,28 @@ def _options(settings: Settings) -> dict[str, Any]:
     }
     if settings.arm_ca_bundle:
         options["connection_verify"] = settings.arm_ca_bundle
-    if not settings.arm_is_local:
-        # Spend ARM's per-subscription token buckets before ARM answers 429; the local fleet has none.
+    limits = settings.arm_budget
+    if limits is not None:
+        # Spend ARM's per-subscription token buckets before ARM answers 429.
         from .budget import arm_budget_policy
 
-        options["per_call_policies"] = [arm_budget_policy(_arm_budget())]
+        options["per_call_policies"] = [arm_budget_policy(arm_budget(limits))]
     return options
 
 
-_budget: Any = None
+_budgets: dict[tuple[tuple[str, float, float], ...], Any] = {}
 
 
-def _arm_budget() -> Any:
-    """One budget for the process: every client of a subscription draws from the same buckets."""
-    global _budget
+def arm_budget(limits: dict[str, tuple[float, float]]) -> Any:
+    """One budget for the process per set of limits: every client of a subscription draws from it."""
+    key = tuple(sorted((kind, size, refill) for kind, (size, refill) in limits.items()))
     with _lock:
-        if _budget is None:
-            from .budget import ArmBudget
+        budget = _budgets.get(key)
+        if budget is None:
+            from .budget import ArmBudget, Rate
 
-            _budget = ArmBudget()
-        return _budget
+            budget = _budgets[key] = ArmBudget({kind: Rate(size, refill) for kind, size, refill in key})
+        return budget
 
 
 def _key(kind: str, settings: Settings, subscription: str) -> tuple[str, ...]:

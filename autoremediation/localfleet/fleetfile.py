@@ -22,6 +22,8 @@
                 count: 1000
                 outcomes: [{durationSeconds: 2, result: {status: fixed}}]
     faults: [{route: "POST */runCommand", kind: throttle, retryAfter: 1, times: 2}]
+    throttling: arm      # ARM's token buckets per subscription; or per kind:
+                         # {reads: {capacity: 250, refillPerSecond: 25}, writes: ..., deletes: ...}
 
 Every error names the file and the field, e.g. ``fleet.yaml: subscriptions[0].resourceGroups[0]
 .virtualMachines[1].os: must be one of linux, windows``.
@@ -38,6 +40,7 @@ from typing import Any
 import yaml
 
 from ..errors import InvalidInput
+from .throttle import ARM_DEFAULTS, KINDS, BucketSpec
 
 DEMO_FLEET = Path(__file__).resolve().parent / "demo-fleet.yaml"
 CAMPAIGN_FLEET = Path(__file__).resolve().parent / "campaign-fleet.yaml"
@@ -182,6 +185,7 @@ class FleetSpec:
     now: str | None = None  # the fleet's wall clock at start (default: real time)
     alert_rules: tuple[Any, ...] = ()  # alerting.AlertRuleSpec
     alerts: tuple[Any, ...] = ()  # alerting.AlertSpec
+    throttling: Mapping[str, BucketSpec] | None = None  # None: no throttling
 
     @property
     def subscription(self) -> str:
@@ -417,7 +421,9 @@ def _expand_names(r: _Reader, data: Mapping[str, Any], path: str) -> list[str]:
 def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
     """Validate a loaded fleet document; raise FleetFileError naming the bad field."""
     r = _Reader(source)
-    root = r.mapping(data, "(top level)", {"subscriptions", "faults", "now", "alertRules", "alerts"})
+    root = r.mapping(
+        data, "(top level)", {"subscriptions", "faults", "now", "alertRules", "alerts", "throttling"}
+    )
     subs: list[str] = []
     groups: list[tuple[str, str, str]] = []
     vms: list[VmSpec] = []
@@ -624,7 +630,30 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
         now,
         alert_rules,
         alerts,
+        _throttling(r, root.get("throttling")),
     )
+
+
+def _throttling(r: _Reader, node: Any) -> Mapping[str, BucketSpec] | None:
+    if node is None:
+        return None
+    if node == "arm":
+        return dict(ARM_DEFAULTS)
+    path = "throttling"
+    data = r.mapping(node, path, set(KINDS))
+    limits = {}
+    for kind in KINDS:
+        if kind not in data:
+            continue
+        spec = r.mapping(data[kind], f"{path}.{kind}", {"capacity", "refillPerSecond"})
+        default = ARM_DEFAULTS[kind]
+        limits[kind] = BucketSpec(
+            capacity=r.integer(spec, "capacity", f"{path}.{kind}", default.capacity, 1, 1_000_000),
+            refill_per_second=r.number(
+                spec, "refillPerSecond", f"{path}.{kind}", default.refill_per_second, 0.001, 1_000_000
+            ),
+        )
+    return limits
 
 
 def _check_references(

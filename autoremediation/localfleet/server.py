@@ -4,7 +4,8 @@
 ``remediate fleet serve``. The server keeps the SDK honest: TLS with a locally generated CA (so bearer-token
 auth stays on), a bearer token required on every ARM route, and whatever api-version the client sends.
 
-Admin API (Python and HTTP under ``/_admin``): the call log, fault injection, the fleet clock, VM state.
+Admin API (Python and HTTP under ``/_admin``): the call log, fault injection, the fleet clock, VM state, runs
+started per VM, throttling counts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .faults import FaultTable
 from .fleetfile import FaultSpec, FleetSpec, load_fleet, parse_fault
 from .routes import Reply, dispatch, error
 from .state import Fleet, Vm
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class FleetServer:
         self.faults = FaultTable()
         for fault in spec.faults:
             self.faults.inject(fault)
+        self.throttle = Throttle(spec.throttling) if spec.throttling is not None else None
         self.calls: list[tuple[str, str]] = []
         self._calls_lock = threading.Lock()
         self.ca_bundle = str(self.workdir / "ca.pem")
@@ -177,6 +180,16 @@ class FleetServer:
         if path == "/_admin/calls" and method == "DELETE":
             self.reset_calls()
             return Reply(204)
+        if path == "/_admin/runs" and method == "GET":
+            started = {vm.spec.name: vm.runs_started for vm in self.fleet.vms.values() if vm.runs_started}
+            return Reply(200, {"runsStarted": started})
+        if path == "/_admin/throttling" and method == "GET":
+            if self.throttle is None:
+                return Reply(200, {"enabled": False})
+            return Reply(
+                200,
+                {"enabled": True, "taken": dict(self.throttle.taken), "refused": dict(self.throttle.refused)},
+            )
         if path == "/_admin/faults" and method == "GET":
             return Reply(200, {"faults": self.faults.describe()})
         if path == "/_admin/faults" and method == "POST":
@@ -352,6 +365,14 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
             return
+        verdict = owner.throttle.take(_subscription_of(path), self.command) if owner.throttle else None
+        if verdict is not None and not verdict.allowed:
+            message = (
+                f"Number of '{verdict.kind}' requests for subscription '{_subscription_of(path)}' "
+                "exceeded the limit. Please try again later."
+            )
+            self._send(error(429, "SubscriptionRequestsThrottled", message, verdict.headers()))
+            return
         try:
             reply = owner.handle(self.command, self.path, body, stuck)
         except ArmError as exc:
@@ -359,6 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("fleet route failed: %s %s", self.command, self.path)
             reply = error(500, "InternalServerError", "The emulator failed on this request.")
+        if verdict is not None:
+            reply = Reply(reply.status, reply.body, {**(reply.headers or {}), **verdict.headers()})
         self._send(reply)
 
     def do_GET(self) -> None:
@@ -378,6 +401,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _BAD_JSON = object()
+_SUBSCRIPTION_IN_PATH = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+
+
+def _subscription_of(path: str) -> str:
+    match = _SUBSCRIPTION_IN_PATH.match(path)
+    return match[1].lower() if match else ""
 
 
 def run_server(fleet_file: str | None, port: int) -> int:

@@ -46,4 +46,14 @@ foreach ($assignment in ($assignments | Sort-Object -Unique)) {
 Write-Host "predown: removing role definition $role"
 az rest --method delete --url "$arm$($role)?api-version=$api" --output none
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+
+$app = $env:OPERATOR_API_APP_OBJECT_ID_CREATED
+if ($app) {
+  $graph = (az cloud show --query endpoints.microsoftGraphResourceId --output tsv).TrimEnd('/')
+  Write-Host "predown: removing the app registration $app this deployment created, and purging it"
+  az rest --method delete --url "$graph/v1.0/applications/$app" --output none
+  if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+  az rest --method delete --url "$graph/v1.0/directory/deletedItems/$app" --output none
+  if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
 Write-Host 'predown: the operator role and its assignments are gone; azd now deletes the resource group'

@@ -1,8 +1,10 @@
 #!/bin/sh
 # azd predown hook: removes what `azd down` cannot, because it lives outside the resource group: the
 # custom operator role's assignments at the target scopes, then the role definition itself (ARM refuses
-# to delete a role that is still assigned). Reads the values main.bicep outputs into the azd environment:
-# OPERATOR_ROLE_DEFINITION_ID and REMEDIATION_TARGET_SCOPES. Safe to run twice: ARM answers 204 to a
+# to delete a role that is still assigned), and the operator API's Entra app registration when this
+# deployment created it (deleted, then purged from the directory's deleted items). Reads the values
+# main.bicep outputs into the azd environment: OPERATOR_ROLE_DEFINITION_ID, REMEDIATION_TARGET_SCOPES and
+# OPERATOR_API_APP_OBJECT_ID_CREATED. Safe to run twice: ARM answers 204 to a
 # DELETE of something already gone. Needs the Azure CLI signed in (see preprovision.sh).
 set -euf  # -f: a scope is never a glob pattern
 
@@ -49,4 +51,13 @@ done
 
 echo "predown: removing role definition $role"
 az rest --method delete --url "$arm$role?api-version=$API" --output none
+
+app=${OPERATOR_API_APP_OBJECT_ID_CREATED:-}
+if [ -n "$app" ]; then
+  graph=$(az cloud show --query endpoints.microsoftGraphResourceId --output tsv)
+  graph=${graph%/}
+  echo "predown: removing the app registration $app this deployment created, and purging it"
+  az rest --method delete --url "$graph/v1.0/applications/$app" --output none
+  az rest --method delete --url "$graph/v1.0/directory/deletedItems/$app" --output none
+fi
 echo "predown: the operator role and its assignments are gone; azd now deletes the resource group"

@@ -41,6 +41,13 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         "nsg_path_verdicts_per_s",
         "nsg_detection_ms",
         "nsg_detection_arm_reads",
+        "throttled_campaign_ratio",
+        "throttled_campaign_429s",
+        "storage_ops_per_job",
+        "executions_per_job",
+        "arm_calls_per_job",
+        "multiprocess_vms_run_twice",
+        "multiprocess_jobs_lost",
     }
     assert expected <= set(figures)
     assert figures["storm_100_alerts_10_vms_jobs"] == 10
@@ -49,6 +56,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert 0 < figures["arm_calls_per_vm"] <= 4
     assert figures["intake_alerts_per_s"] > 0
     assert figures["nsg_detection_arm_reads"] == 5  # NSG, NIC, subnet, VNet, VM: each read once
+    assert figures["throttled_campaign_429s"] == 0
+    assert figures["multiprocess_vms_run_twice"] == 0
+    assert figures["multiprocess_jobs_lost"] == 0
     table = (tmp_path / "latest.md").read_text().splitlines()
     assert table[0] == "# Benchmark results"
     assert "| figure | value | baseline | goal | how measured |" in table

@@ -1,4 +1,5 @@
-"""The local fleet the end-to-end CLI tests run against, named to the CLI through the environment."""
+"""The local fleet the end-to-end CLI tests run against (named to the CLI through the environment), and
+Azurite (started once per test session) for the tests with many worker processes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from autoremediation.localfleet.server import FleetServer
+from tests.azurite import azurite, azurite_connection_string  # noqa: F401
 
 HERE = Path(__file__).parent
 

@@ -28,3 +28,24 @@ def test_plain_http_endpoint_is_refused() -> None:
 
     with pytest.raises(InvalidInput, match="must be an https:// URL"):
         clients._options(Settings(arm_endpoint="http://management.azure.com"))
+
+
+def test_a_fleet_told_to_throttle_gets_the_budget_it_names() -> None:
+    local = Settings(arm_endpoint="https://127.0.0.1:8443", arm_limits="reads=500/125,writes=200/50")
+    [policy] = clients._options(local)["per_call_policies"]
+    limits = policy.budget.limits
+    assert limits["reads"].capacity == 500 and limits["writes"].refill_per_second == 50
+    assert "deletes" not in policy.budget.limits
+
+
+def test_azure_with_the_budget_off_has_none() -> None:
+    options = clients._options(Settings(arm_endpoint="https://management.azure.com", arm_limits="off"))
+    assert "per_call_policies" not in options
+
+
+@pytest.mark.parametrize("raw", ["reads=0/1", "reads=10", "bytes=1/1", "reads=1/0", "reads=nan/1", "fast"])
+def test_arm_limits_setting_refuses_what_it_cannot_read(raw: str) -> None:
+    from autoremediation.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="REMEDIATION_ARM_LIMITS"):
+        Settings.from_env({"REMEDIATION_ARM_LIMITS": raw})

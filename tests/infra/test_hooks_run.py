@@ -53,7 +53,8 @@ if args[:2] == ["account", "show"]:
         sys.exit(1)
     emit(jmespath.search(option("--query"), {{"tenantId": state["tenant"]}}) if option("--query") else {{}})
 elif args[:2] == ["cloud", "show"]:
-    emit(jmespath.search(option("--query"), {{"endpoints": {{"resourceManager": "{arm}/"}}}}))
+    endpoints = {{"resourceManager": "{arm}/", "microsoftGraphResourceId": "https://graph.microsoft.com/"}}
+    emit(jmespath.search(option("--query"), {{"endpoints": endpoints}}))
 elif args[0] == "rest" and option("--method") == "get":
     url = option("--url")
     scope = url[len("{arm}"):].split("/providers/Microsoft.Authorization/roleAssignments?")[0]
@@ -142,6 +143,21 @@ def test_predown_removes_every_assignment_of_the_role_then_the_role(az) -> None:
     assert gets[2].startswith(f"{ARM}{sub_b}/resourceGroups/rg-batch/providers/")  # trailing slash dropped
 
 
+def test_predown_deletes_and_purges_the_app_registration_only_when_the_deployment_created_it(az) -> None:
+    env = {"OPERATOR_ROLE_DEFINITION_ID": ROLE_ID, "REMEDIATION_TARGET_SCOPES": RG_WEB}
+    app = "5b1c0e53-7f5a-4a9e-9f43-0f4a0f6c2d11"
+
+    created, created_calls = az("predown.sh", {**env, "OPERATOR_API_APP_OBJECT_ID_CREATED": app})
+    brought, brought_calls = az("predown.sh", env)  # an app registration the deployer brought stays
+
+    assert created.returncode == 0 and brought.returncode == 0, created.stderr + brought.stderr
+    assert _deletes(created_calls)[-2:] == [
+        f"https://graph.microsoft.com/v1.0/applications/{app}",
+        f"https://graph.microsoft.com/v1.0/directory/deletedItems/{app}",
+    ]
+    assert not any("graph.microsoft.com" in url for url in _deletes(brought_calls))
+
+
 def test_predown_with_nothing_assigned_still_removes_the_role(az) -> None:
     env = {"OPERATOR_ROLE_DEFINITION_ID": ROLE_ID, "REMEDIATION_TARGET_SCOPES": RG_WEB}
     done, calls = az("predown.sh", env)
@@ -221,7 +237,11 @@ def _hook_variables(name: str) -> tuple[set[str], set[str]]:
 def test_predown_reads_only_what_main_bicep_outputs() -> None:
     outputs = {item.name for item in bicep.declarations(bicep.parse(MAIN), "output")}
     sh, ps = _hook_variables("predown")
-    assert sh == ps == {"OPERATOR_ROLE_DEFINITION_ID", "REMEDIATION_TARGET_SCOPES"}
+    assert sh == ps == {
+        "OPERATOR_ROLE_DEFINITION_ID",
+        "REMEDIATION_TARGET_SCOPES",
+        "OPERATOR_API_APP_OBJECT_ID_CREATED",
+    }
     assert sh <= outputs
 
 

@@ -1,0 +1,67 @@
+"""The per-VM lease under a long run: it outlives the run without any renewal, and renewals keep it held
+for as long as the run is polled. A lease that lapses lets a second job start on a VM mid-remediation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autoremediation.runner import MAX_BACKOFF_SECONDS, RUN_GRACE_SECONDS
+from tests.unit.test_runner import World
+
+RUN_TIMEOUT = 900  # free-disk-space in the test catalog
+
+
+def started(world: World, request_id: str = "r-long") -> str:
+    world.compute.polls_until_done = 10**9
+    job_id = world.job(world.manual("free-disk-space", request_id=request_id)).id
+    world.runner.advance(job_id)  # planned -> dispatching: the lease is taken
+    world.runner.advance(job_id)  # -> running
+    return job_id
+
+
+def test_the_lease_outlives_the_run_timeout_and_the_longest_back_off_without_a_renewal(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, lease_seconds=30)  # the setting is a floor, never what a run gets
+    job_id = started(world)
+    key = world.store.get(job_id).target_key
+
+    world.clock.advance(RUN_TIMEOUT + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS - 1)
+
+    assert world.store.lease_holder(key, world.clock.now()) == job_id
+
+
+def test_a_longer_lease_setting_wins_over_the_run_timeout(tmp_path: Path) -> None:
+    world = World(tmp_path, lease_seconds=4 * 3600)
+    job_id = started(world)
+    key = world.store.get(job_id).target_key
+
+    world.clock.advance(3 * 3600)
+
+    assert world.store.lease_holder(key, world.clock.now()) == job_id
+
+
+def test_a_poll_once_a_third_of_the_lease_is_used_renews_it(tmp_path: Path) -> None:
+    world = World(tmp_path, lease_seconds=30)
+    job_id = started(world)
+    key = world.store.get(job_id).target_key
+    ttl = RUN_TIMEOUT + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
+
+    world.clock.advance(0.34 * ttl)
+    world.runner.advance(job_id)  # a poll: the run goes on
+    renewed_at = world.clock.now()
+    world.clock.advance(0.96 * ttl)  # 1.3 leases after dispatch, without another poll
+
+    assert world.store.get(job_id).run["leaseAt"] == renewed_at.isoformat()
+    assert world.store.lease_holder(key, world.clock.now()) == job_id
+
+
+def test_a_poll_early_in_the_lease_does_not_write_a_renewal(tmp_path: Path) -> None:
+    world = World(tmp_path, lease_seconds=30)
+    job_id = started(world)
+    taken = world.store.get(job_id).run["leaseAt"]
+
+    world.clock.advance(60)
+    world.runner.advance(job_id)
+
+    assert world.store.get(job_id).run["leaseAt"] == taken
