@@ -34,6 +34,7 @@ from .errors import (
     RemediationError,
     Throttled,
 )
+from .evidence import evidence_summary
 from .jobs import Job, Transition
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
@@ -232,13 +233,15 @@ class Runner:
             if job.status == jobs.AWAITING_APPROVAL:
                 return Step(job, None, "waiting for an operator")
             expires = now + timedelta(minutes=self.settings.approval_ttl_minutes)
+            # The approver sees why the change is asked for (e.g. the NSG rule that blocks SSH).
+            why = evidence_summary(job.evidence)
             job = self._write(
                 jobs.transition(
                     job,
                     jobs.AWAITING_APPROVAL,
                     now=now,
                     actor=ACTOR,
-                    reason=decision.reason,
+                    reason=f"{decision.reason}: {why}" if why else decision.reason,
                     approval_required=True,
                     approval_expires_at=expires.isoformat(),
                 )

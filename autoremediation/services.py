@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
+from .detectors.addresses import TagAddresses
 from .intake import Intake
 from .jobs import Job, Transition
-from .planning import Detect, Planner
+from .planning import Detect, Planner, change_of
 from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
 from .provenance import AlertGate, ProvenanceSettings
 from .routing import Finding, Route, load_routes
@@ -91,6 +93,18 @@ class Services:
         return AzureNetwork(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
 
     @cached_property
+    def service_tags(self) -> dict[str, TagAddresses]:
+        """The operator's Service Tags file (REMEDIATION_SERVICE_TAGS_FILE), read once; empty without."""
+        if not self.settings.service_tags_file:
+            return {}
+        from .detectors.servicetags import load_service_tags
+
+        path = Path(self.settings.service_tags_file)
+        if not path.is_absolute():
+            path = Path(__file__).resolve().parent.parent / path  # the app root, where the catalog is
+        return load_service_tags(path)
+
+    @cached_property
     def alerts(self) -> Alerts:
         from .azure.alerts import AzureAlerts
         from .azure.calls import Retrier
@@ -117,9 +131,16 @@ class Services:
         from .detectors.lockout import detect_nsg_lockout
         from .resources import VmRef
 
-        result = detect_nsg_lockout(signal, self.network, self.compute, self.settings.management_sources)
+        result = detect_nsg_lockout(
+            signal,
+            self.network,
+            self.compute,
+            self.settings.management_sources,
+            service_tags=self.service_tags,
+        )
         findings = []
         notes = list(result.notes)
+        change = change_of(signal)
         for found in result.findings:
             target = VmRef.parse(found.target)
             remediation = self.catalog.for_condition(found.condition)
@@ -136,7 +157,11 @@ class Services:
                     # Read from Azure by the detector, not taken from the event: no payload claim.
                     origins=dict.fromkeys(found.parameters, "detector"),
                     route="detector:" + name,
-                    evidence={**found.evidence, "reason": found.reason},
+                    evidence={
+                        **found.evidence,
+                        "reason": found.reason,
+                        **({"change": change} if change else {}),
+                    },
                 )
             )
         return findings, notes
@@ -156,7 +181,11 @@ class Services:
 
         return {
             "nsg-allow-management": NsgAllowManagement(
-                self.network, self.compute, self.settings.management_sources, self.settings.quarantine_tag
+                self.network,
+                self.compute,
+                self.settings.management_sources,
+                self.settings.quarantine_tag,
+                service_tags=self.service_tags,
             )
         }
 

@@ -58,6 +58,9 @@ param runCommandMode string = 'managed'
 @description('Comma-separated NSG source prefixes whose SSH/RDP access must stay open.')
 param managementSources string = 'VirtualNetwork'
 
+@description('Path (relative to the app root) of Microsoft\'s Service Tags JSON shipped with the app; empty: NSG rules naming other service tags are evaluated as uncertain.')
+param serviceTagsFile string = ''
+
 @description('Storage replication. Standard_LRS works in every region; Standard_ZRS (or GZRS) keeps job history through a zone outage where the region has availability zones.')
 @allowed([
   'Standard_LRS'
@@ -301,6 +304,7 @@ module functionApp 'modules/functionapp.bicep' = {
     dryRun: dryRun
     runCommandMode: runCommandMode
     managementSources: managementSources
+    serviceTagsFile: serviceTagsFile
     operatorRole: appRoleNames.operator
     readerRole: appRoleNames.reader
     operatorApiScope: authenticationOn ? '${operatorApi.identifierUri}/.default' : ''

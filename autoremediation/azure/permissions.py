@@ -15,6 +15,9 @@ REQUIRED_ACTIONS: tuple[str, ...] = (
     "Microsoft.Network/locations/operations/read",
     "Microsoft.Network/networkInterfaces/read",
     "Microsoft.Network/virtualNetworks/subnets/read",
+    # The VNet read resolves the VirtualNetwork service tag: address space and the peerings listed
+    # inline with their remoteAddressSpace (the peers themselves are never read).
+    "Microsoft.Network/virtualNetworks/read",
     "Microsoft.Network/networkSecurityGroups/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/write",

@@ -41,6 +41,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Network/locations/operations/read'
           'Microsoft.Network/networkInterfaces/read'
           'Microsoft.Network/virtualNetworks/subnets/read'
+          'Microsoft.Network/virtualNetworks/read'
           'Microsoft.Network/networkSecurityGroups/read'
           'Microsoft.Network/networkSecurityGroups/securityRules/read'
           'Microsoft.Network/networkSecurityGroups/securityRules/write'

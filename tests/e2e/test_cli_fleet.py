@@ -172,3 +172,94 @@ def test_reject_and_show(fleet: FleetServer, tmp_path: Path) -> None:
     assert code == 2  # not awaiting approval any more
     code, out = remediate("show", "job-000000000000000000000000")
     assert code == 2
+
+
+def test_nsg_lockout_evidence_reaches_plan_job_show_and_approval(fleet: FleetServer, tmp_path: Path) -> None:
+    event = nsg_event(tmp_path, "nsg-locked", "ev-evidence")
+    code, out = remediate("plan", "--json", event)
+    assert code == 0, out
+    [plan] = json.loads(out)["plans"]
+    evidence = plan["evidence"]
+    assert (evidence["rule"], evidence["priority"], evidence["level"], evidence["direction"]) == (
+        "deny-ssh",
+        200,
+        "nic",
+        "Inbound",
+    )
+    assert evidence["nsg_id"].endswith("/networkSecurityGroups/nsg-locked")
+    assert (evidence["port"], evidence["source"], evidence["uncertain"]) == (22, "VirtualNetwork", [])
+    code, out = remediate("plan", event)
+    assert (
+        "why vm-locked: Inbound TCP 22 from VirtualNetwork is denied by rule deny-ssh (priority 200)" in out
+    )
+
+    remediate("run", event)
+    [waiting] = jobs("--status", "awaiting-approval")
+    assert waiting["evidence"] == evidence
+    request = waiting["history"][-1]["reason"]
+    assert "denied by rule deny-ssh (priority 200) of nic NSG nsg-locked" in request
+    code, out = remediate("show", waiting["id"])
+    assert code == 0 and "evidence:" in out and "nsg-locked" in out and "priority         200" in out
+
+
+def nsg_alert(tmp_path: Path, nsg: str, alert_guid: str, correlation: str | None) -> str:
+    alert = json.loads((REPO / "samples" / "nsg-rule-write-alert.json").read_text())
+    rule = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/{nsg}/securityRules/deny-ssh"
+    essentials, context = alert["data"]["essentials"], alert["data"]["alertContext"]
+    essentials["alertId"] = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{alert_guid}"
+    essentials["alertTargetIDs"] = [rule.lower()]
+    essentials["firedDateTime"] = "2026-11-25T10:15:00Z"  # as Azure Monitor records it (fleet.yaml)
+    context["authorization"]["scope"] = rule
+    context["properties"]["entity"] = rule
+    if correlation is None:
+        context.pop("correlationId", None)
+    else:
+        context["correlationId"] = correlation
+    return write(tmp_path, f"alert-{alert_guid}.json", alert)
+
+
+def nsg_event_with(tmp_path: Path, nsg: str, event_id: str, correlation: str | None) -> str:
+    path = Path(nsg_event(tmp_path, nsg, event_id))
+    event = json.loads(path.read_text())
+    for item in event:
+        if correlation is None:
+            item["data"].pop("correlationId", None)
+        else:
+            item["data"]["correlationId"] = correlation
+    path.write_text(json.dumps(event))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("event_correlation", "alert_correlation"),
+    [("corr-1", "corr-1"), ("corr-1", None), (None, "corr-1"), (None, None)],
+    ids=["both carry it", "alert without", "event without", "neither"],
+)
+def test_one_nsg_write_seen_twice_makes_one_job(
+    fleet: FleetServer, tmp_path: Path, event_correlation: str | None, alert_correlation: str | None
+) -> None:
+    code, out = remediate("run", nsg_event_with(tmp_path, "nsg-locked", "ev-write", event_correlation))
+    assert code == 0, out
+    code, out = remediate(
+        "run", nsg_alert(tmp_path, "nsg-locked", "0000aaaa-0000-4000-8000-000000000001", alert_correlation)
+    )
+    assert code == 0, out
+    [job] = jobs()
+    assert job["status"] == "awaiting-approval"
+    # The alert was confirmed with Azure Monitor and joined the event's job: it is linked to it.
+    assert job["alertId"].endswith("/alerts/0000aaaa-0000-4000-8000-000000000001")
+    # The other order: the alert first, then the event, for the other NSG's write.
+    remediate(
+        "run",
+        nsg_alert(tmp_path, "nsg-quarantine", "0000aaaa-0000-4000-8000-000000000002", alert_correlation),
+    )
+    remediate("run", nsg_event_with(tmp_path, "nsg-quarantine", "ev-write-q", event_correlation))
+    assert len(jobs()) == 2
+
+
+def test_two_writes_with_different_correlation_ids_are_two_changes(
+    fleet: FleetServer, tmp_path: Path
+) -> None:
+    remediate("run", nsg_event_with(tmp_path, "nsg-locked", "ev-a", "corr-a"))
+    remediate("run", nsg_alert(tmp_path, "nsg-locked", "0000aaaa-0000-4000-8000-00000000000b", "corr-b"))
+    assert len(jobs()) == 2

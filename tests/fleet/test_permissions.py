@@ -50,6 +50,7 @@ ACTIONS = (
     ),
     ("GET", rf"{_NET}/networkinterfaces/[^/]+", "Microsoft.Network/networkInterfaces/read"),
     ("GET", rf"{_NET}/virtualnetworks/[^/]+/subnets/[^/]+", "Microsoft.Network/virtualNetworks/subnets/read"),
+    ("GET", rf"{_NET}/virtualnetworks/[^/]+", "Microsoft.Network/virtualNetworks/read"),
     ("GET", rf"{_NET}/networksecuritygroups/[^/]+", "Microsoft.Network/networkSecurityGroups/read"),
     (
         "GET",
@@ -91,6 +92,7 @@ def test_the_adapters_need_exactly_the_required_actions(
     nsg = network.get_nsg(nsg_id())
     nic = network.get_nic(nsg.nic_ids[0])
     network.get_subnet_nsg(nic.subnet_ids[0])
+    network.get_virtual_network(nic.subnet_ids[0].rpartition("/subnets/")[0])
     network.put_security_rule(
         nsg.id,
         SecurityRule(
