@@ -20,8 +20,9 @@ import sys
 from io import StringIO
 from pathlib import Path
 
+from localfleet.server import FleetServer
+
 from .cli import main as remediate
-from .localfleet.server import FleetServer
 from .settings import Settings, user_state_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -172,7 +172,7 @@ SANDBOX_TEST = '''\
 
 from __future__ import annotations
 
-from autoremediation.localfleet.sandbox import GuestSpec
+from localfleet.sandbox import GuestSpec
 
 from .conftest import MakeSandbox, run_script
 

@@ -54,11 +54,12 @@ def _evaluations_per_s(rounds: int) -> float:
 
 def _detection(rounds: int) -> tuple[float, float]:
     """(median seconds per detection, ARM requests per detection) on the demo fleet."""
+    from localfleet.server import FleetServer
+
     from autoremediation.azure import clients
     from autoremediation.azure.compute import AzureCompute
     from autoremediation.azure.network import AzureNetwork
     from autoremediation.detectors.lockout import detect_nsg_lockout
-    from autoremediation.localfleet.server import FleetServer
     from autoremediation.settings import Settings
     from autoremediation.signals.model import Signal
 

@@ -12,9 +12,9 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.cli import main
-from autoremediation.localfleet.server import FleetServer
 from tests.helpers.catalogs import REPO
 
 HERE = Path(__file__).parent

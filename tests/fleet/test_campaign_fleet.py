@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation import campaigns
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.campaign_cli import drive
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.services import Services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from localfleet.fleetfile import parse_fleet
+from localfleet.server import FleetServer
 
 from autoremediation.azure import clients
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.azure.network import AzureNetwork, rule_body
 from autoremediation.detectors.lockout import detect_nsg_lockout
-from autoremediation.localfleet.fleetfile import parse_fleet
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.settings import Settings
 from autoremediation.signals.model import Signal
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.errors import InvalidInput, NotFound, Permanent
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import SecurityRule
 
 from .conftest import RG, nsg_id, vm_id

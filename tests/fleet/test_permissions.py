@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.azure.permissions import CLASSIC_ACTIONS, REQUIRED_ACTIONS, required_actions
 from autoremediation.errors import NotFound
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, SecurityRule
 
 from .conftest import RG, SUB, nsg_id, vm_id

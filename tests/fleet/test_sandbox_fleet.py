@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from localfleet.guest import sandbox_support
+from localfleet.server import FleetServer
 
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.catalog import load_catalog
-from autoremediation.localfleet.guest import sandbox_support
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.settings import Settings
 from autoremediation.verification import refused_input

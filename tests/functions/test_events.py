@@ -12,11 +12,11 @@ import azure.functions as func
 import pytest
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.meta import Datum
+from localfleet.server import FleetServer
 
 from autoremediation import jobs
 from autoremediation.azure import clients
 from autoremediation.errors import Transient
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-
-from autoremediation.localfleet.sandbox import GuestSpec, Sandbox
+from localfleet.sandbox import GuestSpec, Sandbox
 
 from .conftest import MakeSandbox, run_raw, tree
 

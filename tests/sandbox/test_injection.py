@@ -7,9 +7,9 @@ script must refuse them with a clean `error` result, create nothing and delete n
 from __future__ import annotations
 
 import pytest
+from localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
 from autoremediation.catalog import UPLOAD_PARAMETERS, env_name
-from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
 from .conftest import CATALOG, MakeSandbox, run_raw, tree
 

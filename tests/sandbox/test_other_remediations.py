@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-
-from autoremediation.localfleet.sandbox import GuestSpec
+from localfleet.sandbox import GuestSpec
 
 from .conftest import MakeSandbox, run_raw, run_script, tree
 

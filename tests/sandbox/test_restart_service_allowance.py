@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from autoremediation.localfleet.sandbox import GuestSpec
+from localfleet.sandbox import GuestSpec
 
 from .conftest import MakeSandbox, run_raw, run_script
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from localfleet.sandbox import GuestSpec, Sandbox
 
 from autoremediation.errors import InvalidInput
-from autoremediation.localfleet.sandbox import GuestSpec, Sandbox
 
 from .conftest import MakeSandbox, run_raw, run_script, tree
 

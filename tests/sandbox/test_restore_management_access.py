@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from autoremediation.localfleet.sandbox import GuestSpec, Sandbox
+from localfleet.sandbox import GuestSpec, Sandbox
 
 from .conftest import MakeSandbox, host_firewall, run_raw, run_script
 

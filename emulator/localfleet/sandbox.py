@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..errors import InvalidInput, RemediationError
+from autoremediation.errors import InvalidInput, RemediationError
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host top-level entries a guest never sees from the host: they are private or virtual in the guest.

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import runresult
+from autoremediation import runresult
+
 from .alerting import AlertingState, wall_offset
 from .arm import COMPUTE, NETWORK, ArmError, Scope, guid, iso, rg_id
 from .builtin import BUILTIN_COMMANDS

@@ -39,7 +39,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import InvalidInput
+from autoremediation.errors import InvalidInput
+
 from .throttle import ARM_DEFAULTS, KINDS, BucketSpec
 
 DEMO_FLEET = Path(__file__).resolve().parent / "demo-fleet.yaml"
