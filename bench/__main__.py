@@ -38,7 +38,9 @@ FULL = {
     "scale": lambda: scale.figures(
         {
             "throttled": {
-                "vms": 2000,
+                # 2,000 VMs is the goal; on a 2-core machine the workers' storage traffic (see
+                # storage_ops_per_job) makes that run take far longer than ARM's buckets allow for.
+                "vms": 500,
                 "concurrency": 100,
                 "run_seconds": 0.5,
                 "processes": 2,
