@@ -12,10 +12,12 @@ CHECKOV_STAMP := .venv-checkov/.installed-3.3.30
 
 setup: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
-$(STAMP): pyproject.toml setup.py requirements.txt requirements-dev.txt
+$(STAMP): pyproject.toml setup.py emulator/pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	# The local ARM emulator: its own package, for the demo and the tests, never deployed.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e emulator
 	touch $@
 
 $(SYSTEM_STAMP): tools/ensure-system-packages.sh
@@ -38,7 +40,7 @@ console: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check autoremediation
+	$(VENV)/bin/ruff format --check autoremediation emulator
 	$(VENV)/bin/mypy
 
 test: setup lint

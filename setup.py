@@ -15,7 +15,6 @@ setup(
     package_data={
         "autoremediation": ["openapi.yaml"],
         "autoremediation.console": ["templates/*.html", "static/*.css"],
-        "autoremediation.localfleet": ["*.yaml"],
         # Every catalog file: schemas, routes, each remediation's yaml, scripts and README.
         CATALOG_PACKAGE: ["*", "**/*"],
     },

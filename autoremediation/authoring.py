@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from .catalog import Remediation, env_name, script_parameter_name
+from .catalog import UPLOAD_PARAMETERS, Remediation, env_name, script_parameter_name
 
 README_SECTIONS = ("What it does", "What it never does", "Risks", "How it verifies")
 # Shell and PowerShell syntax no parameter value may carry ("&" is allowed after "?" in a SAS URL).
@@ -58,7 +58,9 @@ def _readme(remediation: Remediation) -> list[str]:
 
 def _scripts(remediation: Remediation) -> list[str]:
     problems: list[str] = []
-    declared: Sequence[str] = [*remediation.parameters, "dryRun"]
+    # A remediation that uploads also reads the blob URL and SAS the runner gives it at dispatch.
+    uploads = UPLOAD_PARAMETERS if remediation.upload_to else ()
+    declared: Sequence[str] = [*uploads, *remediation.parameters, "dryRun"]
     for os_type, name in remediation.scripts.items():
         path = remediation.folder / name
         if not path.is_file():

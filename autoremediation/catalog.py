@@ -22,6 +22,14 @@ from .errors import CatalogError, InvalidInput, UnknownRemediation
 SCHEMA_FILE = "remediation.schema.json"
 ROUTES_FILE = "routes.yaml"
 OS_TYPES = ("linux", "windows")
+# One prelude per shell (result line, fail, traps, strict mode): <catalog>/_prelude/<file>, joined into
+# every script of that OS where the script has the marker line, so a fix to it lands everywhere.
+PRELUDE_FOLDER = "_prelude"
+PRELUDE_FILES = {"linux": "linux.sh", "windows": "windows.ps1"}
+PRELUDE_MARKER = "# @prelude"
+# What a remediation with ``uploadTo`` receives from the runner at dispatch, never from a request:
+# (the blob URL without SAS, the SAS base64-encoded so no cmd.exe metacharacter reaches a parameter).
+UPLOAD_PARAMETERS = ("uploadUrl", "uploadToken")
 SECRET_SHOWN = "(secret)"  # noqa: S105 - what is shown in place of a secret, not one
 # Who may set a parameter's value (remediation.yaml ``sources``); the catalog default fills the rest.
 ALERT = "alert"  # an inbound alert or event: a claim anyone who can write an alert rule controls
@@ -140,6 +148,10 @@ class Remediation:
     cooldown_minutes: int
     verification: Mapping[str, Any]
     folder: Path
+    # os -> the shared prelude joined into that OS's script (none for catalogs without _prelude/).
+    preludes: Mapping[str, str] = field(default_factory=dict)
+    # "diagnostics": the runner gives the script a blob URL and a short-lived SAS (UPLOAD_PARAMETERS).
+    upload_to: str | None = None
 
     @property
     def approval_required(self) -> bool:
@@ -153,7 +165,8 @@ class Remediation:
         """The script text for an OS; InvalidInput when the remediation has none for it."""
         if os_type not in self.scripts:
             raise InvalidInput(f"remediation {self.id!r} has no script for {os_type}")
-        return (self.folder / self.scripts[os_type]).read_text(encoding="utf-8")
+        text = (self.folder / self.scripts[os_type]).read_text(encoding="utf-8")
+        return join_prelude(text, self.preludes.get(os_type))
 
     def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
         """Validated parameters with defaults filled in; ParameterError names the first bad one."""
@@ -327,6 +340,30 @@ def _schema_validator(folder: Path) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
+def read_preludes(folder: Path) -> dict[str, str]:
+    """The catalog's shared preludes by OS (only those that exist)."""
+    found = {}
+    for os_type, name in PRELUDE_FILES.items():
+        file = folder / PRELUDE_FOLDER / name
+        if file.is_file():
+            found[os_type] = file.read_text(encoding="utf-8")
+    return found
+
+
+def join_prelude(script: str, prelude: str | None) -> str:
+    """The script with its marker line replaced by the prelude; unchanged without a prelude."""
+    if prelude is None:
+        return script
+    lines = script.splitlines(keepends=True)
+    at = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == PRELUDE_MARKER]
+    if len(at) != 1:
+        raise CatalogError(
+            f"a script must hold the line {PRELUDE_MARKER!r} exactly once, where the prelude goes"
+        )
+    body = prelude if prelude.endswith("\n") else prelude + "\n"
+    return "".join(lines[: at[0]]) + body + "".join(lines[at[0] + 1 :])
+
+
 def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
     problems = [
         f"{path}: {_field_path(error)}: {schema_message(error)}"
@@ -336,9 +373,16 @@ def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
         return problems
     if data["id"] != path.parent.name:
         problems.append(f"{path}: id: {data['id']!r} must equal its folder name {path.parent.name!r}")
+    preludes = read_preludes(folder)
     for os_type, entry in data["os"].items():
-        if not (path.parent / entry["script"]).is_file():
+        script = path.parent / entry["script"]
+        if not script.is_file():
             problems.append(f"{path}: os.{os_type}.script: {entry['script']} does not exist")
+            continue
+        try:
+            join_prelude(script.read_text(encoding="utf-8"), preludes.get(os_type))
+        except CatalogError as error:
+            problems.append(f"{path}: os.{os_type}.script: {entry['script']}: {error}")
     if not (path.parent / "README.md").is_file():
         problems.append(f"{path.parent / 'README.md'}: missing: every remediation documents itself")
     for name, spec in (data.get("parameters") or {}).items():
@@ -390,7 +434,9 @@ def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
     )
 
 
-def _remediation(path: Path, data: Mapping[str, Any]) -> Remediation:
+def _remediation(
+    path: Path, data: Mapping[str, Any], preludes: Mapping[str, str] | None = None
+) -> Remediation:
     return Remediation(
         id=data["id"],
         title=data["title"],
@@ -406,6 +452,8 @@ def _remediation(path: Path, data: Mapping[str, Any]) -> Remediation:
         cooldown_minutes=int(data["cooldownMinutes"]),
         verification=dict(data["verification"]),
         folder=path.parent,
+        preludes=dict(preludes or {}),
+        upload_to=data.get("uploadTo"),
     )
 
 
@@ -430,7 +478,7 @@ def catalog_problems(folder: str | Path) -> tuple[list[str], dict[str, Remediati
         if found:
             problems.extend(found)
             continue
-        remediations[data["id"]] = _remediation(path, data)
+        remediations[data["id"]] = _remediation(path, data, read_preludes(root.resolve()))
     if not remediations and not problems:
         problems.append(f"{root}: the catalog has no remediation (no */remediation.yaml)")
     return problems, remediations

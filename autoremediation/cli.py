@@ -73,6 +73,7 @@ def _catalog_and_routes(args: argparse.Namespace) -> tuple[Catalog, tuple[Route,
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    from .cli_output import plan_reasons
     from .planning import Planner, PlanReport
 
     payloads = read_payloads(args.files, sys.stdin)
@@ -80,9 +81,11 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     report = PlanReport()
     with ExitStack() as stack:
         detect = gate = None
-        if any(_needs_azure(payload, catalog, routes) for _, payload in payloads):
-            # Only what needs a look at Azure (an alert to confirm, an NSG lockout) starts a fleet or
-            # reads ARM: alerts are confirmed with Azure Monitor exactly as the webhook does.
+        services = None
+        named = bool(getattr(args, "azure", False) or getattr(args, "fleet", None))
+        if named or any(_needs_azure(payload, catalog, routes) for _, payload in payloads):
+            # Only what needs a look at Azure (an alert to confirm, an NSG lockout), or a named ARM, starts
+            # a fleet or reads ARM: alerts are confirmed with Azure Monitor exactly as the webhook does.
             services = stack.enter_context(engine(args))
             detect, gate = services.detect, services.gate
         planner = Planner(catalog, routes, detect=detect, gate=gate)
@@ -91,6 +94,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
                 report = report + planner.plan_payload(payload)
             except RemediationError as error:
                 raise UsageError(f"{name}: {error}") from None
+        report = _with_guards(report, services, catalog)
     if args.json:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
@@ -114,9 +118,31 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         ]
         out.write("\n")
         table(rows, out)
+        plan_reasons(data["plans"], out)
     for note in data["notes"]:
         out.write(f"note: {note['message']}\n")
     return EXIT_OK
+
+
+def _with_guards(report: Any, services: Any, catalog: Catalog) -> Any:
+    """Plan like run: the runtime guards on fresh facts when ARM is read, else marked unchecked."""
+    from .preview import NO_JOBS, static_only, with_runtime_guards
+    from .runner import guard_settings
+
+    if services is None:
+        return static_only(report, "no ARM was read (name one with --azure or --fleet)")
+    settings = services.settings
+    store: Any
+    if settings.job_store == "sqlite" and not Path(settings.sqlite_path).exists():
+        store = NO_JOBS  # no job was ever recorded here: no cooldown, no breaker (and plan creates no file)
+    else:
+        try:
+            store = services.store
+        except RemediationError:
+            store = None
+    return with_runtime_guards(
+        report, catalog, services.compute, store, guard_settings(services.settings), services.clock.now()
+    )
 
 
 def _needs_azure(payload: Any, catalog: Catalog, routes: Sequence[Route]) -> bool:

@@ -169,6 +169,8 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    from .evidence import evidence_lines
+
     job = find_job(read_store(), args.job)
     catalog = _catalog(args)
     if args.json:
@@ -182,6 +184,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"  campaign     {job.campaign_id}\n")
     if job.dry_run:
         out.write("  dry run\n")
+    if job.evidence:
+        out.write("evidence:\n" + "".join(f"  {line}\n" for line in evidence_lines(job.evidence)))
     out.write("history:\n")
     for t in job.history:
         out.write(f"  {t.at[:19]}  {t.source or '-':>17} -> {t.target:<17} {t.actor}: {t.reason}\n")

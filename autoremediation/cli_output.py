@@ -88,3 +88,17 @@ def compact(value: Any) -> str:
 def dump_json(data: Any, out: TextIO, *, sort_keys: bool = False) -> None:
     json.dump(data, out, indent=2, sort_keys=sort_keys)
     out.write("\n")
+
+
+def plan_reasons(plans: Sequence[Any], out: TextIO) -> None:
+    """Under the plan table: why each NSG plan is made (the detector's evidence) and which runtime
+    guards a plan could not check. Shared by the local and the remote ``plan``."""
+    from .evidence import evidence_summary
+
+    for p in plans:
+        name = str(p["target"]).rsplit("/", 1)[-1]
+        if why := evidence_summary(p.get("evidence")):
+            out.write(f"why {name}: {why}\n")
+        if p.get("unchecked"):
+            out.write(f"not checked for {name}: {', '.join(p['unchecked'])}")
+            out.write(f" ({p['uncheckedWhy']})\n" if p.get("uncheckedWhy") else "\n")

@@ -20,8 +20,9 @@ import sys
 from io import StringIO
 from pathlib import Path
 
+from localfleet.server import FleetServer
+
 from .cli import main as remediate
-from .localfleet.server import FleetServer
 from .settings import Settings, user_state_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,9 @@ def main() -> int:
             REMEDIATION_ARM_ENDPOINT=fleet.base_url,
             REMEDIATION_ARM_CA_BUNDLE=fleet.ca_bundle,
             AZURE_SUBSCRIPTION_ID=fleet.subscription,
+            # Concrete management sources (a bastion subnet): the guest firewall step opens the port to
+            # these only, and a service tag such as VirtualNetwork would open nothing in the guest.
+            REMEDIATION_MANAGEMENT_SOURCES="10.0.1.0/26",
         )
         os.environ.pop("REMEDIATION_STORAGE", None)
         print(f"local fleet: {fleet.base_url} (subscription {fleet.subscription})")

@@ -10,13 +10,14 @@ job is created already cancelled, so the late Fired finds it and does nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from . import jobs
 from .errors import ConcurrencyConflict
 from .jobs import Job
-from .planning import Plan, Planner, PlanReport, alert_key
+from .planning import CHANGE_ROUTE_PREFIX, CHANGE_WINDOW_SECONDS, Plan, Planner, PlanReport, alert_key
 from .ports import Clock, JobStore, Queue
 from .signals.model import Signal
 
@@ -111,10 +112,44 @@ class Intake:
             evidence=dict(finding.evidence),
         )
 
+    def _same_change(self, plan: Plan) -> Job | None:
+        """A job made within the window for the same ARM write, VM and remediation.
+
+        The deterministic key (``planning.idempotency_key``) already joins the Event Grid event and the
+        activity-log alert of one write when both carry its correlation id. This catches the rest: one
+        of them without a correlation id, matched on the written resource within
+        ``CHANGE_WINDOW_SECONDS``. Two writes with different correlation ids are two changes.
+        """
+        finding = plan.finding
+        change = finding.evidence.get("change") if finding.route.startswith(CHANGE_ROUTE_PREFIX) else None
+        if not isinstance(change, dict) or not change.get("resource"):
+            return None
+        since = self.clock.now() - timedelta(seconds=CHANGE_WINDOW_SECONDS)
+        resource = str(change["resource"]).lower().rstrip("/")
+        correlation = str(change.get("correlationId") or "").lower()
+        for job in self.store.list(target=finding.target.id, remediation=finding.remediation, since=since):
+            if job.id == jobs.job_id_for(plan.idempotency_key):
+                return None  # the same delivery (or the same write): create() finds it
+            earlier = job.evidence.get("change") if isinstance(job.evidence, dict) else None
+            # A rehearsal (dry run) changed nothing: it is not the change's job.
+            if not isinstance(earlier, dict) or job.dry_run:
+                continue
+            other = str(earlier.get("correlationId") or "").lower()
+            if correlation and other:
+                if correlation == other:
+                    return job
+                continue
+            if _same_resource(str(earlier.get("resource", "")), resource):
+                return job
+        return None
+
     def _admit(self, plan: Plan, actor: str, campaign_id: str | None, rehearsal: bool = False) -> Admitted:
+        same = None if rehearsal else self._same_change(plan)
+        if same is not None:
+            return Admitted(self._link_alert(same, plan), False)
         job, created = self.store.create(self._new_job(plan, actor, campaign_id, rehearsal))
         if not created:
-            return Admitted(job, False)
+            return Admitted(self._link_alert(job, plan), False)
         if plan.decision.action == "skip":
             # Known bad before any Azure call (e.g. a parameter fails its pattern): on record, never queued.
             job = self.store.update(
@@ -129,6 +164,26 @@ class Intake:
             return Admitted(job, True)
         self.queue.send(job.id)
         return Admitted(job, True)
+
+    def _link_alert(self, job: Job, plan: Plan) -> Job:
+        """The activity-log alert of a change whose job the Event Grid event made: recorded on the job,
+        so whatever follows the alert (its lifecycle, write-back) finds the one job."""
+        signal = plan.finding.signal
+        if signal.source != "alert" or job.alert_id is not None or job.signal_id == signal.id:
+            return job
+        for _ in range(CAS_ATTEMPTS):
+            linked = jobs.note(
+                replace(job, alert_id=alert_key(signal.id)),
+                f"the same change also arrived as alert {signal.id}",
+                now=self.clock.now(),
+            )
+            try:
+                return self.store.update(linked)
+            except ConcurrencyConflict:
+                job = self.store.get(job.id)
+                if job.alert_id is not None:
+                    return job
+        return job
 
     # -- alert lifecycle ------------------------------------------------------------------------
 
@@ -165,6 +220,18 @@ class Intake:
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"job {job_id}: could not record the resolved alert")
+
+
+def _same_resource(one: str, other: str) -> bool:
+    """The same written resource: equal ids, or an NSG and one of its rules (one delivery may name the
+    NSG where the other names the rule); two different rules are two writes."""
+    a, b = one.lower().rstrip("/"), other.lower().rstrip("/")
+    if a == b:
+        return True
+    marker = "/securityrules/"
+    if marker in a and marker in b:
+        return False
+    return bool(a) and a.split(marker)[0] == b.split(marker)[0]
 
 
 def _describe(signal: Signal) -> str:

@@ -28,6 +28,9 @@ Detect = Callable[[str, Signal], tuple[Sequence[Finding], Sequence[str]]]
 class Plan:
     finding: Finding
     decision: Decision
+    # Runtime guards this plan could not evaluate (see ``preview``); None: only static checks were asked.
+    unchecked: tuple[str, ...] | None = None
+    unchecked_why: str = ""
 
     @property
     def idempotency_key(self) -> str:
@@ -49,6 +52,13 @@ class Plan:
             "reason": self.decision.reason,
             "guard": self.decision.guard,
             "route": self.finding.route,
+            # What the detector saw (for nsg-lockout: the blocking rule, where it sits, what was unsure).
+            "evidence": dict(self.finding.evidence),
+            **(
+                {}
+                if self.unchecked is None
+                else {"unchecked": list(self.unchecked), "uncheckedWhy": self.unchecked_why or None}
+            ),
         }
 
 
@@ -84,6 +94,30 @@ class PlanReport:
         )
 
 
+# One ARM write reaches the app twice: as an Event Grid resource event and as an activity-log alert.
+# Both carry the write's correlation id; without one, intake coalesces on the written resource within
+# this window (an activity-log alert follows its write within minutes).
+CHANGE_WINDOW_SECONDS = 900
+CHANGE_ROUTE_PREFIX = "detector:"
+
+
+def change_of(signal: Signal) -> dict[str, str] | None:
+    """The ARM write a resource-write signal reports: its correlation id, the written resource and when.
+
+    None for signals that report no write (metric and log alerts, manual requests).
+    """
+    if signal.source not in ("event", "alert") or not signal.operation_name:
+        return None
+    if not signal.operation_name.lower().endswith("/write"):
+        return None
+    return {
+        "correlationId": str(signal.extra.get("correlationId") or ""),
+        "resource": signal.resource_id or "",
+        "operation": signal.operation_name,
+        "at": signal.time or "",
+    }
+
+
 def idempotency_key(finding: Finding) -> str:
     """Duplicate deliveries of one signal give the same key, so the same job id.
 
@@ -92,8 +126,18 @@ def idempotency_key(finding: Finding) -> str:
     (its parameters come from Azure's record, see provenance); events: event id + VM + remediation
     (+ parameters); manual: request id + VM + remediation. A Resolved notification maps to the key of
     its Fired one, so it finds (or pre-empts) the same job.
+
+    A detector finding about an ARM write (an NSG rule written) is keyed on the write instead of the
+    delivery: "change" + the write's correlation id + VM + remediation. The Event Grid event and the
+    activity-log alert for that write then make one job, whichever arrives first, race-free. A write
+    signal without a correlation id keeps its delivery key; intake coalesces it by resource and time
+    (``CHANGE_WINDOW_SECONDS``).
     """
     signal = finding.signal
+    change = change_of(signal) if finding.route.startswith(CHANGE_ROUTE_PREFIX) else None
+    if change and change["correlationId"]:
+        remediation = finding.remediation or finding.condition
+        return "|".join(["change", change["correlationId"].lower(), finding.target.key, remediation])
     if signal.source == "alert":
         return "|".join(
             [

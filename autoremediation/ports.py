@@ -98,6 +98,9 @@ class SecurityRule:
     destination_ports: tuple[str, ...] = ("*",)
     description: str = ""
     id: str = ""
+    # Application security group ids a rule names instead of address prefixes (then those are empty).
+    source_asgs: tuple[str, ...] = ()
+    destination_asgs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,30 @@ class NetworkInterface:
     nsg_id: str | None
     subnet_ids: tuple[str, ...]
     private_ips: tuple[str, ...] = ()
+    asg_ids: tuple[str, ...] | None = None  # application security groups of its IP configurations
+
+
+@dataclass(frozen=True)
+class VirtualNetworkPeering:
+    name: str
+    state: str  # "Connected", "Initiated", "Disconnected"
+    remote_prefixes: tuple[str, ...] | None  # remoteAddressSpace; None when ARM did not give it
+    allow_vnet_access: bool = True
+    use_remote_gateways: bool = False
+    remote_vnet_id: str = ""
+    sync_level: str = ""  # "FullyInSync", "LocalNotInSync", ...; empty when ARM did not say
+
+
+@dataclass(frozen=True)
+class VirtualNetwork:
+    """What the VirtualNetwork service tag of a VNet is made of, as ARM reports it."""
+
+    id: str
+    name: str
+    address_prefixes: tuple[str, ...]
+    peerings: tuple[VirtualNetworkPeering, ...] = ()
+    gateway_subnet: bool = False  # a GatewaySubnet exists: a gateway may connect more address space
+    routed_subnets: tuple[str, ...] = ()  # lower-case names of subnets with a route table (UDRs)
 
 
 class Network(Protocol):
@@ -212,6 +239,21 @@ class Queue(Protocol):
     def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]: ...
 
     def delete(self, message: QueueMessage) -> None: ...
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    """Where a script may upload one blob: the URL (safe to record) and a short-lived SAS (never)."""
+
+    blob_url: str
+    sas: str = field(repr=False)
+    expires_at: str = ""
+
+
+class UploadGrants(Protocol):
+    def grant(self, blob_name: str, lifetime_seconds: float) -> UploadGrant:
+        """A write-only SAS for one new blob of the app's own container, valid for ``lifetime_seconds``."""
+        ...
 
 
 @dataclass(frozen=True)

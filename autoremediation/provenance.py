@@ -210,6 +210,9 @@ def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
     return None
 
 
+_BODY_EXTRA = ("alertRuleId", "originAlertId")
+
+
 def recorded_signal(
     signal: Signal, record: AlertRecord, rule: AlertRuleRecord
 ) -> tuple[Signal, tuple[str, ...]]:
@@ -255,9 +258,10 @@ def recorded_signal(
             f"{PREFIX} the payload names {len(others)} VM(s) that are not the target of alert {record.id} "
             f"(Azure Monitor records {target or 'no target'}): ignored, e.g. {others[0]}"
         )
-    extra = {k: v for k, v in signal.extra.items() if k != "queries"}
-    if "queries" in recorded.extra:
-        extra["queries"] = recorded.extra["queries"]
+    # What the alert context says (the write's correlation id, caller, condition type, queries) is
+    # Azure's; the body keeps only what identifies it (its rule id, compared above).
+    extra = {k: v for k, v in signal.extra.items() if k in _BODY_EXTRA}
+    extra.update(recorded.extra)
     # A detector starts from the resource Azure recorded as the alert's target (an activity-log
     # alert's NSG), never from one the body names.
     confirmed = replace(

@@ -305,7 +305,7 @@ def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
     import sys
 
     from .cli import UsageError, read_payloads
-    from .cli_output import table
+    from .cli_output import plan_reasons, table
 
     data: dict[str, list[Any]] = {"signals": [], "plans": [], "notes": []}
     for name, payload in read_payloads(args.files, sys.stdin):
@@ -337,6 +337,7 @@ def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
         ]
         out.write("\n")
         table(rows, out)
+        plan_reasons(data["plans"], out)
     for note in data["notes"]:
         out.write(f"note: {note['message']}\n")
     return 0

@@ -14,6 +14,7 @@ A step that loses the compare-and-swap drops its message: the winner carries the
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -21,21 +22,33 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from . import jobs
-from .catalog import Catalog, Remediation
+from .catalog import Catalog, Remediation, env_name, script_parameter_name
 from .errors import (
     Busy,
     CloudError,
     ConcurrencyConflict,
+    InvalidInput,
     NotFound,
     OutcomeUnknown,
     Permanent,
     RemediationError,
     Throttled,
 )
+from .evidence import evidence_summary
 from .jobs import Job, Transition
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .polling import RunDurations, next_poll_delay
-from .ports import Clock, Compute, JobStore, RunRequest, RunStatus, Switches, SwitchSource, VmFacts
+from .ports import (
+    Clock,
+    Compute,
+    JobStore,
+    RunRequest,
+    RunStatus,
+    Switches,
+    SwitchSource,
+    UploadGrants,
+    VmFacts,
+)
 from .settings import Settings
 from .switches import current_switches
 from .verification import refused_run, verify
@@ -76,6 +89,24 @@ def guard_settings(settings: Settings) -> GuardSettings:
     )
 
 
+def _with_control_plane_parameters(
+    given: Mapping[str, str], remediation: Remediation, records: Mapping[str, Any]
+) -> dict[str, str]:
+    """The job's parameters with those the control-plane steps decided (e.g. the management sources
+    of the guest firewall), which always win over a request's: an empty decision removes the value."""
+    parameters = dict(given)
+    for record in records.values():
+        decided = record.get("scriptParameters") if isinstance(record, Mapping) else None
+        for name, value in (decided or {}).items():
+            if name not in remediation.parameters:
+                continue
+            if value in (None, ""):
+                parameters.pop(name, None)
+            else:
+                parameters[name] = remediation.parameters[name].validate(value)
+    return parameters
+
+
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -96,6 +127,7 @@ class Runner:
         settings: Settings,
         control_plane: Mapping[str, ControlPlaneStep] | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
+        upload_grants: UploadGrants | None = None,
         switches: SwitchSource | None = None,
     ) -> None:
         self.catalog = catalog
@@ -106,6 +138,7 @@ class Runner:
         self.guards = guard_settings(settings)
         self.control_plane = dict(control_plane or {})
         self.on_transition = on_transition
+        self.upload_grants = upload_grants
         self.durations = RunDurations()
         # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
         self.switch_source = switches
@@ -200,13 +233,15 @@ class Runner:
             if job.status == jobs.AWAITING_APPROVAL:
                 return Step(job, None, "waiting for an operator")
             expires = now + timedelta(minutes=self.settings.approval_ttl_minutes)
+            # The approver sees why the change is asked for (e.g. the NSG rule that blocks SSH).
+            why = evidence_summary(job.evidence)
             job = self._write(
                 jobs.transition(
                     job,
                     jobs.AWAITING_APPROVAL,
                     now=now,
                     actor=ACTOR,
-                    reason=decision.reason,
+                    reason=f"{decision.reason}: {why}" if why else decision.reason,
                     approval_required=True,
                     approval_expires_at=expires.isoformat(),
                 )
@@ -283,7 +318,20 @@ class Runner:
             return checked
         job = checked
         os_type = job.run["os"]
-        plain, protected = remediation.run_parameters(job.parameters, os_type, dry_run=job.dry_run)
+        try:
+            parameters = _with_control_plane_parameters(job.parameters, remediation, done)
+        except InvalidInput as error:
+            return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
+        plain, protected = remediation.run_parameters(parameters, os_type, dry_run=job.dry_run)
+        if remediation.upload_to:
+            try:
+                job = self._grant_upload(job, remediation, os_type, plain, protected)
+            except CloudError as error:
+                if error.retryable:
+                    return self._retry_later(job, error)
+                return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
+            except RemediationError as error:
+                return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         request = RunRequest(
             vm_id=job.target,
             run_name=job.run["name"],
@@ -305,6 +353,12 @@ class Runner:
                 )
             job = self._write(
                 replace(job, run={**job.run, "attemptedAt": now.isoformat()}, updated_at=now.isoformat())
+            )
+        else:
+            # A claim (compare-and-swap) before the PUT: a run command is deleted once its result is read,
+            # so a stale duplicate of this step must stop here, not create the run command again.
+            job = self._write(
+                replace(job, run={**job.run, "claimedAt": now.isoformat()}, updated_at=now.isoformat())
             )
         try:
             status = self.compute.start_run(request)
@@ -339,6 +393,36 @@ class Runner:
         if status.done:
             return self._collect(job, status)
         return Step(job, self._poll_delay(job, 0))
+
+    def _grant_upload(
+        self,
+        job: Job,
+        remediation: Remediation,
+        os_type: str,
+        plain: dict[str, str],
+        protected: dict[str, str],
+    ) -> Job:
+        """A SAS for one blob of the app's own container, minted now: only the run command's protected
+        parameters carry it (base64, so no cmd.exe metacharacter); the job records the blob URL alone."""
+        if self.upload_grants is None:
+            raise InvalidInput(
+                f"{remediation.id} uploads to the {remediation.upload_to} container: none is configured"
+            )
+        vm_name = job.target.rstrip("/").rsplit("/", 1)[-1]
+        blob = f"{vm_name}/{job.id}.{'zip' if os_type == 'windows' else 'tar.gz'}"
+        grant = self.upload_grants.grant(blob, remediation.timeout_seconds + RUN_GRACE_SECONDS)
+        rename = env_name if os_type == "linux" else script_parameter_name
+        plain[rename("uploadUrl")] = grant.blob_url
+        protected[rename("uploadToken")] = base64.b64encode(grant.sas.encode()).decode("ascii")
+        now = self.clock.now()
+        upload = {
+            "container": remediation.upload_to,
+            "blobUrl": grant.blob_url,
+            "sasExpiresAt": grant.expires_at,
+        }
+        return self._write(
+            replace(job, outcome={**job.outcome, "upload": upload}, updated_at=now.isoformat())
+        )
 
     def _lease_ttl(self, remediation: Remediation) -> float:
         """Long enough to outlive the run and the longest back-off, even if a renewal is missed."""
@@ -440,7 +524,26 @@ class Runner:
         )
         # Verification reads only what was just collected: judge now and write both steps at once (one
         # write and one message fewer per job). A crash before the write repeats the read of the result.
-        return self._verifying(verifying, self.catalog.get(job.remediation))
+        return self._delete_run(self._verifying(verifying, self.catalog.get(job.remediation)))
+
+    def _delete_run(self, step: Step) -> Step:
+        """Once its result is on record, the managed run command goes: left on the VM, its script and
+        output stay readable to anyone with VM read access and pile up. A crash before this leaves it
+        (the result is safe); what happened is recorded on the job."""
+        job = step.job
+        if job.run.get("mode") == "action":
+            return step  # a classic run leaves no resource behind
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+            cleanup = "deleted"
+        except RemediationError as error:
+            log.warning("job %s: could not delete run command: %s", job.id, error)
+            cleanup = f"left on the VM: {error}"
+        now = self.clock.now()
+        job = self._write(
+            replace(job, outcome={**job.outcome, "runCommandCleanup": cleanup}, updated_at=now.isoformat())
+        )
+        return Step(job, step.requeue_after, step.note)
 
     def _verifying(self, job: Job, remediation: Remediation) -> Step:
         result = job.outcome.get("result")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .catalog import PRELUDE_FILES, PRELUDE_FOLDER
 from .errors import InvalidInput
 
 REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -71,6 +72,16 @@ fail() {{
 }}
 """
 
+# With the catalog's shared prelude (remediations/_prelude/): the header and the marker line the catalog
+# loader replaces with it.
+LINUX_HEADER = """\
+#!/bin/bash
+# {title}.
+# Parameters (environment): TARGET (example), DRY_RUN (0).
+# The last line of stdout is `REMEDIATION_RESULT {{json}}`.
+# @prelude
+"""
+
 LINUX_BODY = """
 TARGET="${TARGET-example}"
 DRY_RUN="${DRY_RUN-0}"
@@ -109,12 +120,7 @@ param(
     [string]$Target = 'example',
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-
-function Write-Result([hashtable]$Result) {{
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 5))
-}}
-
+@PRELUDE@
 if ($Target -notmatch '^[A-Za-z0-9_.-]{{1,64}}$') {{
     Write-Result @{{ status = 'error'; reason = 'Target is not a plain name'; before = @{{}}; after = @{{}} }}
     exit 2
@@ -125,6 +131,13 @@ $healthy = $false
 $before = @{{ healthy = $healthy }}
 Write-Result @{{ status = 'not-fixed'; dryRun = ($DryRun -eq '1'); before = $before; after = $before }}
 exit 1
+"""
+
+WINDOWS_OWN_PRELUDE = """$ErrorActionPreference = 'Stop'
+
+function Write-Result([hashtable]$Result) {
+    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 5))
+}
 """
 
 README = """\
@@ -159,7 +172,7 @@ SANDBOX_TEST = '''\
 
 from __future__ import annotations
 
-from autoremediation.localfleet.sandbox import GuestSpec
+from localfleet.sandbox import GuestSpec
 
 from .conftest import MakeSandbox, run_script
 
@@ -195,6 +208,8 @@ def scaffold(
         raise InvalidInput(f"{folder} exists already: pick another id")
     if not (catalog / "remediation.schema.json").is_file():
         raise InvalidInput(f"{catalog} is not a catalog folder (no remediation.schema.json)")
+    # A catalog with a shared prelude joins it in at the marker line; one without gets the scripts' own.
+    shared = {os_type: (catalog / PRELUDE_FOLDER / name).is_file() for os_type, name in PRELUDE_FILES.items()}
     values = {
         "id": remediation_id,
         "title": remediation_id.replace("-", " ").capitalize(),
@@ -203,8 +218,11 @@ def scaffold(
     }
     files = {
         folder / "remediation.yaml": REMEDIATION_YAML.format(**values),
-        folder / "linux.sh": LINUX_PRELUDE.format(**values) + LINUX_BODY,
-        folder / "windows.ps1": WINDOWS_PS1.format(**values),
+        folder / "linux.sh": (LINUX_HEADER if shared["linux"] else LINUX_PRELUDE).format(**values)
+        + LINUX_BODY,
+        folder / "windows.ps1": WINDOWS_PS1.format(**values).replace(
+            "@PRELUDE@", "# @prelude\n" if shared["windows"] else WINDOWS_OWN_PRELUDE
+        ),
         folder / "README.md": README.format(**values),
     }
     if tests is not None and tests.is_dir():

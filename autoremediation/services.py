@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
+from .detectors.addresses import TagAddresses
 from .intake import Intake
 from .jobs import Job, Transition
-from .planning import Detect, Planner
-from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock
+from .planning import Detect, Planner, change_of
+from .ports import Alerts, Clock, Compute, JobStore, Network, Queue, SystemClock, UploadGrants
 from .provenance import AlertGate, ProvenanceSettings
 from .routing import Finding, Route, load_routes
 from .runner import ControlPlaneStep, Runner
@@ -37,6 +39,7 @@ class Services:
         queue: Queue | None = None,
         compute: Compute | None = None,
         network: Network | None = None,
+        upload_grants: UploadGrants | None = None,
         alerts: Alerts | None = None,
         on_transition: Callable[[Job, Transition], None] | None = None,
     ) -> None:
@@ -44,7 +47,14 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self.on_transition = on_transition
         # Explicit parts win (tests, the CLI); the rest are made from settings when first needed.
-        for name, value in (("queue", queue), ("compute", compute), ("network", network), ("alerts", alerts)):
+        parts = {
+            "queue": queue,
+            "compute": compute,
+            "network": network,
+            "alerts": alerts,
+            "upload_grants": upload_grants,
+        }
+        for name, value in parts.items():
             if value is not None:
                 self.__dict__[name] = value
         if store is not None:
@@ -83,6 +93,18 @@ class Services:
         return AzureNetwork(self.settings, polling_interval=min(self.settings.poll_seconds, 2.0))
 
     @cached_property
+    def service_tags(self) -> dict[str, TagAddresses]:
+        """The operator's Service Tags file (REMEDIATION_SERVICE_TAGS_FILE), read once; empty without."""
+        if not self.settings.service_tags_file:
+            return {}
+        from .detectors.servicetags import load_service_tags
+
+        path = Path(self.settings.service_tags_file)
+        if not path.is_absolute():
+            path = Path(__file__).resolve().parent.parent / path  # the app root, where the catalog is
+        return load_service_tags(path)
+
+    @cached_property
     def alerts(self) -> Alerts:
         from .azure.alerts import AzureAlerts
         from .azure.calls import Retrier
@@ -109,9 +131,16 @@ class Services:
         from .detectors.lockout import detect_nsg_lockout
         from .resources import VmRef
 
-        result = detect_nsg_lockout(signal, self.network, self.compute, self.settings.management_sources)
+        result = detect_nsg_lockout(
+            signal,
+            self.network,
+            self.compute,
+            self.settings.management_sources,
+            service_tags=self.service_tags,
+        )
         findings = []
         notes = list(result.notes)
+        change = change_of(signal)
         for found in result.findings:
             target = VmRef.parse(found.target)
             remediation = self.catalog.for_condition(found.condition)
@@ -128,7 +157,11 @@ class Services:
                     # Read from Azure by the detector, not taken from the event: no payload claim.
                     origins=dict.fromkeys(found.parameters, "detector"),
                     route="detector:" + name,
-                    evidence={**found.evidence, "reason": found.reason},
+                    evidence={
+                        **found.evidence,
+                        "reason": found.reason,
+                        **({"change": change} if change else {}),
+                    },
                 )
             )
         return findings, notes
@@ -148,7 +181,11 @@ class Services:
 
         return {
             "nsg-allow-management": NsgAllowManagement(
-                self.network, self.compute, self.settings.management_sources, self.settings.quarantine_tag
+                self.network,
+                self.compute,
+                self.settings.management_sources,
+                self.settings.quarantine_tag,
+                service_tags=self.service_tags,
             )
         }
 
@@ -194,8 +231,18 @@ class Services:
             settings=self.settings,
             control_plane=self.control_plane,
             on_transition=announce,
+            upload_grants=self.upload_grants,
             switches=EnvironmentSwitches(),
         )
+
+    @cached_property
+    def upload_grants(self) -> UploadGrants | None:
+        """SAS minting for the diagnostics container, when storage for it is configured."""
+        if not (self.settings.blob_service_uri or self.settings.storage_connection_string):
+            return None
+        from .azure.diagnostics import BlobUploadGrants
+
+        return BlobUploadGrants.from_settings(self.settings)
 
 
 class _Lazy:

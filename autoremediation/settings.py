@@ -8,6 +8,7 @@ and ``REMEDIATION_STORAGE__tableServiceUri`` with a managed identity (``REMEDIAT
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -117,6 +118,47 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+# Management sources that would make "restore management access" open SSH/RDP to (nearly) anyone.
+# Words: any address, the public internet, and every Azure public address (any tenant's VM).
+_TOO_BROAD_WORDS = frozenset({"*", "any", "internet", "azurecloud"})
+# The widest prefix accepted outside private address space: a /16 (65,536 IPv4 addresses) or an IPv6
+# /48 (one site). Private-use ranges (RFC 1918, shared 100.64/10, IPv6 ULA) may be as wide as they are.
+MIN_PUBLIC_PREFIX = {4: 16, 6: 48}
+_PRIVATE_SPACE = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+
+
+def check_management_sources(
+    sources: tuple[str, ...] | list[str], setting: str = "REMEDIATION_MANAGEMENT_SOURCES"
+) -> tuple[str, ...]:
+    """Refuse sources that defeat the purpose of a management allow-list; name the setting.
+
+    Refused: ``*``/``Any``, ``Internet``, ``AzureCloud`` (and its regional forms), ``0.0.0.0/0``, ``::/0``
+    and any public prefix wider than ``MIN_PUBLIC_PREFIX`` (/16 IPv4, /48 IPv6).
+    """
+    for source in sources:
+        text = source.strip()
+        word = text.lower()
+        if word in _TOO_BROAD_WORDS or word.startswith("azurecloud.") or word.endswith("/0"):
+            raise InvalidInput(
+                f"setting {setting}: {text!r} would open SSH/RDP to far more than the management network; "
+                "name the management CIDRs or VirtualNetwork"
+            )
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue  # a service tag or junk: the detector checks the form
+        private = any(net.version == p.version and net.subnet_of(p) for p in _PRIVATE_SPACE)  # type: ignore[arg-type]
+        if not private and net.prefixlen < MIN_PUBLIC_PREFIX[net.version]:
+            raise InvalidInput(
+                f"setting {setting}: {text!r} is too broad for a management source (public prefixes must be "
+                f"/{MIN_PUBLIC_PREFIX[net.version]} or narrower)"
+            )
+    return tuple(sources)
+
+
 # What a failed or timed-out job does to its alert's user state (a comment is always added).
 ALERT_FAILURE_STATES = ("unchanged", "new", "acknowledged", "closed")
 
@@ -151,6 +193,8 @@ class Settings:
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     storage_client_id: str | None = None
+    blob_service_uri: str | None = None
+    diagnostics_container: str = "diagnostics"
     queue_name: str = "remediation-jobs"
     table_prefix: str = "remediation"
     catalog_dir: str = str(DEFAULT_CATALOG_DIR)
@@ -161,6 +205,7 @@ class Settings:
     dry_run: bool = False
     run_command_mode: str = "managed"
     management_sources: tuple[str, ...] = ("VirtualNetwork",)
+    service_tags_file: str | None = None  # Microsoft's published Service Tags JSON, deployed with the app
     approval_ttl_minutes: float = 60
     breaker_threshold: int = 3
     breaker_window_minutes: float = 60
@@ -237,6 +282,8 @@ class Settings:
             queue_service_uri=env.get(f"{store}__queueServiceUri") or None,
             table_service_uri=env.get(f"{store}__tableServiceUri") or None,
             storage_client_id=env.get(f"{store}__clientId") or None,
+            blob_service_uri=env.get(f"{store}__blobServiceUri") or None,
+            diagnostics_container=env.get("REMEDIATION_DIAGNOSTICS_CONTAINER") or cls.diagnostics_container,
             queue_name=env.get("REMEDIATION_QUEUE_NAME", cls.queue_name),
             table_prefix=env.get("REMEDIATION_TABLE_PREFIX", cls.table_prefix),
             catalog_dir=env.get("REMEDIATION_CATALOG_DIR", cls.catalog_dir),
@@ -246,7 +293,10 @@ class Settings:
             kill_switch=_flag(env, "REMEDIATION_KILL_SWITCH", False),
             dry_run=_flag(env, "REMEDIATION_DRY_RUN", False),
             run_command_mode=_choice(env, "REMEDIATION_RUN_COMMAND_MODE", "managed", ("managed", "action")),
-            management_sources=_list(env, "REMEDIATION_MANAGEMENT_SOURCES", cls.management_sources),
+            management_sources=check_management_sources(
+                _list(env, "REMEDIATION_MANAGEMENT_SOURCES", cls.management_sources)
+            ),
+            service_tags_file=env.get("REMEDIATION_SERVICE_TAGS_FILE", "").strip() or None,
             approval_ttl_minutes=_number(env, "REMEDIATION_APPROVAL_TTL_MINUTES", 60, 1),
             breaker_threshold=int(_number(env, "REMEDIATION_BREAKER_THRESHOLD", 3, 1)),
             breaker_window_minutes=_number(env, "REMEDIATION_BREAKER_WINDOW_MINUTES", 60, 1),
@@ -316,6 +366,8 @@ SETTING_NAMES = (
     "REMEDIATION_STORAGE__queueServiceUri",
     "REMEDIATION_STORAGE__tableServiceUri",
     "REMEDIATION_STORAGE__clientId",
+    "REMEDIATION_STORAGE__blobServiceUri",
+    "REMEDIATION_DIAGNOSTICS_CONTAINER",
     "REMEDIATION_QUEUE_NAME",
     "REMEDIATION_TABLE_PREFIX",
     "REMEDIATION_CATALOG_DIR",
@@ -326,6 +378,7 @@ SETTING_NAMES = (
     "REMEDIATION_DRY_RUN",
     "REMEDIATION_RUN_COMMAND_MODE",
     "REMEDIATION_MANAGEMENT_SOURCES",
+    "REMEDIATION_SERVICE_TAGS_FILE",
     "REMEDIATION_APPROVAL_TTL_MINUTES",
     "REMEDIATION_BREAKER_THRESHOLD",
     "REMEDIATION_BREAKER_WINDOW_MINUTES",

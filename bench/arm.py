@@ -12,9 +12,9 @@ from .common import FIXED, Figure, emulator, vm_group, write_fleet
 
 def figures(dispatches: int) -> list[Figure]:
     from azure.mgmt.compute import ComputeManagementClient
+    from localfleet.credential import FleetCredential
 
     from autoremediation.azure.compute import AzureCompute
-    from autoremediation.localfleet.credential import FleetCredential
     from autoremediation.ports import RunRequest
     from autoremediation.settings import Settings
 

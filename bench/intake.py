@@ -10,9 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from localfleet.alerting import parse_time
+from localfleet.fleetfile import load_fleet
+
 from autoremediation.errors import NotFound
-from autoremediation.localfleet.alerting import parse_time
-from autoremediation.localfleet.fleetfile import load_fleet
 from autoremediation.planning import Planner
 from autoremediation.ports import AlertRecord, AlertRuleRecord
 from autoremediation.services import Services
@@ -211,10 +212,11 @@ def _confirmation_figure(rounds: int) -> Figure:
     """What confirming an alert costs over HTTPS with the real clients: the alert, then its rule."""
     from statistics import median
 
+    from localfleet.server import FleetServer
+
     from autoremediation.azure import clients
     from autoremediation.azure.alerts import AzureAlerts
     from autoremediation.azure.compute import AzureCompute
-    from autoremediation.localfleet.server import FleetServer
     from autoremediation.provenance import AlertGate, ProvenanceSettings
     from autoremediation.signals import parse
 

@@ -58,6 +58,9 @@ param runCommandMode string = 'managed'
 @description('Comma-separated NSG source prefixes whose SSH/RDP access must stay open.')
 param managementSources string = 'VirtualNetwork'
 
+@description('Path (relative to the app root) of Microsoft\'s Service Tags JSON shipped with the app; empty: NSG rules naming other service tags are evaluated as uncertain.')
+param serviceTagsFile string = ''
+
 @description('Storage replication. Standard_LRS works in every region; Standard_ZRS (or GZRS) keeps job history through a zone outage where the region has availability zones.')
 @allowed([
   'Standard_LRS'
@@ -223,6 +226,8 @@ module storage 'modules/storage.bicep' = {
     tablePrefix: tablePrefix
     eventGridPrincipalId: identity.outputs.eventGridIdentityPrincipalId
     eventGridPrincipalKey: eventGridIdentityKey
+    appPrincipalId: identity.outputs.appIdentityPrincipalId
+    appPrincipalKey: appIdentityKey
   }
 }
 
@@ -299,11 +304,13 @@ module functionApp 'modules/functionapp.bicep' = {
     dryRun: dryRun
     runCommandMode: runCommandMode
     managementSources: managementSources
+    serviceTagsFile: serviceTagsFile
     operatorRole: appRoleNames.operator
     readerRole: appRoleNames.reader
     operatorApiScope: authenticationOn ? '${operatorApi.identifierUri}/.default' : ''
     notifyUrls: notifyUrls
     notifyOnSuccess: notifyOnSuccess
+    diagnosticsContainer: storage.outputs.diagnosticsContainerName
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
@@ -346,6 +353,7 @@ module operatorRole 'modules/operator-role.bicep' = {
     roleDefinitionGuid: operatorRoleGuid
     roleName: operatorRoleName
     assignableScopes: scopeList
+    runCommandMode: runCommandMode
   }
 }
 

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidInput
-from ..ports import NetworkInterface, NetworkSecurityGroup, SecurityRule
+from ..ports import (
+    NetworkInterface,
+    NetworkSecurityGroup,
+    SecurityRule,
+    VirtualNetwork,
+    VirtualNetworkPeering,
+)
 from ..settings import Settings
 from . import clients
 from .calls import Retrier, parse_id
@@ -29,36 +35,39 @@ def _fold(single: Any, plural: Any) -> tuple[str, ...]:
     return ("*",)
 
 
-def _prefixes(single: Any, plural: Any, groups: Any) -> tuple[str, ...]:
-    """Address prefixes, or the ids of the application security groups a rule names instead.
+def _groups(groups: Any) -> tuple[str, ...]:
+    return tuple(i for i in (str(getattr(g, "id", None) or "") for g in groups or []) if i)
+
+
+def _prefixes(single: Any, plural: Any, groups: tuple[str, ...]) -> tuple[str, ...]:
+    """Address prefixes; none when the rule names application security groups instead.
 
     An ASG rule has no address prefix at all; folding it to ``*`` would make an Allow from one ASG
-    look like an Allow from anywhere. Its ids are kept: the evaluator cannot resolve them, so it
-    treats them conservatively (a Deny matches, an Allow does not).
+    look like an Allow from anywhere. Its groups are kept as groups (``SecurityRule.source_asgs``),
+    so the rule can be evaluated conservatively and written back as it was.
     """
-    ids = tuple(str(getattr(g, "id", None) or "") for g in groups or [])
-    if any(ids):
-        return tuple(i for i in ids if i)
+    if groups and not single and not plural:
+        return ()
     return _fold(single, plural)
 
 
 def rule_from_model(rule: Any) -> SecurityRule:
     direction = _text(rule.direction) or "Inbound"
     access = _text(rule.access) or "Deny"
+    source_groups = _groups(rule.source_application_security_groups)
+    destination_groups = _groups(rule.destination_application_security_groups)
     return SecurityRule(
         name=str(rule.name),
         priority=int(rule.priority or 0),
         direction="Outbound" if direction.lower() == "outbound" else "Inbound",
         access="Allow" if access.lower() == "allow" else "Deny",
         protocol=_text(rule.protocol) or "*",
-        source_prefixes=_prefixes(
-            rule.source_address_prefix, rule.source_address_prefixes, rule.source_application_security_groups
-        ),
+        source_prefixes=_prefixes(rule.source_address_prefix, rule.source_address_prefixes, source_groups),
         destination_prefixes=_prefixes(
-            rule.destination_address_prefix,
-            rule.destination_address_prefixes,
-            rule.destination_application_security_groups,
+            rule.destination_address_prefix, rule.destination_address_prefixes, destination_groups
         ),
+        source_asgs=source_groups,
+        destination_asgs=destination_groups,
         source_ports=_fold(rule.source_port_range, rule.source_port_ranges),
         destination_ports=_fold(rule.destination_port_range, rule.destination_port_ranges),
         description=str(rule.description or ""),
@@ -76,12 +85,25 @@ def rule_body(rule: SecurityRule) -> dict[str, Any]:
     }
     if rule.description:
         props["description"] = rule.description
-    for values, single, plural in (
-        (rule.source_prefixes, "sourceAddressPrefix", "sourceAddressPrefixes"),
-        (rule.destination_prefixes, "destinationAddressPrefix", "destinationAddressPrefixes"),
-        (rule.source_ports, "sourcePortRange", "sourcePortRanges"),
-        (rule.destination_ports, "destinationPortRange", "destinationPortRanges"),
+    for groups, key in (
+        (rule.source_asgs, "sourceApplicationSecurityGroups"),
+        (rule.destination_asgs, "destinationApplicationSecurityGroups"),
     ):
+        if groups:
+            props[key] = [{"id": group} for group in groups]
+    for values, single, plural, groups in (
+        (rule.source_prefixes, "sourceAddressPrefix", "sourceAddressPrefixes", rule.source_asgs),
+        (
+            rule.destination_prefixes,
+            "destinationAddressPrefix",
+            "destinationAddressPrefixes",
+            rule.destination_asgs,
+        ),
+        (rule.source_ports, "sourcePortRange", "sourcePortRanges", ()),
+        (rule.destination_ports, "destinationPortRange", "destinationPortRanges", ()),
+    ):
+        if not values and groups:
+            continue  # the application security groups stand in for the address prefixes
         if not values:
             raise InvalidInput(f"security rule {rule.name!r} needs at least one value for {single}")
         if len(values) == 1:
@@ -137,6 +159,44 @@ class AzureNetwork:
             nsg_id=str(nic.network_security_group.id) if nic.network_security_group is not None else None,
             subnet_ids=tuple(str(c.subnet.id) for c in configs if c.subnet is not None and c.subnet.id),
             private_ips=tuple(str(c.private_ip_address) for c in configs if c.private_ip_address),
+            asg_ids=tuple(dict.fromkeys(g for c in configs for g in _groups(c.application_security_groups))),
+        )
+
+    def get_virtual_network(self, vnet_id: str) -> VirtualNetwork:
+        """The VNet's address space, peerings (with their remote address space) and what else may add
+        to its VirtualNetwork tag (``detectors.servicetags.VirtualNetworks``)."""
+        ref = parse_id(vnet_id, _NS, "virtualNetworks")
+        client = self._client_for(ref.subscription)
+        vnet = self.retrier.call(
+            f"read virtual network {ref.name}",
+            lambda: client.virtual_networks.get(ref.resource_group, ref.name),
+        )
+        space = vnet.address_space
+        peerings = []
+        for peering in vnet.virtual_network_peerings or []:
+            remote = peering.remote_address_space
+            remote_vnet = peering.remote_virtual_network
+            peerings.append(
+                VirtualNetworkPeering(
+                    name=str(peering.name or ""),
+                    state=_text(peering.peering_state),
+                    remote_prefixes=tuple(str(p) for p in remote.address_prefixes or [])
+                    if remote is not None
+                    else None,
+                    allow_vnet_access=peering.allow_virtual_network_access is not False,
+                    use_remote_gateways=bool(peering.use_remote_gateways),
+                    remote_vnet_id=str(remote_vnet.id) if remote_vnet is not None and remote_vnet.id else "",
+                    sync_level=_text(getattr(peering, "peering_sync_level", None)),
+                )
+            )
+        subnets = list(vnet.subnets or [])
+        return VirtualNetwork(
+            id=str(vnet.id),
+            name=str(vnet.name),
+            address_prefixes=tuple(str(p) for p in getattr(space, "address_prefixes", None) or []),
+            peerings=tuple(peerings),
+            gateway_subnet=any(str(s.name or "").lower() == "gatewaysubnet" for s in subnets),
+            routed_subnets=tuple(str(s.name or "").lower() for s in subnets if s.route_table is not None),
         )
 
     def get_subnet_nsg(self, subnet_id: str) -> str | None:

@@ -8,7 +8,6 @@ make against the local emulator to one of these actions. Long-running operations
 
 REQUIRED_ACTIONS: tuple[str, ...] = (
     "Microsoft.Compute/virtualMachines/read",
-    "Microsoft.Compute/virtualMachines/runCommand/action",
     "Microsoft.Compute/virtualMachines/runCommands/read",
     "Microsoft.Compute/virtualMachines/runCommands/write",
     "Microsoft.Compute/virtualMachines/runCommands/delete",
@@ -16,6 +15,9 @@ REQUIRED_ACTIONS: tuple[str, ...] = (
     "Microsoft.Network/locations/operations/read",
     "Microsoft.Network/networkInterfaces/read",
     "Microsoft.Network/virtualNetworks/subnets/read",
+    # The VNet read resolves the VirtualNetwork service tag: address space and the peerings listed
+    # inline with their remoteAddressSpace (the peers themselves are never read).
+    "Microsoft.Network/virtualNetworks/read",
     "Microsoft.Network/networkSecurityGroups/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/read",
     "Microsoft.Network/networkSecurityGroups/securityRules/write",
@@ -26,3 +28,12 @@ REQUIRED_ACTIONS: tuple[str, ...] = (
     "Microsoft.Insights/metricAlerts/read",
     "Microsoft.Insights/activityLogAlerts/read",
 )
+
+# Only the classic (Action Run Command) mode calls these: the role grants them only when that mode is
+# deployed (``runCommandMode: 'action'``).
+CLASSIC_ACTIONS: tuple[str, ...] = ("Microsoft.Compute/virtualMachines/runCommand/action",)
+
+
+def required_actions(run_command_mode: str) -> tuple[str, ...]:
+    """The ARM actions the adapters call in a run command mode (``managed`` or ``action``)."""
+    return REQUIRED_ACTIONS + (CLASSIC_ACTIONS if run_command_mode == "action" else ())

@@ -297,8 +297,21 @@ def plan_payload(req: func.HttpRequest) -> func.HttpResponse:
     """What an alert, event or request would do: routed and decided, nothing written, nothing run."""
 
     def act(caller: Caller) -> func.HttpResponse:
+        from ..preview import with_runtime_guards
+        from ..runner import guard_settings
+
         payload = read_json(req)
-        report = engine("planner").planner.plan_payload(payload)
+        services = engine("planner", "compute", "store")
+        report = services.planner.plan_payload(payload)
+        # Plan like run: the runtime guards on fresh VM facts and the job history, as the worker will.
+        report = with_runtime_guards(
+            report,
+            services.catalog,
+            services.compute,
+            services.store,
+            guard_settings(services.settings),
+            services.clock.now(),
+        )
         return json_response(200, _shown_result(report.to_dict()))
 
     return _handle(req, "read", act)

@@ -16,12 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import InvalidInput, NotFound
+from ..errors import CloudError, InvalidInput, NotFound
 from ..ports import Compute, Network, NetworkInterface, NetworkSecurityGroup, VmFacts
 from ..resources import normalize
+from ..settings import check_management_sources
 from ..signals.model import Signal
+from .addresses import TagAddresses
 from .findings import DetectionResult, Finding
 from .nsg import Flow, Verdict, evaluate_path, source_pieces
+from .servicetags import TagResolver
 
 CONDITION = "nsg-lockout"
 MANAGEMENT_PORTS: Mapping[str, int] = {"linux": 22, "windows": 3389}
@@ -68,6 +71,7 @@ def check_sources(sources: Sequence[str]) -> tuple[str, ...]:
         raise InvalidInput("no management sources are configured (REMEDIATION_MANAGEMENT_SOURCES)")
     for source in cleaned:
         source_pieces(source)
+    check_management_sources(cleaned)
     return cleaned
 
 
@@ -76,9 +80,12 @@ class _Lookup:
     """Reads of one detection, each made once."""
 
     network: Network
+    tags: TagResolver
     nsgs: dict[str, NetworkSecurityGroup | None] = field(default_factory=dict)
     nics: dict[str, NetworkInterface | None] = field(default_factory=dict)
     subnet_nsg_ids: dict[str, str | None] = field(default_factory=dict)
+    # Parts the app may not read (HTTP 401/403: no role there, another tenant): id -> why.
+    forbidden: dict[str, str] = field(default_factory=dict)
 
     def nsg(self, nsg_id: str | None) -> NetworkSecurityGroup | None:
         if not nsg_id:
@@ -89,6 +96,9 @@ class _Lookup:
                 self.nsgs[key] = self.network.get_nsg(nsg_id)
             except NotFound:
                 self.nsgs[key] = None
+            except CloudError as error:
+                self.nsgs[key] = None
+                self.forbidden[key] = _unreadable("NSG", nsg_id, error)
         return self.nsgs[key]
 
     def nic(self, nic_id: str) -> NetworkInterface | None:
@@ -103,8 +113,23 @@ class _Lookup:
     def subnet_nsg(self, subnet_id: str) -> NetworkSecurityGroup | None:
         key = normalize(subnet_id)
         if key not in self.subnet_nsg_ids:
-            self.subnet_nsg_ids[key] = self.network.get_subnet_nsg(subnet_id)
+            try:
+                self.subnet_nsg_ids[key] = self.network.get_subnet_nsg(subnet_id)
+            except CloudError as error:
+                self.subnet_nsg_ids[key] = None
+                self.forbidden[key] = _unreadable("subnet", subnet_id, error)
         return self.nsg(self.subnet_nsg_ids[key])
+
+    def unreadable(self, *ids: str | None) -> list[str]:
+        return [self.forbidden[normalize(i)] for i in ids if i and normalize(i) in self.forbidden]
+
+
+def _unreadable(kind: str, resource_id: str, error: CloudError) -> str:
+    """Why a part of the path is unknown; anything but a refusal (401/403) is raised for a retry."""
+    if error.status not in (401, 403):
+        raise error
+    name = resource_id.rstrip("/").rsplit("/", 1)[-1]
+    return f"{kind} {name} cannot be read (HTTP {error.status}: no permission there or another tenant)"
 
 
 def _protected_nics(nsg: NetworkSecurityGroup, lookup: _Lookup, notes: list[str]) -> list[NetworkInterface]:
@@ -140,10 +165,19 @@ def _evaluate_nic(
     lookup: _Lookup,
     tag_prefixes: Mapping[str, Sequence[str]] | None,
 ) -> Verdict:
-    subnet_nsg = lookup.subnet_nsg(nic.subnet_ids[0]) if nic.subnet_ids else None
+    subnet_id = nic.subnet_ids[0] if nic.subnet_ids else None
+    subnet_nsg = lookup.subnet_nsg(subnet_id) if subnet_id else None
     destination = nic.private_ips[0] if nic.private_ips else None
-    flow = Flow(port=port, source=source, destination=destination)
-    return evaluate_path(flow, subnet_nsg, lookup.nsg(nic.nsg_id), tag_prefixes)
+    flow = Flow(port=port, source=source, destination=destination, destination_groups=nic.asg_ids)
+    tags: dict[str, Any] = dict(lookup.tags.for_subnet(subnet_id))
+    tags.update({k.lower(): v for k, v in (tag_prefixes or {}).items()})
+    verdict = evaluate_path(flow, subnet_nsg, lookup.nsg(nic.nsg_id), tags)
+    unknown = lookup.unreadable(subnet_id, lookup.subnet_nsg_ids.get(normalize(subnet_id or "")), nic.nsg_id)
+    if verdict.allowed and unknown:
+        # An NSG on the path may hold a Deny: unsure, so the flow is taken as blocked, and said so.
+        reason = f"TCP {port} from {source}: assumed blocked, {'; '.join(unknown)}"
+        return Verdict(False, None, reason, True, (source,), tuple(unknown))
+    return verdict
 
 
 def _vm_nics(vm: VmFacts, found: list[NetworkInterface], lookup: _Lookup) -> list[NetworkInterface]:
@@ -164,23 +198,32 @@ def detect_nsg_lockout(
     management_sources: Sequence[str],
     *,
     tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+    service_tags: Mapping[str, TagAddresses] | None = None,
 ) -> DetectionResult:
     """Findings for every VM behind the signal's NSG(s) that a management source cannot reach.
 
+    ``VirtualNetwork`` is resolved per NIC from its VNet (:mod:`.servicetags`); ``service_tags`` are the
+    other tags (from the operator's Service Tags file); ``tag_prefixes`` override both (tests).
     Raises InvalidInput for unusable management sources and CloudError when ARM cannot be read; a
-    deleted NSG, NIC or VM is a note, not an error (events arrive late and out of order).
+    deleted NSG, NIC or VM is a note, not an error (events arrive late and out of order); a VNet the
+    app may not read is a note and leaves ``VirtualNetwork`` uncertain.
     """
     sources = check_sources(management_sources)
     nsg_ids = nsg_ids_of(signal)
     if not nsg_ids:
         return DetectionResult(notes=("the signal names no network security group",))
-    lookup = _Lookup(network)
+    lookup = _Lookup(network, TagResolver(network, dict(service_tags or {})))
     notes: list[str] = []
     by_vm: dict[str, tuple[str, str, list[NetworkInterface]]] = {}  # key -> (vm id, trigger nsg, nics)
     for nsg_id in nsg_ids:
         nsg = lookup.nsg(nsg_id)
         if nsg is None:
-            notes.append(f"NSG {nsg_id} no longer exists: nothing to evaluate")
+            refused = lookup.unreadable(nsg_id)
+            notes.append(
+                f"{refused[0]}: nothing to evaluate"
+                if refused
+                else f"NSG {nsg_id} no longer exists: nothing to evaluate"
+            )
             continue
         nics = _protected_nics(nsg, lookup, notes)
         if not nics:
@@ -201,6 +244,7 @@ def detect_nsg_lockout(
             findings.append(finding)
         if note:
             notes.append(note)
+    notes += [n for n in dict.fromkeys([*lookup.tags.notes, *lookup.forbidden.values()]) if n not in notes]
     return DetectionResult(tuple(findings), tuple(notes))
 
 
@@ -227,14 +271,18 @@ def _judge_vm(
         return None, f"VM {vm.name} is reachable on {port}: {via}"
     first_source, verdict = next(iter(blocked.items()))
     evidence: dict[str, Any] = {
+        "direction": "Inbound",
+        "protocol": "Tcp",
         "port": port,
+        "source": first_source,
         "blocked_sources": list(blocked),
         "reachable_sources": list(reachable),
         "nic_id": nics[0].id,
         "trigger_nsg_id": trigger_nsg_id,
         "assumed": verdict.assumed,
         "uncovered": list(verdict.uncovered),
-        **(verdict.rule.to_dict() if verdict.rule else {}),
+        "uncertain": list(dict.fromkeys(u for v in blocked.values() for u in v.uncertain)),
+        **(verdict.rule.to_dict() if verdict.rule else {"rule": None, "level": None, "nsg_id": None}),
     }
     reason = f"VM {vm.name} cannot be reached on {port}: {verdict.reason}"
     if len(blocked) > 1:

@@ -27,6 +27,7 @@ from typing import Literal
 
 from ..errors import InvalidInput, RemediationError
 from ..ports import Network, NetworkSecurityGroup, SecurityRule, VmFacts
+from .addresses import TagInput
 from .lockout import check_sources
 from .nsg import MAX_PRIORITY, MIN_PRIORITY, DecidingRule, Flow, Level, Verdict, evaluate_nsg
 
@@ -133,7 +134,7 @@ def _verdicts(
     port: int,
     sources: Sequence[str],
     level: Level,
-    tag_prefixes: Mapping[str, Sequence[str]] | None,
+    tag_prefixes: TagInput,
     destinations: Sequence[str] = (),
 ) -> dict[str, Verdict]:
     """Per source, the first blocked verdict over the destinations (or the last allowed one)."""
@@ -162,7 +163,7 @@ def plan_management_allow(
     quarantine_tag: str,
     *,
     level: Level | None = None,
-    tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+    tag_prefixes: TagInput = None,
     destinations: Sequence[str] | None = None,
 ) -> AllowRulePlan:
     """What to write into ``nsg`` so that every management source reaches TCP ``port`` on the VM.
@@ -224,6 +225,11 @@ def _rules_for(
     inbound = [r for r in nsg.rules if r.direction.lower() == "inbound"]
     ours = {r.name.lower(): r.priority for r in inbound if _is_ours(r, base)}
     opened = {r.name.lower(): r.destination_prefixes for r in inbound if _is_ours(r, base)}
+    # A rule of ours that an operator pointed at application security groups keeps them: ARM takes
+    # either groups or address prefixes on one side, and the groups are the operator's choice.
+    grouped = {
+        r.name.lower(): r.destination_asgs for r in inbound if _is_ours(r, base) and r.destination_asgs
+    }
     taken = {r.priority for r in inbound}
     why = f"{blocker.name} ({blocker.priority})" if blocker else "no rule"
     description = (
@@ -248,7 +254,10 @@ def _rules_for(
                 access="Allow",
                 protocol="Tcp",
                 source_prefixes=prefixes,
-                destination_prefixes=_destinations_for(opened.get(name.lower(), ()), destinations),
+                destination_prefixes=()
+                if name.lower() in grouped
+                else _destinations_for(opened.get(name.lower(), ()), destinations),
+                destination_asgs=grouped.get(name.lower(), ()),
                 source_ports=("*",),
                 destination_ports=(str(port),),
                 description=description,
@@ -286,7 +295,7 @@ def apply_management_allow(
     network: Network,
     plan: AllowRulePlan,
     *,
-    tag_prefixes: Mapping[str, Sequence[str]] | None = None,
+    tag_prefixes: TagInput = None,
 ) -> tuple[SecurityRule, ...]:
     """Write the plan's rules, re-read the NSG and check the port is now reachable from every source.
 

@@ -50,7 +50,7 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
 
     alert_id = essentials["alertId"].required_text()
     service = essentials["monitoringService"].required_text()
-    state = _state(essentials["monitorCondition"])
+    state = _state(essentials["monitorCondition"], service)
     fired_at = essentials["firedDateTime"].text()
     resolved_at = essentials["resolvedDateTime"].text()
 
@@ -120,12 +120,26 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     )
 
 
-def _state(node: Node) -> State:
+def _state(node: Node, service: str) -> State:
+    """Fired or Resolved. Alerts that never resolve (budget and cost alerts, smart detector alerts,
+    activity log alerts) may carry a null or no ``monitorCondition``: they fired. For any other
+    service a null or absent condition is an error, said as it is ("is null" / "is missing")."""
+    if node.absent and _stateless(service):
+        return "fired"
     text = node.required_text()
     state = _STATES.get(text.lower())
     if state is None:
         raise node.error(f"must be Fired or Resolved, not {text!r}")
     return state
+
+
+# monitoringService values (compared without spaces, dashes and case) of alerts with no resolution.
+_STATELESS_SERVICES = ("budget", "costalerts", "smartdetector", "activitylog")
+
+
+def _stateless(service: str) -> bool:
+    key = re.sub(r"[\s_-]", "", service).lower()
+    return any(key.startswith(prefix) for prefix in _STATELESS_SERVICES)
 
 
 def _severity(node: Node) -> str | None:

@@ -96,7 +96,7 @@ class Node:
             return self.value
         if self.absent:
             if required:
-                raise self.error("is missing")
+                raise self.error("is null" if self.present else "is missing")
             return None
         if required:
             raise self.error(f"must be an object, not {kind_of(self.value)}")
@@ -117,6 +117,8 @@ class Node:
         if text:
             return text
         if required:
+            if self.present and self.value is None:
+                raise self.error("is null")
             if self.absent or text == "":
                 raise self.error("is missing")
             raise self.error(f"must be a string, not {kind_of(self.value)}")

@@ -90,6 +90,12 @@ param runCommandMode string
 @description('Comma-separated NSG source prefixes whose management access (SSH/RDP) must stay open.')
 param managementSources string
 
+@description('Blob container collect-diagnostics uploads into (REMEDIATION_DIAGNOSTICS_CONTAINER).')
+param diagnosticsContainer string = 'diagnostics'
+
+@description('Path of Microsoft\'s Service Tags JSON deployed with the app (relative to the app root), so NSG rules naming service tags other than VirtualNetwork/Internet/AzureLoadBalancer can be evaluated; empty: such rules count as uncertain.')
+param serviceTagsFile string = ''
+
 @description('Minutes an approval request stays open.')
 param approvalTtlMinutes string = '60'
 
@@ -173,6 +179,9 @@ var appSettings = {
   REMEDIATION_STORAGE__clientId: identityClientId
   REMEDIATION_STORAGE__queueServiceUri: queueEndpoint
   REMEDIATION_STORAGE__tableServiceUri: tableEndpoint
+  // Diagnostics uploads: the app mints a user-delegation SAS for one blob of this container per run.
+  REMEDIATION_STORAGE__blobServiceUri: blobEndpoint
+  REMEDIATION_DIAGNOSTICS_CONTAINER: diagnosticsContainer
   REMEDIATION_JOB_STORE: 'table'
   REMEDIATION_QUEUE_NAME: queueName
   REMEDIATION_TABLE_PREFIX: tablePrefix
@@ -184,6 +193,7 @@ var appSettings = {
   REMEDIATION_DRY_RUN: dryRun
   REMEDIATION_RUN_COMMAND_MODE: runCommandMode
   REMEDIATION_MANAGEMENT_SOURCES: managementSources
+  REMEDIATION_SERVICE_TAGS_FILE: serviceTagsFile
   REMEDIATION_APPROVAL_TTL_MINUTES: approvalTtlMinutes
   REMEDIATION_BREAKER_THRESHOLD: breakerThreshold
   REMEDIATION_BREAKER_WINDOW_MINUTES: breakerWindowMinutes

@@ -11,6 +11,18 @@ param roleName string
 @description('Scopes (subscription or resource group ids) the role may be assigned at.')
 param assignableScopes array
 
+@description('The run command mode the app is deployed with: only the classic (action) mode calls runCommand/action.')
+@allowed([
+  'managed'
+  'action'
+])
+param runCommandMode string = 'managed'
+
+// autoremediation/azure/permissions.py CLASSIC_ACTIONS: granted only when the classic mode is deployed.
+var classicActions = runCommandMode == 'action' ? [
+  'Microsoft.Compute/virtualMachines/runCommand/action'
+] : []
+
 resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: roleDefinitionGuid
   properties: {
@@ -20,9 +32,8 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     assignableScopes: assignableScopes
     permissions: [
       {
-        actions: [
+        actions: concat([
           'Microsoft.Compute/virtualMachines/read'
-          'Microsoft.Compute/virtualMachines/runCommand/action'
           'Microsoft.Compute/virtualMachines/runCommands/read'
           'Microsoft.Compute/virtualMachines/runCommands/write'
           'Microsoft.Compute/virtualMachines/runCommands/delete'
@@ -30,6 +41,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Network/locations/operations/read'
           'Microsoft.Network/networkInterfaces/read'
           'Microsoft.Network/virtualNetworks/subnets/read'
+          'Microsoft.Network/virtualNetworks/read'
           'Microsoft.Network/networkSecurityGroups/read'
           'Microsoft.Network/networkSecurityGroups/securityRules/read'
           'Microsoft.Network/networkSecurityGroups/securityRules/write'
@@ -38,7 +50,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Insights/scheduledQueryRules/read'
           'Microsoft.Insights/metricAlerts/read'
           'Microsoft.Insights/activityLogAlerts/read'
-        ]
+        ], classicActions)
         notActions: []
         dataActions: []
         notDataActions: []

@@ -49,6 +49,15 @@ param eventGridPrincipalId string
 @description('A stable key of the Event Grid identity known before deployment (its resource id): the assignment\'s name derives from it.')
 param eventGridPrincipalKey string
 
+@description('Blob container the app\'s diagnostics uploads land in (REMEDIATION_DIAGNOSTICS_CONTAINER).')
+param diagnosticsContainerName string = 'diagnostics'
+
+@description('Principal id of the app identity: it mints short-lived upload SAS for the diagnostics container.')
+param appPrincipalId string = ''
+
+@description('A stable key of the app identity known before deployment (its resource id): the assignments\' names derive from it.')
+param appPrincipalKey string = ''
+
 @description('Days deleted blobs and containers stay recoverable.')
 @minValue(1)
 @maxValue(365)
@@ -56,6 +65,8 @@ param softDeleteDays int = 7
 
 // Storage Blob Data Contributor: Event Grid only needs to write dead-letter blobs.
 var blobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+// Storage Blob Delegator: generateUserDelegationKey only, the key that signs a user-delegation SAS.
+var blobDelegatorRoleId = 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageAccountName
@@ -134,6 +145,15 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Where collect-diagnostics uploads, through a user-delegation SAS for one blob the app mints at dispatch.
+resource diagnosticsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: diagnosticsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -167,6 +187,28 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// A user-delegation SAS can grant no more than its signer holds: Blob Data Contributor on the
+// diagnostics container alone, and the delegation key action on the account (Storage Blob Delegator).
+resource diagnosticsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalKey)) {
+  name: guid(diagnosticsContainer.id, appPrincipalKey, blobDataContributorRoleId)
+  scope: diagnosticsContainer
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
+  }
+}
+
+resource diagnosticsDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(appPrincipalKey)) {
+  name: guid(account.id, appPrincipalKey, blobDelegatorRoleId)
+  scope: account
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDelegatorRoleId)
+  }
+}
+
 output accountId string = account.id
 output accountName string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
@@ -174,4 +216,5 @@ output queueEndpoint string = account.properties.primaryEndpoints.queue
 output tableEndpoint string = account.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output deadLetterContainerName string = deadLetterContainer.name
+output diagnosticsContainerName string = diagnosticsContainer.name
 output queueName string = jobQueue.name

@@ -1,43 +1,30 @@
 #!/bin/bash
-# Bundles system state and recent logs into a tar.gz and uploads it to a blob SAS URL. Changes nothing
-# on the VM: the archive lives in a private temporary directory that is removed at exit.
-# Parameters (environment): UPLOAD_URL (protected), MAX_LOG_LINES (2000), DRY_RUN (0).
-# The last line of stdout is `REMEDIATION_RESULT {json}`; the URL is never printed.
-set -euo pipefail
-export LC_ALL=C
+# Bundles system state and recent logs into a tar.gz and uploads it to the app's diagnostics container.
+# Changes nothing on the VM: the archive lives in a private temporary directory that is removed at exit.
+# Parameters (environment): UPLOAD_URL (the blob URL, without SAS), UPLOAD_TOKEN (protected: the SAS,
+# base64), MAX_LOG_LINES (2000), DRY_RUN (0). The SAS reaches curl through a config file in the private
+# directory (never its argv or environment) and is never printed.
+# The last line of stdout is `REMEDIATION_RESULT {json}`.
+# @prelude
 umask 077
 
-result_printed=0
-work=""
-emit() {
-  result_printed=1
-  printf 'REMEDIATION_RESULT %s\n' "$1"
-}
-on_exit() {
-  local code=$?
-  [ -n "$work" ] && rm -rf -- "$work"
-  if [ "$result_printed" = 0 ]; then
-    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
-    [ "$code" = 0 ] && code=1
-  fi
-  exit "$code"
-}
-trap on_exit EXIT
-fail() {
-  echo "error: $1" >&2
-  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
-  exit 2
-}
-
 UPLOAD_URL="${UPLOAD_URL-}"
+UPLOAD_TOKEN="${UPLOAD_TOKEN-}"
+# Out of the environment of everything this script starts.
+export -n UPLOAD_TOKEN
 MAX_LOG_LINES="${MAX_LOG_LINES-2000}"
 DRY_RUN="${DRY_RUN-0}"
-# A blob URL with a SAS query: https only, an Azure storage host, no spaces, quotes or shell syntax.
-# Unbounded repeats plus a length check: a {1,2000} bound makes bash's regex engine crawl.
-url_re='^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]+\?[A-Za-z0-9%=&:._-]+$'
-if ! [[ "$UPLOAD_URL" =~ $url_re ]] || [ "${#UPLOAD_URL}" -gt 2400 ] || [[ "$UPLOAD_URL" == *..* ]]; then
-  fail "UPLOAD_URL must be an https blob SAS URL"
+# The blob URL of an Azure storage account: https only, no query, no spaces, quotes or shell syntax.
+url_re='^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+$'
+if ! [[ "$UPLOAD_URL" =~ $url_re ]] || [ "${#UPLOAD_URL}" -gt 1100 ] || [[ "$UPLOAD_URL" == *..* ]]; then
+  fail "UPLOAD_URL must be an https blob URL of the diagnostics container"
 fi
+{ [[ "$UPLOAD_TOKEN" =~ ^[A-Za-z0-9+/]+={0,2}$ ]] && [ "${#UPLOAD_TOKEN}" -le 4000 ]; } ||
+  fail "UPLOAD_TOKEN must be a base64 SAS"
+sas=$(printf '%s' "$UPLOAD_TOKEN" | base64 -d 2>/dev/null) || fail "UPLOAD_TOKEN must be a base64 SAS"
+UPLOAD_TOKEN=""
+# A SAS query: field=value pairs of URL-safe characters; nothing a curl config line could misread.
+[[ "$sas" =~ ^[A-Za-z0-9%=\&:._/+-]+$ ]] || fail "UPLOAD_TOKEN must be a base64 SAS"
 [[ "$MAX_LOG_LINES" =~ ^[0-9]{1,6}$ ]] || fail "MAX_LOG_LINES must be an integer 100..100000"
 lines=$((10#$MAX_LOG_LINES))
 { [ "$lines" -ge 100 ] && [ "$lines" -le 100000 ]; } || fail "MAX_LOG_LINES must be an integer 100..100000"
@@ -71,6 +58,7 @@ if [ "$DRY_RUN" = 1 ]; then
 fi
 
 work=$(mktemp -d)
+cleanup_paths+=("$work")
 mkdir "$work/diag"
 collected=0
 for probe in "${probes[@]}"; do
@@ -90,10 +78,14 @@ echo "collected $collected items into a $size byte archive"
 uploaded=false
 http=0
 if command -v curl >/dev/null; then
-  # The URL goes to curl as one argument; the SAS token never reaches the output.
+  # The signed URL goes to curl in a config file only root can read, never on its command line.
+  config="$work/upload.curl"
+  printf 'url = "%s?%s"\n' "$UPLOAD_URL" "$sas" >"$config"
+  sas=""
   http=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 300 --retry 2 -X PUT \
     -H "x-ms-blob-type: BlockBlob" -H "Content-Type: application/gzip" \
-    --upload-file "$work/diagnostics.tar.gz" "$UPLOAD_URL" 2>/dev/null) || http=0
+    --upload-file "$work/diagnostics.tar.gz" -K "$config" 2>/dev/null) || http=0
+  rm -f -- "$config"
   [[ "$http" =~ ^[0-9]{3}$ ]] || http=0
   [ "$http" = 201 ] && uploaded=true
   echo "upload: HTTP $http"
@@ -102,5 +94,5 @@ else
 fi
 status=not-fixed
 [ "$uploaded" = true ] && status=fixed
-emit "{\"status\":\"$status\",\"dryRun\":false,\"before\":{},\"after\":{\"uploaded\":$uploaded,\"httpStatus\":$((10#$http)),\"archiveBytes\":$size,\"items\":$collected}}"
+emit "{\"status\":\"$status\",\"dryRun\":false,\"blobUrl\":\"$UPLOAD_URL\",\"before\":{},\"after\":{\"uploaded\":$uploaded,\"httpStatus\":$((10#$http)),\"archiveBytes\":$size,\"items\":$collected}}"
 [ "$status" = fixed ]

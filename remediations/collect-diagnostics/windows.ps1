@@ -1,26 +1,22 @@
-# Bundles system state and recent event logs into a zip and uploads it to a blob SAS URL. Changes
-# nothing on the VM: the archive is written to a private temporary folder removed at the end.
-# The last line of output is `REMEDIATION_RESULT {json}`; the URL is never printed.
+# Bundles system state and recent event logs into a zip and uploads it to the app's diagnostics
+# container: UploadUrl is the blob URL (no SAS), UploadToken the SAS, base64 (a protected parameter,
+# so no cmd.exe metacharacter travels). Changes nothing on the VM: the archive is written to a private
+# temporary folder removed at the end. The last line of output is `REMEDIATION_RESULT {json}`; the SAS
+# is never printed and never on a command line (the upload runs in this process).
 [CmdletBinding()]
 param(
     [string]$UploadUrl = '',
+    [string]$UploadToken = '',
     [string]$MaxLogLines = '2000',
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
+# @prelude
 
-function Write-Result([hashtable]$Result) {
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
-}
-function Exit-WithError([string]$Reason) {
-    Write-Output "error: $Reason"
-    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
-    exit 2
-}
-
-$urlPattern = '^(?!.*\.\.)https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._-]{1,200}\?[A-Za-z0-9%=&:._-]{1,2000}$'
-if ($UploadUrl -cnotmatch $urlPattern) { Exit-WithError 'UploadUrl must be an https blob SAS URL' }
+$urlPattern = '^https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]{1,1000}$'
+if ($UploadUrl -cnotmatch $urlPattern -or $UploadUrl.Contains('..')) { Exit-WithError 'UploadUrl must be an https blob URL of the diagnostics container' }
+if ($UploadToken -cnotmatch '^[A-Za-z0-9+/]{1,4000}={0,2}$') { Exit-WithError 'UploadToken must be a base64 SAS' }
+try { $sas = [Text.Encoding]::ASCII.GetString([Convert]::FromBase64String($UploadToken)) } catch { Exit-WithError 'UploadToken must be a base64 SAS' }
+if ($sas -cnotmatch '^[A-Za-z0-9%=&:._/+-]+$') { Exit-WithError 'UploadToken must be a base64 SAS' }
 if ($MaxLogLines -notmatch '^[0-9]{1,6}$' -or [int]$MaxLogLines -lt 100 -or [int]$MaxLogLines -gt 100000) {
     Exit-WithError 'MaxLogLines must be an integer 100..100000'
 }
@@ -60,14 +56,14 @@ try {
     Write-Output "collected $items items into a $size byte archive"
     $http = 0
     try {
-        $response = Invoke-WebRequest -Uri $UploadUrl -Method Put -InFile $archive -UseBasicParsing `
+        $response = Invoke-WebRequest -Uri "${UploadUrl}?$sas" -Method Put -InFile $archive -UseBasicParsing `
             -Headers @{ 'x-ms-blob-type' = 'BlockBlob' } -ContentType 'application/zip' -TimeoutSec 300
         $http = [int]$response.StatusCode
     } catch { Write-Output 'upload failed' }
     Write-Output "upload: HTTP $http"
     $uploaded = $http -eq 201
     $status = if ($uploaded) { 'fixed' } else { 'not-fixed' }
-    Write-Result @{ status = $status; dryRun = $false; before = @{}; after = @{ uploaded = $uploaded; httpStatus = $http; archiveBytes = $size; items = $items } }
+    Write-Result @{ status = $status; dryRun = $false; blobUrl = $UploadUrl; before = @{}; after = @{ uploaded = $uploaded; httpStatus = $http; archiveBytes = $size; items = $items } }
 } finally {
     Remove-Item -LiteralPath $work -Recurse -Force -ErrorAction SilentlyContinue
 }

@@ -2,28 +2,7 @@
 # Makes sure a time synchronisation service runs and asks it to correct the clock now: chrony first,
 # then systemd-timesyncd. Parameters (environment): DRY_RUN (0).
 # The last line of stdout is `REMEDIATION_RESULT {json}`.
-set -euo pipefail
-export LC_ALL=C
-
-result_printed=0
-emit() {
-  result_printed=1
-  printf 'REMEDIATION_RESULT %s\n' "$1"
-}
-on_exit() {
-  local code=$?
-  if [ "$result_printed" = 0 ]; then
-    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
-    [ "$code" = 0 ] && code=1
-  fi
-  exit "$code"
-}
-trap on_exit EXIT
-fail() {
-  echo "error: $1" >&2
-  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
-  exit 2
-}
+# @prelude
 
 DRY_RUN="${DRY_RUN-0}"
 [[ "$DRY_RUN" =~ ^(0|1)$ ]] || fail "DRY_RUN must be 0 or 1"

@@ -4,17 +4,7 @@
 param(
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
-
-function Write-Result([hashtable]$Result) {
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
-}
-function Exit-WithError([string]$Reason) {
-    Write-Output "error: $Reason"
-    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
-    exit 2
-}
+# @prelude
 
 if ($DryRun -notmatch '^(0|1)$') { Exit-WithError 'DryRun must be 0 or 1' }
 $dry = $DryRun -eq '1'

@@ -5,30 +5,7 @@
 #   PRUNE_CONTAINER_IMAGES (0), DRY_RUN (0).
 # The last line of stdout is `REMEDIATION_RESULT {json}`.
 # shellcheck disable=SC2317  # the step functions are called through run_step
-set -euo pipefail
-export LC_ALL=C
-
-result_printed=0
-emit() {
-  result_printed=1
-  printf 'REMEDIATION_RESULT %s\n' "$1"
-}
-# Any unexpected failure still ends with a result line the engine can read.
-on_exit() {
-  local code=$?
-  if [ "$result_printed" = 0 ]; then
-    emit '{"status":"error","reason":"unexpected failure (exit '"$code"')","before":{},"after":{}}'
-    [ "$code" = 0 ] && code=1
-  fi
-  exit "$code"
-}
-trap on_exit EXIT
-
-fail() {
-  echo "error: $1" >&2
-  emit "{\"status\":\"error\",\"reason\":\"$1\",\"before\":{},\"after\":{}}"
-  exit 2
-}
+# @prelude
 
 # --- parameters: validated again here, whatever the caller checked ----------------------------------
 MOUNT_POINT="${MOUNT_POINT-/}"

@@ -8,17 +8,7 @@ param(
     [string]$PruneContainerImages = 'false',
     [string]$DryRun = '0'
 )
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
-
-function Write-Result([hashtable]$Result) {
-    Write-Output ('REMEDIATION_RESULT ' + ($Result | ConvertTo-Json -Compress -Depth 6))
-}
-function Exit-WithError([string]$Reason) {
-    Write-Output "error: $Reason"
-    Write-Result @{ status = 'error'; reason = $Reason; before = @{}; after = @{} }
-    exit 2
-}
+# @prelude
 
 # Validated again here, whatever the caller checked. Digits only before any conversion.
 if ($MountPoint -notmatch '^[A-Za-z]:$') { Exit-WithError 'MountPoint must be a drive letter such as C:' }

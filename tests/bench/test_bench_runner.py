@@ -38,6 +38,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         "arm_calls_per_vm",
         "campaign_stop_within_window",
         "worker_peak_rss_mb",
+        "nsg_path_verdicts_per_s",
+        "nsg_detection_ms",
+        "nsg_detection_arm_reads",
         "throttled_campaign_ratio",
         "throttled_campaign_429s",
         "storage_ops_per_job",
@@ -50,8 +53,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert figures["storm_100_alerts_10_vms_jobs"] == 10
     assert figures["campaign_vms_run_twice"] == 0
     assert figures["campaign_stop_within_window"] == 1
-    assert 0 < figures["arm_calls_per_vm"] <= 4
+    assert 0 < figures["arm_calls_per_vm"] <= 5  # one of them the DELETE of a finished run command
     assert figures["intake_alerts_per_s"] > 0
+    assert figures["nsg_detection_arm_reads"] == 5  # NSG, NIC, subnet, VNet, VM: each read once
     assert figures["throttled_campaign_429s"] == 0
     assert figures["multiprocess_vms_run_twice"] == 0
     assert figures["multiprocess_jobs_lost"] == 0

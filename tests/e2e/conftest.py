@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from localfleet.server import FleetServer
 
-from autoremediation.localfleet.server import FleetServer
 from tests.azurite import azurite, azurite_connection_string  # noqa: F401
 
 HERE = Path(__file__).parent

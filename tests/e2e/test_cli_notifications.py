@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation import campaign_cli
-from autoremediation.localfleet.server import FleetServer
 from tests.e2e.test_cli_fleet import disk_alert, nsg_event, remediate
 from tests.fleet.conftest import SUB, small_fleet
 from tests.helpers.receivers import Receiver

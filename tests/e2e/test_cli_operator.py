@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from localfleet.server import FleetServer
 
 from autoremediation.cli import main
-from autoremediation.localfleet.server import FleetServer
 from tests.e2e.test_cli_fleet import HERE, disk_alert, jobs, nsg_event, remediate
 from tests.helpers.catalogs import REPO
 

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localfleet.fleetfile import parse_fleet
+from localfleet.server import FleetServer
 
 from autoremediation.azure import clients
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.azure.network import AzureNetwork
-from autoremediation.localfleet.fleetfile import parse_fleet
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.settings import Settings
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -97,8 +97,7 @@ def alerts(settings: Settings, sleeps: Sleeps) -> AzureAlerts:
 def sdk(fleet: FleetServer) -> Any:
     """The raw ComputeManagementClient, for route-level tests."""
     from azure.mgmt.compute import ComputeManagementClient
-
-    from autoremediation.localfleet.credential import FleetCredential
+    from localfleet.credential import FleetCredential
 
     return ComputeManagementClient(
         FleetCredential(),
@@ -113,8 +112,7 @@ def sdk(fleet: FleetServer) -> Any:
 @pytest.fixture
 def netsdk(fleet: FleetServer) -> Any:
     from azure.mgmt.network import NetworkManagementClient
-
-    from autoremediation.localfleet.credential import FleetCredential
+    from localfleet.credential import FleetCredential
 
     return NetworkManagementClient(
         FleetCredential(),

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from localfleet.fleetfile import parse_fleet
+from localfleet.server import FleetServer
 
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.calls import Retrier
 from autoremediation.catalog import load_catalog
 from autoremediation.errors import InvalidInput, NotFound, Transient
-from autoremediation.localfleet.fleetfile import parse_fleet
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.planning import Planner
 from autoremediation.ports import SystemClock
 from autoremediation.provenance import AlertGate, ProvenanceSettings, ProvenanceUnavailable, parse_time

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
+from localfleet import FleetServer
+from localfleet.fleetfile import CAMPAIGN_FLEET, load_fleet
 
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.localfleet import FleetServer
-from autoremediation.localfleet.fleetfile import CAMPAIGN_FLEET, load_fleet
 from autoremediation.ports import RunRequest
 from autoremediation.settings import Settings
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation import campaign_cli
-from autoremediation.localfleet.server import FleetServer
 
 from .conftest import SUB, small_fleet
 

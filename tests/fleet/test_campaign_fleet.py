@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation import campaigns
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.campaign_cli import drive
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.services import Services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
@@ -81,7 +81,7 @@ def _peak_overlap(fleet: FleetServer) -> tuple[int, int]:
     runs = 0
     with fleet.fleet.lock:
         for vm in fleet.fleet.vms.values():
-            for run in vm.managed.values():
+            for run in [*vm.managed.values(), *vm.deleted]:
                 runs += 1
                 edges.append((run.started, 1))
                 edges.append((run.ended if run.ended is not None else float("inf"), -1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.azure import clients
 from autoremediation.azure.compute import AzureCompute
@@ -14,7 +15,6 @@ from autoremediation.errors import (
     OsMismatch,
     VmNotRunning,
 )
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.settings import Settings
 

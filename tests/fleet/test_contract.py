@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from autoremediation.localfleet.server import FleetServer
+from localfleet.server import FleetServer
 
 from .conftest import SUB
 from .test_routes import raw

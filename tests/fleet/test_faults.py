@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute, RunOutcomeUnknown
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.errors import Busy, Permanent, Throttled, Transient
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest
 from autoremediation.settings import Settings
 

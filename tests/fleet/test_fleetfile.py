@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localfleet.fleetfile import FleetFileError, load_fleet, parse_fleet
 
 from autoremediation.errors import InvalidInput
-from autoremediation.localfleet.fleetfile import FleetFileError, load_fleet, parse_fleet
 
 from .conftest import SUB
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.azure.network import AzureNetwork
 from autoremediation.errors import InvalidInput, NotFound, Permanent
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import SecurityRule
 
 from .conftest import RG, nsg_id, vm_id
@@ -81,8 +81,9 @@ def test_application_security_groups_are_never_read_as_any() -> None:
         destination_port_range="22",
     )
     rule = rule_from_model(sdk)
-    assert rule.source_prefixes == (asg,)  # not ("*",): an Allow from an ASG is not an Allow from anywhere
-    assert rule.destination_prefixes == ("*",)
+    # Not ("*",): an Allow from an ASG is not an Allow from anywhere. The group stays a group.
+    assert (rule.source_prefixes, rule.source_asgs) == ((), (asg,))
+    assert (rule.destination_prefixes, rule.destination_asgs) == (("*",), ())
 
 
 def test_put_rule_is_idempotent_and_keeps_lists(network: AzureNetwork, fleet: FleetServer) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from localfleet.server import FleetServer
 
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.azure.network import AzureNetwork
-from autoremediation.azure.permissions import REQUIRED_ACTIONS
+from autoremediation.azure.permissions import CLASSIC_ACTIONS, REQUIRED_ACTIONS, required_actions
 from autoremediation.errors import NotFound
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.ports import RunRequest, SecurityRule
 
 from .conftest import RG, SUB, nsg_id, vm_id
@@ -50,6 +50,7 @@ ACTIONS = (
     ),
     ("GET", rf"{_NET}/networkinterfaces/[^/]+", "Microsoft.Network/networkInterfaces/read"),
     ("GET", rf"{_NET}/virtualnetworks/[^/]+/subnets/[^/]+", "Microsoft.Network/virtualNetworks/subnets/read"),
+    ("GET", rf"{_NET}/virtualnetworks/[^/]+", "Microsoft.Network/virtualNetworks/read"),
     ("GET", rf"{_NET}/networksecuritygroups/[^/]+", "Microsoft.Network/networkSecurityGroups/read"),
     (
         "GET",
@@ -88,10 +89,10 @@ def test_the_adapters_need_exactly_the_required_actions(
     compute.start_run(request)
     compute.get_run(vm, "r1")
     compute.cancel_run(vm, "r1")
-    classic.start_run(request)
     nsg = network.get_nsg(nsg_id())
     nic = network.get_nic(nsg.nic_ids[0])
     network.get_subnet_nsg(nic.subnet_ids[0])
+    network.get_virtual_network(nic.subnet_ids[0].rpartition("/subnets/")[0])
     network.put_security_rule(
         nsg.id,
         SecurityRule(
@@ -110,5 +111,13 @@ def test_the_adapters_need_exactly_the_required_actions(
     with pytest.raises(NotFound):  # the demo fleet has no metric alert rule; the read is still made
         alerts.get_rule(f"{RG}/providers/Microsoft.Insights/metricAlerts/cpu-high")
     alerts.change_state(alert_id, "Closed", "fixed")
-    used = {action_of(method, path) for method, path in fleet.calls}
-    assert used == set(REQUIRED_ACTIONS)
+    managed = {action_of(method, path) for method, path in fleet.calls}
+    managed_calls = len(fleet.calls)
+    classic.start_run(request)
+    classic_only = {action_of(method, path) for method, path in fleet.calls[managed_calls:]} - managed
+    assert managed | classic_only == set(required_actions("action"))
+    # The classic mode adds runCommand/action: the role grants it only when that mode is deployed.
+    assert set(CLASSIC_ACTIONS) <= classic_only and not set(CLASSIC_ACTIONS) & set(REQUIRED_ACTIONS)
+    assert set(required_actions("managed")) == set(REQUIRED_ACTIONS)
+    # The emulator finishes the managed PUT and DELETE at once; Azure polls them on the operations route.
+    assert set(REQUIRED_ACTIONS) - managed <= {"Microsoft.Compute/locations/operations/read"}

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from localfleet.server import FleetServer
 
 from autoremediation import runresult
-from autoremediation.localfleet.server import FleetServer
 
 from .conftest import SUB, small_fleet
 
@@ -50,8 +50,7 @@ def test_listing_a_large_fleet_pages_through_next_links() -> None:
     fleet_spec = small_fleet({"name": "vm-{index:03d}", "count": 250})
     with FleetServer(fleet_spec, sandbox=False) as fleet:
         from azure.mgmt.compute import ComputeManagementClient
-
-        from autoremediation.localfleet.credential import FleetCredential
+        from localfleet.credential import FleetCredential
 
         client = ComputeManagementClient(
             FleetCredential(), SUB, base_url=fleet.base_url, connection_verify=fleet.ca_bundle, retry_total=0
@@ -129,8 +128,7 @@ def test_action_output_keeps_the_last_4096_bytes() -> None:
     fleet_spec = small_fleet({"name": "w", "os": "windows", "outcomes": [{"stdout": long_out}]})
     with FleetServer(fleet_spec, sandbox=False) as fleet:
         from azure.mgmt.compute import ComputeManagementClient
-
-        from autoremediation.localfleet.credential import FleetCredential
+        from localfleet.credential import FleetCredential
 
         client = ComputeManagementClient(
             FleetCredential(),
@@ -391,7 +389,7 @@ def test_subnet_with_an_nsg_reports_the_association() -> None:
             }
         ]
     }
-    from autoremediation.localfleet.fleetfile import parse_fleet
+    from localfleet.fleetfile import parse_fleet
 
     with FleetServer(parse_fleet(doc), sandbox=False) as fleet:
         status, body = raw(

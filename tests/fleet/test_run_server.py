@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from localfleet.fleetfile import FleetFileError
+from localfleet.server import FleetServer, run_server
 
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.localfleet.fleetfile import FleetFileError
-from autoremediation.localfleet.server import FleetServer, run_server
 from autoremediation.settings import Settings
 
 from .conftest import REPO_ROOT, vm_id
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.fleet
 
 def test_serves_until_sigterm_after_one_ready_line() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    code = "from autoremediation.localfleet.server import run_server; raise SystemExit(run_server(None, 0))"
+    code = "from localfleet.server import run_server; raise SystemExit(run_server(None, 0))"
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,

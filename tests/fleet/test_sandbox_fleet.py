@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from localfleet.guest import sandbox_support
+from localfleet.server import FleetServer
 
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.localfleet.guest import sandbox_support
-from autoremediation.localfleet.server import FleetServer
+from autoremediation.catalog import load_catalog
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.settings import Settings
 from autoremediation.verification import refused_input
@@ -28,7 +29,8 @@ def script() -> str:
         pytest.skip(f"no guest sandbox here: {reason}")
     if not SCRIPT.is_file():
         pytest.skip(f"{SCRIPT.relative_to(REPO_ROOT)} is not in the catalog yet")
-    return SCRIPT.read_text()
+    # As dispatched: the shared prelude joined in by the catalog loader.
+    return load_catalog(REPO_ROOT / "remediations").get("free-disk-space").script("linux")
 
 
 def run(compute: AzureCompute, script: str, name: str, params: dict[str, str] = PARAMS) -> RunStatus:
@@ -103,7 +105,7 @@ def test_restore_access_gives_the_same_verdict_in_both_modes(tmp_path: Path) -> 
         pytest.skip(f"no guest sandbox here: {reason}")
     if not ACCESS_SCRIPT.is_file():
         pytest.skip("restore-management-access/linux.sh is not in the catalog yet")
-    script = ACCESS_SCRIPT.read_text()
+    script = load_catalog(REPO_ROOT / "remediations").get("restore-management-access").script("linux")
     verdicts = {}
     for mode in ("managed", "action"):
         # A fresh demo fleet per mode: vm-linux-locked's guest firewall drops port 22.
@@ -118,7 +120,7 @@ def test_restore_access_gives_the_same_verdict_in_both_modes(tmp_path: Path) -> 
                 run_name="access",
                 os_type="linux",
                 script=script,
-                parameters={"PORT": "22", "DRY_RUN": "0"},
+                parameters={"PORT": "22", "MANAGEMENT_SOURCES": "10.1.0.0/24", "DRY_RUN": "0"},
                 timeout_seconds=120,
             )
             status = compute.start_run(request)

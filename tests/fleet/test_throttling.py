@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from localfleet.fleetfile import parse_fleet
+from localfleet.server import FleetServer
+from localfleet.throttle import ARM_DEFAULTS, BucketSpec, Throttle
 
 from autoremediation.errors import InvalidInput
-from autoremediation.localfleet.fleetfile import parse_fleet
-from autoremediation.localfleet.server import FleetServer
-from autoremediation.localfleet.throttle import ARM_DEFAULTS, BucketSpec, Throttle
 from tests.fleet.conftest import SUB
 
 pytestmark = pytest.mark.fleet
@@ -91,8 +91,7 @@ def test_the_sdk_sees_remaining_reads_then_a_429_with_retry_after(throttled: Fle
     from azure.core.exceptions import HttpResponseError
     from azure.core.pipeline.policies import SansIOHTTPPolicy
     from azure.mgmt.compute import ComputeManagementClient
-
-    from autoremediation.localfleet.credential import FleetCredential
+    from localfleet.credential import FleetCredential
 
     seen: list[dict[str, str]] = []
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from localfleet.alerting import parse_time
+from localfleet.fleetfile import load_fleet
 
 from autoremediation import services as services_module
 from autoremediation.blueprints import runtime
-from autoremediation.localfleet.alerting import parse_time
-from autoremediation.localfleet.fleetfile import load_fleet
 from autoremediation.ports import VmFacts
 from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings

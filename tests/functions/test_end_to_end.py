@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from azure.functions.queue import QueueMessage
+from localfleet.server import FleetServer
 
 from autoremediation import jobs
 from autoremediation.azure import clients
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from tests.azurite import Azurite, azurite, unique_name  # noqa: F401

@@ -12,11 +12,11 @@ import azure.functions as func
 import pytest
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.meta import Datum
+from localfleet.server import FleetServer
 
 from autoremediation import jobs
 from autoremediation.azure import clients
 from autoremediation.errors import Transient
-from autoremediation.localfleet.server import FleetServer
 from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
@@ -166,3 +166,37 @@ def test_a_storage_outage_raises_so_event_grid_delivers_again(tmp_path: Path) ->
         finally:
             set_services(None)
             clients.clear_cache()
+
+
+def test_the_event_and_the_activity_log_alert_of_one_write_make_one_job_shown_with_its_evidence(
+    wired: Wired,
+) -> None:
+    from dataclasses import replace
+
+    from autoremediation.services import get_services
+    from tests.functions.conftest import RITA, http, json_of
+
+    call("resource_events", decoded(nsg_event()))
+    response = call("alerts", http("POST", "alerts", sample("nsg-rule-write-alert.json")))
+    assert response.status_code in (200, 202), response.get_body()
+
+    [job] = wired.store.list()
+    assert job.idempotency_key.startswith("change|3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4|")
+    # The operator API knows who asks only behind App Service authentication: a reader signs in.
+    services = get_services()
+    services.settings = replace(services.settings, platform_auth=True)
+    route = {"id": job.id}
+    response = call(
+        "remediations_get", http("GET", f"remediations/{job.id}", route_params=route, headers=RITA)
+    )
+    view = json_of(response)
+    assert response.status_code == 200, view
+    evidence = view["evidence"]
+    assert (evidence["rule"], evidence["level"], evidence["direction"], evidence["port"]) == (
+        "deny-ssh",
+        "nic",
+        "Inbound",
+        22,
+    )
+    assert evidence["nsg_id"].lower().endswith("/networksecuritygroups/nsg-demo")
+    assert evidence["change"]["correlationId"] == "3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4"

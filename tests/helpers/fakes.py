@@ -170,7 +170,7 @@ class FakeAlerts:
 
 def alerts_from_fleet(spec: Any) -> FakeAlerts:
     """A FakeAlerts holding what a fleet file declares (the demo fleet: the alerts of samples/)."""
-    from autoremediation.localfleet.alerting import parse_time
+    from localfleet.alerting import parse_time
 
     fake = FakeAlerts()
     for rule in spec.alert_rules:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from autoremediation.azure.permissions import REQUIRED_ACTIONS
+from autoremediation.azure.permissions import CLASSIC_ACTIONS, REQUIRED_ACTIONS
 
 from . import bicep
 
@@ -13,7 +13,8 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 # The only built-in roles the templates may assign, each with the reason it is needed.
 ALLOWED_BUILT_IN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner: host state, deployment package",
-    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor: Event Grid dead-letters",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor: dead-letters, diagnostics",
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a": "Storage Blob Delegator: the user delegation key for upload SAS",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor: the job queue",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor: the job store",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher: telemetry with Entra auth",
@@ -40,7 +41,37 @@ def _role_permissions() -> dict[str, list[str | None]]:
     tree = bicep.parse(OPERATOR_ROLE)
     (permissions,) = list(bicep.object_properties(tree, "permissions"))
     (entry,) = [child for child in permissions.children if child.type == "object"]
-    return {key: bicep.array_literals(value) for key, value in bicep.properties(entry).items()}
+    found = {}
+    for key, value in bicep.properties(entry).items():
+        if key == "actions":
+            # concat([...always...], classicActions): the literal array is what every mode gets.
+            arrays = [node for node in bicep.walk(value) if node.type == "array"]
+            assert bicep.text(value).startswith("concat(") and bicep.text(value).rstrip().endswith(
+                ", classicActions)"
+            ), bicep.text(value)
+            found[key] = bicep.array_literals(arrays[0])
+        else:
+            found[key] = bicep.array_literals(value)
+    return found
+
+
+def test_run_command_action_is_granted_only_when_the_classic_mode_is_deployed() -> None:
+    tree = bicep.parse(OPERATOR_ROLE)
+    classic = bicep.declaration(tree, "var", "classicActions").value
+    condition, _, branches = bicep.text(classic).partition("?")
+    assert condition.strip() == "runCommandMode == 'action'"
+    _, _, otherwise = branches.partition(":")
+    assert bicep.array_literals(next(n for n in bicep.walk(classic) if n.type == "array")) == list(
+        CLASSIC_ACTIONS
+    )
+    assert otherwise.strip() == "[]"
+    assert "runCommand/action" not in " ".join(str(a) for a in _role_permissions()["actions"])
+    # main.bicep passes the deployed mode through, so a managed deployment never gets the action.
+    main = bicep.parse(bicep.INFRA / "main.bicep")
+    params = bicep.properties(
+        bicep.properties(bicep.declaration(main, "module", "operatorRole").value)["params"]
+    )
+    assert bicep.text(params["runCommandMode"]) == "runCommandMode"
 
 
 def test_custom_role_grants_exactly_the_actions_the_code_calls() -> None:
@@ -127,3 +158,13 @@ def test_event_grid_writes_only_to_the_dead_letter_container() -> None:
     storage = bicep.parse(bicep.INFRA / "modules" / "storage.bicep")
     writer = bicep.declaration(storage, "resource", "deadLetterWriter")
     assert bicep.text(bicep.properties(writer.value)["scope"]) == "deadLetterContainer"
+
+
+def test_the_app_writes_diagnostics_only_to_its_container_and_may_sign_a_delegation_sas() -> None:
+    storage = bicep.parse(bicep.INFRA / "modules" / "storage.bicep")
+    writer = bicep.text(bicep.declaration(storage, "resource", "diagnosticsWriter").value)
+    assert "scope: diagnosticsContainer\n" in writer and "blobDataContributorRoleId)" in writer
+    delegator = bicep.text(bicep.declaration(storage, "resource", "diagnosticsDelegator").value)
+    assert "scope: account\n" in delegator and "blobDelegatorRoleId)" in delegator
+    role = bicep.text(bicep.declaration(storage, "var", "blobDelegatorRoleId").value)
+    assert role == "'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'"

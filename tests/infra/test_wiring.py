@@ -367,11 +367,11 @@ def test_the_high_cpu_alert_is_opt_in_and_names_collect_diagnostics(wiring: bice
         },
     }
     report = planner.plan_payload(payload)
-    # The upload URL is secret: an alert alone never starts it; the note says so.
-    assert report.plans == ()
-    assert [n.message for n in report.notes] == [
-        "collect-diagnostics takes secret parameters: only an operator request can start it"
-    ]
+    # The destination is the app's own container, its SAS minted at dispatch: nothing secret comes
+    # from the alert, which names the remediation and nothing else.
+    [plan] = report.plans
+    assert plan.finding.remediation == "collect-diagnostics"
+    assert dict(plan.finding.parameters) == {}  # defaults are filled at dispatch
 
 
 # Event Grid: "25 advanced filters and 25 filter values across all the filters per Event Grid subscription".

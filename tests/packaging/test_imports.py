@@ -37,8 +37,7 @@ def _production_modules() -> list[Path]:
     return [
         path
         for path in sorted(PACKAGE.rglob("*.py"))
-        if "localfleet" not in path.relative_to(PACKAGE).parts
-        and path.relative_to(PACKAGE).as_posix() not in DEV_MODULES
+        if path.relative_to(PACKAGE).as_posix() not in DEV_MODULES
     ]
 
 
@@ -54,8 +53,8 @@ def test_no_production_module_imports_the_local_fleet() -> None:
         f"{path.relative_to(REPO_ROOT)}:{line}: {name}"
         for path in _production_modules()
         for line, name in _imports(path)
-        if name == "autoremediation.localfleet"
-        or name.startswith("autoremediation.localfleet.")
+        if name == "localfleet"
+        or name.startswith("localfleet.")
         or name.split(".")[0] in DEV_ONLY_DISTRIBUTIONS
     ]
     assert offenders == []
@@ -63,7 +62,7 @@ def test_no_production_module_imports_the_local_fleet() -> None:
 
 def test_the_functions_deployment_leaves_the_emulator_out() -> None:
     ignored = (REPO_ROOT / ".funcignore").read_text(encoding="utf-8").split()
-    assert {"autoremediation/localfleet", "autoremediation/demo.py", "setup.py"} <= set(ignored)
+    assert {"emulator", "autoremediation/demo.py", "setup.py"} <= set(ignored)
     # ... which is safe only because nothing deployed imports what is left out.
     offenders = [
         f"{path.relative_to(REPO_ROOT)}:{line}: {name}"
@@ -96,9 +95,17 @@ def test_dev_only_libraries_are_not_runtime_dependencies() -> None:
     assert declared & DEV_ONLY_DISTRIBUTIONS == set()
     assert deployed & DEV_ONLY_DISTRIBUTIONS == set()
     assert dev >= DEV_ONLY_DISTRIBUTIONS  # tests and the demo still get them
-    # The emulator extra names them for anyone who wants `remediate fleet serve` from a wheel.
-    extra = _requirement_names(pyproject["project"]["optional-dependencies"]["localfleet"])
-    assert extra >= DEV_ONLY_DISTRIBUTIONS
+    # The emulator is a distribution of its own, which brings them to whoever installs it.
+    emulator = tomllib.loads((REPO_ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8"))
+    assert _requirement_names(emulator["project"]["dependencies"]) >= DEV_ONLY_DISTRIBUTIONS
+
+
+def test_the_emulator_is_its_own_package_outside_the_product() -> None:
+    assert not (PACKAGE / "localfleet").exists()
+    assert (REPO_ROOT / "emulator" / "localfleet" / "server.py").is_file()
+    # It depends on the product, never the other way round (see the import scan above).
+    emulator = tomllib.loads((REPO_ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "azure-vm-autoremediation" in _requirement_names(emulator["project"]["dependencies"])
 
 
 def test_runtime_dependencies_are_pinned_for_the_functions_build() -> None:

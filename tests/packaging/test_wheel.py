@@ -99,7 +99,7 @@ def test_the_wheel_carries_the_whole_catalog(wheel: Path) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert expected and sorted(expected - names) == []
-    # Every data file inside the package too (OpenAPI document, console templates, fleet files).
+    # Every data file inside the package too (OpenAPI document, console templates).
     package = REPO_ROOT / "autoremediation"
     data = {
         path.relative_to(REPO_ROOT).as_posix()
@@ -108,6 +108,8 @@ def test_the_wheel_carries_the_whole_catalog(wheel: Path) -> None:
     }
     assert "autoremediation/openapi.yaml" in data
     assert sorted(data - names) == []
+    # The local ARM emulator is not in it: a development package of its own.
+    assert [name for name in names if "localfleet" in name] == []
 
 
 def test_the_installed_wheel_works_outside_the_checkout(installed: Path, tmp_path: Path) -> None:
@@ -144,3 +146,5 @@ def test_the_installed_wheel_works_outside_the_checkout(installed: Path, tmp_pat
     assert served.returncode == 2
     assert served.stderr.count("\n") == 1, served.stderr
     assert "localfleet" in served.stderr and "Traceback" not in served.stderr
+    # The wheel carries no emulator at all: it is a distribution of its own.
+    assert "localfleet" not in names and "azure-vm-autoremediation-localfleet" not in names

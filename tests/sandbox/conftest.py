@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localfleet.sandbox import GuestSpec, Sandbox, ScriptResult, sandbox_available
 
 from autoremediation.catalog import Remediation, load_catalog
-from autoremediation.localfleet.sandbox import GuestSpec, Sandbox, ScriptResult, sandbox_available
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(REPO_ROOT / "remediations")

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox, seeded_files
+from localfleet.sandbox import DiskSpec, GuestSpec, Sandbox, seeded_files
 
 from .conftest import MakeSandbox, host_firewall, run_raw, run_script, tree
 

@@ -7,9 +7,9 @@ script must refuse them with a clean `error` result, create nothing and delete n
 from __future__ import annotations
 
 import pytest
+from localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
-from autoremediation.catalog import env_name
-from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
+from autoremediation.catalog import UPLOAD_PARAMETERS, env_name
 
 from .conftest import CATALOG, MakeSandbox, run_raw, tree
 
@@ -43,17 +43,20 @@ VALID_ENV = {
         "PRUNE_CONTAINER_IMAGES": "false",
         "DRY_RUN": "0",
     },
-    "restore-management-access": {"PORT": "22", "DRY_RUN": "0"},
-    "restart-service": {"SERVICE_NAME": "nginx", "DRY_RUN": "0"},
+    "restore-management-access": {"PORT": "22", "MANAGEMENT_SOURCES": "10.1.0.0/24", "DRY_RUN": "0"},
+    "restart-service": {"SERVICE_NAME": "nginx", "ALLOWED_UNITS": "nginx", "DRY_RUN": "0"},
     "fix-time-sync": {"DRY_RUN": "0"},
     "collect-diagnostics": {
-        "UPLOAD_URL": "https://diagstore01.blob.core.windows.net/diagnostics/a.tar.gz?sv=1&sig=x",
+        "UPLOAD_URL": "https://diagstore01.blob.core.windows.net/diagnostics/a.tar.gz",
+        "UPLOAD_TOKEN": "c3Y9MSZzaWc9eA==",  # base64 of "sv=1&sig=x"
         "MAX_LOG_LINES": "200",
         "DRY_RUN": "0",
     },
 }
 # The mount check refuses this one as "not a mount point", which is the error we want.
 ALLOWED_BY_SYNTAX = {("free-disk-space", "MOUNT_POINT", "/var/lib/appdata")}
+# Optional lists whose empty value is valid (no allowance, no sources): "" is no attack on them.
+EMPTY_IS_VALID = {("restart-service", "ALLOWED_UNITS"), ("restore-management-access", "MANAGEMENT_SOURCES")}
 
 
 @pytest.mark.parametrize("remediation_id", sorted(VALID_ENV))
@@ -66,7 +69,9 @@ def test_the_valid_parameters_pass_validation(make_sandbox: MakeSandbox, remedia
 
 def test_every_parameter_of_the_catalog_is_covered() -> None:
     for remediation_id in CATALOG.remediations:
-        declared = {env_name(p) for p in CATALOG.get(remediation_id).parameters} | {"DRY_RUN"}
+        remediation = CATALOG.get(remediation_id)
+        uploads = set(UPLOAD_PARAMETERS) if remediation.upload_to else set()
+        declared = {env_name(p) for p in [*remediation.parameters, *uploads]} | {"DRY_RUN"}
         assert set(VALID_ENV[remediation_id]) == declared, remediation_id
 
 
@@ -87,6 +92,8 @@ def test_hostile_values_are_refused_without_side_effects(
 
     for name in VALID_ENV[remediation_id]:
         for value in HOSTILE:
+            if value == "" and (remediation_id, name) in EMPTY_IS_VALID:
+                continue
             env = {**VALID_ENV[remediation_id], name: value}
             run = run_raw(box, remediation_id, env)
             where = f"{remediation_id} {name}={value!r}"

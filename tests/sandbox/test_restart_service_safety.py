@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from localfleet.sandbox import GuestSpec, Sandbox
 
 from autoremediation.errors import InvalidInput
-from autoremediation.localfleet.sandbox import GuestSpec, Sandbox
 
 from .conftest import MakeSandbox, run_raw, run_script, tree
 
@@ -103,19 +103,39 @@ def test_a_unit_an_admin_disabled_or_masked_is_left_alone(make_sandbox: MakeSand
     assert tree(box.state_dir / "units") == units
 
 
-def test_a_static_unit_is_restarted(make_sandbox: MakeSandbox) -> None:
+def test_a_static_unit_is_restarted_only_when_allowed(make_sandbox: MakeSandbox) -> None:
     box = make_sandbox(GuestSpec(services=(("worker", "failed"),), unit_files=(("worker", "static"),)))
 
-    run = run_script(box, "restart-service", {"serviceName": "worker.service"})
+    refused = run_script(box, "restart-service", {"serviceName": "worker.service"})
+    assert refused.status == "error"
+    assert refused.result["reason"] == (
+        "refusing worker.service: the unit is static, not enabled, and not on the allow list"
+    )
+    assert box.unit_state("worker") == "failed"
+
+    run = run_script(box, "restart-service", {"serviceName": "worker.service", "allowedUnits": "worker"})
 
     assert run.status == "fixed"
     assert box.unit_state("worker") == "active"
 
 
-def test_a_template_instance_is_restarted(make_sandbox: MakeSandbox) -> None:
+def test_a_template_instance_is_restarted_only_when_allowed(make_sandbox: MakeSandbox) -> None:
+    # getty@.service is the guest's real unit file (read by the stand-in's `systemctl show`).
     box = make_sandbox(GuestSpec(services=(("getty@tty1", "failed"),)))
 
-    run = run_script(box, "restart-service", {"serviceName": "getty@tty1.service"})
+    refused = run_script(box, "restart-service", {"serviceName": "getty@tty1.service"})
+    assert refused.status == "error"
+    assert (
+        refused.result["reason"]
+        == "refusing getty@tty1.service: a template instance, and not on the allow list"
+    )
+    assert box.unit_state("getty@tty1") == "failed"
+
+    run = run_script(
+        box,
+        "restart-service",
+        {"serviceName": "getty@tty1.service", "allowedUnits": "nginx,getty@tty1.service"},
+    )
 
     assert run.status == "fixed"
     assert run.result["unit"] == "getty@tty1"

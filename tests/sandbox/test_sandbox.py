@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
 from autoremediation.errors import InvalidInput
-from autoremediation.localfleet.sandbox import DiskSpec, GuestSpec, Sandbox
 
 from .conftest import MakeSandbox
 

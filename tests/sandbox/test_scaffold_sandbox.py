@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from localfleet.sandbox import GuestSpec
+
 from autoremediation.catalog import load_catalog
-from autoremediation.localfleet.sandbox import GuestSpec
 from autoremediation.scaffold import scaffold
 
 from .conftest import REPO_ROOT, MakeSandbox, env_for, parse_result

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from autoremediation.catalog import env_name, load_catalog, script_parameter_name
+from autoremediation.catalog import UPLOAD_PARAMETERS, env_name, load_catalog, script_parameter_name
 
 from .conftest import FOLDERS, REMEDIATIONS
 
@@ -74,7 +74,9 @@ def test_readme_has_the_required_sections(folder: Path) -> None:
 @pytest.mark.parametrize("folder", FOLDERS, ids=ids)
 def test_scripts_read_exactly_the_declared_parameters(folder: Path) -> None:
     data = load(folder)
-    declared = [*data.get("parameters", {}), "dryRun"]
+    # A remediation that uploads gets its blob URL and SAS from the runner (never from a request).
+    uploads = list(UPLOAD_PARAMETERS) if data.get("uploadTo") else []
+    declared = [*uploads, *data.get("parameters", {}), "dryRun"]
     if "linux" in data["os"]:
         text = (folder / data["os"]["linux"]["script"]).read_text()
         for name in declared:

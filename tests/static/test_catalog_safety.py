@@ -162,12 +162,14 @@ def test_windows_disk_cleanup_never_recurses_through_links() -> None:
 def test_windows_access_step_reports_block_rules_and_never_changes_them() -> None:
     code = powershell_code("restore-management-access")
     assert "-action block" in code and "get-netfirewallportfilter" in code
-    for verb in (
-        "remove-netfirewallrule",
-        "disable-netfirewallrule",
-        "set-netfirewallrule",
-        "new-netfirewallrule",
-    ):
+    for verb in ("remove-netfirewallrule", "disable-netfirewallrule", "enable-netfirewallrule"):
         assert verb not in code, verb
+    # The one rule it adds or widens is its own, restricted to the management sources: never the
+    # built-in Remote Desktop group (which allows any address), never an unrestricted allow.
+    changes = [line for line in code.splitlines() if re.search(r"(new|set)-netfirewallrule", line)]
+    assert len(changes) == 2, changes
+    for line in changes:
+        assert "-name $rulename" in line and "-remoteaddress" in line, line
+    assert "$rulename = 'restore-management-access'" in code
     # The port comes from the parameter: 3389 is only its default.
     assert code.count("3389") == 1 and "[string]$port = '3389'" in code

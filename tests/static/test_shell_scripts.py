@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT, SHELL_SCRIPTS, require_tool
+from .conftest import SCRIPT_ID, SHELL_SCRIPTS, require_tool
 
 # One style for every script: 2-space indent, indented `case` branches.
 SHFMT_FLAGS = ["-i", "2", "-ci"]
@@ -18,7 +18,7 @@ def test_there_are_scripts_to_check() -> None:
     assert len(SHELL_SCRIPTS) >= 5
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=SCRIPT_ID)
 def test_shellcheck_is_clean(script: Path) -> None:
     tool = require_tool("shellcheck")
     done = subprocess.run(
@@ -27,14 +27,14 @@ def test_shellcheck_is_clean(script: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=SCRIPT_ID)
 def test_shfmt_has_nothing_to_change(script: Path) -> None:
     tool = require_tool("shfmt")
     done = subprocess.run([tool, "-d", *SHFMT_FLAGS, str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=SCRIPT_ID)
 def test_strict_mode_and_no_eval(script: Path) -> None:
     text = script.read_text()
     assert text.startswith("#!/bin/bash\n")

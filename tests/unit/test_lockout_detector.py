@@ -625,7 +625,11 @@ def test_single_blocked_source_reason_is_exact() -> None:
         "VM web1 cannot be reached on 22: TCP 22 from VirtualNetwork is denied by rule deny-ssh "
         "(priority 110) of nic NSG web-nsg"
     )
-    assert finding.evidence["uncovered"] == ["VirtualNetwork (IPv4)", "VirtualNetwork (IPv6)"]
+    assert finding.evidence["uncovered"] == [
+        "168.63.129.16/32",
+        "VirtualNetwork (IPv4)",
+        "VirtualNetwork (IPv6)",
+    ]
 
 
 def test_three_blocked_sources_are_all_named() -> None:
@@ -654,5 +658,5 @@ def test_blocked_without_a_deciding_rule_has_no_rule_evidence() -> None:
     )
     w.vm("web1", nsg="odd-nsg")
     finding = w.detect(nsg_id("odd-nsg")).findings[0]
-    assert "rule" not in finding.evidence and "priority" not in finding.evidence
+    assert finding.evidence["rule"] is None and "priority" not in finding.evidence
     assert finding.evidence["blocked_sources"] == ["VirtualNetwork"]

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoremediation.detectors.addresses import TagAddresses
 from autoremediation.detectors.nsg import (
     DEFAULT_INBOUND_RULES,
     Flow,
@@ -53,8 +54,15 @@ def nsg(*rules: SecurityRule, name: str = "web-nsg", nsg_id: str = NSG_ID) -> Ne
     return NetworkSecurityGroup(id=nsg_id, name=name, location="westeurope", rules=rules)
 
 
-def decide(group: NetworkSecurityGroup, source: str, port: int = 22, **flow: str) -> tuple[bool, str | None]:
-    verdict = evaluate_nsg(group, Flow(port=port, source=source, **flow))  # type: ignore[arg-type]
+# The VirtualNetwork tag as the detector resolves it from a VNet 10.200.0.0/16 with nothing that could add
+# to it (no gateway, no route table, no peering): complete.
+VNET = {"VirtualNetwork": TagAddresses.exact(["10.200.0.0/16", "168.63.129.16/32"])}
+
+
+def decide(
+    group: NetworkSecurityGroup, source: str, port: int = 22, tags: object = VNET, **flow: str
+) -> tuple[bool, str | None]:
+    verdict = evaluate_nsg(group, Flow(port=port, source=source, **flow), tag_prefixes=tags)  # type: ignore[arg-type]
     return verdict.allowed, verdict.rule.name if verdict.rule else None
 
 
@@ -440,6 +448,7 @@ def test_verdict_names_the_rule_its_nsg_and_level() -> None:
         "rule": "deny-ssh",
         "priority": 120,
         "access": "Deny",
+        "direction": "Inbound",
         "nsg_id": NSG_ID,
         "level": "subnet",
         "default_rule": False,
@@ -774,8 +783,11 @@ def test_port_above_range_is_an_error(port: int) -> None:
 
 
 def test_source_pieces_split_tags_by_family() -> None:
-    assert len(source_pieces("VirtualNetwork")) == 2
-    assert len(source_pieces("AzureLoadBalancer")) == 1
+    # Unread, VirtualNetwork is the host address plus an unknown rest in each family.
+    assert str(source_pieces("VirtualNetwork")[0]) == "168.63.129.16/32"
+    assert len(source_pieces("VirtualNetwork")) == 3
+    assert [str(p) for p in source_pieces("VirtualNetwork", VNET)] == ["10.200.0.0/16", "168.63.129.16/32"]
+    assert [str(p) for p in source_pieces("AzureLoadBalancer")] == ["168.63.129.16/32"]
     assert [str(p) for p in source_pieces("*")] == ["0.0.0.0/0", "::/0"]
 
 
@@ -837,7 +849,7 @@ class TestMoreRelations:
         assert (verdict.allowed, verdict.assumed, verdict.uncovered) == (
             False,
             False,
-            ("VirtualNetwork (IPv4)",),
+            ("168.63.129.16/32", "VirtualNetwork (IPv4)"),
         )
 
     def test_same_tag_deny_is_certain(self) -> None:
@@ -849,7 +861,7 @@ class TestMoreRelations:
         assert (verdict.allowed, verdict.assumed, verdict.uncovered) == (
             False,
             False,
-            ("AzureLoadBalancer (IPv4)",),
+            ("168.63.129.16/32",),
         )
 
     def test_load_balancer_deny_on_the_vnet_is_certain(self) -> None:
@@ -872,7 +884,7 @@ class TestMoreRelations:
             rule("a10", 110, "Allow", src=("10.0.0.0/8",)),
             rule("d-public", 120, src=("52.0.0.0/8",)),
         )
-        verdict = evaluate_nsg(group, Flow(22, "0.0.0.0/0"))
+        verdict = evaluate_nsg(group, Flow(22, "0.0.0.0/0"), tag_prefixes=VNET)
         assert verdict.rule is not None and verdict.rule.name == "DenyAllInBound"
         assert "10.0.0.0/8" not in verdict.uncovered and "172.16.0.0/12" in verdict.uncovered
 
@@ -954,10 +966,10 @@ class TestTexts:
         group = NetworkSecurityGroup(NSG_ID, "web-nsg", "westeurope", rules=(), default_rules=odd_defaults)
         verdict = evaluate_nsg(group, Flow(22, "VirtualNetwork"))
         assert (verdict.allowed, verdict.rule, verdict.assumed) == (False, None, False)
-        assert verdict.uncovered == ("VirtualNetwork (IPv4)", "VirtualNetwork (IPv6)")
+        assert verdict.uncovered == ("168.63.129.16/32", "VirtualNetwork (IPv4)", "VirtualNetwork (IPv6)")
         assert verdict.reason == (
             "TCP 22 from VirtualNetwork: no inbound rule of nic NSG web-nsg admits "
-            "VirtualNetwork (IPv4), VirtualNetwork (IPv6)"
+            "168.63.129.16/32, VirtualNetwork (IPv4), VirtualNetwork (IPv6)"
         )
 
 

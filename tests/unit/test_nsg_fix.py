@@ -237,11 +237,11 @@ class TestQuarantine:
 class TestTagSources:
     def test_tags_get_a_rule_each_and_cidrs_share_one(self) -> None:
         nsg = group(rule("deny-ssh", 300))
-        result = plan(nsg, sources=("10.1.0.0/16", "VirtualNetwork", "192.168.1.0/24", "AzureCloud"))
+        result = plan(nsg, sources=("10.1.0.0/16", "VirtualNetwork", "192.168.1.0/24", "AzureBastion"))
         assert [(r.name, r.priority, r.source_prefixes) for r in result.rules] == [
             ("allow-mgmt-ssh-autoremediation", 299, ("10.1.0.0/16", "192.168.1.0/24")),
             ("allow-mgmt-ssh-autoremediation-virtualnetwork", 298, ("VirtualNetwork",)),
-            ("allow-mgmt-ssh-autoremediation-azurecloud", 297, ("AzureCloud",)),
+            ("allow-mgmt-ssh-autoremediation-azurebastion", 297, ("AzureBastion",)),
         ]
 
     def test_single_tag_uses_the_plain_name(self) -> None:
@@ -250,12 +250,12 @@ class TestTagSources:
             ("allow-mgmt-ssh-autoremediation", ("VirtualNetwork",))
         ]
 
-    def test_any_source_is_its_own_rule(self) -> None:
-        result = plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", "*"))
-        assert [r.name for r in result.rules] == [
-            "allow-mgmt-ssh-autoremediation",
-            "allow-mgmt-ssh-autoremediation-any",
-        ]
+    @pytest.mark.parametrize(
+        "source", ["*", "Any", "Internet", "AzureCloud", "0.0.0.0/0", "::/0", "8.0.0.0/8"]
+    )
+    def test_sources_that_open_the_port_to_the_world_are_refused(self, source: str) -> None:
+        with pytest.raises(InvalidInput, match="REMEDIATION_MANAGEMENT_SOURCES"):
+            plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", source))
 
     def test_ipv6_cidrs_join_the_cidr_rule(self) -> None:
         result = plan(group(rule("deny-ssh", 300)), sources=("fd00::/8", "VirtualNetwork", "10.0.0.0/8"))
@@ -413,9 +413,9 @@ class TestMorePriorities:
 
 class TestMoreGroups:
     @pytest.mark.parametrize("word", ["Any", "any", "*"])
-    def test_any_spellings_share_a_name(self, word: str) -> None:
-        result = plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", word))
-        assert [r.name for r in result.rules][1] == "allow-mgmt-ssh-autoremediation-any"
+    def test_any_spellings_are_all_refused(self, word: str) -> None:
+        with pytest.raises(InvalidInput, match="far more than the management network"):
+            plan(group(rule("deny-ssh", 300)), sources=("10.1.0.0/16", word))
 
     def test_cidr_with_host_bits_joins_the_cidr_rule(self) -> None:
         result = plan(group(rule("deny-ssh", 300)), sources=("10.1.2.3/16", "10.2.0.0/16"))

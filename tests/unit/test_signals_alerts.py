@@ -359,6 +359,22 @@ def test_missing_optional_sections_are_fine() -> None:
     assert one(payload).id == essentials()["alertId"]
 
 
+@pytest.mark.parametrize(
+    "service", ["Budget", "CostAlerts", "Cost Alerts", "SmartDetector", "Activity Log - Administrative"]
+)
+@pytest.mark.parametrize("absent", [True, False])
+def test_alerts_that_never_resolve_may_carry_no_monitor_condition(service: str, absent: bool) -> None:
+    fields = essentials(monitoringService=service, monitorCondition=None)
+    if absent:
+        del fields["monitorCondition"]
+    assert one(alert(fields)).state == "fired"
+
+
+def test_a_null_monitor_condition_is_still_refused_for_a_metric_alert() -> None:
+    with pytest.raises(SignalError, match=r"monitorCondition is null$"):
+        parse(alert(essentials(monitoringService="Platform", monitorCondition=None)))
+
+
 def test_monitor_condition_is_read_without_case() -> None:
     assert one(alert(essentials(monitorCondition="RESOLVED"))).state == "resolved"
 
@@ -372,13 +388,18 @@ def test_monitor_condition_is_read_without_case() -> None:
             "alert: data must be an object, not an array",
         ),
         ({"schemaId": "azureMonitorCommonAlertSchema", "data": {}}, "alert: data.essentials is missing"),
-        (alert(essentials(alertId=None)), "alert: data.essentials.alertId is missing"),
+        (alert(essentials(alertId=None)), "alert: data.essentials.alertId is null"),
         (alert(essentials(alertId="  ")), "alert: data.essentials.alertId is missing"),
         (
             alert(essentials(alertId={"id": 1})),
             "alert: data.essentials.alertId must be a string, not an object",
         ),
-        (alert(essentials(monitoringService=None)), "alert: data.essentials.monitoringService is missing"),
+        (alert(essentials(monitoringService=None)), "alert: data.essentials.monitoringService is null"),
+        (alert(essentials(monitorCondition=None)), "alert: data.essentials.monitorCondition is null"),
+        (
+            alert({k: v for k, v in essentials().items() if k != "monitorCondition"}),
+            "alert: data.essentials.monitorCondition is missing",
+        ),
         (
             alert(essentials(monitorCondition="Acknowledged")),
             "alert: data.essentials.monitorCondition must be Fired or Resolved, not 'Acknowledged'",

@@ -166,16 +166,16 @@ def test_subscription_validation_event_carries_the_code_and_no_targets() -> None
         ({"eventType": WRITE, "data": {}}, "event: id is missing"),
         ([{"eventType": WRITE, "id": "x"}], "event[0]: data is missing"),
         ([{"eventType": WRITE, "id": "x", "data": "s"}], "event[0]: data must be an object, not a string"),
-        ({"eventType": None, "id": "x"}, "event: eventType is missing"),
+        ({"eventType": None, "id": "x"}, "event: eventType is null"),
         ([eg_event(VALIDATION, {"validationUrl": "u"})], "event[0]: data.validationCode is missing"),
         (
             [eg_event(AVAILABILITY, {"resourceInfo": []})],
             "event[0]: data.resourceInfo must be an object, not an array",
         ),
         ({**cloud_event(WRITE, {}), "specversion": "0.3"}, "cloudevent: specversion '0.3' is not supported"),
-        ({**cloud_event(WRITE, {}), "source": None}, "cloudevent: source is missing"),
+        ({**cloud_event(WRITE, {}), "source": None}, "cloudevent: source is null"),
         ({**cloud_event(WRITE, {}), "type": ""}, "cloudevent: type is missing"),
-        ([cloud_event(WRITE, {}), {**cloud_event(WRITE, {}), "id": None}], "cloudevent[1]: id is missing"),
+        ([cloud_event(WRITE, {}), {**cloud_event(WRITE, {}), "id": None}], "cloudevent[1]: id is null"),
     ],
 )
 def test_malformed_events_are_refused_with_the_field_named(payload, message) -> None:

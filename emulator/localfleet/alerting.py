@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,6 +245,12 @@ class AlertingState:
         with self.lock:
             alert = self.alerts[alert_id.lower()]
             alert.condition, alert.resolved = "Resolved", at
+
+    def record_context(self, alert_id: str, context: Mapping[str, Any]) -> None:
+        """What Azure Monitor records as the alert's context (tests set it per case, like ``resolve``)."""
+        with self.lock:
+            alert = self.alerts[alert_id.lower()]
+            alert.spec = replace(alert.spec, context=dict(context))
 
     def history(self, alert_id: str) -> list[dict[str, str]]:
         with self.lock:

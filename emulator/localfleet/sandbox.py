@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..errors import InvalidInput, RemediationError
+from autoremediation.errors import InvalidInput, RemediationError
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host top-level entries a guest never sees from the host: they are private or virtual in the guest.
@@ -73,6 +73,12 @@ class GuestSpec:
     unit_files: tuple[tuple[str, str], ...] = ()
     # (alias, unit): the alias answers for a declared unit, as a symlink in /etc/systemd/system does.
     unit_aliases: tuple[tuple[str, str], ...] = ()
+    # (unit, text): the unit file of a declared unit. Without one, `systemctl show` reads the unit's
+    # real file where the guest has it (/etc/systemd/system, /lib/systemd/system, ...).
+    unit_texts: tuple[tuple[str, str], ...] = ()
+    # (guest path, text): files the guest sees in place of the host's, read-only (e.g. /etc/hosts, a CA
+    # bundle). The path must exist on the host: a file is bound over it.
+    files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,7 +240,7 @@ class Sandbox:
 
     def _build(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for sub in ("var", "tmp", "state/units", "state/pids", "scripts"):
+        for sub in ("var", "tmp", "state/units", "state/unitfiles", "state/pids", "scripts", "files"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         (self.workdir / "tmp").chmod(0o1777)
         for index, disk in enumerate(self.spec.disks):
@@ -248,6 +254,11 @@ class Sandbox:
         for port in self.spec.firewall_drop_ports:
             self._iptables(["-A", "INPUT", "-p", "tcp", "--dport", str(int(port)), "-j", "DROP"])
         self._write_guest_tools()
+        for index, (guest_path, text) in enumerate(self.spec.files):
+            _check_guest_path(guest_path)
+            if not pathlib.Path(guest_path).is_file():
+                raise InvalidInput(f"guest file {guest_path}: no such file to bind over")
+            (self.workdir / "files" / str(index)).write_text(text)
         seed_guest(self)
         for index, disk in enumerate(self.spec.disks):
             fill_disk(self._disk_dir(index), disk)
@@ -271,6 +282,7 @@ class Sandbox:
     def _write_guest_tools(self) -> None:
         listener = self.state_dir / "listener.py"
         listener.write_text(_LISTENER)
+        (self.state_dir / "unitprops.py").write_text(_UNITPROPS)
         shim = self.state_dir / "systemctl"
         shim.write_text(_SYSTEMCTL.replace("@PYTHON@", self._python))
         shim.chmod(0o755)
@@ -294,6 +306,13 @@ class Sandbox:
             if _unit_key(unit) not in units or _unit_key(alias) in units:
                 raise InvalidInput(f"alias {alias}: must name a declared unit and not be one itself")
             (folder / f"{_unit_key(alias)}.alias").write_text(_unit_key(unit) + "\n")
+        for unit, text in self.spec.unit_texts:
+            if _unit_key(unit) not in units:
+                raise InvalidInput(f"unit text {unit}: the unit is not declared in services")
+            key = _unit_key(unit)
+            kinds = ("target", "socket", "mount", "automount", "swap", "path", "timer", "slice", "scope")
+            full = key if key.rsplit(".", 1)[-1] in kinds else f"{key}.service"
+            (self.state_dir / "unitfiles" / full).write_text(text)
 
     def close(self) -> None:
         """Stop everything the sandbox started and remove it; safe to call twice."""
@@ -377,6 +396,8 @@ class Sandbox:
         # Parents before children: a disk at /var/lib/docker lands on the /var disk.
         for index, disk in disks:
             args += ["--bind", str(self._disk_dir(index)), disk.mount]
+        for index, (guest_path, _) in enumerate(self.spec.files):
+            args += ["--ro-bind", str(self.workdir / "files" / str(index)), guest_path]
         args += ["--bind", str(self.state_dir), "/run/guest"]
         args += ["--ro-bind", str(self.state_dir / "systemctl"), "/usr/bin/systemctl"]
         args += ["--ro-bind", "@SCRIPT@", "/run/script/script.sh"]
@@ -575,6 +596,73 @@ while True:
     conn.close()
 """
 
+# Unit-file properties as `systemctl show` reports them, read from the unit's file (test-given files in
+# /run/guest/unitfiles first, then the real ones the guest has) with its drop-ins and the implicit
+# dependencies DefaultDependencies=yes adds to a service. Unknown properties are refused.
+_UNITPROPS = r"""
+import glob, os, sys
+unit, prop = sys.argv[1], sys.argv[2]
+DIRS = ["/run/guest/unitfiles", "/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+        "/lib/systemd/system"]
+LISTS = {"Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Upholds", "After", "Before", "Conflicts",
+         "OnFailure", "OnSuccess", "PropagatesStopTo", "StopPropagatedFrom"}
+ACTIONS = {"SuccessAction", "FailureAction", "StartLimitAction", "JobTimeoutAction"}
+if prop not in LISTS | ACTIONS | {"DefaultDependencies", "Description", "FragmentPath"}:
+    sys.stderr.write("unsupported property\n")
+    sys.exit(1)
+instance = ""
+names = [unit]
+if "@" in unit:
+    prefix, rest = unit.split("@", 1)
+    instance, _, suffix = rest.rpartition(".")
+    names.append(prefix + "@." + suffix)
+fragment = None
+for name in names:
+    for folder in DIRS:
+        if os.path.isfile(os.path.join(folder, name)):
+            fragment = os.path.join(folder, name)
+            break
+    if fragment:
+        break
+files = [fragment] if fragment else []
+for name in names:
+    for folder in DIRS:
+        files += sorted(glob.glob(os.path.join(folder, name + ".d", "*.conf")))
+values = {}
+for path in files:
+    section = None
+    for raw in open(path, encoding="utf-8", errors="replace"):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        if section != "Unit" or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        value = value.replace("%i", instance).replace("%I", instance)
+        if key in LISTS:
+            values[key] = values.get(key, []) + value.split() if value else []
+        else:
+            values[key] = value
+default_deps = values.get("DefaultDependencies", "yes").lower() not in ("no", "false", "0", "off")
+if default_deps and unit.endswith(".service"):
+    for key, extra in (("Requires", ["sysinit.target"]), ("After", ["sysinit.target", "basic.target"]),
+                       ("Before", ["shutdown.target"]), ("Conflicts", ["shutdown.target"])):
+        values[key] = values.get(key, []) + [u for u in extra if u not in values.get(key, [])]
+if prop in LISTS:
+    print(" ".join(values.get(prop, [])))
+elif prop in ACTIONS:
+    print(values.get(prop) or "none")
+elif prop == "DefaultDependencies":
+    print("yes" if default_deps else "no")
+elif prop == "FragmentPath":
+    print(fragment or "")
+else:
+    print(values.get(prop, ""))
+"""
+
 # The guest's service manager: unit states live in /run/guest/units/<unit>, unit-file states in
 # <unit>.unit-file, aliases in <alias>.alias; <unit>.enabled records that `systemctl enable` ran.
 _SYSTEMCTL = r"""#!/bin/bash
@@ -636,7 +724,7 @@ case "$verb" in
       LoadState) v=loaded; [ "$s" = not-found ] && v=not-found; masked && v=masked ;;
       ActiveState) v=$s; [ "$s" = broken ] && v=failed; [ "$s" = not-found ] && v=inactive ;;
       UnitFileState) v=$(file_state) ;;
-      *) echo "unsupported property" >&2; exit 1 ;;
+      *) v=$(@PYTHON@ /run/guest/unitprops.py "$id" "$prop") || exit 1 ;;
     esac
     if [ "$value" = 1 ]; then echo "$v"; else echo "$prop=$v"; fi ;;
   start | restart | reload-or-restart | try-restart)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import runresult
+from autoremediation import runresult
+
 from .alerting import AlertingState, wall_offset
 from .arm import COMPUTE, NETWORK, ArmError, Scope, guid, iso, rg_id
 from .builtin import BUILTIN_COMMANDS
@@ -102,6 +103,9 @@ class Vm:
     convergence: Convergence = field(default_factory=Convergence)
     action: Run | None = None
     managed: dict[str, Run] = field(default_factory=dict)
+    # Managed run commands deleted since (the app deletes each once its result is read): kept for tests
+    # that measure what ran when.
+    deleted: list[Run] = field(default_factory=list)
     runs_started: int = 0
 
     @property
@@ -515,6 +519,7 @@ class Fleet:
             return False
         run.guest.kill()
         run.refresh(self.clock.now())
+        vm.deleted.append(run)
         return True
 
     def managed_json(self, vm: Vm, run: Run, *, instance_view: bool) -> dict[str, Any]:

@@ -29,7 +29,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import InvalidInput
+from autoremediation.errors import InvalidInput
+
 from .arm import ArmError, iso
 from .faults import FaultTable
 from .fleetfile import FaultSpec, FleetSpec, load_fleet, parse_fault

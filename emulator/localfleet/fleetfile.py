@@ -39,7 +39,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import InvalidInput
+from autoremediation.errors import InvalidInput
+
 from .throttle import ARM_DEFAULTS, KINDS, BucketSpec
 
 DEMO_FLEET = Path(__file__).resolve().parent / "demo-fleet.yaml"
@@ -115,6 +116,17 @@ class SubnetSpec:
     name: str
     address_prefix: str
     nsg: str | None = None
+    route_table: str | None = None  # a route table name in the same resource group
+
+
+@dataclass(frozen=True)
+class PeeringSpec:
+    name: str
+    remote: str  # a VNet name in the same resource group, or a VNet resource id
+    remote_prefixes: tuple[str, ...] | None = None  # None: the remote VNet's (when in the fleet)
+    state: str = "Connected"
+    allow_vnet_access: bool = True
+    use_remote_gateways: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class VnetSpec:
     location: str
     address_prefixes: tuple[str, ...]
     subnets: tuple[SubnetSpec, ...]
+    peerings: tuple[PeeringSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,7 @@ class NicSpec:
     subnet: str | None  # "vnet/subnet" in the same resource group
     nsg: str | None
     private_ip: str
+    asgs: tuple[str, ...] = ()  # application security group names in the same resource group
 
 
 @dataclass(frozen=True)
@@ -343,7 +357,18 @@ def _rule(r: _Reader, node: Any, path: str) -> dict[str, Any]:
         "sourcePortRanges",
         "destinationPortRanges",
     )
-    allowed = {"name", "priority", "direction", "access", "protocol", "description", *singles, *plurals}
+    groups = ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups")
+    allowed = {
+        "name",
+        "priority",
+        "direction",
+        "access",
+        "protocol",
+        "description",
+        *singles,
+        *plurals,
+        *groups,
+    }
     data = r.mapping(node, path, allowed)
     rule: dict[str, Any] = {
         "name": r.text(data, "name", path, pattern=_NAME),
@@ -354,9 +379,19 @@ def _rule(r: _Reader, node: Any, path: str) -> dict[str, Any]:
     }
     if data.get("description"):
         rule["description"] = r.text(data, "description", path)
+    for key in groups:
+        if key in data:
+            # As in ARM: [{id: <application security group id>}]; the group replaces the address prefix.
+            rule[key] = [
+                {"id": r.text(r.mapping(g, f"{path}.{key}", {"id"}), "id", f"{path}.{key}")}
+                for g in r.items(data, key, path)
+            ]
     for single, plural in zip(singles, plurals, strict=True):
         if single in data and plural in data:
             raise r.fail(path, f"use either {single} or {plural}, not both")
+        group_key = single.replace("AddressPrefix", "ApplicationSecurityGroups")
+        if group_key in rule and single not in data and plural not in data:
+            continue
         if plural in data:
             values = r.items(data, plural, path)
             rule[plural] = [str(v) for v in values]
@@ -451,29 +486,76 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
                 )
             for vi, node in enumerate(r.items(gdata, "virtualNetworks", gpath)):
                 vpath = f"{gpath}.virtualNetworks[{vi}]"
-                vdata = r.mapping(node, vpath, {"name", "addressPrefixes", "subnets", "location"})
+                vdata = r.mapping(node, vpath, {"name", "addressPrefixes", "subnets", "location", "peerings"})
                 name = r.text(vdata, "name", vpath, pattern=_NAME)
                 unique("virtualNetwork", sub, rg, name, vpath)
                 subnets = []
                 for bi, snode in enumerate(r.items(vdata, "subnets", vpath)):
                     bpath = f"{vpath}.subnets[{bi}]"
-                    bdata = r.mapping(snode, bpath, {"name", "addressPrefix", "nsg"})
+                    bdata = r.mapping(snode, bpath, {"name", "addressPrefix", "nsg", "routeTable"})
                     subnets.append(
                         SubnetSpec(
                             r.text(bdata, "name", bpath, pattern=_NAME),
                             r.text(bdata, "addressPrefix", bpath, "10.0.0.0/24"),
                             r.optional_text(bdata, "nsg", bpath),
+                            r.optional_text(bdata, "routeTable", bpath),
+                        )
+                    )
+                peerings = []
+                for pi, pnode in enumerate(r.items(vdata, "peerings", vpath)):
+                    ppath = f"{vpath}.peerings[{pi}]"
+                    pdata = r.mapping(
+                        pnode,
+                        ppath,
+                        {
+                            "name",
+                            "remoteVirtualNetwork",
+                            "remoteAddressPrefixes",
+                            "peeringState",
+                            "allowVirtualNetworkAccess",
+                            "useRemoteGateways",
+                        },
+                    )
+                    remote_prefixes = (
+                        tuple(str(p) for p in r.items(pdata, "remoteAddressPrefixes", ppath))
+                        if "remoteAddressPrefixes" in pdata
+                        else None
+                    )
+                    peerings.append(
+                        PeeringSpec(
+                            r.text(pdata, "name", ppath, pattern=_NAME),
+                            r.text(pdata, "remoteVirtualNetwork", ppath),
+                            remote_prefixes,
+                            r.choice(
+                                pdata,
+                                "peeringState",
+                                ppath,
+                                "Connected",
+                                ("Connected", "Initiated", "Disconnected"),
+                            ),
+                            r.flag(pdata, "allowVirtualNetworkAccess", ppath, True),
+                            r.flag(pdata, "useRemoteGateways", ppath, False),
                         )
                     )
                 prefixes = tuple(str(p) for p in r.items(vdata, "addressPrefixes", vpath)) or ("10.0.0.0/16",)
                 vnets.append(
                     VnetSpec(
-                        sub, rg, name, r.text(vdata, "location", vpath, location), prefixes, tuple(subnets)
+                        sub,
+                        rg,
+                        name,
+                        r.text(vdata, "location", vpath, location),
+                        prefixes,
+                        tuple(subnets),
+                        tuple(peerings),
                     )
                 )
             for ni, node in enumerate(r.items(gdata, "networkInterfaces", gpath)):
                 npath = f"{gpath}.networkInterfaces[{ni}]"
-                ndata = r.mapping(node, npath, {"name", "subnet", "nsg", "privateIp", "location"})
+                ndata = r.mapping(
+                    node,
+                    npath,
+                    {"name", "subnet", "nsg", "privateIp", "location", "applicationSecurityGroups"},
+                )
                 name = r.text(ndata, "name", npath, pattern=_NAME)
                 unique("networkInterface", sub, rg, name, npath)
                 nics.append(
@@ -485,6 +567,7 @@ def parse_fleet(data: Any, source: str = "fleet file") -> FleetSpec:
                         r.optional_text(ndata, "subnet", npath),
                         r.optional_text(ndata, "nsg", npath),
                         r.text(ndata, "privateIp", npath, f"10.0.0.{4 + ni}"),
+                        tuple(str(a) for a in r.items(ndata, "applicationSecurityGroups", npath)),
                     )
                 )
             for vi, node in enumerate(r.items(gdata, "virtualMachines", gpath)):

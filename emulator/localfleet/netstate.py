@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .arm import COMPUTE, NETWORK, ArmError, Scope, guid, rg_id
-from .fleetfile import FleetSpec, NsgSpec
+from .fleetfile import FleetSpec, NsgSpec, VnetSpec
 
 
 class NetworkResources:
@@ -29,6 +29,10 @@ class NetworkResources:
                     "provisioningState": "Succeeded",
                     "ipConfigurations": [],
                 }
+                if subnet.route_table:
+                    props["routeTable"] = {
+                        "id": f"{base}/providers/{NETWORK}/routeTables/{subnet.route_table}"
+                    }
                 if subnet.nsg:
                     nsg_id = f"{base}/providers/{NETWORK}/networkSecurityGroups/{subnet.nsg}"
                     props["networkSecurityGroup"] = {"id": self.nsgs[nsg_id.lower()]["id"]}
@@ -56,8 +60,11 @@ class NetworkResources:
                     "subnets": subnets,
                     "provisioningState": "Succeeded",
                     "resourceGuid": guid(vnet_id),
+                    "virtualNetworkPeerings": [],
                 },
             }
+        for vnet in spec.vnets:
+            self._add_peerings(vnet)
         self.nics: dict[str, dict[str, Any]] = {}
         owners = {
             f"{rg_id(v.subscription, v.resource_group)}/providers/{NETWORK}/networkInterfaces/{n}".lower(): (
@@ -75,6 +82,11 @@ class NetworkResources:
                 "primary": True,
                 "provisioningState": "Succeeded",
             }
+            if nic.asgs:
+                ipconfig["applicationSecurityGroups"] = [
+                    {"id": f"{base}/providers/{NETWORK}/applicationSecurityGroups/{name}"}
+                    for name in nic.asgs
+                ]
             if nic.subnet:
                 vnet_name, _, subnet_name = nic.subnet.partition("/")
                 subnet_json = self.find_subnet(
@@ -113,6 +125,43 @@ class NetworkResources:
                 "tags": {},
                 "properties": props,
             }
+
+    def _add_peerings(self, spec: VnetSpec) -> None:
+        """Peerings as ARM lists them inline in the VNet, with the remote VNet's address space."""
+        base = rg_id(spec.subscription, spec.resource_group)
+        vnet = self.vnets[f"{base}/providers/{NETWORK}/virtualNetworks/{spec.name}".lower()]
+        for peering in spec.peerings:
+            remote_id = (
+                peering.remote
+                if peering.remote.startswith("/")
+                else f"{base}/providers/{NETWORK}/virtualNetworks/{peering.remote}"
+            )
+            remote = self.vnets.get(remote_id.lower())
+            prefixes = peering.remote_prefixes
+            if prefixes is None and remote is not None:
+                prefixes = tuple(remote["properties"]["addressSpace"]["addressPrefixes"])
+            props: dict[str, Any] = {
+                "peeringState": peering.state,
+                "peeringSyncLevel": "FullyInSync",
+                "remoteVirtualNetwork": {"id": remote["id"] if remote is not None else remote_id},
+                "allowVirtualNetworkAccess": peering.allow_vnet_access,
+                "allowForwardedTraffic": False,
+                "allowGatewayTransit": False,
+                "useRemoteGateways": peering.use_remote_gateways,
+                "provisioningState": "Succeeded",
+            }
+            if prefixes is not None:
+                props["remoteAddressSpace"] = {"addressPrefixes": list(prefixes)}
+                props["remoteVirtualNetworkAddressSpace"] = {"addressPrefixes": list(prefixes)}
+            vnet["properties"]["virtualNetworkPeerings"].append(
+                {
+                    "name": peering.name,
+                    "id": f"{vnet['id']}/virtualNetworkPeerings/{peering.name}",
+                    "etag": 'W/"1"',
+                    "type": f"{NETWORK}/virtualNetworks/virtualNetworkPeerings",
+                    "properties": props,
+                }
+            )
 
     def find_subnet(self, subnet_id: str) -> dict[str, Any]:
         vnet_id, _, name = subnet_id.rpartition("/subnets/")
@@ -169,7 +218,8 @@ class NetworkResources:
             ("destinationPortRange", "destinationPortRanges"),
         ):
             props.setdefault(plural, [])
-            if not props[plural]:
+            groups = single.replace("AddressPrefix", "ApplicationSecurityGroups")
+            if not props[plural] and not props.get(groups):
                 props.setdefault(single, "*")
         return {
             "name": name,

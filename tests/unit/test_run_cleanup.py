@@ -1,0 +1,89 @@
+"""Managed run commands are deleted once their result is on record, and the job says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autoremediation.errors import Transient
+from autoremediation.ports import RunStatus
+from tests.unit.test_runner import World
+
+
+def test_a_finished_managed_run_is_deleted_after_its_result_is_recorded(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    recorded_before_delete: list[object] = []
+    real_cancel = world.compute.cancel_run
+
+    def cancel(vm_id: str, run_name: str) -> None:
+        # The result must already be in the store when the run command goes.
+        job = next(j for j in world.store.list() if j.run.get("name") == run_name)
+        recorded_before_delete.append(job.outcome.get("result"))
+        real_cancel(vm_id, run_name)
+
+    world.compute.cancel_run = cancel  # type: ignore[method-assign]
+    result = world.alert()
+    world.drain()
+
+    job = world.job(result)
+    assert job.status == "succeeded"
+    assert world.compute.cancelled == [job.run["name"]]
+    assert job.outcome["runCommandCleanup"] == "deleted"
+    assert recorded_before_delete and recorded_before_delete[0] is not None
+
+
+def test_a_failed_verification_still_deletes_the_run(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.compute.outcome = lambda r: RunStatus(
+        state="succeeded", exit_code=1, result={"status": "not-fixed"}
+    )
+    result = world.alert()
+    world.drain()
+
+    job = world.job(result)
+    assert job.status == "failed"
+    assert job.outcome.get("runCommandCleanup") == "deleted"
+    assert world.compute.cancelled == [job.run["name"]]
+
+
+def test_a_delete_that_fails_is_recorded_and_the_outcome_stands(tmp_path: Path) -> None:
+    world = World(tmp_path)
+
+    def refuse(vm_id: str, run_name: str) -> None:
+        raise Transient("503 from ARM")
+
+    world.compute.cancel_run = refuse  # type: ignore[method-assign]
+    result = world.alert()
+    world.drain()
+
+    job = world.job(result)
+    assert job.status == "succeeded"
+    assert job.outcome["runCommandCleanup"] == "left on the VM: 503 from ARM"
+
+
+def test_a_classic_run_leaves_nothing_to_delete(tmp_path: Path) -> None:
+    world = World(tmp_path, run_command_mode="action")
+    result = world.alert()
+    world.drain()
+
+    job = world.job(result)
+    assert job.status == "succeeded"
+    assert world.compute.cancelled == []
+    assert "runCommandCleanup" not in job.outcome
+
+
+def test_a_stale_duplicate_dispatch_after_the_delete_never_runs_the_script_again(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    result = world.alert()
+    job_id = world.job(result).id
+    world.runner.advance(job_id)  # planned -> dispatching
+    stale = world.store.get(job_id)  # what a duplicate message's worker read, then stalled on
+    world.drain()  # the job runs to its end and its run command is deleted
+    assert world.job(result).status == "succeeded" and world.compute.cancelled
+
+    real_get = world.store.get
+    world.store.get = lambda _: stale  # type: ignore[method-assign]
+    world.runner.advance(job_id)
+    world.store.get = real_get  # type: ignore[method-assign]
+
+    # The claim written before the PUT loses the swap: the run command is not created a second time.
+    assert sum(world.compute.executions.values()) == 1
