@@ -30,7 +30,7 @@ from .catalog import Catalog, load_catalog
 from .cli_authoring import add_parsers as add_authoring_parsers
 from .cli_engine import add_where, configure_logging, engine
 from .cli_jobs import add_parsers, default_actor
-from .cli_output import table
+from .cli_output import write_plan
 from .console.local import add_parser as add_console_parser
 from .errors import RemediationError, SetupProblem
 from .remote import add_app_option, remote_requested
@@ -73,7 +73,6 @@ def _catalog_and_routes(args: argparse.Namespace) -> tuple[Catalog, tuple[Route,
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
-    from .cli_output import plan_reasons
     from .planning import Planner, PlanReport
 
     payloads = read_payloads(args.files, sys.stdin)
@@ -99,28 +98,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
         return EXIT_OK
-    data = report.to_dict()
-    out.write(f"{len(data['signals'])} signal(s), {len(data['plans'])} plan(s)\n")
-    for signal_ in data["signals"]:
-        targets = ", ".join(t.rsplit("/", 1)[-1] for t in signal_["targets"]) or "-"
-        out.write(f"  {signal_['source']:<6} {signal_['type']} [{signal_['state'] or '-'}] -> {targets}\n")
-    if data["plans"]:
-        rows: list[Sequence[Any]] = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
-        rows += [
-            (
-                p["target"].rsplit("/", 1)[-1],
-                p["remediation"] or p["condition"],
-                " ".join(f"{k}={v}" for k, v in p["parameters"].items()) or "-",
-                p["decision"],
-                p["reason"],
-            )
-            for p in data["plans"]
-        ]
-        out.write("\n")
-        table(rows, out)
-        plan_reasons(data["plans"], out)
-    for note in data["notes"]:
-        out.write(f"note: {note['message']}\n")
+    write_plan(report.to_dict(), out)
     return EXIT_OK
 
 

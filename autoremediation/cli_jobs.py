@@ -19,7 +19,7 @@ from . import jobs, operations
 from .catalog import Catalog, load_catalog
 from .cli_engine import add_where, engine, read_store, work
 from .cli_find import find_job, find_target
-from .cli_output import compact, dump_json, short, table
+from .cli_output import dump_json, outcome_lines, short, table, write_job
 from .errors import InvalidInput, NotFound, RemediationError
 from .jobs import Job, outcome_kind
 from .settings import Settings
@@ -93,35 +93,6 @@ def report(finished: Sequence[Job], catalog: Catalog, out: TextIO, *, as_json: b
     return 1 if any(j.status in FAILED_STATES for j in finished) else 0
 
 
-def outcome_lines(job: Job) -> list[str]:
-    lines = [f"why: {job.history[-1].reason}"]
-    if job.retry_of:
-        lines.append(f"retry of {job.retry_of}")
-    if job.status == jobs.AWAITING_APPROVAL:
-        lines.append(f"approve with: remediate approve {job.id}   (expires {job.approval_expires_at})")
-    control = job.outcome.get("controlPlane") or {}
-    for step, record in control.items():
-        for nsg in record.get("nsgs", []):
-            rules = ", ".join(nsg.get("rules", [])) or "-"
-            lines.append(
-                f"{step}: {nsg['action']} {rules} in {short(nsg['nsg'])}"
-                + (f" above {nsg['blockingRule']}" if nsg.get("blockingRule") else "")
-            )
-    result = job.outcome.get("result")
-    if isinstance(result, dict):
-        lines.append(
-            f"script: {result.get('status')}  before {compact(result.get('before'))}"
-            f"  after {compact(result.get('after'))}"
-        )
-    if job.outcome.get("exitCode") is not None:
-        lines.append(f"exit code {job.outcome['exitCode']}, run {job.outcome.get('runSeconds', '?')} s")
-    if job.dry_run:
-        lines.append("dry run: nothing was changed")
-    if job.status in FAILED_STATES or job.status in (jobs.CANCELLED, jobs.EXPIRED):
-        lines.append(f"try again with: remediate retry {job.id}")
-    return lines
-
-
 def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
     store = read_store()
     since = _parse_since(args.since) if args.since else None
@@ -169,34 +140,12 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    from .evidence import evidence_lines
-
     job = find_job(read_store(), args.job)
     catalog = _catalog(args)
     if args.json:
         dump_json(public(job, catalog), out)
         return 0
-    out.write(f"{job.id}  {outcome_kind(job).upper()}\n")
-    out.write(f"  target       {job.target}\n  remediation  {job.remediation} ({job.condition})\n")
-    out.write(f"  parameters   {compact(public(job, catalog)['parameters'])}\n")
-    out.write(f"  requested by {job.requested_by}: {job.reason}\n")
-    if job.campaign_id:
-        out.write(f"  campaign     {job.campaign_id}\n")
-    if job.dry_run:
-        out.write("  dry run\n")
-    if job.evidence:
-        out.write("evidence:\n" + "".join(f"  {line}\n" for line in evidence_lines(job.evidence)))
-    out.write("history:\n")
-    for t in job.history:
-        out.write(f"  {t.at[:19]}  {t.source or '-':>17} -> {t.target:<17} {t.actor}: {t.reason}\n")
-    for note_text in job.notes:
-        out.write(f"  note {note_text}\n")
-    out.write("outcome:\n")
-    for line in outcome_lines(job):
-        out.write(f"  {line}\n")
-    tail = job.outcome.get("outputTail")
-    if tail:
-        out.write("output (tail):\n" + "".join(f"  | {line}\n" for line in str(tail).splitlines()[-15:]))
+    write_job(job, public(job, catalog)["parameters"], out)
     return 0
 
 

@@ -43,6 +43,10 @@ class RunRequest:
     parameters: Mapping[str, str] = field(default_factory=dict)
     protected_parameters: Mapping[str, str] = field(default_factory=dict)
     timeout_seconds: int = 600
+    # False when no earlier step can have sent this run: the adapter then skips the look for an existing
+    # run command before its PUT (one ARM read fewer per job).
+    may_exist: bool = True
+    location: str = ""  # the VM's region, when the caller read it already ("" : the adapter reads it)
 
 
 @dataclass(frozen=True)

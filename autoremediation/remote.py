@@ -235,34 +235,14 @@ def cmd_jobs(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
 
 
 def cmd_show(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
-    from .cli_jobs import outcome_lines
-    from .cli_output import compact, dump_json
-    from .jobs import outcome_kind
+    from .cli_output import dump_json, write_job
 
     data = client.call("GET", _job_path(args.job))
     if args.json:
         dump_json(data, out)
         return 0
     job = _job(data)  # the app redacts secret parameters
-    out.write(f"{job.id}  {outcome_kind(job).upper()}\n")
-    out.write(f"  target       {job.target}\n  remediation  {job.remediation} ({job.condition})\n")
-    out.write(f"  parameters   {compact(job.parameters)}\n")
-    out.write(f"  requested by {job.requested_by}: {job.reason}\n")
-    if job.campaign_id:
-        out.write(f"  campaign     {job.campaign_id}\n")
-    if job.dry_run:
-        out.write("  dry run\n")
-    out.write("history:\n")
-    for t in job.history:
-        out.write(f"  {t.at[:19]}  {t.source or '-':>17} -> {t.target:<17} {t.actor}: {t.reason}\n")
-    for note_text in job.notes:
-        out.write(f"  note {note_text}\n")
-    out.write("outcome:\n")
-    for line in outcome_lines(job):
-        out.write(f"  {line}\n")
-    tail = job.outcome.get("outputTail")
-    if tail:
-        out.write("output (tail):\n" + "".join(f"  | {line}\n" for line in str(tail).splitlines()[-15:]))
+    write_job(job, job.parameters, out)
     return 0
 
 
@@ -305,7 +285,7 @@ def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
     import sys
 
     from .cli import UsageError, read_payloads
-    from .cli_output import plan_reasons, table
+    from .cli_output import write_plan
 
     data: dict[str, list[Any]] = {"signals": [], "plans": [], "notes": []}
     for name, payload in read_payloads(args.files, sys.stdin):
@@ -319,27 +299,7 @@ def cmd_plan(args: argparse.Namespace, client: AppClient, out: TextIO) -> int:
         json.dump(data, out, indent=2)
         out.write("\n")
         return 0
-    out.write(f"{len(data['signals'])} signal(s), {len(data['plans'])} plan(s)\n")
-    for signal in data["signals"]:
-        targets = ", ".join(t.rsplit("/", 1)[-1] for t in signal["targets"]) or "-"
-        out.write(f"  {signal['source']:<6} {signal['type']} [{signal['state'] or '-'}] -> {targets}\n")
-    if data["plans"]:
-        rows: list[Any] = [("TARGET", "REMEDIATION", "PARAMETERS", "DECISION", "REASON")]
-        rows += [
-            (
-                p["target"].rsplit("/", 1)[-1],
-                p["remediation"] or p["condition"],
-                " ".join(f"{k}={v}" for k, v in p["parameters"].items()) or "-",
-                p["decision"],
-                p["reason"],
-            )
-            for p in data["plans"]
-        ]
-        out.write("\n")
-        table(rows, out)
-        plan_reasons(data["plans"], out)
-    for note in data["notes"]:
-        out.write(f"note: {note['message']}\n")
+    write_plan(data, out)
     return 0
 
 

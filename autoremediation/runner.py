@@ -260,6 +260,7 @@ class Runner:
             "name": jobs.run_name_for(job.id),
             "mode": self.settings.run_command_mode,
             "os": vm.os_type,
+            "location": vm.location,  # the run command's PUT needs it: no second read of the VM
             "vmTags": dict(vm.tags),
             "leaseAt": now.isoformat(),
         }
@@ -340,6 +341,9 @@ class Runner:
             parameters=plain,
             protected_parameters=protected,
             timeout_seconds=remediation.timeout_seconds,
+            # Only a step that claimed the dispatch before (and may have sent the PUT) looks first.
+            may_exist=bool(job.run.get("claimedAt")),
+            location=str(job.run.get("location") or ""),
         )
         if job.run.get("mode") == "action":
             # Classic run commands leave no resource to find again: a dispatch that may have started

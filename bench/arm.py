@@ -64,6 +64,10 @@ def figures(dispatches: int) -> list[Figure]:
                     os_type="linux",
                     script="echo hi",
                     timeout_seconds=600,
+                    # As the runner sends a first dispatch: nothing to re-attach to, the VM's region
+                    # known from the guards' read of the VM.
+                    may_exist=False,
+                    location="westeurope",
                 )
                 started = time.perf_counter()
                 compute.start_run(request)
@@ -85,8 +89,9 @@ def figures(dispatches: int) -> list[Figure]:
             "dispatch_overhead_ratio",
             round(ours_s / bare_s, 2),
             round(bare_s * 1000, 2),
-            "-",
-            f"median of {dispatches} AzureCompute.start_run (a GET to re-attach, then the PUT) / median bare "
+            "<= 1.2",
+            f"median of {dispatches} AzureCompute.start_run of a first dispatch (the PUT alone: the runner's "
+            "claim says nothing was sent before, the guards read the VM's region) / median bare "
             "SDK begin_create_or_update(polling=False); baseline = the bare call in ms",
         )
     ]

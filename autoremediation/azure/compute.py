@@ -258,10 +258,11 @@ class AzureCompute:
             raise InvalidInput(f"os type {request.os_type!r} must be linux or windows")
         if self.mode == "action":
             return self._start_action(ref, request)
-        try:
-            return self.get_run(request.vm_id, request.run_name)
-        except NotFound:
-            pass
+        if request.may_exist:
+            try:
+                return self.get_run(request.vm_id, request.run_name)
+            except NotFound:
+                pass
         client = self._client_for(ref.subscription)
         properties: dict[str, Any] = {
             "source": {"script": request.script},
@@ -274,7 +275,7 @@ class AzureCompute:
             properties["protectedParameters"] = [
                 {"name": k, "value": v} for k, v in request.protected_parameters.items()
             ]
-        body = {"location": self._location(ref), "properties": properties}
+        body = {"location": request.location or self._location(ref), "properties": properties}
 
         def put() -> Any:
             # No poller: with asyncExecution the script starts on the PUT, and the run's own instance

@@ -110,6 +110,21 @@ def test_managed_dispatch_uses_at_most_four_calls_besides_polls(
     assert [m for m, _ in dispatch_calls] == ["GET", "GET", "PUT"]
 
 
+def test_a_first_dispatch_sends_the_put_without_looking_first(
+    compute: AzureCompute, fleet: FleetServer
+) -> None:
+    """Nothing can have sent this run before (the runner knows from its claim): no re-attach GET."""
+    fleet.reset_calls()
+    compute.start_run(request(may_exist=False))
+    assert [m for m, _ in fleet.calls] == ["GET", "PUT"]  # the VM (for its region), then the run
+    fleet.reset_calls()
+    compute.start_run(
+        request(vm="vm-windows", name="r-2", os_type="windows", may_exist=False, location="westeurope")
+    )
+    assert [m for m, _ in fleet.calls] == ["PUT"]  # the region known: the PUT alone
+    assert fleet.runs_started("vm-linux-disk") == 1
+
+
 def test_second_dispatch_reattaches_and_runs_the_script_once(settings: Settings, fleet: FleetServer) -> None:
     fleet.inject("PUT */runCommands/*", "stuck", times=1)
     first = AzureCompute(settings, polling_interval=0)

@@ -320,3 +320,23 @@ def test_the_alert_webhook_takes_the_action_group_token_and_the_public_paths_non
     assert alert.status_code == 202 and len(engine.store.list()) == 1
     assert health.json()["operatorAuthentication"] == "app-service"
     assert document.json()["info"]["x-entra-scope"] == SCOPE
+
+
+def test_remote_show_prints_a_jobs_evidence_as_the_local_show_does(
+    app: tuple[Engine, EasyAuthFrontEnd], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rendering serves both: the detector's evidence an approver needs is never lost on the way."""
+    from dataclasses import replace
+
+    engine, front = app
+    job_id = awaiting(engine)
+    job = engine.store.get(job_id)
+    evidence = {"rule": "deny-ssh-subnet", "priority": 100, "level": "subnet", "port": 22}
+    engine.store.update(replace(job, evidence=evidence))
+    as_user(monkeypatch, front, RITA_OID, "rita@contoso.com", READER)
+
+    local_code, local = run("show", job_id)
+    remote_code, remote_out = run("--app", front.base_url, "show", job_id)
+
+    assert (remote_code, remote_out) == (local_code, local)
+    assert "deny-ssh-subnet" in local and "evidence:" in local

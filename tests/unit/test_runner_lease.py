@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoremediation.runner import MAX_BACKOFF_SECONDS, RUN_GRACE_SECONDS
+from tests.helpers.fakes import vm_facts
 from tests.unit.test_runner import World
 
 RUN_TIMEOUT = 900  # free-disk-space in the test catalog
@@ -65,3 +66,21 @@ def test_a_poll_early_in_the_lease_does_not_write_a_renewal(tmp_path: Path) -> N
     world.runner.advance(job_id)
 
     assert world.store.get(job_id).run["leaseAt"] == taken
+
+
+def test_a_first_dispatch_does_not_look_for_its_run_but_one_after_a_claim_does(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    world = World(tmp_path)
+    fresh = world.job(world.manual("free-disk-space", request_id="r-fresh")).id
+    world.runner.advance(fresh)  # planned -> dispatching
+    world.runner.advance(fresh)  # claims, then sends the run
+    world.compute.add(vm_facts("vm2"))
+    crashed = world.job(world.manual("free-disk-space", target="vm2", request_id="r-crashed")).id
+    world.runner.advance(crashed)  # planned -> dispatching
+    # A worker claimed this dispatch and died: it may have sent the PUT before it did.
+    job = world.store.get(crashed)
+    world.store.update(replace(job, run={**job.run, "claimedAt": world.clock.now().isoformat()}))
+    world.runner.advance(crashed)
+
+    assert [r.may_exist for r in world.compute.requests] == [False, True]
