@@ -17,7 +17,7 @@ from typing import Any
 from . import jobs
 from .errors import ConcurrencyConflict
 from .jobs import Job
-from .planning import CHANGE_ROUTE_PREFIX, CHANGE_WINDOW_SECONDS, Plan, Planner, PlanReport
+from .planning import CHANGE_ROUTE_PREFIX, CHANGE_WINDOW_SECONDS, Plan, Planner, PlanReport, alert_key
 from .ports import Clock, JobStore, Queue
 from .signals.model import Signal
 
@@ -106,7 +106,7 @@ class Intake:
             reason=(manual.reason if manual else "") or _describe(signal),
             signal_id=signal.id,
             signal_source=signal.source,
-            alert_id=signal.id if signal.source == "alert" else None,
+            alert_id=alert_key(signal.id) if signal.source == "alert" else None,
             campaign_id=campaign_id,
             dry_run=rehearsal or (bool(manual.dry_run) if manual else False),
             evidence=dict(finding.evidence),
@@ -173,7 +173,7 @@ class Intake:
             return job
         for _ in range(CAS_ATTEMPTS):
             linked = jobs.note(
-                replace(job, alert_id=signal.id),
+                replace(job, alert_id=alert_key(signal.id)),
                 f"the same change also arrived as alert {signal.id}",
                 now=self.clock.now(),
             )
@@ -195,7 +195,7 @@ class Intake:
     def _resolve_alert(self, signal: Signal, actor: str, already: set[str]) -> list[str]:
         return [
             self._apply_resolved(job.id, actor, first=False)
-            for job in self.store.list(alert_id=signal.id)
+            for job in self.store.list(alert_id=alert_key(signal.id))
             if job.id not in already
         ]
 

@@ -13,7 +13,9 @@ from typing import Any
 
 from .catalog import Catalog
 from .policy import Decision, plan_decision
+from .ports import AlertRecord
 from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
+from .resources import normalize
 from .routing import Finding, Route, route_signal
 from .signals import parse
 from .signals.model import Signal
@@ -119,9 +121,11 @@ def change_of(signal: Signal) -> dict[str, str] | None:
 def idempotency_key(finding: Finding) -> str:
     """Duplicate deliveries of one signal give the same key, so the same job id.
 
-    Alerts: alert id + "fired" + VM + remediation (+ parameters, when one alert names several mounts of
-    one VM); events: event id + VM + remediation; manual: request id + VM + remediation. A Resolved
-    notification maps to the key of its Fired one, so it finds (or pre-empts) the same job.
+    Alerts: the normalised Azure alert id + "fired" + VM + remediation + condition: one job per
+    (alert, VM, remediation, condition) however often, and with whatever body, the alert is posted
+    (its parameters come from Azure's record, see provenance); events: event id + VM + remediation
+    (+ parameters); manual: request id + VM + remediation. A Resolved notification maps to the key of
+    its Fired one, so it finds (or pre-empts) the same job.
 
     A detector finding about an ARM write (an NSG rule written) is keyed on the write instead of the
     delivery: "change" + the write's correlation id + VM + remediation. The Event Grid event and the
@@ -134,13 +138,26 @@ def idempotency_key(finding: Finding) -> str:
     if change and change["correlationId"]:
         remediation = finding.remediation or finding.condition
         return "|".join(["change", change["correlationId"].lower(), finding.target.key, remediation])
-    parts = [signal.source, signal.id]
     if signal.source == "alert":
-        parts.append("fired")
-    parts += [finding.target.key, finding.remediation or finding.condition]
+        return "|".join(
+            [
+                signal.source,
+                alert_key(signal.id),
+                "fired",
+                finding.target.key,
+                finding.remediation or finding.condition,
+                finding.condition,
+            ]
+        )
+    parts = [signal.source, signal.id, finding.target.key, finding.remediation or finding.condition]
     if signal.source != "manual" and finding.parameters:
         parts.append(json.dumps(dict(finding.parameters), sort_keys=True))
     return "|".join(parts)
+
+
+def alert_key(alert_id: str) -> str:
+    """An Azure alert id as jobs store it: ARM ids compare case-insensitively, a trailing '/' is noise."""
+    return normalize(alert_id)
 
 
 class Planner:
@@ -184,8 +201,11 @@ class Planner:
             if verdict.refusal is not None:
                 return PlanReport((signal,), notes=(Note(signal.id, verdict.refusal),), refused=(signal.id,))
             signal, record = verdict.signal, verdict.record
+            gate_notes = verdict.notes
+        else:
+            gate_notes = ()
         routing = route_signal(signal, self.routes, self.catalog)
-        notes = [Note(signal.id, text) for text in routing.notes]
+        notes = [Note(signal.id, text) for text in (*gate_notes, *routing.notes)]
         findings = list(routing.findings)
         if routing.detector:
             if self.detect is None:
@@ -194,21 +214,42 @@ class Planner:
                 found, detector_notes = self.detect(routing.detector, signal)
                 findings += found
                 notes += [Note(signal.id, text) for text in detector_notes]
+        if signal.source == "alert":
+            findings, dropped = _on_target(findings, record)
+            notes += [Note(signal.id, text) for text in dropped]
         if signal.source != "manual":
-            too_many = fan_out_refusal(len(findings), self.max_jobs)
+            # Counted in jobs, not rows: findings with one key are one job.
+            count = len({idempotency_key(f) for f in findings}) if signal.source == "alert" else len(findings)
+            too_many = fan_out_refusal(count, self.max_jobs)
             if too_many is not None:
                 return PlanReport((signal,), notes=(*notes, Note(signal.id, too_many)), refused=(signal.id,))
         plans = []
         for finding in findings:
             remediation = self.catalog.get(finding.remediation or "")
-            # A detector's VMs come from ARM reads of the resource Azure recorded (see AlertGate).
-            off_target = (
-                None if finding.route.startswith("detector:") else target_refusal(finding.target, record)
-            )
-            if off_target is not None:
-                decision = Decision("skip", off_target, "provenance")
-            else:
-                origins = {name: finding.origin_of(name) for name in finding.parameters}
-                decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
+            origins = {name: finding.origin_of(name) for name in finding.parameters}
+            decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
             plans.append(Plan(finding, decision))
         return PlanReport((signal,), tuple(plans), tuple(notes))
+
+
+def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple[list[Finding], list[str]]:
+    """Findings on the alert's own target, one per job key; the others as ``provenance:`` notes.
+
+    A finding for another VM is no job at all (not even a skipped one), so it neither fills the job
+    store nor counts toward the per-alert limit. A detector's VMs come from ARM reads of the resource
+    Azure recorded (see AlertGate), so they are not the alert's target by id and are kept.
+    """
+    kept: list[Finding] = []
+    notes: list[str] = []
+    keys: set[str] = set()
+    for finding in findings:
+        off_target = None if finding.route.startswith("detector:") else target_refusal(finding.target, record)
+        if off_target is not None:
+            if off_target not in notes:
+                notes.append(off_target)
+            continue
+        key = idempotency_key(finding)
+        if key not in keys:  # several rows of one alert for one VM make one job, the first row's
+            keys.add(key)
+            kept.append(finding)
+    return kept, notes

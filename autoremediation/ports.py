@@ -299,6 +299,12 @@ class AlertRecord:
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     monitor_service: str = ""
+    # What Azure recorded about the alert's condition: ``essentials.signalType`` and
+    # ``properties.context`` (the alert context: ``condition.allOf[]`` with ``searchQuery``,
+    # ``metricName``, ``dimensions``; an activity log alert's ``operationName``). Routing reads these,
+    # never the notification body's copy of them.
+    signal_type: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,9 @@ class AlertRuleRecord:
     id: str
     custom_properties: Mapping[str, str] = field(default_factory=dict)
     enabled: bool = True
+    # ``properties.scopes``: the resources the rule watches; an alert of the rule may only act on a
+    # resource under one of them. Empty when ARM did not say (then nothing is in scope).
+    scopes: tuple[str, ...] = ()
 
 
 class Alerts(Protocol):

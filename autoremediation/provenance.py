@@ -11,11 +11,15 @@ dispatch or wait for approval, the alert is read back from Azure Monitor (``port
    resource-group-scoped globs in ``REMEDIATION_TRUSTED_ALERT_RULES``); an untrusted rule makes no job;
 4. it must have fired recently (``REMEDIATION_ALERT_MAX_AGE_MINUTES``, Azure's fired time);
 5. the rule's custom properties (``condition``, ``remediation``, parameters) are read from the rule
-   resource in ARM, never from the body;
-6. each job's VM must be the alert's target resource as Azure records it.
+   resource in ARM, never from the body; the rule must be enabled, and the alert's target must lie
+   under one of the rule's ``scopes``;
+6. what is routed is Azure's record of the alert, not the body: the monitor service and signal type
+   from ``essentials``, the query, metrics, dimensions and operation from ``properties.context``, the
+   target from ``essentials.targetResource``. What Azure's record lacks, the alert does not have;
+7. each job's VM must be the alert's target resource as Azure records it.
 
-A signal that fails 1-4 makes no job at all (a note says why); a finding for a VM that is not the
-alert's target is skipped with a ``provenance:`` reason. One signal yields at most
+A signal that fails 1-5 makes no job at all (a note says why); a finding for a VM that is not the
+alert's target becomes a ``provenance:`` note, never a job. One signal yields at most
 ``REMEDIATION_MAX_JOBS_PER_SIGNAL`` jobs: above it the whole signal is refused with the count (a
 broad change on purpose goes through a campaign, which an operator starts and paces).
 
@@ -29,9 +33,10 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from .errors import NotFound, RemediationError, Throttled, Transient
-from .ports import AlertRecord, Alerts, Clock
+from .errors import NotFound, RemediationError, SignalError, Throttled, Transient
+from .ports import AlertRecord, AlertRuleRecord, Alerts, Clock
 from .resources import VmRef, normalize, vm_ref_of
+from .signals.alerts import SCHEMA_ID, parse_alert
 from .signals.model import Signal
 
 PREFIX = "provenance:"
@@ -109,6 +114,7 @@ class Verdict:
     signal: Signal
     record: AlertRecord | None = None
     refusal: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def _rule_name(rule_id: str) -> str:
@@ -164,6 +170,119 @@ def target_refusal(target: VmRef, record: AlertRecord | None) -> str | None:
     )
 
 
+# Alerts Management names the activity log services "ActivityLog Administrative"; the Common Alert
+# Schema (and so routes.yaml) says "Activity Log - Administrative".
+_ACTIVITY_LOG_SERVICE = re.compile(r"^ActivityLog\s+(?P<category>\w+)$", re.IGNORECASE)
+_WORKSPACE_TYPES = ("microsoft.operationalinsights/workspaces", "microsoft.insights/components")
+
+
+def service_name(monitor_service: str) -> str:
+    """Alerts Management's ``monitorService`` in the Common Alert Schema's ``monitoringService`` spelling."""
+    match = _ACTIVITY_LOG_SERVICE.match(monitor_service.strip())
+    return f"Activity Log - {match['category']}" if match else monitor_service.strip()
+
+
+def under(resource_id: str, scope: str) -> bool:
+    """Whether ``resource_id`` is ``scope`` or lies below it (ARM ids, case-insensitive)."""
+    resource, container = normalize(resource_id), normalize(scope)
+    return bool(container) and (resource == container or resource.startswith(container + "/"))
+
+
+def _scope_holds(scope: str, target: str) -> bool:
+    # A log search rule scoped to a workspace (or Application Insights) reports the VM that sent the
+    # rows (``resourceIdColumn``): the VM is not below the workspace by id. Such a scope holds the
+    # VMs of the workspace's own subscription only.
+    if any(f"/providers/{kind}/" in normalize(scope) + "/" for kind in _WORKSPACE_TYPES):
+        return under(target, "/".join(normalize(scope).split("/")[:3]))
+    return under(target, scope)
+
+
+def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
+    """Why a trusted rule's alert may still not act: the rule is disabled, or the alert's target lies
+    outside the rule's scopes (a rule trusted by a glob must not reach any VM)."""
+    if not rule.enabled:
+        return f"{PREFIX} alert rule {record.rule_id} is disabled in ARM: its alerts start nothing"
+    if not any(_scope_holds(scope, record.target_resource) for scope in rule.scopes):
+        return (
+            f"{PREFIX} alert {record.id} targets {record.target_resource or 'no resource'}, which is not "
+            f"under the scopes of rule {record.rule_id} ({', '.join(rule.scopes) or 'none recorded'})"
+        )
+    return None
+
+
+_BODY_EXTRA = ("alertRuleId", "originAlertId")
+
+
+def recorded_signal(
+    signal: Signal, record: AlertRecord, rule: AlertRuleRecord
+) -> tuple[Signal, tuple[str, ...]]:
+    """The signal to route, built from Azure's record of the alert and its rule, never from the body.
+
+    The body keeps only what identifies it (state, times); the monitor service, signal type, query,
+    metrics, dimensions, operation and targets are Azure's. Returns notes saying what Azure lacked.
+    """
+    target = record.target_resource
+    payload = {
+        "schemaId": SCHEMA_ID,
+        "data": {
+            "essentials": {
+                "alertId": record.id or signal.id,
+                "monitoringService": service_name(record.monitor_service) or "unknown",
+                "monitorCondition": record.monitor_condition,
+                "signalType": record.signal_type or None,
+                "alertRule": _rule_name(record.rule_id),
+                "alertTargetIDs": [target] if target else [],
+            },
+            "alertContext": dict(record.context),
+        },
+    }
+    notes: list[str] = []
+    try:
+        recorded = parse_alert(payload)
+    except SignalError as error:
+        notes.append(
+            f"{PREFIX} Azure Monitor's context of alert {record.id} cannot be read ({error}): "
+            "routed on its essentials only"
+        )
+        payload["data"]["alertContext"] = {}  # type: ignore[index]
+        recorded = parse_alert(payload)
+    if not record.context:
+        notes.append(
+            f"{PREFIX} Azure Monitor records no alert context for {record.id}: routes that need a query, "
+            "metric, dimension or operation do not match"
+        )
+    vm = vm_ref_of(target)
+    others = [t.id for t in signal.targets if vm is None or t != vm]
+    if others:
+        notes.append(
+            f"{PREFIX} the payload names {len(others)} VM(s) that are not the target of alert {record.id} "
+            f"(Azure Monitor records {target or 'no target'}): ignored, e.g. {others[0]}"
+        )
+    # What the alert context says (the write's correlation id, caller, condition type, queries) is
+    # Azure's; the body keeps only what identifies it (its rule id, compared above).
+    extra = {k: v for k, v in signal.extra.items() if k in _BODY_EXTRA}
+    extra.update(recorded.extra)
+    # A detector starts from the resource Azure recorded as the alert's target (an activity-log
+    # alert's NSG), never from one the body names.
+    confirmed = replace(
+        signal,
+        id=record.id or signal.id,
+        type=recorded.type,
+        signal_type=recorded.signal_type,
+        targets=(vm,) if vm is not None else (),
+        resources=(target,) if target else (),
+        operation_name=recorded.operation_name,
+        resource_id=target if recorded.operation_name else None,
+        status=recorded.status,
+        query=recorded.query,
+        metrics=recorded.metrics,
+        dimensions=recorded.dimensions,
+        custom_properties=dict(rule.custom_properties),
+        extra=extra,
+    )
+    return confirmed, tuple(notes)
+
+
 def fan_out_refusal(count: int, limit: int) -> str | None:
     if count <= limit:
         return None
@@ -214,12 +333,8 @@ class AlertGate:
             ) from error
         except RemediationError as error:
             return Verdict(signal, record, f"{PREFIX} alert rule {record.rule_id} could not be read: {error}")
-        # Custom properties come from the rule resource; a detector starts from the resource Azure
-        # recorded as the alert's target (an activity-log alert's NSG), never from one the body names.
-        confirmed = replace(
-            signal,
-            custom_properties=dict(rule.custom_properties),
-            resource_id=record.target_resource if signal.resource_id else None,
-            resources=(record.target_resource,) if record.target_resource else (),
-        )
-        return Verdict(confirmed, record)
+        refusal = rule_refusal(record, rule)
+        if refusal is not None:
+            return Verdict(signal, record, refusal)
+        confirmed, notes = recorded_signal(signal, record, rule)
+        return Verdict(confirmed, record, notes=notes)

@@ -235,6 +235,8 @@ class Settings:
     # Set by the platform, not by infra/: App Service authentication fronts the app and vouches for the
     # X-MS-CLIENT-PRINCIPAL headers (it strips any a client sends).
     platform_auth: bool = False
+    # The deployment's Entra tenant: an alert webhook token must be issued in it (``tid`` claim).
+    tenant_id: str = ""
     # Development only: with platform authentication off, let unauthenticated callers use the operator API.
     allow_unauthenticated_operators: bool = False
     # The remote CLI: a deployed app's URL; the Entra scope its operator API accepts (the app publishes it).
@@ -321,6 +323,7 @@ class Settings:
             notify_on_success=_flag(env, "REMEDIATION_NOTIFY_ON_SUCCESS", False),
             notify_timeout_seconds=_number(env, "REMEDIATION_NOTIFY_TIMEOUT_SECONDS", 10, 1),
             platform_auth=_flag(env, "WEBSITE_AUTH_ENABLED", False),
+            tenant_id=env.get("AZURE_TENANT_ID", "").strip(),
             allow_unauthenticated_operators=_flag(env, "REMEDIATION_ALLOW_UNAUTHENTICATED_OPERATORS", False),
             app_url=parse_app_url(env.get("REMEDIATION_APP_URL")),
             app_scope=(env.get("REMEDIATION_APP_SCOPE") or "").strip() or None,
@@ -389,6 +392,7 @@ SETTING_NAMES = (
     "REMEDIATION_ARM_LIMITS",
     "AZURE_CLIENT_ID",
     "AZURE_SUBSCRIPTION_ID",
+    "AZURE_TENANT_ID",
     "REMEDIATION_OPERATOR_ROLE",
     "REMEDIATION_READER_ROLE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",

@@ -39,20 +39,34 @@ class _AzureMonitor:
     def __init__(self) -> None:
         self.alerts = {
             a.id.lower(): AlertRecord(
-                a.id, a.rule, a.target, a.monitor_condition, fired_at=parse_time(a.fired)
+                a.id,
+                a.rule,
+                a.target,
+                a.monitor_condition,
+                fired_at=parse_time(a.fired),
+                signal_type=a.signal_type or "",
+                context=dict(a.context),
             )
             for a in DEMO.alerts
         }
         self.rules = {
-            r.id.lower(): AlertRuleRecord(r.id, dict(r.custom_properties)) for r in DEMO.alert_rules
+            r.id.lower(): AlertRuleRecord(r.id, dict(r.custom_properties), r.enabled, tuple(r.scopes))
+            for r in DEMO.alert_rules
         }
 
     def add(self, payload: Any, vm: str) -> None:
         essentials = payload["data"]["essentials"]
         group = f"/subscriptions/{DEMO.subscription}/resourceGroups/rg-demo"
         target = f"{group}/providers/Microsoft.Compute/virtualMachines/{vm}"
+        # Azure Monitor records the alert's context as the sample carries it (the rule's query and rows).
         self.alerts[essentials["alertId"].lower()] = AlertRecord(
-            essentials["alertId"], RULE, target, "Fired", fired_at=parse_time(essentials["firedDateTime"])
+            essentials["alertId"],
+            RULE,
+            target,
+            "Fired",
+            fired_at=parse_time(essentials["firedDateTime"]),
+            signal_type=essentials["signalType"],
+            context={k: v for k, v in payload["data"]["alertContext"].items() if k != "properties"},
         )
 
     def get_alert(self, alert_id: str) -> AlertRecord:

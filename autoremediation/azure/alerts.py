@@ -80,6 +80,18 @@ def rule_custom_properties(rule: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
+def _enabled(value: Any) -> bool:
+    return not (value is False or (isinstance(value, str) and value.strip().lower() == "false"))
+
+
+def rule_scopes(props: Any) -> tuple[str, ...]:
+    """``properties.scopes`` of a rule resource (every kind has it): the resources the rule watches."""
+    scopes = props.get("scopes") if isinstance(props, Mapping) else None
+    if not isinstance(scopes, list):
+        return ()
+    return tuple(str(s) for s in scopes if isinstance(s, str) and s.strip())
+
+
 class AzureAlerts:
     """Alerts Management reads and state changes, alert-rule reads; bounded retries like every adapter."""
 
@@ -99,6 +111,7 @@ class AzureAlerts:
         client = self._client_for(subscription)
         alert = self.retrier.call(f"read alert {guid}", lambda: client.alerts.get_by_id(guid))
         essentials = alert.properties.essentials if alert.properties is not None else None
+        context = alert.properties.context if alert.properties is not None else None
         if essentials is None:
             return AlertRecord(
                 id=str(alert.id or alert_id), rule_id="", target_resource="", monitor_condition=""
@@ -112,6 +125,8 @@ class AzureAlerts:
             fired_at=_utc(essentials.start_date_time),
             resolved_at=_utc(essentials.monitor_condition_resolved_date_time),
             monitor_service=str(essentials.monitor_service or ""),
+            signal_type=str(essentials.signal_type or ""),
+            context=dict(context) if isinstance(context, Mapping) else {},
         )
 
     def get_rule(self, rule_id: str) -> AlertRuleRecord:
@@ -137,7 +152,8 @@ class AzureAlerts:
         return AlertRuleRecord(
             id=str(body.get("id") or rule_id) if isinstance(body, Mapping) else rule_id,
             custom_properties=rule_custom_properties(body if isinstance(body, Mapping) else {}),
-            enabled=bool(props.get("enabled", True)) if isinstance(props, Mapping) else True,
+            enabled=_enabled(props.get("enabled", True)) if isinstance(props, Mapping) else True,
+            scopes=rule_scopes(props),
         )
 
     def change_state(self, alert_id: str, new_state: str, comment: str) -> None:

@@ -28,7 +28,10 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
     from .webhook_auth import check_alert_caller
 
     try:
-        authenticated = check_alert_caller(req.headers, platform_auth=engine().settings.platform_auth)
+        settings = engine().settings
+        authenticated = check_alert_caller(
+            req.headers, platform_auth=settings.platform_auth, tenant_id=settings.tenant_id
+        )
         payload = read_json(req)
         if not isinstance(payload, Mapping) or not is_alert(payload):
             # Events and manual requests have their own entry points, with their own authorisation.

@@ -12,7 +12,10 @@ reaches the app, strips any client-sent ``X-MS-*`` header, and hands the token's
 * the caller is the Action Group service: the ``appid`` (v1 token) or ``azp`` (v2) claim is its
   application id, so no other application of the tenant that can get a token for the app posts alerts;
 * the caller holds the app role ``ActionGroupsSecureWebhook`` (``roles`` claim), which the deployment
-  assigns to the Action Group service principal on the app registration.
+  assigns to the Action Group service principal on the app registration;
+* the token was issued in the deployment's own tenant: its ``tid`` claim is ``AZURE_TENANT_ID`` (a
+  multi-tenant app registration, or an issuer list wider than the tenant, would otherwise let another
+  tenant's Action Group in). An app that does not know its tenant admits no token.
 
 With App Service authentication off (``WEBSITE_AUTH_ENABLED`` unset) no front end strips a client-sent
 principal header: the app ignores it, and the function key alone admits the call. That is the documented
@@ -33,15 +36,17 @@ ACTION_GROUPS_APP_ID = "461e8683-5575-4561-ac7f-899cc907d62a"
 # The app role the Action Group service principal is assigned on the app registration.
 SECURE_WEBHOOK_ROLE = "ActionGroupsSecureWebhook"
 APP_ID_CLAIMS = ("appid", "azp")
+TENANT_CLAIMS = ("tid", "http://schemas.microsoft.com/identity/claims/tenantid")
 ENTRA = "entra"  # the Action Group, proven by its Entra token
 FUNCTION_KEY = "function-key"  # whoever holds the function key: the weaker fallback
 
 
-def check_alert_caller(headers: Mapping[str, str], *, platform_auth: bool) -> str:
+def check_alert_caller(headers: Mapping[str, str], *, platform_auth: bool, tenant_id: str = "") -> str:
     """How the alert post was authenticated (``entra`` or ``function-key``); Unauthenticated (401) or
     Forbidden (403) when App Service authentication is on and the caller is not the Action Group.
 
-    ``headers`` must be case-insensitive; ``platform_auth``: App Service authentication fronts the app.
+    ``headers`` must be case-insensitive; ``platform_auth``: App Service authentication fronts the app;
+    ``tenant_id``: the deployment's tenant (``AZURE_TENANT_ID``), which must have issued the token.
     """
     if not platform_auth:
         return FUNCTION_KEY
@@ -56,6 +61,7 @@ def check_alert_caller(headers: Mapping[str, str], *, platform_auth: bool) -> st
     if isinstance(principal.get("role_typ"), str):
         role_types.add(str(principal["role_typ"]))
     app_ids: set[str] = set()
+    tenants: set[str] = set()
     roles: set[str] = set()
     listed = principal.get("claims")
     for claim in listed if isinstance(listed, list) else []:
@@ -64,6 +70,8 @@ def check_alert_caller(headers: Mapping[str, str], *, platform_auth: bool) -> st
         typ, val = str(claim.get("typ", "")), str(claim.get("val", "")).strip()
         if typ in APP_ID_CLAIMS:
             app_ids.add(val.lower())
+        if typ in TENANT_CLAIMS:
+            tenants.add(val.lower())
         if typ in role_types:
             roles.add(val)
     if app_ids != {ACTION_GROUPS_APP_ID}:
@@ -77,4 +85,11 @@ def check_alert_caller(headers: Mapping[str, str], *, platform_auth: bool) -> st
             f"the Action Group's token lacks the app role {SECURE_WEBHOOK_ROLE}: assign it to the Action "
             "Group service principal on the app registration"
         )
+    if not tenant_id.strip():
+        raise Forbidden(
+            "the app does not know its tenant (AZURE_TENANT_ID): no Entra token is admitted until it is set"
+        )
+    if tenants != {tenant_id.strip().lower()}:
+        shown = ", ".join(sorted(tenants)) or "none"
+        raise Forbidden(f"the token was issued in tenant {shown}, not in this deployment's tenant")
     return ENTRA

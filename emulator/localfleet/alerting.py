@@ -7,12 +7,17 @@ Declared at the top level of a fleet file::
       - id: /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/scheduledQueryRules/<name>
         deployed: true                    # a rule infra/ deploys: the deployment trusts it
         customProperties: {condition: disk-full, remediation: free-disk-space}
+        scopes: [<resource id>, ...]      # properties.scopes (default: the rule's resource group)
+        enabled: true
     alerts:
       - id: /subscriptions/<sub>/providers/Microsoft.AlertsManagement/alerts/<guid>
         rule: <alert rule id>            # need not be declared: an alert from a deleted rule
         target: <resource id>            # the resource Azure fired the alert on
         monitorCondition: Fired          # or Resolved
         firedDateTime: "2026-11-25T10:05:12.3456789Z"
+        signalType: Log                  # essentials.signalType (default: from the rule's kind)
+        monitorService: Log Analytics    # essentials.monitorService (default: from the rule's kind)
+        context: {conditionType: LogQueryCriteria, condition: {allOf: [...]}}  # properties.context
 
 Served in ARM's shapes: ``GET .../Microsoft.AlertsManagement/alerts/{id}``, ``POST .../changestate``
 (``newState`` in the query, ``{"comments": ...}`` in the body), and ``GET`` of a rule resource.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +53,7 @@ class AlertRuleSpec:
     custom_properties: Mapping[str, str] = field(default_factory=dict)
     deployed: bool = False
     enabled: bool = True
+    scopes: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -64,6 +70,9 @@ class AlertSpec:
     fired: str = ""
     resolved: str | None = None
     state: str = "New"
+    signal_type: str | None = None
+    monitor_service: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 def parse_time(text: str) -> datetime | None:
@@ -89,7 +98,7 @@ def parse_alerting(
     rules: list[AlertRuleSpec] = []
     for i, node in enumerate(r.items(root, "alertRules", "(top level)")):
         path = f"alertRules[{i}]"
-        data = r.mapping(node, path, {"id", "customProperties", "deployed", "enabled"})
+        data = r.mapping(node, path, {"id", "customProperties", "deployed", "enabled", "scopes"})
         rule_id = r.text(data, "id", path)
         match = _RULE_ID.match(rule_id)
         if not match:
@@ -99,18 +108,36 @@ def parse_alerting(
         props = data.get("customProperties") or {}
         if not isinstance(props, Mapping):
             raise r.fail(f"{path}.customProperties", "must be a mapping")
+        scopes = data.get("scopes")
+        if scopes is None:
+            rg = rule_id.split("/providers/", 1)[0]
+            scopes = [rg]
+        if not isinstance(scopes, list) or not all(isinstance(x, str) and x.strip() for x in scopes):
+            raise r.fail(f"{path}.scopes", "must be a list of resource ids")
         rules.append(
             AlertRuleSpec(
                 rule_id,
                 {str(k): str(v) for k, v in props.items()},
                 r.flag(data, "deployed", path, False),
                 r.flag(data, "enabled", path, True),
+                tuple(scopes),
             )
         )
     alerts: list[AlertSpec] = []
     for i, node in enumerate(r.items(root, "alerts", "(top level)")):
         path = f"alerts[{i}]"
-        keys = {"id", "rule", "target", "monitorCondition", "firedDateTime", "resolvedDateTime", "alertState"}
+        keys = {
+            "id",
+            "rule",
+            "target",
+            "monitorCondition",
+            "firedDateTime",
+            "resolvedDateTime",
+            "alertState",
+            "signalType",
+            "monitorService",
+            "context",
+        }
         data = r.mapping(node, path, keys)
         alert_id = r.text(data, "id", path)
         match = _ALERT_ID.match(alert_id)
@@ -120,6 +147,9 @@ def parse_alerting(
             )
         if match["sub"].lower() not in known:
             raise r.fail(f"{path}.id", f"subscription {match['sub']} is not declared")
+        context = data.get("context") or {}
+        if not isinstance(context, Mapping):
+            raise r.fail(f"{path}.context", "must be a mapping (the alert context Azure records)")
         fired = r.text(data, "firedDateTime", path)
         if parse_time(fired) is None:
             raise r.fail(f"{path}.firedDateTime", f"{fired!r} is not an ISO 8601 time with a zone")
@@ -132,6 +162,9 @@ def parse_alerting(
                 fired=fired,
                 resolved=r.optional_text(data, "resolvedDateTime", path),
                 state=r.choice(data, "alertState", path, "New", STATES),
+                signal_type=r.optional_text(data, "signalType", path),
+                monitor_service=r.optional_text(data, "monitorService", path),
+                context=dict(context),
             )
         )
     return now, tuple(rules), tuple(alerts)
@@ -168,18 +201,20 @@ class AlertingState:
             spec = alert.spec
             target = spec.target.rstrip("/")
             parts = target.split("/")
+            log = "scheduledqueryrules" in spec.rule.lower()
+            activity = "activitylogalerts" in spec.rule.lower()
             essentials: dict[str, Any] = {
                 "severity": "Sev2",
-                "signalType": "Log" if "scheduledqueryrules" in spec.rule.lower() else "Metric",
+                "signalType": spec.signal_type
+                or ("Log" if log else "Activity Log" if activity else "Metric"),
                 "alertState": alert.state,
                 "monitorCondition": alert.condition,
                 "targetResource": target,
                 "targetResourceName": parts[-1],
                 "targetResourceGroup": parts[4] if len(parts) > 4 else "",
                 "targetResourceType": "/".join(parts[6:8]) if len(parts) > 7 else "",
-                "monitorService": "Log Alerts V2"
-                if "scheduledqueryrules" in spec.rule.lower()
-                else "Platform",
+                "monitorService": spec.monitor_service
+                or ("Log Analytics" if log else "ActivityLog Administrative" if activity else "Platform"),
                 "alertRule": spec.rule,
                 "sourceCreatedId": spec.id.rsplit("/", 1)[-1],
                 "startDateTime": spec.fired,
@@ -192,7 +227,7 @@ class AlertingState:
                 "id": spec.id,
                 "type": "Microsoft.AlertsManagement/alerts",
                 "name": spec.rule.rsplit("/", 1)[-1],
-                "properties": {"essentials": essentials},
+                "properties": {"essentials": essentials, "context": dict(spec.context)},
             }
 
     def change_state(self, sub: str, guid: str, new_state: str, comment: str | None) -> dict[str, Any]:
@@ -210,6 +245,12 @@ class AlertingState:
         with self.lock:
             alert = self.alerts[alert_id.lower()]
             alert.condition, alert.resolved = "Resolved", at
+
+    def record_context(self, alert_id: str, context: Mapping[str, Any]) -> None:
+        """What Azure Monitor records as the alert's context (tests set it per case, like ``resolve``)."""
+        with self.lock:
+            alert = self.alerts[alert_id.lower()]
+            alert.spec = replace(alert.spec, context=dict(context))
 
     def history(self, alert_id: str) -> list[dict[str, str]]:
         with self.lock:
@@ -230,7 +271,7 @@ class AlertingState:
             )
         props = dict(rule.custom_properties)
         kind_l = rule.kind.lower()
-        body: dict[str, Any] = {"enabled": rule.enabled}
+        body: dict[str, Any] = {"enabled": rule.enabled, "scopes": list(rule.scopes)}
         if kind_l == "scheduledqueryrules":
             body["actions"] = {"actionGroups": [], "customProperties": props}
         elif kind_l == "metricalerts":

@@ -217,6 +217,8 @@ var appSettings = {
   REMEDIATION_ARM_ENDPOINT: environment().resourceManager
   AZURE_CLIENT_ID: identityClientId
   AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
+  // The tenant whose tokens the alert webhook accepts (the Action Group's token `tid`).
+  AZURE_TENANT_ID: tenant().tenantId
   // Telemetry with Entra authentication: the component has local auth turned off.
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'

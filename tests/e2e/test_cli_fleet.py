@@ -202,7 +202,9 @@ def test_nsg_lockout_evidence_reaches_plan_job_show_and_approval(fleet: FleetSer
     assert code == 0 and "evidence:" in out and "nsg-locked" in out and "priority         200" in out
 
 
-def nsg_alert(tmp_path: Path, nsg: str, alert_guid: str, correlation: str | None) -> str:
+def nsg_alert(
+    tmp_path: Path, nsg: str, alert_guid: str, correlation: str | None, fleet: FleetServer | None = None
+) -> str:
     alert = json.loads((REPO / "samples" / "nsg-rule-write-alert.json").read_text())
     rule = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/{nsg}/securityRules/deny-ssh"
     essentials, context = alert["data"]["essentials"], alert["data"]["alertContext"]
@@ -215,6 +217,9 @@ def nsg_alert(tmp_path: Path, nsg: str, alert_guid: str, correlation: str | None
         context.pop("correlationId", None)
     else:
         context["correlationId"] = correlation
+    if fleet is not None:  # Azure Monitor records this alert's context: routing reads Azure's copy
+        recorded = {k: v for k, v in context.items() if k != "properties"}
+        fleet.fleet.alerting.record_context(essentials["alertId"], recorded)
     return write(tmp_path, f"alert-{alert_guid}.json", alert)
 
 
@@ -241,7 +246,8 @@ def test_one_nsg_write_seen_twice_makes_one_job(
     code, out = remediate("run", nsg_event_with(tmp_path, "nsg-locked", "ev-write", event_correlation))
     assert code == 0, out
     code, out = remediate(
-        "run", nsg_alert(tmp_path, "nsg-locked", "0000aaaa-0000-4000-8000-000000000001", alert_correlation)
+        "run",
+        nsg_alert(tmp_path, "nsg-locked", "0000aaaa-0000-4000-8000-000000000001", alert_correlation, fleet),
     )
     assert code == 0, out
     [job] = jobs()
@@ -251,7 +257,9 @@ def test_one_nsg_write_seen_twice_makes_one_job(
     # The other order: the alert first, then the event, for the other NSG's write.
     remediate(
         "run",
-        nsg_alert(tmp_path, "nsg-quarantine", "0000aaaa-0000-4000-8000-000000000002", alert_correlation),
+        nsg_alert(
+            tmp_path, "nsg-quarantine", "0000aaaa-0000-4000-8000-000000000002", alert_correlation, fleet
+        ),
     )
     remediate("run", nsg_event_with(tmp_path, "nsg-quarantine", "ev-write-q", event_correlation))
     assert len(jobs()) == 2
@@ -261,5 +269,7 @@ def test_two_writes_with_different_correlation_ids_are_two_changes(
     fleet: FleetServer, tmp_path: Path
 ) -> None:
     remediate("run", nsg_event_with(tmp_path, "nsg-locked", "ev-a", "corr-a"))
-    remediate("run", nsg_alert(tmp_path, "nsg-locked", "0000aaaa-0000-4000-8000-00000000000b", "corr-b"))
+    remediate(
+        "run", nsg_alert(tmp_path, "nsg-locked", "0000aaaa-0000-4000-8000-00000000000b", "corr-b", fleet)
+    )
     assert len(jobs()) == 2

@@ -38,6 +38,25 @@ FLEET = {
             "rule": RULE,
             "target": f"{RG}/providers/Microsoft.Compute/virtualMachines/{vm}",
             "firedDateTime": FIRED,
+            # What Azure Monitor records of the alert: routing reads this, not the posted body.
+            "signalType": "Log",
+            "context": {
+                "conditionType": "LogQueryCriteria",
+                "condition": {
+                    "allOf": [
+                        {
+                            "searchQuery": 'InsightsMetrics | where Name == "FreeSpacePercentage"',
+                            "dimensions": [
+                                {
+                                    "name": "_ResourceId",
+                                    "value": f"{RG}/providers/Microsoft.Compute/virtualMachines/{vm}",
+                                },
+                                {"name": "Mount", "value": "/var"},
+                            ],
+                        }
+                    ]
+                },
+            },
         }
         for vm in VMS
     ],

@@ -4,6 +4,7 @@ changes with comments, bounded retries, and fail-closed provenance when Azure Mo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +14,16 @@ from localfleet.server import FleetServer
 
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.calls import Retrier
+from autoremediation.catalog import load_catalog
 from autoremediation.errors import InvalidInput, NotFound, Transient
+from autoremediation.planning import Planner
 from autoremediation.ports import SystemClock
 from autoremediation.provenance import AlertGate, ProvenanceSettings, ProvenanceUnavailable, parse_time
+from autoremediation.routing import load_routes
 from autoremediation.settings import Settings
 from autoremediation.signals import parse
 from autoremediation.store.memory_queue import ManualClock
+from tests.helpers.catalogs import SHIPPED
 
 from .conftest import RG, SUB, Sleeps, vm_id
 
@@ -28,6 +33,27 @@ ALERTS = f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts"
 LOG_RULE = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full"
 METRIC_RULE = f"{RG}/providers/Microsoft.Insights/metricAlerts/cpu-high"
 ACTIVITY_RULE = f"{RG}/providers/Microsoft.Insights/activityLogAlerts/nsg-writes"
+NARROW_RULE = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-vm-b"
+DISABLED_RULE = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-off"
+DISK_QUERY = "InsightsMetrics | where Name == 'FreeSpacePercentage'"
+
+
+def log_context(target: str, mount: str) -> dict[str, Any]:
+    """``properties.context`` of a log search alert split by _ResourceId and Mount."""
+    return {
+        "conditionType": "LogQueryCriteria",
+        "condition": {
+            "allOf": [
+                {
+                    "searchQuery": DISK_QUERY,
+                    "dimensions": [
+                        {"name": "_ResourceId", "value": target},
+                        {"name": "Mount", "value": mount},
+                    ],
+                }
+            ]
+        },
+    }
 
 
 def fired(minutes_ago: float) -> str:
@@ -62,6 +88,8 @@ def alerting_fleet() -> Any:
                 },
                 {"id": METRIC_RULE, "customProperties": {"remediation": "restart-service"}},
                 {"id": ACTIVITY_RULE, "customProperties": {"condition": "nsg-lockout"}},
+                {"id": NARROW_RULE, "scopes": [vm_id("vm-b")]},
+                {"id": DISABLED_RULE, "enabled": False},
             ],
             "alerts": [
                 {"id": f"{ALERTS}/a1", "rule": LOG_RULE, "target": vm_id("vm-a"), "firedDateTime": FIRED},
@@ -72,6 +100,28 @@ def alerting_fleet() -> Any:
                     "firedDateTime": FIRED,
                     "monitorCondition": "Resolved",
                     "resolvedDateTime": FIRED,
+                },
+                {
+                    "id": f"{ALERTS}/a3",
+                    "rule": LOG_RULE,
+                    "target": vm_id("vm-a"),
+                    "firedDateTime": FIRED,
+                    "signalType": "Log",
+                    "context": log_context(vm_id("vm-a"), "/data"),
+                },
+                {
+                    "id": f"{ALERTS}/a4",
+                    "rule": NARROW_RULE,
+                    "target": vm_id("vm-a"),
+                    "firedDateTime": FIRED,
+                    "context": log_context(vm_id("vm-a"), "/data"),
+                },
+                {
+                    "id": f"{ALERTS}/a5",
+                    "rule": DISABLED_RULE,
+                    "target": vm_id("vm-a"),
+                    "firedDateTime": FIRED,
+                    "context": log_context(vm_id("vm-a"), "/data"),
                 },
             ],
         },
@@ -164,6 +214,64 @@ def test_the_gate_confirms_with_the_real_client_and_takes_properties_from_the_ru
     verdict = gate.verdict(signal)
     assert verdict.refusal is None
     assert dict(verdict.signal.custom_properties) == {"condition": "disk-full", "mountPoint": "/"}
+
+
+def test_an_alert_reads_back_with_its_signal_type_and_context(adapter: AzureAlerts) -> None:
+    record = adapter.get_alert(f"{ALERTS}/a3")
+    assert record.signal_type == "Log" and record.monitor_service == "Log Analytics"
+    [condition] = record.context["condition"]["allOf"]
+    assert condition["searchQuery"] == DISK_QUERY
+    assert {"name": "Mount", "value": "/data"} in condition["dimensions"]
+
+
+def test_rules_read_back_with_their_scopes_and_state(adapter: AzureAlerts) -> None:
+    assert adapter.get_rule(NARROW_RULE).scopes == (vm_id("vm-b"),)
+    assert adapter.get_rule(LOG_RULE).scopes == (RG,) and adapter.get_rule(LOG_RULE).enabled
+    assert adapter.get_rule(DISABLED_RULE).enabled is False
+
+
+def _gate(adapter: AzureAlerts) -> AlertGate:
+    trusted = ProvenanceSettings(trusted_rules=(f"{RG}/providers/Microsoft.Insights/*",))
+    return AlertGate(adapter, trusted, ManualClock(parse_time(FIRED) + timedelta(minutes=3)))
+
+
+def test_a_reposted_body_is_routed_as_azure_monitor_records_the_alert(adapter: AzureAlerts) -> None:
+    # A key holder re-posts the real disk-full alert a3 as a failed-service alert naming their unit.
+    body = _payload("a3", vm_id("vm-a"))
+    body["data"]["alertContext"] = {
+        "condition": {
+            "allOf": [
+                {
+                    "searchQuery": "Syslog | where SyslogMessage has 'Failed with result'",
+                    "dimensions": [
+                        {"name": "_ResourceId", "value": vm_id("vm-b")},
+                        {"name": "ServiceName", "value": "systemd-exit"},
+                    ],
+                }
+            ]
+        }
+    }
+    catalog = load_catalog(SHIPPED)
+    planner = Planner(catalog, load_routes(SHIPPED, catalog), gate=_gate(adapter))
+    report = planner.plan_payload(body).to_dict()
+    [plan] = report["plans"]
+    assert (plan["remediation"], plan["target"].lower()) == ("free-disk-space", vm_id("vm-a").lower())
+    assert plan["parameters"]["mountPoint"] == "/data" and "serviceName" not in plan["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("guid", "reason"),
+    [("a4", "which is not under the scopes of rule"), ("a5", "is disabled in ARM")],
+)
+def test_a_trusted_rule_out_of_scope_or_disabled_is_refused(
+    adapter: AzureAlerts, guid: str, reason: str
+) -> None:
+    [signal] = parse(_payload(guid, vm_id("vm-a")))
+    rule = NARROW_RULE if guid == "a4" else DISABLED_RULE
+    signal = replace(signal, rule=rule.rsplit("/", 1)[-1])
+    verdict = _gate(adapter).verdict(signal)
+    assert verdict.refusal is not None and verdict.refusal.startswith("provenance: ")
+    assert reason in verdict.refusal and rule in verdict.refusal
 
 
 def _payload(guid: str, target: str, custom: dict | None = None) -> dict[str, Any]:

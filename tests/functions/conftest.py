@@ -27,6 +27,7 @@ from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.sqlite import SqliteJobStore
+from tests.helpers.easyauth import TENANT_ID
 from tests.helpers.fakes import FakeCompute, alerts_from_fleet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,6 +121,7 @@ ACTION_GROUP = {
                 "claims": [
                     {"typ": "appid", "val": "461e8683-5575-4561-ac7f-899cc907d62a"},
                     {"typ": "roles", "val": "ActionGroupsSecureWebhook"},
+                    {"typ": "tid", "val": TENANT_ID},
                 ],
                 "name_typ": "name",
                 "role_typ": "roles",
@@ -225,6 +227,7 @@ def make_engine(tmp_path: Path, settings: Settings | None = None, **parts: Any) 
         sqlite_path=str(tmp_path / "jobs.db"),
         poll_seconds=15,
         platform_auth=True,
+        tenant_id=TENANT_ID,
         trusted_alert_rules=tuple(r.id for r in demo.alert_rules if r.deployed),
     )
     built = Services(settings, clock=clock, store=store, queue=queue, compute=compute, **parts)

@@ -30,7 +30,8 @@ def token_principal(claims: list[tuple[str, str]], role_typ: str = "roles") -> s
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
-ACTION_GROUP = [("appid", ACTION_GROUPS_APP_ID), ("roles", SECURE_WEBHOOK_ROLE), ("tid", "t-1")]
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+ACTION_GROUP = [("appid", ACTION_GROUPS_APP_ID), ("roles", SECURE_WEBHOOK_ROLE), ("tid", TENANT)]
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def fronted(tmp_path: Path) -> Iterator[Engine]:
     settings = Settings.from_env(
         {
             "WEBSITE_AUTH_ENABLED": "True",
+            "AZURE_TENANT_ID": TENANT,
             "REMEDIATION_SQLITE_PATH": str(tmp_path / "j"),
             "REMEDIATION_TRUSTED_ALERT_RULES": f"{RG}/providers/Microsoft.Insights/*",
         }
@@ -65,6 +67,7 @@ def test_a_v2_token_names_the_application_in_azp(fronted: Engine) -> None:
     claims = [
         ("azp", ACTION_GROUPS_APP_ID.upper()),
         ("http://schemas.microsoft.com/ws/2008/06/identity/claims/role", SECURE_WEBHOOK_ROLE),
+        ("http://schemas.microsoft.com/identity/claims/tenantid", TENANT.upper()),
     ]
     response = post({"X-MS-CLIENT-PRINCIPAL": token_principal(claims)})
     assert response.status_code == 202
@@ -95,6 +98,45 @@ def test_any_other_identity_is_refused(fronted: Engine, claims: list[tuple[str, 
     assert response.status_code == 403
     assert why in json_of(response)["error"]
     assert fronted.store.list() == []
+
+
+@pytest.mark.parametrize(
+    ("tenant_claims", "why"),
+    [
+        (
+            [("tid", "0a0a0a0a-0000-4000-8000-00000000beef")],
+            "issued in tenant 0a0a0a0a-0000-4000-8000-00000000beef",
+        ),
+        ([], "issued in tenant none"),
+        (
+            [("tid", TENANT), ("tid", "0a0a0a0a-0000-4000-8000-00000000beef")],
+            "not in this deployment's tenant",
+        ),
+    ],
+)
+def test_an_action_group_token_from_another_tenant_is_refused(
+    fronted: Engine, tenant_claims: list[tuple[str, str]], why: str
+) -> None:
+    claims = [("appid", ACTION_GROUPS_APP_ID), ("roles", SECURE_WEBHOOK_ROLE), *tenant_claims]
+    response = post({"X-MS-CLIENT-PRINCIPAL": token_principal(claims)})
+    assert response.status_code == 403
+    assert why in json_of(response)["error"]
+    assert fronted.store.list() == []
+
+
+def test_an_app_that_does_not_know_its_tenant_admits_no_token(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"WEBSITE_AUTH_ENABLED": "True", "REMEDIATION_SQLITE_PATH": str(tmp_path / "j")}
+    )
+    made = make_engine(tmp_path, settings)
+    set_services(made.services)
+    try:
+        response = post({"X-MS-CLIENT-PRINCIPAL": token_principal(ACTION_GROUP)})
+        assert response.status_code == 403 and "AZURE_TENANT_ID" in json_of(response)["error"]
+        assert made.store.list() == []
+    finally:
+        set_services(None)
+        made.store.close()
 
 
 def test_an_unreadable_principal_is_refused(fronted: Engine) -> None:

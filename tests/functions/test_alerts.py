@@ -152,7 +152,7 @@ def test_an_alert_that_sets_a_tuning_knob_makes_a_skipped_job_and_queues_nothing
     # Custom properties count as the rule resource in ARM holds them, so the knob is set on the rule.
     rule = f"{RG}/providers/Microsoft.Insights/scheduledQueryRules/disk-full-linux"
     knobs = {"olderThanDays": "1", "targetFreePercent": "90"}
-    engine.services.alerts.rules[rule.lower()] = AlertRuleRecord(rule, knobs)  # type: ignore[attr-defined]
+    engine.services.alerts.rules[rule.lower()] = AlertRuleRecord(rule, knobs, scopes=(RG,))  # type: ignore[attr-defined]
 
     response = post_alert(sample("disk-full-alert.json"))
 

@@ -22,6 +22,7 @@ from autoremediation.services import Services, set_services
 from autoremediation.settings import Settings
 from tests.azurite import Azurite, azurite, unique_name  # noqa: F401
 from tests.functions.conftest import call, http, json_of, sample
+from tests.helpers.easyauth import TENANT_ID
 
 pytestmark = [pytest.mark.azurite, pytest.mark.fleet]
 MAX_DELIVERIES = 40
@@ -47,6 +48,7 @@ def deployed(azurite: Azurite) -> Iterator[tuple[dict[str, str], FleetServer]]: 
             "REMEDIATION_ARM_CA_BUNDLE": fleet.ca_bundle,
             "REMEDIATION_POLL_SECONDS": "0",
             "WEBSITE_AUTH_ENABLED": "True",  # App Service authentication in front, as deployed
+            "AZURE_TENANT_ID": TENANT_ID,
             "REMEDIATION_TRUSTED_ALERT_RULES": ",".join(fleet.fleet.alerting.deployed_rules()),
         }
         # The app and Azure Monitor share one clock: the fleet's (the sample alerts fired on its morning).

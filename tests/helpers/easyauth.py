@@ -38,6 +38,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import azure.functions as func
 
 OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+# The tenant the test deployment lives in (AZURE_TENANT_ID) and that issues every token here.
+TENANT_ID = "7e57a11d-0000-4000-8000-0000000000aa"
 NAME_TYP = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
 ROLE_TYP = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 EXCLUDED_PATHS = ("/api/health", "/api/openapi", "/api/alerts")
@@ -92,6 +94,7 @@ class EasyAuthFrontEnd:
             "name": name,
             "roles": list(roles),
             "exp": int(time.time()) + ttl,
+            "tid": TENANT_ID,
         }
         body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"{body}.{self._sign(body)}"
@@ -168,6 +171,8 @@ def _principal_headers(claims: Mapping[str, Any]) -> dict[str, str]:
     listed += [{"typ": ROLE_TYP, "val": role} for role in claims.get("roles", [])]
     if claims.get("appid"):
         listed.append({"typ": "appid", "val": claims["appid"]})
+    if claims.get("tid"):
+        listed.append({"typ": "tid", "val": claims["tid"]})
     principal = {"auth_typ": "aad", "claims": listed, "name_typ": NAME_TYP, "role_typ": ROLE_TYP}
     return {
         "X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(principal).encode()).decode(),

@@ -174,7 +174,9 @@ def alerts_from_fleet(spec: Any) -> FakeAlerts:
 
     fake = FakeAlerts()
     for rule in spec.alert_rules:
-        fake.rules[rule.id.lower()] = AlertRuleRecord(rule.id, dict(rule.custom_properties), rule.enabled)
+        fake.rules[rule.id.lower()] = AlertRuleRecord(
+            rule.id, dict(rule.custom_properties), rule.enabled, tuple(rule.scopes)
+        )
     for alert in spec.alerts:
         fake.alerts[alert.id.lower()] = AlertRecord(
             id=alert.id,
@@ -184,5 +186,9 @@ def alerts_from_fleet(spec: Any) -> FakeAlerts:
             alert_state=alert.state,
             fired_at=parse_time(alert.fired),
             resolved_at=parse_time(alert.resolved) if alert.resolved else None,
+            monitor_service=alert.monitor_service
+            or ("Log Analytics" if "scheduledqueryrules" in alert.rule.lower() else "Platform"),
+            signal_type=alert.signal_type or "",
+            context=dict(alert.context),
         )
     return fake

@@ -146,7 +146,7 @@ def test_an_alert_job_records_the_alert_and_the_delivering_actor(desk: Desk) -> 
     job = desk.store.get(result.jobs[0].job.id)
     assert job.requested_by == "alert-webhook"
     assert job.reason == "alert disk-free-low"
-    assert (job.alert_id, job.signal_id, job.signal_source) == (signal.id, signal.id, "alert")
+    assert (job.alert_id, job.signal_id, job.signal_source) == (signal.id.lower(), signal.id, "alert")
     assert job.dry_run is False
     assert job.campaign_id is None
 
@@ -205,10 +205,38 @@ def test_a_plan_skipped_before_azure_is_recorded_skipped_and_never_queued(desk: 
     assert (again.jobs[0].job.id, again.jobs[0].created) == (job.id, False)
 
 
+def _two_vm_alert(state: str = "fired") -> Signal:
+    # One alert, two VMs: a detector's findings (an NSG in front of several VMs) look like this.
+    signal, second = disk_alert(state), VmRef.parse(vm_id("vm2"))
+    assert second is not None
+    row = {"_ResourceId": vm_id("vm2"), "Mount": "/data"}
+    return replace(signal, targets=(*signal.targets, second), dimensions=(*signal.dimensions, row))
+
+
+def test_one_alert_makes_one_job_per_vm_however_many_rows_it_has(desk: Desk) -> None:
+    # Rows of one alert for one VM (20 mounts) are one job: the key is alert + VM + remediation +
+    # condition, never the rows' values, so a repost with new values finds the same job.
+    mounts = tuple(f"/m{i}" for i in range(20))
+    first = desk.intake.admit(desk.planner.plan_signals([disk_alert(mounts=mounts)]), actor="alert")
+    again = desk.intake.admit(desk.planner.plan_signals([disk_alert(mounts=("/other",))]), actor="alert")
+    assert [a.created for a in first.jobs] == [True]
+    assert [(a.job.id, a.created) for a in again.jobs] == [(first.jobs[0].job.id, False)]
+    assert len(desk.store.list()) == 1
+
+
+def test_a_resolved_with_another_spelling_of_the_alert_id_finds_the_job(desk: Desk) -> None:
+    fired = desk.intake.admit(desk.planner.plan_signals([disk_alert()]), actor="alert")
+    job_id = fired.jobs[0].job.id
+    assert desk.store.get(job_id).alert_id == disk_alert().id.lower()
+    respelled = replace(disk_alert("resolved"), id=disk_alert().id.upper() + "/", dimensions=())
+    result = desk.intake.admit(desk.planner.plan_signals([respelled]), actor="alert-resolver")
+    assert result.resolved == (job_id,) and desk.store.get(job_id).status == jobs.CANCELLED
+
+
 def test_every_finding_of_a_resolved_alert_is_resolved_even_those_after_the_first(desk: Desk) -> None:
-    desk.intake.admit(desk.planner.plan_signals([disk_alert(mounts=("/var", "/data"))]), actor="alert")
+    desk.intake.admit(desk.planner.plan_signals([_two_vm_alert()]), actor="alert")
     manual = desk.planner.plan_signals([manual_signal(mountPoint="/srv")])
-    resolved_report = desk.planner.plan_signals([disk_alert("resolved", mounts=("/var", "/data"))])
+    resolved_report = desk.planner.plan_signals([_two_vm_alert("resolved")])
     # The manual plan comes after the resolved ones: it must still be admitted.
     result = desk.intake.admit(resolved_report + manual, actor="alert-resolver")
 

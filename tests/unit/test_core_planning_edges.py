@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -36,12 +37,21 @@ def finding(source: str, parameters: dict[str, str], remediation: str | None = "
     return Finding(signal, "disk-full", remediation, VM1, parameters, "route-a")
 
 
-def test_an_alert_key_names_the_fired_alert_vm_remediation_and_sorted_parameters() -> None:
+def test_an_alert_key_names_the_fired_alert_vm_remediation_and_condition_not_the_parameters() -> None:
     key = idempotency_key(finding("alert", {"targetFreePercent": "30", "mountPoint": "/var"}))
     assert VM1 is not None
-    assert key == (
-        f'alert|sig-1|fired|{VM1.key}|free-disk-space|{{"mountPoint": "/var", "targetFreePercent": "30"}}'
-    )
+    assert key == f"alert|sig-1|fired|{VM1.key}|free-disk-space|disk-full"
+    assert idempotency_key(finding("alert", {"mountPoint": "/m19"})) == key
+
+
+def test_an_alert_key_normalises_the_azure_alert_id() -> None:
+    base = finding("alert", {})
+    spelled = "/subscriptions/S/providers/Microsoft.AlertsManagement/alerts/ABC"
+    keys = {
+        idempotency_key(replace(base, signal=replace(base.signal, id=text)))
+        for text in (spelled, spelled + "/", spelled.lower(), f" {spelled.upper()} ")
+    }
+    assert len(keys) == 1 and spelled.lower() in keys.pop()
 
 
 def test_an_event_key_has_no_fired_part_and_no_parameters_when_there_are_none() -> None:

@@ -92,6 +92,23 @@ def log_alert(
     }
 
 
+def log_context(target: str, **dimensions: str) -> dict[str, Any]:
+    """``properties.context`` of a log search alert as Azure Monitor records it: its own query and rows."""
+    rows = {"Mount": "/var", **dimensions}
+    return {
+        "conditionType": "LogQueryCriteria",
+        "condition": {
+            "allOf": [
+                {
+                    "searchQuery": "InsightsMetrics | where Name == 'FreeSpacePercentage'",
+                    "dimensions": [{"name": "_ResourceId", "value": target}]
+                    + [{"name": k, "value": v} for k, v in rows.items()],
+                }
+            ]
+        },
+    }
+
+
 def record(guid: str, target: str, rule: str = TRUSTED_RULE, *, fired: str = FIRED, **kw: Any) -> AlertRecord:
     return AlertRecord(
         id=alert_id(guid),
@@ -99,6 +116,9 @@ def record(guid: str, target: str, rule: str = TRUSTED_RULE, *, fired: str = FIR
         target_resource=target,
         monitor_condition=kw.pop("condition", "Fired"),
         fired_at=parse_time(fired),
+        monitor_service=kw.pop("monitor_service", "Log Analytics"),
+        signal_type=kw.pop("signal_type", "Log"),
+        context=kw.pop("context", None) or log_context(target),
         **kw,
     )
 
@@ -111,9 +131,11 @@ def catalog() -> Catalog:
 class World:
     def __init__(self, tmp_path: Path, catalog: Catalog, **settings: Any) -> None:
         self.alerts = FakeAlerts()
-        self.alerts.rules[TRUSTED_RULE.lower()] = AlertRuleRecord(TRUSTED_RULE, {"owner": "platform"})
+        self.alerts.rules[TRUSTED_RULE.lower()] = AlertRuleRecord(
+            TRUSTED_RULE, {"owner": "platform"}, scopes=(PROD,)
+        )
         self.alerts.rules[EVIL_RULE.lower()] = AlertRuleRecord(
-            EVIL_RULE, {"remediation": "restart-service", "serviceName": "systemd-exit"}
+            EVIL_RULE, {"remediation": "restart-service", "serviceName": "systemd-exit"}, scopes=(PROD,)
         )
         self.clock = ManualClock(NOW)
         options = {"trusted_rules": (f"{PROD}/providers/Microsoft.Insights/*",), **settings}
@@ -218,21 +240,22 @@ def test_an_alert_is_fresh_up_to_the_configured_age(tmp_path: Path, catalog: Cat
     assert world.plan(log_alert("edge", [vm("vm-1")]))["plans"] == []
 
 
-def test_one_alert_naming_300_vms_is_refused_with_the_count(world: World) -> None:
+def test_one_alert_naming_300_vms_acts_only_on_its_recorded_target(world: World) -> None:
     targets = [vm(f"vm-{i:03}") for i in range(300)]
     world.alerts.add(record("wide", targets[0]))
     report = world.plan(log_alert("wide", targets))
-    assert report["plans"] == []
-    assert "asks for 300 jobs, more than REMEDIATION_MAX_JOBS_PER_SIGNAL=20" in report["notes"][-1]["message"]
-    assert world.submit(log_alert("wide", targets)).jobs == () and world.store.list() == []
+    assert decisions(report) == [("vm-000", "dispatch")]
+    [note] = [n["message"] for n in report["notes"]]
+    assert note.startswith("provenance: the payload names 299 VM(s) that are not the target")
+    assert len(world.submit(log_alert("wide", targets)).jobs) == 1 and len(world.store.list()) == 1
 
 
 def test_the_job_limit_is_a_setting(tmp_path: Path, catalog: Catalog) -> None:
-    world = World(tmp_path, catalog, max_jobs=2)
-    targets = [vm("vm-1"), vm("vm-2"), vm("vm-3")]
-    world.alerts.add(record("three", vm("vm-1")))
-    assert "asks for 3 jobs" in world.plan(log_alert("three", targets))["notes"][-1]["message"]
-    assert len(world.plan(log_alert("three", targets[:2]))["plans"]) == 2
+    world = World(tmp_path, catalog, max_jobs=0)
+    world.alerts.add(record("one", vm("vm-1")))
+    report = world.plan(log_alert("one", [vm("vm-1")]))
+    assert report["plans"] == []
+    assert "asks for 1 jobs, more than REMEDIATION_MAX_JOBS_PER_SIGNAL=0" in report["notes"][-1]["message"]
 
 
 # -- what Azure does not confirm --------------------------------------------------------------------------
@@ -246,15 +269,15 @@ def test_an_unknown_alert_id_is_refused(world: World) -> None:
     )
 
 
-def test_a_vm_that_is_not_the_alerts_target_is_skipped(world: World) -> None:
+def test_a_vm_that_is_not_the_alerts_target_is_a_note_not_a_job(world: World) -> None:
     world.alerts.add(record("one", vm("vm-1")))
     report = world.plan(log_alert("one", [vm("vm-1"), vm("victim")]))
-    assert decisions(report) == [("vm-1", "dispatch"), ("victim", "skip")]
-    skipped = report["plans"][1]
-    assert skipped["guard"] == "provenance" and skipped["reason"].startswith("provenance: ")
-    assert "is not the target of alert" in skipped["reason"] and vm("vm-1") in skipped["reason"]
+    assert decisions(report) == [("vm-1", "dispatch")]
+    [note] = [n["message"] for n in report["notes"]]
+    assert note.startswith("provenance: ") and "not the target of alert" in note
+    assert vm("victim") in note and vm("vm-1") in note
     result = world.submit(log_alert("one", [vm("vm-1"), vm("victim")]))
-    assert sorted(a.job.status for a in result.jobs) == ["planned", "skipped"]
+    assert [a.job.status for a in result.jobs] == ["planned"] and len(world.store.list()) == 1
     assert len(world.queue.receive()) == 1  # only the confirmed target is queued
 
 
