@@ -552,6 +552,8 @@ def _read(store: JobStore, campaign_id: str, campaign: Mapping[str, Any]) -> _Vi
     released: dict[str, tuple[Job, str]] = {}
     listed = {job.id for job in active}
     for job_id, at in (campaign.get("releasing") or {}).items():
+        if job_id in listed:
+            continue  # a worker has it: in flight, counted, no longer only released
         try:
             job = store.get(job_id)
         except NotFound:
