@@ -551,13 +551,10 @@ def _read(store: JobStore, campaign_id: str, campaign: Mapping[str, Any]) -> _Vi
     errors = len(store.list(campaign_id=campaign_id, status=sorted(ERRORS)))
     released: dict[str, tuple[Job, str]] = {}
     listed = {job.id for job in active}
-    for job_id, at in (campaign.get("releasing") or {}).items():
-        if job_id in listed:
-            continue  # a worker has it: in flight, counted, no longer only released
-        try:
-            job = store.get(job_id)
-        except NotFound:
-            continue
+    # A released job a worker already holds is in the list above; the others are read in one batch.
+    releasing = {k: v for k, v in (campaign.get("releasing") or {}).items() if k not in listed}
+    for job_id, job in store.get_many(list(releasing)).items():
+        at = releasing[job_id]
         if job.status == jobs.PLANNED:
             released[job_id] = (job, at)
         elif job.status in IN_FLIGHT and job_id not in listed:

@@ -180,6 +180,10 @@ class JobStore(Protocol):
         """The job; raises NotFound."""
         ...
 
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs that exist among ``job_ids``, by id, in as few requests as the store allows."""
+        ...
+
     def update(self, job: Job) -> Job:
         """Write ``job`` if the stored version equals ``job.version``; return it with version + 1."""
         ...

@@ -70,6 +70,9 @@ class ObservedJobStore:
     def get(self, job_id: str) -> Job:
         return self._remember(self.inner.get(job_id))
 
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        return {job_id: self._remember(job) for job_id, job in self.inner.get_many(job_ids).items()}
+
     def update(self, job: Job) -> Job:
         added = self._added(job)
         stored = self._remember(self.inner.update(job))

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
 
 # Long enough that contention among workers on one machine waits instead of failing.
 _BUSY_TIMEOUT_SECONDS = 60.0
+_IN_CHUNK = 500  # SQLite allows 999 parameters per statement in older builds
 
 
 def _epoch(moment: datetime) -> float:
@@ -218,6 +219,19 @@ class SqliteJobStore:
         if row is None:
             raise NotFound(f"no job {job_id!r}")
         return decode_job(row[0])
+
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        wanted = sorted({job_id for job_id in job_ids if is_valid_id(job_id)})
+        found: dict[str, Job] = {}
+        for first in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[first : first + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            with self._tx(write=False) as conn:
+                rows = conn.execute(f"SELECT body FROM jobs WHERE id IN ({marks})", chunk).fetchall()  # noqa: S608
+            for (body,) in rows:
+                job = decode_job(body)
+                found[job.id] = job
+        return found
 
     def update(self, job: Job) -> Job:
         check_id(job.id)

@@ -70,6 +70,7 @@ from .records import (
 # 64 KiB per string property = 32,768 UTF-16 units; the JSON is ASCII, so one unit a character.
 CHUNK_CHARS = 32_000
 _JOB_ROW = "job"
+_JOBS_PER_QUERY = 14  # Table Storage: at most 15 comparisons in one filter, one of them the RowKey
 _LEASE_ROW = "lease"
 _CAMPAIGN_ROW = "campaign"
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")
@@ -305,6 +306,20 @@ class TableJobStore:
     @_storage_errors
     def get(self, job_id: str) -> Job:
         return decode_job(_joined(self._job_entity(job_id)))
+
+    @_storage_errors
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        # One query per few jobs, not one GET per job: a filter holds at most 15 comparisons, so
+        # "RowKey eq @row and ( PartitionKey eq @p0 or ... )" names up to 14 jobs.
+        wanted = sorted({job_id for job_id in job_ids if is_valid_id(job_id)})
+        found: dict[str, Job] = {}
+        for first in range(0, len(wanted), _JOBS_PER_QUERY):
+            chunk = wanted[first : first + _JOBS_PER_QUERY]
+            names = [f"p{i}" for i in range(len(chunk))]
+            query = "RowKey eq @row and ( " + " or ".join(f"PartitionKey eq @{n}" for n in names) + " )"
+            for job in self._query_jobs(query, {"row": _JOB_ROW, **dict(zip(names, chunk, strict=True))}):
+                found[job.id] = job
+        return found
 
     def _job_entity(self, job_id: str) -> Any:
         from azure.core.exceptions import ResourceNotFoundError

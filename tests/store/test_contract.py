@@ -342,3 +342,19 @@ class TestCampaigns:
     def test_a_campaign_needs_an_id(self, store: JobStore) -> None:
         with pytest.raises(InvalidInput, match="campaign id"):
             store.create_campaign({"name": "no id"})
+
+
+class TestGetMany:
+    def test_returns_the_jobs_that_exist_by_id_in_one_call_for_many(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        made = [store.create(make_job(f"key-many-{i}"))[0] for i in range(33)]  # more than one query's worth
+        wanted = [j.id for j in made[::2]] + ["job-000000000000000000000000", "not a job id"]
+
+        found = store.get_many(wanted)
+
+        assert sorted(found) == sorted(j.id for j in made[::2])
+        assert all(found[j.id] == store.get(j.id) for j in made[::2])
+
+    def test_nothing_asked_is_nothing_found(self, store: JobStore) -> None:
+        assert store.get_many([]) == {}
