@@ -9,6 +9,7 @@ the adapters retry with typed errors and a bounded budget.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,46 +93,49 @@ def _key(kind: str, settings: Settings, subscription: str) -> tuple[str, ...]:
     )
 
 
-def compute_client(settings: Settings, subscription: str) -> Any:
-    """A ``ComputeManagementClient`` for one subscription (cached)."""
-    key = _key("compute", settings, subscription)
+def _cached(kind: str, settings: Settings, subscription: str, make: Callable[..., Any]) -> Any:
+    """One client per kind, endpoint, identity and subscription, made on first use (``make`` imports)."""
+    key = _key(kind, settings, subscription)
     with _lock:
         client = _clients.get(key)
     if client is None:
-        from azure.mgmt.compute import ComputeManagementClient
-
-        client = ComputeManagementClient(credential(settings), subscription, **_options(settings))
+        client = make()(credential(settings), subscription, **_options(settings))
         with _lock:
             client = _clients.setdefault(key, client)
     return client
+
+
+def compute_client(settings: Settings, subscription: str) -> Any:
+    """A ``ComputeManagementClient`` for one subscription (cached)."""
+
+    def make() -> Any:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return ComputeManagementClient
+
+    return _cached("compute", settings, subscription, make)
 
 
 def network_client(settings: Settings, subscription: str) -> Any:
     """A ``NetworkManagementClient`` for one subscription (cached)."""
-    key = _key("network", settings, subscription)
-    with _lock:
-        client = _clients.get(key)
-    if client is None:
+
+    def make() -> Any:
         from azure.mgmt.network import NetworkManagementClient
 
-        client = NetworkManagementClient(credential(settings), subscription, **_options(settings))
-        with _lock:
-            client = _clients.setdefault(key, client)
-    return client
+        return NetworkManagementClient
+
+    return _cached("network", settings, subscription, make)
 
 
 def alerts_client(settings: Settings, subscription: str) -> Any:
     """An ``AlertsManagementClient`` for one subscription (cached); it also reads alert rules."""
-    key = _key("alerts", settings, subscription)
-    with _lock:
-        client = _clients.get(key)
-    if client is None:
+
+    def make() -> Any:
         from azure.mgmt.alertsmanagement import AlertsManagementClient
 
-        client = AlertsManagementClient(credential(settings), subscription, **_options(settings))
-        with _lock:
-            client = _clients.setdefault(key, client)
-    return client
+        return AlertsManagementClient
+
+    return _cached("alerts", settings, subscription, make)
 
 
 def clear_cache() -> None:
