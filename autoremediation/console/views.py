@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import jobs
 from ..errors import InvalidInput, NotFound
+from ..evidence import evidence_summary
 from ..resources import is_arm_id
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ def summary(services: Services, job: Job, now: datetime) -> dict[str, Any]:
         "approvedBy": job.approved_by or "",
         "approvedByName": (job.review.get("name") if job.review else "") or job.approved_by or "",
         "parameters": services.catalog.redacted(job.remediation, job.parameters),
+        "why": evidence_summary(job.evidence),  # the sentence the CLI and the approval request show
         "evidence": _flat(job.evidence),
         "awaiting": job.status == jobs.AWAITING_APPROVAL and not job.approved_by,
     }

@@ -20,10 +20,12 @@ __all__ = ["add_job", "console_engine", "engine"]
 NSG_EVIDENCE = {
     "rule": "deny-ssh-subnet",
     "priority": 100,
-    "nsg": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-demo/providers/"
+    "nsg_id": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-demo/providers/"
     "Microsoft.Network/networkSecurityGroups/nsg-subnet",
     "level": "subnet",
+    "direction": "Inbound",
     "port": 22,
+    "source": "10.0.1.0/26",
 }
 
 

@@ -151,6 +151,12 @@ def test_pending_approvals_show_the_evidence_and_who_asked(console_engine: Engin
     assert response.status_code == 200
     assert job_id in body
     assert "deny-ssh-subnet" in body and "nsg-subnet" in body and "100" in body
+    # The same one-line reason the CLI and the approval request give, from the same code.
+    why = (
+        "Inbound TCP 22 from 10.0.1.0/26 is denied by rule deny-ssh-subnet (priority 100) "
+        "of subnet NSG nsg-subnet"
+    )
+    assert why in body
     assert "risk high" in body
     assert "asked by <strong>alert</strong>" in body
     assert 'action="/api/console/jobs/' + job_id + '/approve"' in body
