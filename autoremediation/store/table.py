@@ -14,6 +14,10 @@ Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
     second write that no transaction can join to the first (entity group transactions stay inside one
     partition); the scan is correct by construction, so it is the choice until volume says otherwise.
     The job JSON is split over ``Body00``.. properties: a string property holds at most 64 KiB.
+    The store remembers the ETag of each job (and campaign) it last read or wrote, with its version, in
+    a bounded map: a step reads its job and writes it, so the compare-and-swap is one conditional
+    request instead of a read and a write. A remembered ETag that is stale (412) or unknown falls back
+    to reading the entity; a newer version there is the caller's ConcurrencyConflict, as before.
 
 ``<prefix>leases``
     PartitionKey = ``lease-`` + SHA-256 of the lease key (VM ids hold ``/``, which keys forbid), RowKey =
@@ -34,6 +38,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -77,6 +82,9 @@ _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")
 # Compare-and-swap retries for a lease before answering "someone else has it": losing this many races
 # in a row means another holder is active, and the safe answer is not to run.
 _LEASE_ATTEMPTS = 8
+# How many ETags the store remembers (job and campaign entities it read or wrote last): enough for the
+# jobs a busy worker has in flight, small enough to be nothing in memory.
+_REMEMBERED_ETAGS = 8192
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -230,6 +238,9 @@ class TableJobStore:
         self._options = dict(client_options or {})
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # (table kind, entity id) -> (version, ETag) of what this store last read or wrote, so that the
+        # compare-and-swap that follows is one request; see ``_write_versioned``.
+        self._etags: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
 
     @classmethod
     def from_connection_string(
@@ -289,6 +300,76 @@ class TableJobStore:
                 client.close()
             self._clients.clear()
 
+    # -- ETags ------------------------------------------------------------------------------------
+
+    def _remember(self, kind: str, entity_id: str, version: Any, etag: Any) -> None:
+        if etag is None:
+            return
+        with self._lock:
+            self._etags[(kind, entity_id)] = (int(version), str(etag))
+            self._etags.move_to_end((kind, entity_id))
+            while len(self._etags) > _REMEMBERED_ETAGS:
+                self._etags.popitem(last=False)
+
+    def _remembered(self, kind: str, entity_id: str, version: int) -> str | None:
+        with self._lock:
+            known = self._etags.get((kind, entity_id))
+        return known[1] if known is not None and known[0] == version else None
+
+    def _forget(self, kind: str, entity_id: str) -> None:
+        with self._lock:
+            self._etags.pop((kind, entity_id), None)
+
+    def _remember_entity(self, kind: str, entity: Any) -> None:
+        metadata = getattr(entity, "metadata", None) or {}
+        self._remember(kind, str(entity["PartitionKey"]), entity.get("Version", 0), metadata.get("etag"))
+
+    def _write_versioned(
+        self, kind: str, entity_id: str, version: int, entity: dict[str, Any], conflict: Exception
+    ) -> None:
+        """Replace the entity if it is still at ``version``: the compare-and-swap of jobs and campaigns.
+
+        The ETag of the read or write this store last did on the entity makes it one request (a job is
+        read at the start of a step and written at its end, often more than once). Without one, or when
+        the entity changed since (412), the entity is read: a different version is the caller's conflict;
+        the same version with a new ETag (rewritten by another writer at that version) gets one more
+        compare-and-swap on the fresh ETag, whose 412 is a conflict too.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        table = self._table(kind)
+        what = "job" if kind == "jobs" else "campaign"
+        known = self._remembered(kind, entity_id, version)
+        for remembered in ([known] if known else []) + [None]:
+            etag = remembered
+            if etag is None:
+                try:
+                    current = table.get_entity(entity_id, _JOB_ROW if kind == "jobs" else _CAMPAIGN_ROW)
+                except ResourceNotFoundError:
+                    self._forget(kind, entity_id)
+                    raise NotFound(f"no {what} {entity_id!r} to update: it was deleted") from None
+                self._remember_entity(kind, current)
+                if int(current["Version"]) != version:
+                    raise conflict
+                etag = _etag(current)
+            try:
+                written = table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceModifiedError:
+                self._forget(kind, entity_id)
+                if remembered is not None:
+                    continue  # what this store remembered is stale: look at what is stored now
+                raise conflict from None
+            except ResourceNotFoundError:
+                self._forget(kind, entity_id)
+                raise NotFound(f"no {what} {entity_id!r} to update: it was deleted") from None
+            self._remember(kind, entity_id, entity["Version"], (written or {}).get("etag"))
+            return
+        raise conflict  # pragma: no cover - the loop always ends with the read attempt
+
     # -- jobs -------------------------------------------------------------------------------------
 
     @_storage_errors
@@ -298,9 +379,10 @@ class TableJobStore:
         check_id(job.id)
         job, body = encode_job(job)
         try:
-            self._table("jobs").create_entity(_job_entity(job, body))
+            written = self._table("jobs").create_entity(_job_entity(job, body))
         except ResourceExistsError:
             return self.get(job.id), False
+        self._remember("jobs", job.id, job.version, (written or {}).get("etag"))
         return job, True
 
     @_storage_errors
@@ -327,33 +409,19 @@ class TableJobStore:
         if not is_valid_id(job_id):
             raise NotFound(f"no job {job_id!r}")
         try:
-            return self._table("jobs").get_entity(job_id, _JOB_ROW)
+            entity = self._table("jobs").get_entity(job_id, _JOB_ROW)
         except ResourceNotFoundError:
+            self._forget("jobs", job_id)
             raise NotFound(f"no job {job_id!r}") from None
+        self._remember_entity("jobs", entity)
+        return entity
 
     @_storage_errors
     def update(self, job: Job) -> Job:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
         check_id(job.id)
         stored, body = encode_job(replace(job, version=job.version + 1))
-        current = self._job_entity(job.id)
-        if int(current["Version"]) != job.version:
-            raise self._conflict(job.id, current["Version"], job.version)
-        try:
-            self._table("jobs").update_entity(
-                _job_entity(stored, body),
-                mode=UpdateMode.REPLACE,
-                etag=_etag(current),
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError:
-            # Another writer replaced the entity between our read and our write.
-            raise self._conflict(job.id, "newer", job.version) from None
-        except ResourceNotFoundError:
-            raise NotFound(f"no job {job.id!r} to update: it was deleted") from None
+        conflict = self._conflict(job.id, "newer", job.version)
+        self._write_versioned("jobs", job.id, job.version, _job_entity(stored, body), conflict)
         return stored
 
     @staticmethod
@@ -413,6 +481,7 @@ class TableJobStore:
 
     def _query_jobs(self, query: str, params: Mapping[str, Any]) -> Iterable[Job]:
         for entity in self._table("jobs").query_entities(query, parameters=dict(params)):
+            self._remember_entity("jobs", entity)
             yield decode_job(_joined(entity))
 
     @_storage_errors
@@ -555,9 +624,10 @@ class TableJobStore:
         body = encode_document({**campaign, "version": version}, f"campaign {campaign_id}")
         entity = {"PartitionKey": campaign_id, "RowKey": _CAMPAIGN_ROW, "Version": version, **_split(body)}
         try:
-            self._table("campaigns").create_entity(entity)
+            written = self._table("campaigns").create_entity(entity)
         except ResourceExistsError:
             return False
+        self._remember("campaigns", campaign_id, version, (written or {}).get("etag"))
         return True
 
     def _campaign_entity(self, campaign_id: str) -> Any:
@@ -566,9 +636,12 @@ class TableJobStore:
         if not is_valid_id(campaign_id):
             raise NotFound(f"no campaign {campaign_id!r}")
         try:
-            return self._table("campaigns").get_entity(campaign_id, _CAMPAIGN_ROW)
+            entity = self._table("campaigns").get_entity(campaign_id, _CAMPAIGN_ROW)
         except ResourceNotFoundError:
+            self._forget("campaigns", campaign_id)
             raise NotFound(f"no campaign {campaign_id!r}") from None
+        self._remember_entity("campaigns", entity)
+        return entity
 
     @_storage_errors
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
@@ -577,36 +650,21 @@ class TableJobStore:
 
     @_storage_errors
     def update_campaign(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
         campaign_id = campaign_id_of(campaign)
         version = campaign_version_of(campaign)
         body = encode_document({**campaign, "version": version + 1}, f"campaign {campaign_id}")
-        current = self._campaign_entity(campaign_id)
         conflict = ConcurrencyConflict(
             f"campaign {campaign_id} changed since it was read (update from version {version}): "
             "re-read it and decide again"
         )
-        if int(current["Version"]) != version:
-            raise conflict
         entity = {
             "PartitionKey": campaign_id,
             "RowKey": _CAMPAIGN_ROW,
             "Version": version + 1,
             **_split(body),
         }
-        try:
-            self._table("campaigns").update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=_etag(current),
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError:
-            raise conflict from None
-        except ResourceNotFoundError:
-            raise NotFound(f"no campaign {campaign_id!r} to update: it was deleted") from None
+        if not is_valid_id(campaign_id):
+            raise NotFound(f"no campaign {campaign_id!r}")
+        self._write_versioned("campaigns", campaign_id, version, entity, conflict)
         document: dict[str, Any] = json.loads(body)
         return document

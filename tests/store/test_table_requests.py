@@ -1,0 +1,136 @@
+"""What each Table Storage operation costs in requests: the storage bill's unit and most of a job's latency.
+
+Every request the real SDK client sends to Azurite is recorded by a per-request hook on that client, so
+these tests count what a deployment would pay for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autoremediation import jobs
+from autoremediation.errors import ConcurrencyConflict, NotFound
+from autoremediation.store.table import TableJobStore
+from tests.azurite import Azurite
+
+from .conftest import T0, MakeJob, table_store
+
+pytestmark = pytest.mark.azurite
+
+
+@dataclass
+class Requests:
+    """The requests one store sent, as (method, table) pairs."""
+
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, pipeline_request: Any) -> None:
+        request = pipeline_request.http_request
+        table = request.url.split("?")[0].rstrip("/").rsplit("/", 1)[-1].split("(")[0]
+        self.seen.append((request.method, table))
+
+    def during(self, action: Any) -> list[tuple[str, str]]:
+        self.seen.clear()
+        action()
+        return list(self.seen)
+
+
+@pytest.fixture
+def requests() -> Requests:
+    return Requests()
+
+
+@pytest.fixture
+def store(azurite: Azurite, requests: Requests) -> TableJobStore:
+    return table_store(azurite, raw_request_hook=requests)
+
+
+def _methods(seen: list[tuple[str, str]]) -> list[str]:
+    return [method for method, _ in seen]
+
+
+class TestJobCompareAndSwap:
+    def test_an_update_after_a_read_is_one_request(
+        self, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        job, _ = store.create(make_job())
+        read = store.get(job.id)
+        moved = jobs.transition(read, jobs.DISPATCHING, now=T0, actor="worker", reason="go")
+        assert _methods(requests.during(lambda: store.update(moved))) == ["PUT"]
+        assert store.get(job.id).status == jobs.DISPATCHING
+
+    def test_updates_in_a_row_after_a_create_are_one_request_each(
+        self, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        job, _ = store.create(make_job())
+        for state in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
+            moved = jobs.transition(job, state, now=T0, actor="worker", reason=state)
+            seen = requests.during(lambda moved=moved: store.update(moved))
+            assert _methods(seen) == ["PUT"], state
+            job = store.get(job.id)
+            assert job.status == state
+
+    def test_a_job_written_elsewhere_since_is_a_conflict_and_keeps_the_winner(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        job, _ = store.create(make_job())
+        other = TableJobStore.from_connection_string(
+            azurite.connection_string, table_prefix=store.table_names["jobs"][: -len("jobs")], retry_total=0
+        )
+        winner = other.update(jobs.note(other.get(job.id), "the other worker", now=T0))
+        stale = jobs.note(job, "this worker, from what it remembered", now=T0)
+        requests.seen.clear()
+        with pytest.raises(ConcurrencyConflict):
+            store.update(stale)
+        seen = list(requests.seen)
+        # The remembered ETag is refused (412), the read shows a newer version: a conflict, no write.
+        assert _methods(seen) == ["PUT", "GET"]
+        assert store.get(job.id) == winner
+        # What it read then is remembered: the next compare-and-swap is one request again.
+        fresh = jobs.note(store.get(job.id), "now from the stored version", now=T0)
+        assert _methods(requests.during(lambda: store.update(fresh))) == ["PUT"]
+
+    def test_a_store_that_never_saw_the_job_reads_it_first(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        writer = TableJobStore.from_connection_string(
+            azurite.connection_string, table_prefix=store.table_names["jobs"][: -len("jobs")], retry_total=0
+        )
+        job, _ = writer.create(make_job())
+        with pytest.raises(NotFound):
+            store.get("job-never-made")  # the store's client exists (creating it checks the table once)
+        moved = jobs.transition(job, jobs.DISPATCHING, now=T0, actor="worker", reason="go")
+        assert _methods(requests.during(lambda: store.update(moved))) == ["GET", "PUT"]
+        assert writer.get(job.id).status == jobs.DISPATCHING
+
+    def test_jobs_found_by_a_query_are_written_in_one_request(
+        self, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        made = [store.create(make_job(f"q-{i}"))[0] for i in range(3)]
+        TableJobStore.close(store)  # a new client, same store: what it remembers stays valid
+        for job in store.get_many([j.id for j in made]).values():
+            seen = requests.during(lambda job=job: store.update(jobs.note(job, "seen", now=T0)))
+            assert _methods(seen) == ["PUT"]
+
+
+class TestCampaignCompareAndSwap:
+    def test_a_campaign_update_after_a_read_is_one_request(
+        self, store: TableJobStore, requests: Requests
+    ) -> None:
+        store.create_campaign({"id": "camp-r", "version": 0})
+        campaign = store.get_campaign("camp-r")
+        saved = None
+
+        def write() -> None:
+            nonlocal saved
+            saved = store.update_campaign({**campaign, "state": "running"})
+
+        assert _methods(requests.during(write)) == ["PUT"]
+        assert saved is not None and saved["version"] == 1
+        assert _methods(requests.during(lambda: store.update_campaign({**saved, "state": "done"}))) == ["PUT"]
+        with pytest.raises(ConcurrencyConflict):
+            store.update_campaign({**campaign, "state": "stale"})
+        assert store.get_campaign("camp-r")["state"] == "done"
