@@ -10,11 +10,20 @@ the redelivered message repeats the step, and every outside action is safe to re
   the run it started instead of running the script again (managed mode).
 
 A step that loses the compare-and-swap drops its message: the winner carries the job on.
+
+A step that says "next step now" (``requeue_after == 0``) hands the caller the job it wrote, and the
+caller may advance it at once with that job (``advance(job_id, after=step)``) instead of a queue round
+trip and a re-read: the job is what this execution just wrote, so nothing is lost by not reading it.
+When nothing comes between the guards and the run command (no control-plane step, no upload grant;
+managed mode), the write that moves the job to ``dispatching`` also carries the dispatch claim: the PUT
+that follows in the same execution is known to be the first (no look for an existing run command),
+while a redelivered message that finds the claim without having made it looks first, as before.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -75,6 +84,9 @@ class Step:
     job: Job
     requeue_after: float | None  # seconds until the job needs another message; None: no message
     note: str = ""
+    # The write of this step claimed the dispatch, and nothing was sent since: the next step, when it is
+    # advanced with this one, sends the run command without looking for an earlier one.
+    claimed_dispatch: bool = False
 
 
 def guard_settings(settings: Settings) -> GuardSettings:
@@ -145,20 +157,28 @@ class Runner:
 
     # -- public -----------------------------------------------------------------------------
 
-    def advance(self, job_id: str) -> Step:
-        """Do the next step of the job; tell the caller when the job needs another message."""
-        job = self.store.get(job_id)
+    def advance(self, job_id: str, *, after: Step | None = None) -> Step:
+        """Do the next step of the job; tell the caller when the job needs another message.
+
+        ``after``: the step this execution just did on the job, when it said "next step now": its job
+        is used as it is (it is what was written), not read again.
+        """
+        if after is not None and after.requeue_after == 0 and after.job.id == job_id:
+            job, fresh_claim = after.job, after.claimed_dispatch
+        else:
+            job, fresh_claim = self.store.get(job_id), False
         if job.terminal:
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
             job = self._renew_lease(job)
-        handler = {
+        handlers: dict[str, Callable[[Job, Remediation], Step]] = {
             jobs.PLANNED: self._planned,
             jobs.AWAITING_APPROVAL: self._awaiting_approval,
-            jobs.DISPATCHING: self._dispatching,
+            jobs.DISPATCHING: functools.partial(self._dispatching, fresh_claim=fresh_claim),
             jobs.RUNNING: self._running,
             jobs.VERIFYING: self._verifying,
-        }[job.status]
+        }
+        handler = handlers[job.status]
         try:
             step = handler(job, self.catalog.get(job.remediation))
         except ConcurrencyConflict:
@@ -264,6 +284,17 @@ class Runner:
             "vmTags": dict(vm.tags),
             "leaseAt": now.isoformat(),
         }
+        # Nothing between this write and the run command: it carries the dispatch claim, so the dispatch
+        # that follows in this execution needs no write of its own. Not in classic mode, whose attempt
+        # mark fails the job when it is found by a step that did not make it: that mark stays its own
+        # write, right before the POST.
+        claim = (
+            self.settings.run_command_mode != "action"
+            and not remediation.control_plane
+            and not remediation.upload_to
+        )
+        if claim:
+            run["claimedAt"] = now.isoformat()
         reason = "approved by " + job.approved_by if approved and job.approved_by else decision.reason
         job = self._write(
             jobs.transition(
@@ -277,9 +308,11 @@ class Runner:
                 run=run,
             )
         )
-        return Step(job, 0.0)
+        return Step(job, 0.0, claimed_dispatch=claim)
 
-    def _dispatching(self, job: Job, remediation: Remediation) -> Step:
+    def _dispatching(self, job: Job, remediation: Remediation, *, fresh_claim: bool = False) -> Step:
+        """Control-plane steps, then the run command. ``fresh_claim``: the job comes from this
+        execution's own write, which claimed the dispatch; no run command was sent since."""
         now = self.clock.now()
         done = dict(job.outcome.get("controlPlane") or {})
         for name in remediation.control_plane:
@@ -341,8 +374,9 @@ class Runner:
             parameters=plain,
             protected_parameters=protected,
             timeout_seconds=remediation.timeout_seconds,
-            # Only a step that claimed the dispatch before (and may have sent the PUT) looks first.
-            may_exist=bool(job.run.get("claimedAt")),
+            # Only a step that finds a claim it did not just make (an earlier step may have sent the PUT)
+            # looks first.
+            may_exist=bool(job.run.get("claimedAt")) and not fresh_claim,
             location=str(job.run.get("location") or ""),
         )
         if job.run.get("mode") == "action":
@@ -358,7 +392,7 @@ class Runner:
             job = self._write(
                 replace(job, run={**job.run, "attemptedAt": now.isoformat()}, updated_at=now.isoformat())
             )
-        else:
+        elif not fresh_claim:
             # A claim (compare-and-swap) before the PUT: a run command is deleted once its result is read,
             # so a stale duplicate of this step must stop here, not create the run command again.
             job = self._write(

@@ -73,8 +73,9 @@ def test_a_first_dispatch_does_not_look_for_its_run_but_one_after_a_claim_does(t
 
     world = World(tmp_path)
     fresh = world.job(world.manual("free-disk-space", request_id="r-fresh")).id
-    world.runner.advance(fresh)  # planned -> dispatching
-    world.runner.advance(fresh)  # claims, then sends the run
+    step = world.runner.advance(fresh)  # planned -> dispatching, with the claim
+    assert step.claimed_dispatch and world.store.get(fresh).run.get("claimedAt")
+    world.runner.advance(fresh, after=step)  # the same execution sends the run
     world.compute.add(vm_facts("vm2"))
     crashed = world.job(world.manual("free-disk-space", target="vm2", request_id="r-crashed")).id
     world.runner.advance(crashed)  # planned -> dispatching
@@ -84,3 +85,13 @@ def test_a_first_dispatch_does_not_look_for_its_run_but_one_after_a_claim_does(t
     world.runner.advance(crashed)
 
     assert [r.may_exist for r in world.compute.requests] == [False, True]
+
+
+def test_a_claim_found_by_a_message_that_did_not_make_it_looks_for_the_run_first(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    job_id = world.job(world.manual("free-disk-space", request_id="r-died")).id
+    world.runner.advance(job_id)  # planned -> dispatching with the claim; the worker dies before the PUT
+    step = world.runner.advance(job_id)  # the redelivered message reads the job: it did not claim it
+
+    assert step.job.status == "running"
+    assert [r.may_exist for r in world.compute.requests] == [True]
