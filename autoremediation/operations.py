@@ -10,6 +10,7 @@ from . import jobs
 from .errors import ConcurrencyConflict, InvalidTransition
 from .jobs import Job
 from .ports import Clock, JobStore, Queue
+from .verification import run_record
 
 CAS_ATTEMPTS = 5
 
@@ -131,7 +132,8 @@ def cancel(
             saved = store.update(jobs.cancel(job, now=clock.now(), actor=actor, reason=why))
         except ConcurrencyConflict:
             continue
-        store.release_lease(job.target_key, job.id)
+        # A run stopped part way may have changed the VM: its end is what the cooldown counts from.
+        store.release_lease(job.target_key, job.id, ran=run_record(saved))
         return saved
     raise ConcurrencyConflict(f"job {job_id}: could not record the cancellation")
 

@@ -166,6 +166,16 @@ class Network(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LeaseFacts:
+    """What one read of a VM's lease tells the runner before it takes the lease."""
+
+    holder: str | None  # the job holding it now; None when it is free or expired
+    # When the last run of the asked remediation that may have changed the VM ended (dry runs and runs
+    # whose script refused its input do not count): what the cooldown measures from.
+    last_run_ended_at: datetime | None = None
+
+
 class JobStore(Protocol):
     """Durable jobs, per-VM leases and campaigns. Implementations: SQLite and Azure Table Storage.
 
@@ -206,12 +216,20 @@ class JobStore(Protocol):
         """The most recent job for this VM and remediation that ran a script (ended or not)."""
         ...
 
+    def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
+        """The lease on ``key`` and the end of the last run of ``remediation`` recorded on it, in one read
+        in the common case. ``runs_since``: runs that ended before it do not matter to the caller (its
+        cooldown window), so a store need not look for them among jobs recorded before it kept runs."""
+        ...
+
     def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
         """Take (or renew, when ``holder`` has it) the lease on ``key``; False while another holds it."""
         ...
 
-    def release_lease(self, key: str, holder: str) -> None:
-        """Give the lease back; no effect when ``holder`` does not have it."""
+    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
+        """Give the lease back; no effect on the lease when ``holder`` does not have it. ``ran``: the
+        holder's run of that remediation that may have changed the VM, ended at that time: recorded on
+        the key (whoever holds it now) for ``lease_facts``."""
         ...
 
     def lease_holder(self, key: str, now: datetime) -> str | None: ...

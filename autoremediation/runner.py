@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ from .ports import (
     Clock,
     Compute,
     JobStore,
+    LeaseFacts,
     RunRequest,
     RunStatus,
     Switches,
@@ -60,13 +62,15 @@ from .ports import (
 )
 from .settings import Settings
 from .switches import current_switches
-from .verification import refused_run, verify
+from .verification import refused_run, run_record, verify
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
 MAX_RETRIES = 8
 MAX_BACKOFF_SECONDS = 300.0
 RUN_GRACE_SECONDS = 120
+# How long a process reuses what it read of a remediation's recent failures (the breaker's facts).
+BREAKER_FACTS_SECONDS = 30.0
 
 
 class ControlPlaneStep(Protocol):
@@ -152,6 +156,9 @@ class Runner:
         self.on_transition = on_transition
         self.upload_grants = upload_grants
         self.durations = RunDurations()
+        # remediation -> (read at, when its runs failed lately): see ``_recent_failures``.
+        self._failures: dict[str, tuple[datetime, list[datetime]]] = {}
+        self._failures_lock = threading.Lock()
         # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
         self.switch_source = switches
 
@@ -185,7 +192,7 @@ class Runner:
             current = self.store.get(job_id)
             if current.terminal:
                 # E.g. cancelled (alert resolved) while this step took the lease for it: give it back.
-                self.store.release_lease(current.target_key, current.id)
+                self.store.release_lease(current.target_key, current.id, ran=run_record(current))
             return Step(current, None, "another worker advanced this job")
         if self.on_transition is not None:
             for transition in step.job.history[len(job.history) :]:
@@ -234,19 +241,33 @@ class Runner:
             vm = None
         except CloudError as error:
             return self._retry_later(job, error)
+        # The VM's own guards first: a VM that is not opted in, not running, ... costs no storage read.
+        facts = GuardFacts(vm=vm, now=now, approved=approved)
         decision = guard_decision(
             target=job.target,
             remediation=remediation,
             raw_parameters=job.parameters,
-            facts=GuardFacts(
-                vm=vm,
-                now=now,
-                approved=approved,
-                last_run_ended_at=self._last_run_end(job),
-                recent_failures=self._recent_failures(remediation.id, now),
-            ),
+            facts=facts,
             settings=self.guards,
         )
+        lease: LeaseFacts | None = None
+        if decision.action != "skip":
+            # Then the history guards: the cooldown and the lease's holder from one read of the VM's
+            # lease, the breaker from this process's recent view of the failures.
+            cooldown = timedelta(minutes=remediation.cooldown_minutes)
+            lease = self.store.lease_facts(job.target_key, remediation.id, now, runs_since=now - cooldown)
+            facts = replace(
+                facts,
+                last_run_ended_at=lease.last_run_ended_at,
+                recent_failures=self._recent_failures(remediation.id, now),
+            )
+            decision = guard_decision(
+                target=job.target,
+                remediation=remediation,
+                raw_parameters=job.parameters,
+                facts=facts,
+                settings=self.guards,
+            )
         if decision.action == "skip":
             return self._finish(job, jobs.SKIPPED, f"{decision.guard}: {decision.reason}")
         if decision.action == "await-approval":
@@ -267,9 +288,15 @@ class Runner:
                 )
             )
             return Step(job, None, "waiting for an operator")
-        assert vm is not None  # a dispatch decision implies the VM was found
-        holder = self.store.lease_holder(job.target_key, now)
-        if not self.store.acquire_lease(job.target_key, job.id, self._lease_ttl(remediation), now):
+        assert vm is not None and lease is not None  # a dispatch decision implies both were read
+        holder = lease.holder
+        if holder in (None, job.id):
+            # One request: the store saw the entity a moment ago. Only a lost race reads the holder.
+            if self.store.acquire_lease(job.target_key, job.id, self._lease_ttl(remediation), now):
+                holder = job.id
+            else:
+                holder = self.store.lease_holder(job.target_key, now)
+        if holder != job.id:
             return Step(
                 job,
                 max(self.settings.poll_seconds, 1.0),
@@ -633,7 +660,9 @@ class Runner:
                 "totalSeconds": round((now - created).total_seconds(), 3),
             }
         job = self._write(jobs.transition(job, target, now=now, actor=actor, reason=reason, **changes))
-        self.store.release_lease(job.target_key, job.id)
+        if target in (jobs.FAILED, jobs.TIMED_OUT):
+            self._failed(job)
+        self.store.release_lease(job.target_key, job.id, ran=run_record(job))
         return Step(job, None, reason)
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:
@@ -675,18 +704,34 @@ class Runner:
     def _write(self, job: Job) -> Job:
         return self.store.update(job)
 
-    def _last_run_end(self, job: Job) -> datetime | None:
-        last = self.store.last_outcome(job.target, job.remediation)
-        if last is None or last.id == job.id:
-            return None
-        return _parse_time(last.updated_at)
-
     def _recent_failures(self, remediation: str, now: datetime) -> list[datetime]:
         """When runs of this remediation tried and failed lately. A run whose script refused its input
         (exit 2) changed nothing and says nothing about the remediation: counting it would let anyone who
         can send three alerts with a bogus mount point open the breaker for every VM. Skipped jobs never
-        ran, so they are not listed at all."""
+        ran, so they are not listed at all.
+
+        Read from the store at most every ``BREAKER_FACTS_SECONDS`` per remediation (a query that scans
+        the jobs on Table Storage), and kept up to date with the failures this process writes: a failure
+        another process writes is seen that much later, while a breaker is about many failures over many
+        minutes."""
+        with self._failures_lock:
+            cached = self._failures.get(remediation)
+        if cached is not None and timedelta(0) <= now - cached[0] < timedelta(seconds=BREAKER_FACTS_SECONDS):
+            return list(cached[1])
         since = now - self.guards.breaker_window - self.guards.breaker_open
         failed = self.store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
         tried = [j for j in failed if not refused_run(j.outcome)]
-        return [t for t in (_parse_time(j.updated_at) for j in tried) if t is not None]
+        times = [t for t in (_parse_time(j.updated_at) for j in tried) if t is not None]
+        with self._failures_lock:
+            self._failures[remediation] = (now, times)
+        return list(times)
+
+    def _failed(self, job: Job) -> None:
+        """A failure this process wrote joins its view of the breaker's facts at once."""
+        if refused_run(job.outcome):
+            return
+        at = _parse_time(job.updated_at)
+        with self._failures_lock:
+            cached = self._failures.get(job.remediation)
+            if cached is not None and at is not None:
+                self._failures[job.remediation] = (cached[0], [*cached[1], at])

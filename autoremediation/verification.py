@@ -11,9 +11,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .catalog import Remediation
+from .jobs import DISPATCHED, Job
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -52,6 +54,30 @@ def refused_run(outcome: Mapping[str, Any]) -> bool:
     return refused_input(
         exit_code if isinstance(exit_code, int) else None, result if isinstance(result, Mapping) else None
     )
+
+
+def ran_script(job: Job) -> bool:
+    """Whether a script may have changed the VM: the cooldown counts these, cancelled ones included.
+
+    A dry run changes nothing, so it never starts a cooldown: an operator who previews a fix must be
+    able to run the real one right after. Nor does a run whose script refused its input (exit 2): a
+    bogus alert must not hold the real fix back for the cooldown.
+    """
+    if job.dry_run or refused_run(job.outcome):
+        return False
+    return job.status in DISPATCHED or any(t.target in DISPATCHED for t in job.history)
+
+
+def run_record(job: Job) -> tuple[str, datetime] | None:
+    """What releasing an ended job's VM lease records for the cooldown: its remediation and end time,
+    when its script may have changed the VM; else None."""
+    if not job.terminal or not ran_script(job):
+        return None
+    try:
+        ended = datetime.fromisoformat(job.updated_at or job.created_at)
+    except ValueError:
+        return None
+    return job.remediation, ended
 
 
 def _lookup(result: Mapping[str, Any], dotted: str) -> Any:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from ..jobs import Job, Transition
-from ..ports import JobStore
+from ..ports import JobStore, LeaseFacts
 
 log = logging.getLogger("autoremediation.store")
 Announce = Callable[[Job, Transition], None]
@@ -109,8 +109,11 @@ class ObservedJobStore:
     def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
         return self.inner.acquire_lease(key, holder, ttl_seconds, now)
 
-    def release_lease(self, key: str, holder: str) -> None:
-        self.inner.release_lease(key, holder)
+    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
+        self.inner.release_lease(key, holder, ran=ran)
+
+    def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
+        return self.inner.lease_facts(key, remediation, now, runs_since=runs_since)
 
     def lease_holder(self, key: str, now: datetime) -> str | None:
         return self.inner.lease_holder(key, now)

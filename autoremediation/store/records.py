@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidInput
-from ..jobs import DISPATCHED, Job
+from ..jobs import Job
 from ..resources import normalize
-from ..verification import refused_run
+from ..verification import ran_script as ran_script  # what both stores index as RanScript
 
 # Ids become Table Storage keys and file-system-free SQLite keys: keep them to characters that need no
 # escaping anywhere (Table keys forbid / \ # ? and control characters).
@@ -80,18 +80,6 @@ def updated_key(job: Job) -> str:
     if not job.updated_at:
         return created_key(job)
     return time_key(parse_time(job.updated_at, field="updated_at", job_id=job.id))
-
-
-def ran_script(job: Job) -> bool:
-    """Whether a script may have changed the VM: the cooldown counts these, cancelled ones included.
-
-    A dry run changes nothing, so it never starts a cooldown: an operator who previews a fix must be
-    able to run the real one right after. Nor does a run whose script refused its input (exit 2): a
-    bogus alert must not hold the real fix back for the cooldown.
-    """
-    if job.dry_run or refused_run(job.outcome):
-        return False
-    return job.status in DISPATCHED or any(t.target in DISPATCHED for t in job.history)
 
 
 def _cut(text: str, keep: int) -> str:

@@ -4,6 +4,10 @@ Each operation is its own transaction on a per-thread connection. Writes that re
 compare-and-swap on ``version``, leases) take the write lock up front with ``BEGIN IMMEDIATE`` so two
 writers never both read the old row. WAL lets readers run while one writer writes. The job itself is
 stored as JSON; the columns the ``list`` filters use are copied out and indexed.
+
+``runs`` holds, per lease key and remediation, when the last run that may have changed the VM ended
+(recorded by ``release_lease``): the cooldown's fact, as on Table Storage. A key with no record (jobs
+that ended before the table existed) is answered from the jobs themselves, an indexed query here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from ..errors import ConcurrencyConflict, InvalidInput, NotFound, Transient
 from ..jobs import Job
+from ..ports import LeaseFacts
 from ..resources import normalize
 from .records import (
     JobFilter,
@@ -69,6 +74,12 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_at);
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT NOT NULL,
+    remediation TEXT NOT NULL,
+    ended_key TEXT NOT NULL,
+    PRIMARY KEY (key, remediation)
+);
 CREATE TABLE IF NOT EXISTS campaigns (
     id TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -340,10 +351,35 @@ class SqliteJobStore:
             )
         return True
 
-    def release_lease(self, key: str, holder: str) -> None:
+    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
         check_lease(key, holder)
         with self._tx(write=True) as conn:
             conn.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))
+            if ran is not None:
+                remediation, ended = ran
+                conn.execute(
+                    "INSERT INTO runs (key, remediation, ended_key) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key, remediation)"
+                    " DO UPDATE SET ended_key = max(ended_key, excluded.ended_key)",
+                    (key, remediation, time_key(ended)),
+                )
+
+    def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
+        check_lease(key, "facts")
+        with self._tx(write=False) as conn:
+            holder = conn.execute(
+                "SELECT holder FROM leases WHERE key = ? AND expires_at > ?", (key, _epoch(now))
+            ).fetchone()
+            run = conn.execute(
+                "SELECT ended_key FROM runs WHERE key = ? AND remediation = ?", (key, remediation)
+            ).fetchone()
+        if run is not None:
+            ended: datetime | None = datetime.fromisoformat(run[0].replace("Z", "+00:00"))
+        else:
+            # Runs before this table kept them: the newest job that ran, as the cooldown saw it before.
+            last = self.last_outcome(key, remediation)
+            ended = as_utc(datetime.fromisoformat(last.updated_at or last.created_at)) if last else None
+        return LeaseFacts(holder[0] if holder else None, ended)
 
     def lease_holder(self, key: str, now: datetime) -> str | None:
         with self._tx(write=False) as conn:

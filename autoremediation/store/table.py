@@ -40,8 +40,8 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from ..errors import (
@@ -54,9 +54,11 @@ from ..errors import (
     Transient,
 )
 from ..jobs import Job
+from ..ports import LeaseFacts
 from ..resources import normalize
 from .records import (
     JobFilter,
+    as_utc,
     campaign_id_of,
     campaign_version_of,
     check_id,
@@ -77,6 +79,13 @@ CHUNK_CHARS = 32_000
 _JOB_ROW = "job"
 _JOBS_PER_QUERY = 14  # Table Storage: at most 15 comparisons in one filter, one of them the RowKey
 _LEASE_ROW = "lease"
+_RUN_PREFIX = "Ran_"
+_CATALOG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,199}$")
+# The marker that says since when runs are recorded on lease entities (it has no ExpiresKey, so the
+# lease sweep never matches it; lease partitions all start with "lease-").
+_MARKER_PARTITION = "runs-recorded"
+_MARKER_ROW = "since"
+_EARLIEST = "0001-01-01T00:00:00.000000Z"
 _CAMPAIGN_ROW = "campaign"
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")
 # Compare-and-swap retries for a lease before answering "someone else has it": losing this many races
@@ -207,6 +216,52 @@ def _lease_partition(key: str) -> str:
     return "lease-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def _run_property(remediation: str) -> str:
+    """The lease entity's property for a remediation's last run: catalog ids (lower case, digits and
+    dashes) read as they are; anything else by its hash (property names are identifiers)."""
+    if _CATALOG_ID.match(remediation):
+        return _RUN_PREFIX + remediation.replace("-", "_")
+    return _RUN_PREFIX + "h" + hashlib.sha256(remediation.encode("utf-8")).hexdigest()[:40]
+
+
+def _from_time_key(text: str) -> datetime | None:
+    try:
+        return as_utc(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ"))
+    except ValueError:
+        return None
+
+
+class _Unknown:
+    """This store has not seen the lease entity (lately): read it before acting."""
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True)
+class _LeaseState:
+    """A lease entity as this store last saw it: its ETag, holder, expiry and recorded runs."""
+
+    etag: str
+    holder: str  # "" when released
+    expires_key: str  # "" when released
+    runs: Mapping[str, str]  # run property -> time key of that remediation's last run's end
+
+    @classmethod
+    def of(cls, entity: Mapping[str, Any], etag: str) -> _LeaseState:
+        runs = {name: str(value) for name, value in entity.items() if name.startswith(_RUN_PREFIX)}
+        return cls(etag, str(entity.get("Holder") or ""), str(entity.get("ExpiresKey") or ""), runs)
+
+    def live_holder(self, now_key: str) -> str | None:
+        return self.holder if self.holder and self.expires_key > now_key else None
+
+    def changed(self, etag: str, change: Mapping[str, str]) -> _LeaseState:
+        runs = {**self.runs, **{k: v for k, v in change.items() if k.startswith(_RUN_PREFIX)}}
+        return _LeaseState(
+            etag, change.get("Holder", self.holder), change.get("ExpiresKey", self.expires_key), runs
+        )
+
+
 class TableJobStore:
     """``ports.JobStore`` on Azure Table Storage.
 
@@ -238,6 +293,9 @@ class TableJobStore:
         self._options = dict(client_options or {})
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
+        self._leases: OrderedDict[str, _LeaseState | None] = OrderedDict()
+        self._records_since: str | None = None
         # (table kind, entity id) -> (version, ETag) of what this store last read or wrote, so that the
         # compare-and-swap that follows is one request; see ``_write_versioned``.
         self._etags: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
@@ -515,6 +573,73 @@ class TableJobStore:
 
     # -- leases -----------------------------------------------------------------------------------
 
+    def _remember_lease(self, key: str, state: _LeaseState | None) -> _LeaseState | None:
+        """What this store last saw of a lease entity (None: it does not exist), for the next CAS."""
+        with self._lock:
+            self._leases[key] = state
+            self._leases.move_to_end(key)
+            while len(self._leases) > _REMEMBERED_ETAGS:
+                self._leases.popitem(last=False)
+        return state
+
+    def _forget_lease(self, key: str) -> None:
+        with self._lock:
+            self._leases.pop(key, None)
+
+    def _remembered_lease(self, key: str) -> _LeaseState | _Unknown | None:
+        with self._lock:
+            return self._leases.get(key, UNKNOWN)
+
+    def _read_lease(self, key: str) -> _LeaseState | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self._table("leases").get_entity(_lease_partition(key), _LEASE_ROW)
+        except ResourceNotFoundError:
+            return self._remember_lease(key, None)
+        return self._remember_lease(key, _LeaseState.of(entity, _etag(entity)))
+
+    @_storage_errors
+    def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
+        check_lease(key, "facts")
+        state = self._read_lease(key)
+        holder = state.live_holder(time_key(now)) if state is not None else None
+        recorded = state.runs.get(_run_property(remediation)) if state is not None else None
+        ended = _from_time_key(recorded) if recorded else None
+        if ended is None and self._runs_recorded_since() > time_key(runs_since):
+            # Jobs that ended before this store kept runs on leases may fall in the window: ask them.
+            last = self.last_outcome(key, remediation)
+            ended = as_utc(datetime.fromisoformat(last.updated_at or last.created_at)) if last else None
+        return LeaseFacts(holder, ended)
+
+    def _runs_recorded_since(self) -> str:
+        """Since when every run's end is recorded on its lease entity (a time key; the earliest one when
+        the store kept them from its first run on). Read once per store from a marker entity, made by the
+        first store that needed it: if jobs had run by then, the runs before are only in the jobs."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        if self._records_since is not None:
+            return self._records_since
+        table = self._table("leases")
+        try:
+            since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
+        except ResourceNotFoundError:
+            ran = self._table("jobs").query_entities(
+                "RowKey eq @row and RanScript eq true",
+                parameters={"row": _JOB_ROW},
+                select=["PartitionKey"],
+                results_per_page=1,
+            )
+            since = _EARLIEST if next(iter(ran), None) is None else time_key(datetime.now(UTC))
+            try:
+                table.create_entity(
+                    {"PartitionKey": _MARKER_PARTITION, "RowKey": _MARKER_ROW, "Since": since}
+                )
+            except ResourceExistsError:  # another store made it first: theirs is the one
+                since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
+        self._records_since = since
+        return since
+
     @_storage_errors
     def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
         from azure.core import MatchConditions
@@ -526,91 +651,130 @@ class TableJobStore:
             raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
         table = self._table("leases")
         now_key = time_key(now)
-        entity = {
-            "PartitionKey": _lease_partition(key),
-            "RowKey": _LEASE_ROW,
-            "Key": key,
-            "Holder": holder,
-            "ExpiresKey": time_key(now + timedelta(seconds=ttl_seconds)),
-        }
+        lease = {"Key": key, "Holder": holder, "ExpiresKey": time_key(now + timedelta(seconds=ttl_seconds))}
+        entity = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW, **lease}
+        # What this store saw last (the read just before, or its own last write) makes this one request:
+        # an insert when the entity did not exist, a compare-and-swap on its ETag when it was free or
+        # ours. Remembered as someone else's, it is read again before the answer is no.
+        current = self._remembered_lease(key)
+        if isinstance(current, _LeaseState) and current.live_holder(now_key) not in (None, holder):
+            current = UNKNOWN
         for _ in range(_LEASE_ATTEMPTS):
-            try:
-                current = table.get_entity(entity["PartitionKey"], _LEASE_ROW)
-            except ResourceNotFoundError:
+            if isinstance(current, _Unknown):
+                current = self._read_lease(key)
+            if current is None:
                 try:
-                    table.create_entity(entity)
+                    written = table.create_entity(entity)
                 except ResourceExistsError:
+                    current = UNKNOWN
                     continue  # someone created it first: look at what they wrote
+                self._remember_lease(
+                    key, _LeaseState(str(written.get("etag")), holder, lease["ExpiresKey"], {})
+                )
                 return True
-            if current["Holder"] != holder and str(current["ExpiresKey"]) > now_key:
+            if current.live_holder(now_key) not in (None, holder):
                 return False
             try:
-                table.update_entity(
+                # MERGE: the runs recorded on the entity stay.
+                written = table.update_entity(
                     entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=_etag(current),
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
+                current = UNKNOWN
                 continue  # changed or swept under us: decide again on fresh facts
+            self._remember_lease(key, current.changed(str(written.get("etag")), lease))
             return True
+        self._forget_lease(key)
         return False
 
     @_storage_errors
-    def release_lease(self, key: str, holder: str) -> None:
+    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
+        """The entity stays, free, when it holds a run (the cooldown's record); one without goes. The run
+        is recorded whoever holds the lease now (a lapsed lease taken over keeps its new holder)."""
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
 
         check_lease(key, holder)
         table = self._table("leases")
+        keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
+        run = {_run_property(ran[0]): time_key(ran[1])} if ran is not None else {}
+        current = self._remembered_lease(key)
+        if not isinstance(current, _LeaseState) or current.holder != holder:
+            current = UNKNOWN  # one request only when this store saw it as ours last
         for _ in range(_LEASE_ATTEMPTS):
-            try:
-                current = table.get_entity(_lease_partition(key), _LEASE_ROW)
-            except ResourceNotFoundError:
+            if isinstance(current, _Unknown):
+                current = self._read_lease(key)
+            if current is None:
+                if not run:
+                    return
+                free = {"Key": key, "Holder": "", "ExpiresKey": "", **run}
+                try:
+                    written = table.create_entity({**keys, **free})
+                except ResourceExistsError:
+                    current = UNKNOWN
+                    continue
+                self._remember_lease(key, _LeaseState(str(written.get("etag")), "", "", dict(run)))
                 return
-            if current["Holder"] != holder:
-                return
+            change: dict[str, str] | None
+            if current.holder != holder:
+                if not run or current.runs.get(next(iter(run)), "") >= next(iter(run.values())):
+                    return  # not ours, and nothing newer to record
+                change = dict(run)  # their lease stays; the run is recorded
+            elif run or current.runs:
+                change = {"Holder": "", "ExpiresKey": "", **run}
+            else:
+                change = None  # ours and nothing recorded on it: it goes, as leases always did
             try:
-                table.delete_entity(
-                    _lease_partition(key),
-                    _LEASE_ROW,
-                    etag=_etag(current),
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                if change is None:
+                    table.delete_entity(
+                        keys["PartitionKey"],
+                        _LEASE_ROW,
+                        etag=current.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    self._remember_lease(key, None)
+                else:
+                    written = table.update_entity(
+                        {**keys, **change},
+                        mode=UpdateMode.MERGE,
+                        etag=current.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    self._remember_lease(key, current.changed(str(written.get("etag")), change))
             except ResourceNotFoundError:
+                current = None if run else UNKNOWN
+                if run:
+                    continue  # swept meanwhile: the run still needs its record
+                self._forget_lease(key)
                 return
             except ResourceModifiedError:
-                continue  # taken over or renewed meanwhile: only delete what is still ours
+                current = UNKNOWN
+                continue  # taken over or renewed meanwhile: only change what is still ours
             return
+        self._forget_lease(key)
 
     @_storage_errors
     def lease_holder(self, key: str, now: datetime) -> str | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            current = self._table("leases").get_entity(_lease_partition(key), _LEASE_ROW)
-        except ResourceNotFoundError:
-            return None
-        return str(current["Holder"]) if str(current["ExpiresKey"]) > time_key(now) else None
+        current = self._read_lease(key)
+        return current.live_holder(time_key(now)) if current is not None else None
 
     @_storage_errors
     def sweep_leases(self, now: datetime) -> int:
-
         now_key = time_key(now)
         table = self._table("leases")
         swept = 0
-        expired = list(
-            table.query_entities(
-                "ExpiresKey le @now",
-                parameters={"now": now_key},
-                select=["PartitionKey", "RowKey", "ExpiresKey"],
-            )
-        )
-        for entity in expired:
-            if str(entity["ExpiresKey"]) > now_key:
+        for entity in list(table.query_entities("ExpiresKey le @now", parameters={"now": now_key})):
+            if str(entity.get("ExpiresKey") or "") > now_key:
                 continue
+            if any(name.startswith(_RUN_PREFIX) for name in entity):
+                continue  # free already, and it holds the cooldown's record: it stays
             # A lease renewed after the query has a new ETag and survives.
             swept += _delete_if_unchanged(table, entity)
+            self._forget_lease(str(entity.get("Key") or ""))
         return swept
 
     # -- campaigns --------------------------------------------------------------------------------
