@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from autoremediation import jobs
 from autoremediation.errors import ConcurrencyConflict, InvalidInput, NotFound
-from autoremediation.ports import JobStore
+from autoremediation.ports import JobStore, LeaseFacts
 
 from .conftest import T0, VM, VM2, MakeJob
 
@@ -319,6 +319,58 @@ class TestLeases:
             store.acquire_lease("", "w", 60, T0)
         with pytest.raises(InvalidInput):
             store.acquire_lease(VM, "w", 0, T0)
+
+
+class TestLeaseFacts:
+    """One read before the lease is taken: who holds it, and when the remediation last ran on the VM."""
+
+    def test_the_holder_while_held_and_none_when_free_or_expired(self, store: JobStore) -> None:
+        assert store.lease_facts(VM, "free-disk-space", T0, runs_since=T0).holder is None
+        assert store.acquire_lease(VM, "job-a", 60, T0)
+        assert store.lease_facts(VM, "free-disk-space", T0, runs_since=T0).holder == "job-a"
+        later = T0 + timedelta(seconds=60)
+        assert store.lease_facts(VM, "free-disk-space", later, runs_since=later).holder is None
+        store.release_lease(VM, "job-a")
+        assert store.lease_facts(VM, "free-disk-space", T0, runs_since=T0).holder is None
+
+    def test_a_released_run_is_what_the_cooldown_sees_per_remediation_and_vm(self, store: JobStore) -> None:
+        ended = T0 + timedelta(minutes=3)
+        assert store.acquire_lease(VM, "job-a", 600, T0)
+        store.release_lease(VM, "job-a", ran=("free-disk-space", ended))
+        facts = store.lease_facts(VM, "free-disk-space", ended, runs_since=T0)
+        assert facts == LeaseFacts(holder=None, last_run_ended_at=ended)
+        assert store.lease_facts(VM, "restart-service", ended, runs_since=T0).last_run_ended_at is None
+        assert store.lease_facts(VM2, "free-disk-space", ended, runs_since=T0).last_run_ended_at is None
+        # The next job takes the lease and keeps the record; releasing it without a run keeps it too.
+        assert store.acquire_lease(VM, "job-b", 600, ended)
+        assert store.lease_facts(VM, "free-disk-space", ended, runs_since=T0).last_run_ended_at == ended
+        store.release_lease(VM, "job-b")
+        assert store.sweep_leases(ended + timedelta(days=1)) == 0
+        assert store.lease_facts(VM, "free-disk-space", ended, runs_since=T0).last_run_ended_at == ended
+
+    def test_a_run_is_recorded_even_when_its_lease_was_taken_over(self, store: JobStore) -> None:
+        assert store.acquire_lease(VM, "job-a", 60, T0)
+        later = T0 + timedelta(seconds=90)
+        assert store.acquire_lease(VM, "job-b", 600, later)  # job-a's lease lapsed
+        store.release_lease(VM, "job-a", ran=("free-disk-space", later))
+        facts = store.lease_facts(VM, "free-disk-space", later, runs_since=T0)
+        assert facts == LeaseFacts(holder="job-b", last_run_ended_at=later)
+        assert not store.acquire_lease(VM, "job-c", 60, later)
+
+    def test_a_run_is_recorded_with_no_lease_left_and_an_older_one_never_wins(self, store: JobStore) -> None:
+        ended = T0 + timedelta(minutes=5)
+        store.release_lease(VM, "job-a", ran=("free-disk-space", ended))
+        store.release_lease(VM, "job-old", ran=("free-disk-space", ended - timedelta(minutes=4)))
+        assert store.lease_facts(VM, "free-disk-space", ended, runs_since=T0).last_run_ended_at == ended
+        assert store.acquire_lease(VM, "job-b", 60, ended)
+
+    def test_jobs_that_ran_before_runs_were_recorded_still_count(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        ran = make_job("legacy", at=T0, path=(jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.SUCCEEDED))
+        store.create(ran)
+        facts = store.lease_facts(VM, "free-disk-space", T0, runs_since=T0 - timedelta(hours=1))
+        assert facts.last_run_ended_at == datetime.fromisoformat(ran.updated_at)
 
 
 class TestCampaigns:

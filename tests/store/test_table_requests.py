@@ -7,6 +7,7 @@ these tests count what a deployment would pay for.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from autoremediation.errors import ConcurrencyConflict, NotFound
 from autoremediation.store.table import TableJobStore
 from tests.azurite import Azurite
 
-from .conftest import T0, MakeJob, table_store
+from .conftest import T0, VM, VM2, MakeJob, table_store
 
 pytestmark = pytest.mark.azurite
 
@@ -134,3 +135,63 @@ class TestCampaignCompareAndSwap:
         with pytest.raises(ConcurrencyConflict):
             store.update_campaign({**campaign, "state": "stale"})
         assert store.get_campaign("camp-r")["state"] == "done"
+
+
+class TestLeases:
+    """A job's lease costs a read (holder and cooldown together), an insert or a compare-and-swap to take
+    it, and one request to give it back when the same store took it."""
+
+    def test_taking_a_new_vms_lease_after_its_facts_is_one_request(
+        self, store: TableJobStore, requests: Requests
+    ) -> None:
+        store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's first: reads its marker
+        seen = requests.during(lambda: store.lease_facts(VM, "free-disk-space", T0, runs_since=T0))
+        assert _methods(seen) == ["GET"]  # the lease entity alone: no scan of the jobs
+        assert _methods(requests.during(lambda: store.acquire_lease(VM, "job-a", 600, T0))) == ["POST"]
+        ended = T0 + timedelta(minutes=2)
+        seen = requests.during(lambda: store.release_lease(VM, "job-a", ran=("free-disk-space", ended)))
+        assert _methods(seen) == ["PATCH"]  # a conditional merge: the entity stays with the run's end
+        assert store.lease_facts(VM, "free-disk-space", ended, runs_since=T0).last_run_ended_at == ended
+
+    def test_an_existing_lease_is_taken_with_one_compare_and_swap(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests
+    ) -> None:
+        ended = T0 + timedelta(minutes=2)
+        other = _same_tables(azurite, store)
+        assert other.acquire_lease(VM, "job-a", 600, T0)
+        other.release_lease(VM, "job-a", ran=("free-disk-space", ended))
+        facts = store.lease_facts(VM, "free-disk-space", ended, runs_since=T0)
+        assert facts.holder is None and facts.last_run_ended_at == ended
+        assert _methods(requests.during(lambda: store.acquire_lease(VM, "job-b", 600, ended))) == ["PATCH"]
+        assert other.lease_holder(VM, ended) == "job-b"
+
+    def test_a_release_by_a_store_that_did_not_take_the_lease_reads_it_first(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests
+    ) -> None:
+        other = _same_tables(azurite, store)
+        assert other.acquire_lease(VM, "job-a", 600, T0)
+        store.lease_holder(VM2, T0)  # the store's client exists
+        seen = requests.during(lambda: store.release_lease(VM, "job-a"))
+        assert _methods(seen) == ["GET", "DELETE"]  # nothing recorded on it: it goes, as before
+        assert other.lease_holder(VM, T0) is None
+
+    def test_what_a_store_remembers_never_takes_a_lease_someone_else_holds(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests
+    ) -> None:
+        assert store.lease_facts(VM, "free-disk-space", T0, runs_since=T0).holder is None
+        other = _same_tables(azurite, store)
+        assert other.acquire_lease(VM, "job-a", 600, T0)  # after this store looked
+        taken: list[bool] = []
+        seen = requests.during(lambda: taken.append(store.acquire_lease(VM, "job-b", 600, T0)))
+        assert taken == [False]
+        assert _methods(seen) == ["POST", "GET"]  # the insert conflicts; the read shows job-a
+        assert other.lease_holder(VM, T0) == "job-a"
+        store.release_lease(VM, "job-b", ran=("free-disk-space", T0))  # job-b never had it
+        assert store.lease_holder(VM, T0) == "job-a"
+
+
+def _same_tables(azurite: Azurite, store: TableJobStore) -> TableJobStore:
+    """Another process's store on the same tables: it shares nothing in memory with ``store``."""
+    return TableJobStore.from_connection_string(
+        azurite.connection_string, table_prefix=store.table_names["jobs"][: -len("jobs")], retry_total=0
+    )
