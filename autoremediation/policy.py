@@ -89,12 +89,13 @@ class GuardSettings:
 
 @dataclass(frozen=True)
 class GuardFacts:
-    """Everything the guards look at, read fresh by the runner just before it decides."""
+    """Everything the guards look at, read by the runner just before it decides (the failure list may be
+    a few seconds old: see ``runner.BREAKER_FACTS_SECONDS``)."""
 
     vm: VmFacts | None  # None: the VM does not exist (any more)
     now: datetime
     approved: bool = False
-    last_run_ended_at: datetime | None = None  # the last job that ran this remediation on this VM
+    last_run_ended_at: datetime | None = None  # when the last run of this remediation on this VM ended
     recent_failures: Sequence[datetime] = ()  # when this remediation failed lately, any VM
 
 

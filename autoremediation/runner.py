@@ -18,6 +18,12 @@ When nothing comes between the guards and the run command (no control-plane step
 managed mode), the write that moves the job to ``dispatching`` also carries the dispatch claim: the PUT
 that follows in the same execution is known to be the first (no look for an existing run command),
 while a redelivered message that finds the claim without having made it looks first, as before.
+
+The guards' history facts cost little per job: the VM's own guards run first (no storage read); then
+one read of the VM's lease gives both its holder and the end of the remediation's last run there (the
+cooldown; recorded on the lease when a job that ran releases it), and the lease is taken only when that
+read saw it free. The breaker's failure list is read at most every ``BREAKER_FACTS_SECONDS`` per
+process: a failure written by another instance counts up to that much later, one written here at once.
 """
 
 from __future__ import annotations

@@ -24,6 +24,24 @@ Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
     ``lease``. Acquire, renew and release are ETag compare-and-swaps on that one entity; a new lease is
     ``create_entity``, whose conflict means another holder got there first.
 
+    The entity also records, per remediation (``Ran_<id>``, a time key), when the last run that may have
+    changed the VM ended: the release writes it (a run of a lapsed lease is recorded without touching the
+    new holder), and an entity that holds such a record stays when its lease is released or swept. So
+    the cooldown and the holder come from one point read (``lease_facts``), not from a scan of the jobs
+    table, which has no index by VM and grows with retention. The store remembers what it last saw of
+    each lease entity (its ETag, holder and records; bounded), so taking the lease after that read is
+    one request (an insert, or a compare-and-swap MERGE that keeps the records), and so is a release by
+    the store that took it; a store that did not (another instance) reads first. A remembered view never
+    says no on its own: a lease it saw as someone else's is read again.
+
+    Jobs that ended before runs were recorded here are not on any lease entity. A marker entity
+    (PartitionKey ``runs-recorded``) says since when every run is: made by the first store that needs it,
+    with the earliest time when no job had run yet (a new deployment), else the time it was made. A
+    ``lease_facts`` whose cooldown window reaches back before that moment, and that finds no record,
+    asks the jobs (the old scan); a window after it never does. The trade-off: a job written by a
+    process of the previous version after the marker was made (during a rolling upgrade) is not seen by
+    the cooldown, since that version deletes the lease instead of recording the run.
+
 ``<prefix>campaigns``
     PartitionKey = campaign id, RowKey = ``campaign``; CAS on the ``version`` field like jobs.
 
@@ -296,6 +314,7 @@ class TableJobStore:
         # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
         self._leases: OrderedDict[str, _LeaseState | None] = OrderedDict()
         self._records_since: str | None = None
+        self._marker_lock = threading.Lock()
         # (table kind, entity id) -> (version, ETag) of what this store last read or wrote, so that the
         # compare-and-swap that follows is one request; see ``_write_versioned``.
         self._etags: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
@@ -616,11 +635,17 @@ class TableJobStore:
         """Since when every run's end is recorded on its lease entity (a time key; the earliest one when
         the store kept them from its first run on). Read once per store from a marker entity, made by the
         first store that needed it: if jobs had run by then, the runs before are only in the jobs."""
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
         if self._records_since is not None:
             return self._records_since
         table = self._table("leases")
+        with self._marker_lock:  # threads of one process read (or make) it once between them
+            if self._records_since is None:
+                self._records_since = self._read_or_make_marker(table)
+        return self._records_since
+
+    def _read_or_make_marker(self, table: Any) -> str:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
         try:
             since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
         except ResourceNotFoundError:
@@ -637,7 +662,6 @@ class TableJobStore:
                 )
             except ResourceExistsError:  # another store made it first: theirs is the one
                 since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
-        self._records_since = since
         return since
 
     @_storage_errors
