@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import InvalidInput, RemediationError
 from ..ports import QueueMessage
 from .messages import job_id_from_message, message_body
-from .table import translate_storage_error
+from .table_support import translate_storage_error
 
 log = logging.getLogger(__name__)
 
