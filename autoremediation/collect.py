@@ -1,0 +1,135 @@
+"""The collect steps: polling a run command, reading its result, verifying it, deleting the run command.
+
+See ``runner`` for the crash-safety contract every step keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+
+from . import jobs
+from .catalog import Remediation
+from .errors import (
+    CloudError,
+    NotFound,
+    RemediationError,
+)
+from .jobs import Job
+from .ports import (
+    RunStatus,
+)
+from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log, parse_time
+from .verification import verify
+
+
+class CollectSteps(StepBase):
+    def _running(self, job: Job, remediation: Remediation) -> Step:
+        now = self.clock.now()
+        try:
+            status = self.compute.get_run(job.target, job.run["name"])
+        except NotFound:
+            return self._finish(job, jobs.FAILED, "the run command disappeared before it reported a result")
+        except CloudError as error:
+            return self._retry_later(job, error)
+        if status.done:
+            return self._collect(job, status)
+        last = parse_time(job.run.get("lastPolledAt"))
+        if last is not None and (now - last).total_seconds() < 0.5 * self._poll_delay(
+            job, int(job.run.get("polls", 0))
+        ):
+            # A second message chain for this job (a redelivered duplicate): let it end here.
+            return Step(job, None, "duplicate poll dropped")
+        started = parse_time(job.run.get("startedAt")) or now
+        deadline = started + timedelta(seconds=remediation.timeout_seconds + RUN_GRACE_SECONDS)
+        if now >= deadline:
+            try:
+                self.compute.cancel_run(job.target, job.run["name"])
+            except CloudError as error:
+                log.warning("job %s: could not delete run command: %s", job.id, error)
+            return self._finish(
+                job,
+                jobs.TIMED_OUT,
+                f"no result within {remediation.timeout_seconds}s (+{RUN_GRACE_SECONDS}s)",
+                outcome={**job.outcome, "executionState": status.state, "outputTail": status.output},
+            )
+        # A write per poll: a duplicate message for this job loses the swap and stops here.
+        polls = int(job.run.get("polls", 0)) + 1
+        job = replace(job, attempts=0)  # a poll that answered ends a run of transient errors
+        job = self._write(
+            replace(
+                job,
+                run={**job.run, "polls": polls, "lastPolledAt": now.isoformat()},
+                updated_at=now.isoformat(),
+            )
+        )
+        return Step(job, self._poll_delay(job, polls))
+
+    def _collect(self, job: Job, status: RunStatus) -> Step:
+        now = self.clock.now()
+        outcome = {
+            **job.outcome,
+            "executionState": status.state,
+            "exitCode": status.exit_code,
+            "outputTail": status.output,
+            "errorTail": status.error,
+            "result": dict(status.result) if status.result is not None else None,
+            "runStartedAt": status.started_at,
+            "runEndedAt": status.ended_at,
+        }
+        started, ended = parse_time(status.started_at), parse_time(status.ended_at)
+        if started and ended:
+            outcome["runSeconds"] = round((ended - started).total_seconds(), 3)
+            if status.state == "succeeded":
+                self.durations.record(job.remediation, outcome["runSeconds"])
+        if status.state == "timed-out":
+            return self._finish(job, jobs.TIMED_OUT, "the run command timed out on the VM", outcome=outcome)
+        if status.state == "canceled":
+            return self._finish(job, jobs.CANCELLED, "the run command was canceled", outcome=outcome)
+        verifying = jobs.transition(
+            job,
+            jobs.VERIFYING,
+            now=now,
+            actor=ACTOR,
+            reason=f"run command ended: {status.state}",
+            outcome=outcome,
+        )
+        # Verification reads only what was just collected: judge now and write both steps at once (one
+        # write and one message fewer per job). A crash before the write repeats the read of the result.
+        return self._delete_run(self._verifying(verifying, self.catalog.get(job.remediation)))
+
+    def _delete_run(self, step: Step) -> Step:
+        """Once its result is on record, the managed run command goes: left on the VM, its script and
+        output stay readable to anyone with VM read access and pile up. A crash before this leaves it
+        (the result is safe); what happened is recorded on the job."""
+        job = step.job
+        if job.run.get("mode") == "action":
+            return step  # a classic run leaves no resource behind
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+            cleanup = "deleted"
+        except RemediationError as error:
+            log.warning("job %s: could not delete run command: %s", job.id, error)
+            cleanup = f"left on the VM: {error}"
+        now = self.clock.now()
+        job = self._write(
+            replace(job, outcome={**job.outcome, "runCommandCleanup": cleanup}, updated_at=now.isoformat())
+        )
+        return Step(job, step.requeue_after, step.note)
+
+    def _verifying(self, job: Job, remediation: Remediation) -> Step:
+        result = job.outcome.get("result")
+        verdict = verify(
+            remediation,
+            exit_code=job.outcome.get("exitCode"),
+            result=result if isinstance(result, Mapping) else None,
+            parameters=job.parameters,
+            dry_run=job.dry_run,
+        )
+        outcome = {**job.outcome, "verification": verdict.reason, "verified": verdict.ok and not job.dry_run}
+        if verdict.refused:
+            outcome["refused"] = True
+        return self._finish(
+            job, jobs.SUCCEEDED if verdict.ok else jobs.FAILED, verdict.reason, outcome=outcome
+        )

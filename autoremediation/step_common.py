@@ -1,0 +1,266 @@
+"""What every step of the runner shares: its result (``Step``), the ports it works through, and the
+ways a step ends: one compare-and-swap write (``_write``), ending the job and giving its VM's lease back
+with the run on record (``_finish``), retrying later with back-off (``_retry_later``). Also the lease's
+length and renewal, the adaptive poll delay, the kill and dry-run switches, and the breaker's facts.
+
+The steps themselves are in ``dispatch`` (planned to a started run command) and ``collect`` (polling,
+result, verification, cleanup); ``runner.Runner`` puts them together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from . import jobs
+from .catalog import Catalog, Remediation
+from .errors import (
+    CloudError,
+    Permanent,
+    RemediationError,
+    Throttled,
+)
+from .jobs import Job, Transition
+from .policy import GuardSettings
+from .polling import RunDurations, next_poll_delay
+from .ports import (
+    Clock,
+    Compute,
+    JobStore,
+    RunStatus,
+    Switches,
+    SwitchSource,
+    UploadGrants,
+)
+from .settings import Settings
+from .switches import current_switches
+from .verification import refused_run, run_record
+
+log = logging.getLogger("autoremediation.runner")
+ACTOR = "worker"
+MAX_RETRIES = 8
+MAX_BACKOFF_SECONDS = 300.0
+RUN_GRACE_SECONDS = 120
+# How long a process reuses what it read of a remediation's recent failures (the breaker's facts).
+BREAKER_FACTS_SECONDS = 30.0
+
+
+class ControlPlaneStep(Protocol):
+    """An Azure-side step of a remediation (e.g. ``nsg-allow-management``).
+
+    It must check before it changes, so that running it twice changes Azure once; it returns what it
+    did, for the job record, and raises RemediationError when it cannot be done.
+    """
+
+    def __call__(self, job: Job, vm: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    job: Job
+    requeue_after: float | None  # seconds until the job needs another message; None: no message
+    note: str = ""
+    # The write of this step claimed the dispatch, and nothing was sent since: the next step, when it is
+    # advanced with this one, sends the run command without looking for an earlier one.
+    claimed_dispatch: bool = False
+
+
+def guard_settings(settings: Settings) -> GuardSettings:
+    return GuardSettings(
+        opt_in_tag=settings.opt_in,
+        allowed_scopes=settings.allowed_scopes,
+        kill_switch=settings.kill_switch,
+        quarantine_tag=settings.quarantine_tag,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_window=timedelta(minutes=settings.breaker_window_minutes),
+        breaker_open=timedelta(minutes=settings.breaker_open_minutes),
+    )
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class StepBase:
+    """The state and the shared helpers of the runner's steps (see ``runner.Runner``)."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: JobStore,
+        compute: Compute,
+        clock: Clock,
+        settings: Settings,
+        control_plane: Mapping[str, ControlPlaneStep] | None = None,
+        on_transition: Callable[[Job, Transition], None] | None = None,
+        upload_grants: UploadGrants | None = None,
+        switches: SwitchSource | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.compute = compute
+        self.clock = clock
+        self.settings = settings
+        self.guards = guard_settings(settings)
+        self.control_plane = dict(control_plane or {})
+        self.on_transition = on_transition
+        self.upload_grants = upload_grants
+        self.durations = RunDurations()
+        # remediation -> (read at, when its runs failed lately): see ``_recent_failures``.
+        self._failures: dict[str, tuple[datetime, list[datetime]]] = {}
+        self._failures_lock = threading.Lock()
+        # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
+        self.switch_source = switches
+
+    def _lease_ttl(self, remediation: Remediation) -> float:
+        """Long enough to outlive the run and the longest back-off, even if a renewal is missed."""
+        return max(
+            self.settings.lease_seconds, remediation.timeout_seconds + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
+        )
+
+    def _renew_lease(self, job: Job) -> Job:
+        """A dispatched job renews its VM's lease once a third of it is used, so it cannot lapse under
+        a live run; the time goes into the job with this step's own write (no extra write per step)."""
+        ttl = self._lease_ttl(self.catalog.get(job.remediation))
+        now = self.clock.now()
+        taken = parse_time(job.run.get("leaseAt"))
+        if taken is not None and (now - taken).total_seconds() < ttl / 3:
+            return job
+        if not self.store.acquire_lease(job.target_key, job.id, ttl, now):
+            log.warning(
+                "job %s: lost the lease of %s to %s",
+                job.id,
+                job.target,
+                self.store.lease_holder(job.target_key, now),
+            )
+            return job
+        return replace(job, run={**job.run, "leaseAt": now.isoformat()})
+
+    def _poll_delay(self, job: Job, polls: int) -> float:
+        """Adaptive: first look just after the usual run time of this remediation, then tighter."""
+        return next_poll_delay(polls, self.settings.poll_seconds, self.durations.expected(job.remediation))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _switches(self) -> tuple[Switches, str]:
+        return current_switches(self.settings.kill_switch, self.settings.dry_run, self.switch_source)
+
+    def _recheck_switches(self, job: Job, before: str) -> Job | Step:
+        """Right before an outside action: a Step ending the job when the kill switch is on; else the
+        job, turned into a dry run when dry run was switched on since it was planned."""
+        switches, why = self._switches()
+        if switches.kill_switch:
+            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why} (checked before {before})")
+        if switches.dry_run and not job.dry_run:
+            now = self.clock.now()
+            job = jobs.note(
+                replace(job, dry_run=True),
+                f"dry run was switched on before {before}: this job now only reports what it would do",
+                now=now,
+            )
+        return job
+
+    def _finish(
+        self, job: Job, target: str, reason: str, *, actor: str = ACTOR, outcome: dict[str, Any] | None = None
+    ) -> Step:
+        now = self.clock.now()
+        changes: dict[str, Any] = {}
+        if outcome is not None:
+            changes["outcome"] = outcome
+        created = parse_time(job.created_at)
+        if created:
+            changes["outcome"] = {
+                **changes.get("outcome", job.outcome),
+                "totalSeconds": round((now - created).total_seconds(), 3),
+            }
+        job = self._write(jobs.transition(job, target, now=now, actor=actor, reason=reason, **changes))
+        if target in (jobs.FAILED, jobs.TIMED_OUT):
+            self._failed(job)
+        self.store.release_lease(job.target_key, job.id, ran=run_record(job))
+        return Step(job, None, reason)
+
+    def _retry_later(self, job: Job, error: CloudError) -> Step:
+        if isinstance(error, Permanent):
+            # TLS verification, no credential, 401/403, a refusal: retrying for minutes changes nothing.
+            target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
+            return self._finish(job, target, self._abandon(job, f"{type(error).__name__}: {error}"))
+        attempts = job.attempts + 1
+        if attempts > MAX_RETRIES:
+            target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
+            return self._finish(
+                job, target, self._abandon(job, f"gave up after {MAX_RETRIES} retries: {error}")
+            )
+        if isinstance(error, Throttled) and error.retry_after:
+            delay = error.retry_after
+        else:
+            delay = min(MAX_BACKOFF_SECONDS, max(self.settings.poll_seconds, 1.0) * 2 ** (attempts - 1))
+        now = self.clock.now()
+        job = self._write(
+            replace(
+                job,
+                attempts=attempts,
+                updated_at=now.isoformat(),
+                outcome={**job.outcome, "lastError": f"{type(error).__name__}: {error}"},
+            )
+        )
+        return Step(job, delay, f"retry {attempts} in {delay:g}s: {error}")
+
+    def _abandon(self, job: Job, reason: str) -> str:
+        """Before a live run's job is closed, stop the run: its lease is about to be released."""
+        if job.status != jobs.RUNNING:
+            return reason
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+        except RemediationError as error:
+            return f"{reason}; the run command could not be stopped ({error}): its outcome is unknown"
+        return f"{reason}; the run command was stopped, its outcome is unknown"
+
+    def _write(self, job: Job) -> Job:
+        return self.store.update(job)
+
+    def _recent_failures(self, remediation: str, now: datetime) -> list[datetime]:
+        """When runs of this remediation tried and failed lately. A run whose script refused its input
+        (exit 2) changed nothing and says nothing about the remediation: counting it would let anyone who
+        can send three alerts with a bogus mount point open the breaker for every VM. Skipped jobs never
+        ran, so they are not listed at all.
+
+        Read from the store at most every ``BREAKER_FACTS_SECONDS`` per remediation (a query that scans
+        the jobs on Table Storage), and kept up to date with the failures this process writes: a failure
+        another process writes is seen that much later, while a breaker is about many failures over many
+        minutes."""
+        with self._failures_lock:
+            cached = self._failures.get(remediation)
+        if cached is not None and timedelta(0) <= now - cached[0] < timedelta(seconds=BREAKER_FACTS_SECONDS):
+            return list(cached[1])
+        since = now - self.guards.breaker_window - self.guards.breaker_open
+        failed = self.store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
+        tried = [j for j in failed if not refused_run(j.outcome)]
+        times = [t for t in (parse_time(j.updated_at) for j in tried) if t is not None]
+        with self._failures_lock:
+            self._failures[remediation] = (now, times)
+        return list(times)
+
+    def _failed(self, job: Job) -> None:
+        """A failure this process wrote joins its view of the breaker's facts at once."""
+        if refused_run(job.outcome):
+            return
+        at = parse_time(job.updated_at)
+        with self._failures_lock:
+            cached = self._failures.get(job.remediation)
+            if cached is not None and at is not None:
+                self._failures[job.remediation] = (cached[0], [*cached[1], at])
+
+    # -- implemented by the collect steps (collect.py) ----------------------------------------------
+
+    def _collect(self, job: Job, status: RunStatus) -> Step:
+        raise NotImplementedError
