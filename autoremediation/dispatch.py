@@ -32,7 +32,7 @@ from .ports import (
     RunRequest,
     VmFacts,
 )
-from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, parse_time
+from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, lease_tag_of, parse_time
 
 
 def _with_control_plane_parameters(
@@ -147,6 +147,7 @@ class DispatchSteps(StepBase):
             "location": vm.location,  # the run command's PUT needs it: no second read of the VM
             "vmTags": dict(vm.tags),
             "leaseAt": now.isoformat(),
+            **lease_tag_of(self.store, job),
         }
         # Nothing between this write and the run command: it carries the dispatch claim, so the dispatch
         # that follows in this execution needs no write of its own. Not in classic mode, whose attempt

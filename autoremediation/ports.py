@@ -226,10 +226,19 @@ class JobStore(Protocol):
         """Take (or renew, when ``holder`` has it) the lease on ``key``; False while another holds it."""
         ...
 
-    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
+    def release_lease(
+        self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
+    ) -> None:
         """Give the lease back; no effect on the lease when ``holder`` does not have it. ``ran``: the
         holder's run of that remediation that may have changed the VM, ended at that time: recorded on
-        the key (whoever holds it now) for ``lease_facts``."""
+        the key (whoever holds it now) for ``lease_facts``. ``tag``: ``lease_tag`` as the store that
+        took or renewed the lease gave it (the job carries it), so another instance's release can
+        skip a read; a stale one only costs that read."""
+        ...
+
+    def lease_tag(self, key: str) -> str | None:
+        """An opaque version of the lease on ``key`` as this store last took or renewed it; None when
+        the store has none or needs none."""
         ...
 
     def lease_holder(self, key: str, now: datetime) -> str | None: ...

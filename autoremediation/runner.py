@@ -81,7 +81,9 @@ class Runner(DispatchSteps, CollectSteps):
             current = self.store.get(job_id)
             if current.terminal:
                 # E.g. cancelled (alert resolved) while this step took the lease for it: give it back.
-                self.store.release_lease(current.target_key, current.id, ran=run_record(current))
+                self.store.release_lease(
+                    current.target_key, current.id, ran=run_record(current), tag=current.run.get("leaseTag")
+                )
             return Step(current, None, "another worker advanced this job")
         if self.on_transition is not None:
             for transition in step.job.history[len(job.history) :]:

@@ -90,6 +90,13 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def lease_tag_of(store: JobStore, job: Job) -> dict[str, str]:
+    """The lease's tag as the job's store just took it, for the job to carry to its release (which
+    may run in another instance): ``{"leaseTag": ...}``, or nothing when the store has none."""
+    tag = store.lease_tag(job.target_key)
+    return {"leaseTag": tag} if tag else {}
+
+
 class StepBase:
     """The state and the shared helpers of the runner's steps (see ``runner.Runner``)."""
 
@@ -144,7 +151,7 @@ class StepBase:
                 self.store.lease_holder(job.target_key, now),
             )
             return job
-        return replace(job, run={**job.run, "leaseAt": now.isoformat()})
+        return replace(job, run={**job.run, "leaseAt": now.isoformat(), **lease_tag_of(self.store, job)})
 
     def _poll_delay(self, job: Job, polls: int) -> float:
         """Adaptive: first look just after the usual run time of this remediation, then tighter."""
@@ -186,7 +193,7 @@ class StepBase:
         job = self._write(jobs.transition(job, target, now=now, actor=actor, reason=reason, **changes))
         if target in (jobs.FAILED, jobs.TIMED_OUT):
             self._failed(job)
-        self.store.release_lease(job.target_key, job.id, ran=run_record(job))
+        self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
         return Step(job, None, reason)
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:

@@ -109,8 +109,13 @@ class ObservedJobStore:
     def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
         return self.inner.acquire_lease(key, holder, ttl_seconds, now)
 
-    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
-        self.inner.release_lease(key, holder, ran=ran)
+    def release_lease(
+        self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
+    ) -> None:
+        self.inner.release_lease(key, holder, ran=ran, tag=tag)
+
+    def lease_tag(self, key: str) -> str | None:
+        return self.inner.lease_tag(key)
 
     def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
         return self.inner.lease_facts(key, remediation, now, runs_since=runs_since)

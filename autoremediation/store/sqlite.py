@@ -351,7 +351,12 @@ class SqliteJobStore:
             )
         return True
 
-    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
+    def lease_tag(self, key: str) -> str | None:
+        return None  # a release here is one transaction anyway
+
+    def release_lease(
+        self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
+    ) -> None:
         check_lease(key, holder)
         with self._tx(write=True) as conn:
             conn.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))

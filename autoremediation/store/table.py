@@ -442,8 +442,13 @@ class TableJobStore:
         return self._leases.acquire_lease(key, holder, ttl_seconds, now)
 
     @storage_errors
-    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
-        self._leases.release_lease(key, holder, ran=ran)
+    def release_lease(
+        self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
+    ) -> None:
+        self._leases.release_lease(key, holder, ran=ran, tag=tag)
+
+    def lease_tag(self, key: str) -> str | None:
+        return self._leases.lease_tag(key)
 
     @storage_errors
     def lease_holder(self, key: str, now: datetime) -> str | None:

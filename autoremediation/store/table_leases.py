@@ -11,8 +11,10 @@ the cooldown and the holder come from one point read (``lease_facts``), not from
 table, which has no index by VM and grows with retention. The store remembers what it last saw of
 each lease entity (its ETag, holder and records; bounded), so taking the lease after that read is
 one request (an insert, or a compare-and-swap MERGE that keeps the records), and so is a release by
-the store that took it; a store that did not (another instance) reads first. A remembered view never
-says no on its own: a lease it saw as someone else's is read again.
+the store that took it, or by another instance given the entity's ETag as that store left it
+(``lease_tag``, which the job carries in ``run.leaseTag``); without it, or when the entity changed
+since, the release reads first. A remembered view never says no on its own: a lease it saw as someone
+else's is read again. A lease freed on a tag alone stays as a bare entity until the sweep drops it.
 
 Jobs that ended before runs were recorded here are not on any lease entity. A marker entity
 (PartitionKey ``runs-recorded``) says since when every run is: made by the first store that needs it,
@@ -91,6 +93,9 @@ class _LeaseState:
     holder: str  # "" when released
     expires_key: str  # "" when released
     runs: Mapping[str, str]  # run property -> time key of that remediation's last run's end
+    # False: only the ETag is known (a tag a job carried from the store that took its lease), so the
+    # entity may hold runs this view does not list: it is never deleted on that view.
+    seen: bool = True
 
     @classmethod
     def of(cls, entity: Mapping[str, Any], etag: str) -> _LeaseState:
@@ -103,7 +108,11 @@ class _LeaseState:
     def changed(self, etag: str, change: Mapping[str, str]) -> _LeaseState:
         runs = {**self.runs, **{k: v for k, v in change.items() if k.startswith(_RUN_PREFIX)}}
         return _LeaseState(
-            etag, change.get("Holder", self.holder), change.get("ExpiresKey", self.expires_key), runs
+            etag,
+            change.get("Holder", self.holder),
+            change.get("ExpiresKey", self.expires_key),
+            runs,
+            self.seen,
         )
 
 
@@ -247,9 +256,20 @@ class TableLeases:
         self._forget_lease(key)
         return False
 
-    def release_lease(self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None) -> None:
+    def lease_tag(self, key: str) -> str | None:
+        """The ETag of the lease entity as this store last wrote or read it, when it was held."""
+        current = self._remembered_lease(key)
+        return current.etag if isinstance(current, _LeaseState) and current.holder else None
+
+    def release_lease(
+        self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
+    ) -> None:
         """The entity stays, free, when it holds a run (the cooldown's record); one without goes. The run
-        is recorded whoever holds the lease now (a lapsed lease taken over keeps its new holder)."""
+        is recorded whoever holds the lease now (a lapsed lease taken over keeps its new holder).
+
+        One request when this store took the lease, or with ``tag`` (``lease_tag`` of the store that
+        did, carried by the job): a compare-and-swap on it can only succeed while the entity is as the
+        holder left it. Otherwise, or when it changed since, the entity is read first."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
@@ -260,7 +280,7 @@ class TableLeases:
         run = {_run_property(ran[0]): time_key(ran[1])} if ran is not None else {}
         current = self._remembered_lease(key)
         if not isinstance(current, _LeaseState) or current.holder != holder:
-            current = UNKNOWN  # one request only when this store saw it as ours last
+            current = _LeaseState(tag, holder, "", {}, seen=False) if tag else UNKNOWN
         for _ in range(_LEASE_ATTEMPTS):
             if isinstance(current, _Unknown):
                 current = self._read_lease(key)
@@ -280,8 +300,8 @@ class TableLeases:
                 if not run or current.runs.get(next(iter(run)), "") >= next(iter(run.values())):
                     return  # not ours, and nothing newer to record
                 change = dict(run)  # their lease stays; the run is recorded
-            elif run or current.runs:
-                change = {"Holder": "", "ExpiresKey": "", **run}
+            elif run or current.runs or not current.seen:
+                change = {"Holder": "", "ExpiresKey": "", **run}  # free; the sweep drops it if bare
             else:
                 change = None  # ours and nothing recorded on it: it goes, as leases always did
             try:

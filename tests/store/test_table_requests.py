@@ -195,3 +195,49 @@ def _same_tables(azurite: Azurite, store: TableJobStore) -> TableJobStore:
     return TableJobStore.from_connection_string(
         azurite.connection_string, table_prefix=store.table_names["jobs"][: -len("jobs")], retry_total=0
     )
+
+
+class TestLeaseTags:
+    """The job carries the lease's tag from the instance that took it to the one that releases it."""
+
+    def test_a_release_elsewhere_with_the_tag_is_one_request(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests
+    ) -> None:
+        taker = _same_tables(azurite, store)
+        assert taker.acquire_lease(VM, "job-a", 600, T0)
+        tag = taker.lease_tag(VM)
+        assert tag
+        store.lease_holder(VM2, T0)  # the store's client exists
+        ended = T0 + timedelta(minutes=1)
+        seen = requests.during(
+            lambda: store.release_lease(VM, "job-a", ran=("free-disk-space", ended), tag=tag)
+        )
+        assert _methods(seen) == ["PATCH"]
+        facts = taker.lease_facts(VM, "free-disk-space", ended, runs_since=T0)
+        assert facts.holder is None and facts.last_run_ended_at == ended
+
+    def test_a_stale_tag_never_frees_a_lease_someone_else_took_since(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests
+    ) -> None:
+        taker = _same_tables(azurite, store)
+        assert taker.acquire_lease(VM, "job-a", 60, T0)
+        tag = taker.lease_tag(VM)
+        later = T0 + timedelta(minutes=5)
+        assert _same_tables(azurite, store).acquire_lease(VM, "job-b", 600, later)  # job-a's lapsed
+        store.lease_holder(VM2, T0)  # the store's client exists
+        seen = requests.during(
+            lambda: store.release_lease(VM, "job-a", ran=("free-disk-space", later), tag=tag)
+        )
+        assert _methods(seen) == ["PATCH", "GET", "PATCH"]  # refused (412), read, the run recorded
+        facts = taker.lease_facts(VM, "free-disk-space", later, runs_since=T0)
+        assert facts.holder == "job-b" and facts.last_run_ended_at == later
+
+    def test_a_released_lease_without_a_run_is_swept_once_free(
+        self, azurite: Azurite, store: TableJobStore
+    ) -> None:
+        taker = _same_tables(azurite, store)
+        assert taker.acquire_lease(VM, "job-a", 600, T0)
+        store.release_lease(VM, "job-a", tag=taker.lease_tag(VM))  # a dry run: nothing to record
+        assert taker.lease_holder(VM, T0) is None
+        assert store.sweep_leases(T0) == 1
+        assert store.acquire_lease(VM, "job-b", 60, T0)

@@ -161,3 +161,26 @@ def test_a_run_an_operator_cancels_still_starts_the_cooldown(world: World) -> No
     step = world.runner.advance(_job(world, "vm1", "r-2"))
 
     assert step.job.status == jobs.SKIPPED and step.job.history[-1].reason.startswith("cooldown")
+
+
+def test_the_job_carries_its_leases_tag_to_the_release(world: World) -> None:
+    class Tagged(Counted):
+        released: list[Any] = []
+
+        def lease_tag(self, key: str) -> str:
+            return "tag-1"
+
+        def release_lease(self, key: str, holder: str, **kw: Any) -> None:
+            self.released.append(kw.get("tag"))
+            self.inner.release_lease(key, holder, **kw)
+
+    job_id = _job(world, "vm1", "r-1")
+    store = Tagged(world.store)
+    world.runner.store = store  # type: ignore[assignment]
+
+    step = world.runner.advance(job_id)
+    assert step.job.run["leaseTag"] == "tag-1"
+    world.drain()
+
+    assert world.store.get(job_id).status == jobs.SUCCEEDED
+    assert store.released == ["tag-1"]
