@@ -106,7 +106,9 @@ class DispatchSteps(StepBase):
                 settings=self.guards,
             )
         if decision.action == "skip":
-            return self._finish(job, jobs.SKIPPED, f"{decision.guard}: {decision.reason}")
+            # A job the lease read shows without the lease has none to give back: no request for it.
+            holds = lease is None or lease.holder == job.id
+            return self._finish(job, jobs.SKIPPED, f"{decision.guard}: {decision.reason}", release=holds)
         if decision.action == "await-approval":
             if job.status == jobs.AWAITING_APPROVAL:
                 return Step(job, None, "waiting for an operator")

@@ -178,8 +178,17 @@ class StepBase:
         return job
 
     def _finish(
-        self, job: Job, target: str, reason: str, *, actor: str = ACTOR, outcome: dict[str, Any] | None = None
+        self,
+        job: Job,
+        target: str,
+        reason: str,
+        *,
+        actor: str = ACTOR,
+        outcome: dict[str, Any] | None = None,
+        release: bool = True,
     ) -> Step:
+        """End the job (one write), then give its VM's lease back with its run on record. ``release``
+        False: the caller knows the job does not hold the lease."""
         now = self.clock.now()
         changes: dict[str, Any] = {}
         if outcome is not None:
@@ -193,7 +202,8 @@ class StepBase:
         job = self._write(jobs.transition(job, target, now=now, actor=actor, reason=reason, **changes))
         if target in (jobs.FAILED, jobs.TIMED_OUT):
             self._failed(job)
-        self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
+        if release:
+            self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
         return Step(job, None, reason)
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:

@@ -184,3 +184,32 @@ def test_the_job_carries_its_leases_tag_to_the_release(world: World) -> None:
 
     assert world.store.get(job_id).status == jobs.SUCCEEDED
     assert store.released == ["tag-1"]
+
+
+def test_a_cooldown_skip_gives_back_no_lease_it_never_took(world: World) -> None:
+    first = _job(world, "vm1", "r-1")
+    world.drain()
+    assert world.store.get(first).status == jobs.SUCCEEDED
+    second = _job(world, "vm1", "r-2")
+    key = world.store.get(second).target_key
+    assert world.store.acquire_lease(key, "job-other", 600, world.clock.now())
+    store = _counted(world)
+
+    step = world.runner.advance(second)
+
+    assert step.job.status == jobs.SKIPPED and step.job.history[-1].reason.startswith("cooldown")
+    assert store.calls["release_lease"] == 0
+    assert world.store.lease_holder(key, world.clock.now()) == "job-other"
+
+
+def test_a_skip_before_the_lease_was_read_still_gives_back_a_lease_the_job_may_hold(world: World) -> None:
+    world.compute.add(vm_facts("vm-off", power_state="deallocated"))
+    job_id = world.job(world.manual("free-disk-space", target="vm-off", request_id="r-off")).id
+    key = world.store.get(job_id).target_key
+    # An earlier attempt of this job took the lease, and its write did not land.
+    assert world.store.acquire_lease(key, job_id, 600, world.clock.now())
+
+    step = world.runner.advance(job_id)
+
+    assert step.job.status == jobs.SKIPPED
+    assert world.store.lease_holder(key, world.clock.now()) is None
