@@ -32,7 +32,15 @@ from .ports import (
     RunRequest,
     VmFacts,
 )
-from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, lease_tag_of, parse_time
+from .step_common import (
+    ACTOR,
+    CLAIM_GRACE_SECONDS,
+    RUN_GRACE_SECONDS,
+    Step,
+    StepBase,
+    lease_tag_of,
+    parse_time,
+)
 
 
 def _with_control_plane_parameters(
@@ -175,12 +183,25 @@ class DispatchSteps(StepBase):
                 run=run,
             )
         )
-        return Step(job, 0.0, claimed_dispatch=claim)
+        if claim:
+            self._remember_claim(job)
+        return Step(job, 0.0)
 
-    def _dispatching(self, job: Job, remediation: Remediation, *, fresh_claim: bool = False) -> Step:
-        """Control-plane steps, then the run command. ``fresh_claim``: the job comes from this
-        execution's own write, which claimed the dispatch; no run command was sent since."""
+    def _dispatching(self, job: Job, remediation: Remediation) -> Step:
+        """Control-plane steps, then the run command."""
         now = self.clock.now()
+        # This process made the claim the job carries, and no step has sent a run command under it.
+        fresh_claim = self._take_claim(job)
+        claimed = parse_time(job.run.get("claimedAt"))
+        if claimed is not None and not fresh_claim and not job.run.get("answeredAt"):
+            # Claimed by another execution (a duplicate message read the job right after that claim),
+            # which may be about to send its PUT: sending one too could re-create the run command after
+            # the claimant's run ended and was deleted. Only a claim old enough for its execution to
+            # have died, or whose PUT was answered (an error to retry), is taken over (then the PUT looks
+            # for the run first).
+            age = (now - claimed).total_seconds()
+            if 0 <= age < CLAIM_GRACE_SECONDS:
+                return Step(job, CLAIM_GRACE_SECONDS - age, "another execution is dispatching this job")
         done = dict(job.outcome.get("controlPlane") or {})
         for name in remediation.control_plane:
             if name in done:
@@ -263,13 +284,23 @@ class DispatchSteps(StepBase):
             # A claim (compare-and-swap) before the PUT: a run command is deleted once its result is read,
             # so a stale duplicate of this step must stop here, not create the run command again.
             job = self._write(
-                replace(job, run={**job.run, "claimedAt": now.isoformat()}, updated_at=now.isoformat())
+                replace(
+                    job,
+                    run={
+                        **{k: v for k, v in job.run.items() if k != "answeredAt"},
+                        "claimedAt": now.isoformat(),
+                    },
+                    updated_at=now.isoformat(),
+                )
             )
         try:
             status = self.compute.start_run(request)
         except (Busy, Throttled) as error:
-            # Refused before it started (409 / 429): safe to dispatch again later, in both modes.
-            job = replace(job, run={k: v for k, v in job.run.items() if k != "attemptedAt"})
+            # Refused before it started (409 / 429): safe to dispatch again later, in both modes, with a
+            # claim of its own then (nothing was sent under this one).
+            job = replace(
+                job, run={k: v for k, v in job.run.items() if k not in ("attemptedAt", "claimedAt")}
+            )
             return self._retry_later(job, error)
         except OutcomeUnknown as error:
             return self._finish(
@@ -279,6 +310,8 @@ class DispatchSteps(StepBase):
             )
         except CloudError as error:
             if error.retryable and job.run.get("mode") != "action":
+                # The PUT under this claim was answered: whoever comes next need not wait for it.
+                job = replace(job, run={**job.run, "answeredAt": now.isoformat()})
                 return self._retry_later(job, error)
             return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         except RemediationError as error:  # e.g. protected parameters in classic mode

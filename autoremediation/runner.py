@@ -15,9 +15,15 @@ A step that says "next step now" (``requeue_after == 0``) hands the caller the j
 caller may advance it at once with that job (``advance(job_id, after=step)``) instead of a queue round
 trip and a re-read: the job is what this execution just wrote, so nothing is lost by not reading it.
 When nothing comes between the guards and the run command (no control-plane step, no upload grant;
-managed mode), the write that moves the job to ``dispatching`` also carries the dispatch claim: the PUT
-that follows in the same execution is known to be the first (no look for an existing run command),
-while a redelivered message that finds the claim without having made it looks first, as before.
+managed mode), the write that moves the job to ``dispatching`` also carries the dispatch claim. The
+process that wrote it remembers it until one of its steps takes it to send the PUT: that step knows no
+run command was sent under the claim, so the PUT is the first (no look for an existing run command).
+Any other step that finds the claim (a duplicate message, here or in another instance, that read the
+job right after it; a redelivery after a crash) treats it as another execution's, which may be about
+to send its PUT: it leaves it alone for ``CLAIM_GRACE_SECONDS`` (requeued), then takes it over with a
+claim write of its own and a PUT that looks for the run first. Without that wait, a duplicate could
+send its own PUT and have its run collected and deleted before the claimant's PUT lands, which would
+run the script again.
 
 The guards' history facts cost little per job: the VM's own guards run first (no storage read); then
 one read of the VM's lease gives both its holder and the end of the remediation's last run there (the
@@ -28,7 +34,6 @@ process: a failure written by another instance counts up to that much later, one
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from . import jobs
@@ -39,6 +44,7 @@ from .dispatch import _with_control_plane_parameters as _with_control_plane_para
 from .errors import ConcurrencyConflict
 from .jobs import Job
 from .step_common import BREAKER_FACTS_SECONDS as BREAKER_FACTS_SECONDS
+from .step_common import CLAIM_GRACE_SECONDS as CLAIM_GRACE_SECONDS
 from .step_common import MAX_BACKOFF_SECONDS as MAX_BACKOFF_SECONDS
 from .step_common import MAX_RETRIES as MAX_RETRIES
 from .step_common import RUN_GRACE_SECONDS as RUN_GRACE_SECONDS
@@ -60,9 +66,9 @@ class Runner(DispatchSteps, CollectSteps):
         is used as it is (it is what was written), not read again.
         """
         if after is not None and after.requeue_after == 0 and after.job.id == job_id:
-            job, fresh_claim = after.job, after.claimed_dispatch
+            job = after.job
         else:
-            job, fresh_claim = self.store.get(job_id), False
+            job = self.store.get(job_id)
         if job.terminal:
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
@@ -70,7 +76,7 @@ class Runner(DispatchSteps, CollectSteps):
         handlers: dict[str, Callable[[Job, Remediation], Step]] = {
             jobs.PLANNED: self._planned,
             jobs.AWAITING_APPROVAL: self._awaiting_approval,
-            jobs.DISPATCHING: functools.partial(self._dispatching, fresh_claim=fresh_claim),
+            jobs.DISPATCHING: self._dispatching,
             jobs.RUNNING: self._running,
             jobs.VERIFYING: self._verifying,
         }

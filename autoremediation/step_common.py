@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -45,6 +46,12 @@ ACTOR = "worker"
 MAX_RETRIES = 8
 MAX_BACKOFF_SECONDS = 300.0
 RUN_GRACE_SECONDS = 120
+# How long a dispatch claim made by another execution is left to it before a step takes it over: longer
+# than a live execution takes from its claim to its PUT (the ARM client's retries included). An
+# execution slower than that (e.g. waiting on a drained ARM budget) is met by the run command's
+# re-attach by name, as any redelivery is.
+CLAIM_GRACE_SECONDS = 120.0
+REMEMBERED_CLAIMS = 4096  # claims this process made and has not sent yet (normally gone at once)
 # How long a process reuses what it read of a remediation's recent failures (the breaker's facts).
 BREAKER_FACTS_SECONDS = 30.0
 
@@ -64,9 +71,6 @@ class Step:
     job: Job
     requeue_after: float | None  # seconds until the job needs another message; None: no message
     note: str = ""
-    # The write of this step claimed the dispatch, and nothing was sent since: the next step, when it is
-    # advanced with this one, sends the run command without looking for an earlier one.
-    claimed_dispatch: bool = False
 
 
 def guard_settings(settings: Settings) -> GuardSettings:
@@ -123,9 +127,14 @@ class StepBase:
         self.on_transition = on_transition
         self.upload_grants = upload_grants
         self.durations = RunDurations()
-        # remediation -> (read at, when its runs failed lately): see ``_recent_failures``.
-        self._failures: dict[str, tuple[datetime, list[datetime]]] = {}
+        # remediation -> (read at, {job id: when it failed}) of its runs that failed lately: see
+        # ``_recent_failures``.
+        self._failures: dict[str, tuple[datetime, dict[str, datetime]]] = {}
         self._failures_lock = threading.Lock()
+        self._failures_refresh = threading.Lock()
+        # job id -> version of the write by which this process claimed the job's dispatch, until a step
+        # of this process takes the claim to send the run command (see ``_take_claim``).
+        self._claims: OrderedDict[str, int] = OrderedDict()
         # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
         self.switch_source = switches
 
@@ -245,6 +254,22 @@ class StepBase:
     def _write(self, job: Job) -> Job:
         return self.store.update(job)
 
+    def _remember_claim(self, job: Job) -> None:
+        with self._failures_lock:
+            self._claims[job.id] = job.version
+            while len(self._claims) > REMEMBERED_CLAIMS:
+                self._claims.popitem(last=False)
+
+    def _take_claim(self, job: Job) -> bool:
+        """True once for a claim this process wrote (and nothing since): the step that gets it knows that
+        no run command was sent under it, by any execution. Another step, here or elsewhere, finds the
+        claim taken and treats it as another execution's."""
+        with self._failures_lock:
+            if self._claims.get(job.id) != job.version:
+                return False
+            del self._claims[job.id]
+            return True
+
     def _recent_failures(self, remediation: str, now: datetime) -> list[datetime]:
         """When runs of this remediation tried and failed lately. A run whose script refused its input
         (exit 2) changed nothing and says nothing about the remediation: counting it would let anyone who
@@ -255,17 +280,33 @@ class StepBase:
         the jobs on Table Storage), and kept up to date with the failures this process writes: a failure
         another process writes is seen that much later, while a breaker is about many failures over many
         minutes."""
+
+        def fresh(cached: tuple[datetime, dict[str, datetime]] | None) -> bool:
+            return cached is not None and timedelta(0) <= now - cached[0] < timedelta(
+                seconds=BREAKER_FACTS_SECONDS
+            )
+
         with self._failures_lock:
             cached = self._failures.get(remediation)
-        if cached is not None and timedelta(0) <= now - cached[0] < timedelta(seconds=BREAKER_FACTS_SECONDS):
-            return list(cached[1])
-        since = now - self.guards.breaker_window - self.guards.breaker_open
-        failed = self.store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
-        tried = [j for j in failed if not refused_run(j.outcome)]
-        times = [t for t in (parse_time(j.updated_at) for j in tried) if t is not None]
-        with self._failures_lock:
-            self._failures[remediation] = (now, times)
-        return list(times)
+        if cached is not None and fresh(cached):
+            return list(cached[1].values())
+        with self._failures_refresh:  # one query per process at a time; the other threads use its answer
+            with self._failures_lock:
+                cached = self._failures.get(remediation)
+            if cached is not None and fresh(cached):
+                return list(cached[1].values())
+            since = now - self.guards.breaker_window - self.guards.breaker_open
+            failed = self.store.list(
+                remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since
+            )
+            found = {j.id: parse_time(j.updated_at) for j in failed if not refused_run(j.outcome)}
+            times = {job_id: at for job_id, at in found.items() if at is not None}
+            with self._failures_lock:
+                # A failure this process wrote while the query ran counts too: by job, so once.
+                latest = self._failures.get(remediation)
+                written = {k: v for k, v in (latest[1] if latest else {}).items() if k not in found}
+                self._failures[remediation] = (now, {**written, **times})
+                return list({**written, **times}.values())
 
     def _failed(self, job: Job) -> None:
         """A failure this process wrote joins its view of the breaker's facts at once."""
@@ -275,7 +316,7 @@ class StepBase:
         with self._failures_lock:
             cached = self._failures.get(job.remediation)
             if cached is not None and at is not None:
-                self._failures[job.remediation] = (cached[0], [*cached[1], at])
+                self._failures[job.remediation] = (cached[0], {**cached[1], job.id: at})
 
     # -- implemented by the collect steps (collect.py) ----------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoremediation.runner import MAX_BACKOFF_SECONDS, RUN_GRACE_SECONDS
+from autoremediation.runner import CLAIM_GRACE_SECONDS, MAX_BACKOFF_SECONDS, RUN_GRACE_SECONDS, Runner
 from tests.helpers.fakes import vm_facts
 from tests.unit.test_runner import World
 
@@ -74,7 +74,7 @@ def test_a_first_dispatch_does_not_look_for_its_run_but_one_after_a_claim_does(t
     world = World(tmp_path)
     fresh = world.job(world.manual("free-disk-space", request_id="r-fresh")).id
     step = world.runner.advance(fresh)  # planned -> dispatching, with the claim
-    assert step.claimed_dispatch and world.store.get(fresh).run.get("claimedAt")
+    assert world.store.get(fresh).run.get("claimedAt")
     world.runner.advance(fresh, after=step)  # the same execution sends the run
     world.compute.add(vm_facts("vm2"))
     crashed = world.job(world.manual("free-disk-space", target="vm2", request_id="r-crashed")).id
@@ -82,16 +82,51 @@ def test_a_first_dispatch_does_not_look_for_its_run_but_one_after_a_claim_does(t
     # A worker claimed this dispatch and died: it may have sent the PUT before it did.
     job = world.store.get(crashed)
     world.store.update(replace(job, run={**job.run, "claimedAt": world.clock.now().isoformat()}))
+    world.clock.advance(CLAIM_GRACE_SECONDS)
     world.runner.advance(crashed)
 
     assert [r.may_exist for r in world.compute.requests] == [False, True]
 
 
-def test_a_claim_found_by_a_message_that_did_not_make_it_looks_for_the_run_first(tmp_path: Path) -> None:
+def other_instance(world: World) -> Runner:
+    """Another Function instance: the same store, ARM and clock, nothing in memory shared."""
+    return Runner(
+        catalog=world.catalog,
+        store=world.store,
+        compute=world.compute,
+        clock=world.clock,
+        settings=world.settings,
+    )
+
+
+def test_a_duplicate_that_finds_a_fresh_claim_leaves_the_dispatch_to_its_claimant(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    job_id = world.job(world.manual("free-disk-space", request_id="r-dup")).id
+    claimed = world.runner.advance(job_id)  # planned -> dispatching with the claim; the PUT is next
+
+    duplicate = other_instance(world).advance(job_id)  # a second message, read right after the claim
+
+    assert duplicate.job.status == "dispatching" and duplicate.requeue_after == CLAIM_GRACE_SECONDS
+    assert world.compute.calls["start_run"] == 0  # it sent nothing
+    step = world.runner.advance(job_id, after=claimed)
+    assert step.job.status == "running"
+    world.drain()
+    assert world.store.get(job_id).status == "succeeded"
+    assert [r.may_exist for r in world.compute.requests] == [False]
+    assert sum(world.compute.executions.values()) == 1
+
+
+def test_a_claim_whose_maker_died_is_taken_over_after_the_grace_looking_for_the_run_first(
+    tmp_path: Path,
+) -> None:
     world = World(tmp_path)
     job_id = world.job(world.manual("free-disk-space", request_id="r-died")).id
-    world.runner.advance(job_id)  # planned -> dispatching with the claim; the worker dies before the PUT
-    step = world.runner.advance(job_id)  # the redelivered message reads the job: it did not claim it
+    world.runner.advance(job_id)  # planned -> dispatching with the claim; this instance dies before the PUT
+    survivor = other_instance(world)
+
+    assert survivor.advance(job_id).requeue_after == CLAIM_GRACE_SECONDS  # the redelivery, at once
+    world.clock.advance(CLAIM_GRACE_SECONDS)
+    step = survivor.advance(job_id)  # later: the claimant is gone
 
     assert step.job.status == "running"
     assert [r.may_exist for r in world.compute.requests] == [True]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from autoremediation import operations, worker
+from autoremediation.runner import CLAIM_GRACE_SECONDS
 from autoremediation.worker import handle
 from tests.unit.test_runner import World
 
@@ -130,9 +131,15 @@ def test_a_crash_between_the_dispatching_write_and_the_put_is_carried_on_by_the_
     assert world.store.get(job_id).status == "dispatching"
     world.compute.start_run = real_start  # type: ignore[method-assign]
 
-    step = handle(world.runner, world.queue, job_id, dequeue_count=2)  # the message comes back
+    # The message comes back: the claim was made by an execution that may still send its PUT, so the
+    # step waits; once that cannot be so any more, it takes the claim over.
+    waiting = handle(world.runner, world.queue, job_id, dequeue_count=2)
+    assert waiting.job.status == "dispatching" and waiting.requeue_after == CLAIM_GRACE_SECONDS
+    assert world.compute.calls["start_run"] == 0  # nothing sent while the claim may still be live
+    world.clock.advance(CLAIM_GRACE_SECONDS)
+    step = handle(world.runner, world.queue, job_id, dequeue_count=3)
 
     assert step.job.status == "running"
     # The redelivered step did not make the claim it found: it looks for a run command first.
     assert [r.may_exist for r in world.compute.requests] == [True]
-    assert world.compute.calls["start_run"] == 1
+    assert world.compute.calls["start_run"] == 1 and sum(world.compute.executions.values()) == 1
