@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import TypeGuard
 
 from ..errors import SignalError
 
@@ -60,25 +60,64 @@ def any_text(value: object) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class Node:
-    """A value inside a payload together with where it was found."""
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, object]]:
+    # Decoded JSON is made of plain dicts: test for those first, the ABC check only for the rest.
+    return type(value) is dict or isinstance(value, Mapping)
 
-    value: object
-    path: str
-    kind: str  # "alert", "event", "cloudevent", "manual": the prefix of every message
-    present: bool = True
+
+def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
+    return type(value) is list or isinstance(value, list | tuple)
+
+
+class Node:
+    """A value inside a payload together with where it was found.
+
+    Parsing walks many absent keys, so a node is small (slots) and its path is only spelled out when
+    a message needs it.
+    """
+
+    __slots__ = ("_key", "_parent", "kind", "present", "value")
+
+    def __init__(self, value: object, path: str, kind: str, present: bool = True) -> None:
+        self.value = value
+        self.kind = kind  # "alert", "event", "cloudevent", "manual": the prefix of every message
+        self.present = present
+        self._parent: Node | None = None
+        self._key: str | int = path
+
+    @classmethod
+    def _under(cls, parent: Node, key: str | int, value: object, present: bool) -> Node:
+        node = cls.__new__(cls)
+        node.value = value
+        node.kind = parent.kind
+        node.present = present
+        node._parent = parent
+        node._key = key
+        return node
+
+    @property
+    def path(self) -> str:
+        parent, key = self._parent, self._key
+        if parent is None:
+            return str(key)
+        above = parent.path
+        if isinstance(key, int):
+            return f"{above}[{key}]"
+        return f"{above}.{key}" if above else key
+
+    def __repr__(self) -> str:
+        return f"Node(value={self.value!r}, path={self.path!r}, kind={self.kind!r}, present={self.present})"
 
     def child(self, key: str) -> Node:
-        path = f"{self.path}.{key}" if self.path else key
-        if isinstance(self.value, Mapping):
+        value = self.value
+        if _is_mapping(value):
             try:
-                value = self.value.get(key, _MISSING)
+                found = value.get(key, _MISSING)
             except TypeError:  # a mapping with keys that do not compare to strings
-                value = _MISSING
-            if value is not _MISSING:
-                return Node(value, path, self.kind)
-        return Node(None, path, self.kind, present=False)
+                found = _MISSING
+            if found is not _MISSING:
+                return Node._under(self, key, found, True)
+        return Node._under(self, key, None, False)
 
     def __getitem__(self, key: str) -> Node:
         return self.child(key)
@@ -92,7 +131,7 @@ class Node:
 
     def mapping(self, *, required: bool = False) -> Mapping[str, object] | None:
         """The object here; a wrong type is an error for a required section, else read as absent."""
-        if isinstance(self.value, Mapping):
+        if _is_mapping(self.value):
             return self.value
         if self.absent:
             if required:
@@ -104,16 +143,19 @@ class Node:
 
     def section(self) -> Node:
         """An optional object section: absent is fine, any other type is malformed."""
-        if not self.absent and not isinstance(self.value, Mapping):
+        if not self.absent and not _is_mapping(self.value):
             raise self.error(f"must be an object, not {kind_of(self.value)}")
         return self
 
     def text(self, *, required: bool = False) -> str | None:
         """A scalar as text; a one-element array stands for its element (seen in the wild)."""
         value = self.value
-        if isinstance(value, list | tuple) and len(value) == 1:
-            value = value[0]
-        text = scalar_text(value)
+        if type(value) is str:  # the common case, said once more here for speed
+            text: str | None = value.strip()
+        else:
+            if _is_array(value) and len(value) == 1:
+                value = value[0]
+            text = scalar_text(value)
         if text:
             return text
         if required:
@@ -132,18 +174,20 @@ class Node:
 
     def texts(self) -> list[str]:
         """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
-        if isinstance(self.value, list | tuple):
-            values = [scalar_text(v) for v in self.value]
+        value = self.value
+        if _is_array(value):
+            values = [scalar_text(v) for v in value]
             return [v for v in values if v]
         text = scalar_text(self.value)
         return [text] if text else []
 
     def entries(self) -> Iterator[Node]:
         """The members of an array; a lone object counts as an array of one."""
-        if isinstance(self.value, list | tuple):
-            for index, value in enumerate(self.value):
-                yield Node(value, f"{self.path}[{index}]", self.kind)
-        elif isinstance(self.value, Mapping):
+        members = self.value
+        if _is_array(members):
+            for index, value in enumerate(members):
+                yield Node._under(self, index, value, True)
+        elif _is_mapping(members):
             yield self
 
 
