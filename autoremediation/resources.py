@@ -10,6 +10,10 @@ _VM_ID = re.compile(
     r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/?$",
     re.IGNORECASE,
 )
+_VM_PREFIX = re.compile(
+    r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+)",
+    re.IGNORECASE,
+)
 _ARM_ID = re.compile(r"^/subscriptions/[^/]+(/.*)?$", re.IGNORECASE)
 
 
@@ -58,9 +62,5 @@ def vm_ref_of(resource_id: str) -> VmRef | None:
     """The VM a resource id names or belongs to (``.../virtualMachines/x/extensions/y`` -> x)."""
     if not isinstance(resource_id, str):
         return None
-    match = re.match(
-        r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+)",
-        resource_id.strip(),
-        re.IGNORECASE,
-    )
+    match = _VM_PREFIX.match(resource_id.strip())
     return VmRef.parse(match[1]) if match else None

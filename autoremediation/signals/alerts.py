@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SignalError
@@ -35,7 +36,7 @@ def is_alert(payload: Mapping[str, object]) -> bool:
 def parse_alert(payload: Mapping[str, object]) -> Signal:
     """One Common Alert Schema payload as a Signal; raises SignalError if it is not one."""
     root = Node(payload, "", "alert")
-    schema_id = root["schemaId"].text()
+    schema_id = root.text_of("schemaId")
     if schema_id is None or schema_id.lower() != SCHEMA_ID.lower():
         shown = repr(schema_id) if schema_id else f"({kind_of(root['schemaId'].value)})"
         raise SignalError(
@@ -48,31 +49,24 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     essentials.mapping(required=True)
     context = data["alertContext"].section()
 
-    alert_id = essentials["alertId"].required_text()
-    service = essentials["monitoringService"].required_text()
+    alert_id = essentials.required_text_of("alertId")
+    service = essentials.required_text_of("monitoringService")
     state = _state(essentials["monitorCondition"], service)
-    fired_at = essentials["firedDateTime"].text()
-    resolved_at = essentials["resolvedDateTime"].text()
+    fired_at = essentials.text_of("firedDateTime")
+    resolved_at = essentials.text_of("resolvedDateTime")
 
     collector = ResourceCollector()
     target_ids = essentials["alertTargetIDs"].texts()
     collector.add_all(target_ids)
     collector.add_all([c for c in essentials["configurationItems"].texts() if is_arm_id(c)])
 
-    conditions = list(context["condition"].section()["allOf"].entries())
-    dimensions = [name_value_pairs(c["dimensions"]) for c in conditions]
-    dimensions += _legacy_log_dimensions(context)
-    for mapping in dimensions:
+    read = _read_context(context)
+    for mapping in read.dimensions:
         collector.add_all(lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS))
-    collector.add_all([c for c in context["AffectedConfigurationItems"].texts() if is_arm_id(c)])
+    collector.add_all(read.affected)
 
-    metrics = _unique(c["metricName"].text() for c in conditions)
-    queries = _unique(c["searchQuery"].text() for c in conditions)
-    queries += [q for q in [context["SearchQuery"].text()] if q and q not in queries]
-
-    operation = context["operationName"].text()
     resource_id: str | None = None
-    if operation is not None:
+    if read.operation is not None:
         resource_id = _activity_resource(context, target_ids)
         collector.add(resource_id)
 
@@ -80,20 +74,11 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     custom.update(text_mapping(data["customProperties"].mapping()))
 
     extra: dict[str, Any] = {}
-    for key, node in (
-        ("alertRuleId", essentials["alertRuleId"]),
-        ("originAlertId", essentials["originAlertId"]),
-        ("conditionType", context["conditionType"]),
-        ("caller", context["caller"]),
-        ("correlationId", context["correlationId"]),
-        ("eventTimestamp", context["eventTimestamp"]),
-        ("subStatus", context["subStatus"]),
-    ):
-        value = node.text()
+    for key in ("alertRuleId", "originAlertId"):
+        value = essentials.text_of(key)
         if value:
             extra[key] = value
-    if len(queries) > 1:
-        extra["queries"] = queries
+    extra.update(read.extra)
 
     return Signal(
         id=alert_id,
@@ -102,20 +87,71 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
         state=state,
         targets=collector.targets,
         resources=collector.resources,
-        rule=essentials["alertRule"].text(),
-        severity=_severity(essentials["severity"]),
-        signal_type=essentials["signalType"].text(),
+        rule=essentials.text_of("alertRule"),
+        severity=_severity(essentials.text_of("severity")),
+        signal_type=essentials.text_of("signalType"),
         fired_at=fired_at,
         resolved_at=resolved_at,
         time=resolved_at if state == "resolved" and resolved_at else fired_at,
-        operation_name=operation,
+        operation_name=read.operation,
         resource_id=resource_id,
-        status=context["status"].text() if operation is not None else None,
-        query=queries[0] if queries else None,
-        metrics=tuple(metrics),
-        dimensions=tuple(dimensions),
+        status=read.status,
+        query=read.query,
+        metrics=read.metrics,
+        dimensions=read.dimensions,
         custom_properties=custom,
-        description=essentials["description"].text(),
+        description=essentials.text_of("description"),
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What an ``alertContext`` says that routing reads, the same for a payload and for Azure's record."""
+
+    dimensions: tuple[dict[str, str], ...] = ()  # one mapping per condition / search-result row
+    affected: tuple[str, ...] = ()  # AffectedConfigurationItems that are ARM ids
+    metrics: tuple[str, ...] = ()
+    query: str | None = None
+    operation: str | None = None  # activity log alerts
+    status: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # conditionType, caller, correlationId, ...
+
+
+def read_alert_context(context: Mapping[str, object]) -> AlertContext:
+    """An ``alertContext`` read as :func:`parse_alert` reads it (SignalError names the bad section).
+
+    Used for Azure Monitor's record of an alert, whose context provenance routes instead of the body's.
+    """
+    root = Node({"data": {"alertContext": context}}, "", "alert")
+    return _read_context(root["data"]["alertContext"].section())
+
+
+def _read_context(context: Node) -> AlertContext:
+    conditions = list(context["condition"].section()["allOf"].entries())
+    dimensions = [name_value_pairs(c["dimensions"]) for c in conditions]
+    dimensions += _legacy_log_dimensions(context)
+    affected = tuple(c for c in context["AffectedConfigurationItems"].texts() if is_arm_id(c))
+
+    metrics = _unique(c.text_of("metricName") for c in conditions)
+    queries = _unique(c.text_of("searchQuery") for c in conditions)
+    queries += [q for q in [context.text_of("SearchQuery")] if q and q not in queries]
+
+    operation = context.text_of("operationName")
+    extra: dict[str, Any] = {}
+    for key in ("conditionType", "caller", "correlationId", "eventTimestamp", "subStatus"):
+        value = context.text_of(key)
+        if value:
+            extra[key] = value
+    if len(queries) > 1:
+        extra["queries"] = queries
+    return AlertContext(
+        dimensions=tuple(dimensions),
+        affected=affected,
+        metrics=tuple(metrics),
+        query=queries[0] if queries else None,
+        operation=operation,
+        status=context.text_of("status") if operation is not None else None,
         extra=extra,
     )
 
@@ -142,9 +178,8 @@ def _stateless(service: str) -> bool:
     return any(key.startswith(prefix) for prefix in _STATELESS_SERVICES)
 
 
-def _severity(node: Node) -> str | None:
+def _severity(text: str | None) -> str | None:
     """``Sev0``..``Sev4``; a bare number (seen as 3 or "3") is given the ``Sev`` prefix."""
-    text = node.text()
     if text is None:
         return None
     match = _SEVERITY_NUMBER.match(text)
@@ -154,7 +189,7 @@ def _severity(node: Node) -> str | None:
 def _activity_resource(context: Node, target_ids: list[str]) -> str | None:
     """The resource an activity-log event is about, from the most specific field that names one."""
     candidates = [
-        context["resourceId"].text(),
+        context.text_of("resourceId"),
         context["authorization"]["scope"].text(),
         context["properties"]["entity"].text(),
         *target_ids,
@@ -169,7 +204,7 @@ def _legacy_log_dimensions(context: Node) -> list[dict[str, str]]:
     if dimensions:
         result.append(dimensions)
     for table in context["SearchResults"]["tables"].entries():
-        columns = [c["name"].text() or "" for c in table["columns"].entries()]
+        columns = [c.text_of("name") or "" for c in table["columns"].entries()]
         for row in table["rows"].entries():
             if not isinstance(row.value, list | tuple):
                 continue

@@ -166,6 +166,28 @@ class Node:
             raise self.error(f"must be a string, not {kind_of(self.value)}")
         return None
 
+    def text_of(self, key: str) -> str | None:
+        """``self[key].text()``, without making a node for a plain string or an absent key."""
+        value = self.value
+        if type(value) is dict:
+            found = value.get(key)
+            if found is None:
+                return None
+            if type(found) is str:
+                return found.strip() or None
+        return self.child(key).text()
+
+    def required_text_of(self, key: str) -> str:
+        """``self[key].required_text()``, without making a node for a plain non-empty string."""
+        value = self.value
+        if type(value) is dict:
+            found = value.get(key)
+            if type(found) is str:
+                text = found.strip()
+                if text:
+                    return text
+        return self.child(key).required_text()
+
     def required_text(self) -> str:
         text = self.text(required=True)
         if text is None:  # unreachable: text(required=True) raises instead
@@ -203,8 +225,8 @@ def name_value_pairs(node: Node) -> dict[str, str]:
         return text_mapping(node.value)
     result: dict[str, str] = {}
     for entry in node.entries():
-        name = entry["name"].text()
-        value = entry["value"].text()
+        name = entry.text_of("name")
+        value = entry.text_of("value")
         if name and value is not None:
             result[name] = value
     return result

@@ -116,7 +116,7 @@ class TrustingGate(AlertGate):
     def __init__(self, max_jobs: int = 1000) -> None:
         super().__init__(None, ProvenanceSettings(max_jobs=max_jobs), SystemClock())
 
-    def verdict(self, signal: Signal) -> Verdict:
+    def verdict(self, signal: Signal, *, fresh: bool = False) -> Verdict:
         return Verdict(signal)
 
 
