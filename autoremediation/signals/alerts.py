@@ -19,7 +19,18 @@ from typing import Any
 from ..errors import SignalError
 from ..resources import is_arm_id
 from .model import Signal, State
-from .reader import Node, kind_of, lookup_ci, name_value_pairs, scalar_text, text_mapping
+from .reader import (
+    Node,
+    as_texts,
+    kind_of,
+    lookup_ci,
+    member,
+    members,
+    name_value_pairs,
+    scalar_text,
+    text_in,
+    text_mapping,
+)
 from .refs import ResourceCollector
 
 SCHEMA_ID = "azureMonitorCommonAlertSchema"
@@ -56,9 +67,9 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     resolved_at = essentials.text_of("resolvedDateTime")
 
     collector = ResourceCollector()
-    target_ids = essentials["alertTargetIDs"].texts()
+    target_ids = as_texts(member(essentials.value, "alertTargetIDs"))
     collector.add_all(target_ids)
-    collector.add_all([c for c in essentials["configurationItems"].texts() if is_arm_id(c)])
+    collector.add_all([c for c in as_texts(member(essentials.value, "configurationItems")) if is_arm_id(c)])
 
     read = _read_context(context)
     for mapping in read.dimensions:
@@ -67,11 +78,11 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
 
     resource_id: str | None = None
     if read.operation is not None:
-        resource_id = _activity_resource(context, target_ids)
+        resource_id = _activity_resource(context.value, target_ids)
         collector.add(resource_id)
 
-    custom = text_mapping(context["properties"].mapping())
-    custom.update(text_mapping(data["customProperties"].mapping()))
+    custom = text_mapping(member(context.value, "properties"))
+    custom.update(text_mapping(member(data.value, "customProperties")))
 
     extra: dict[str, Any] = {}
     for key in ("alertRuleId", "originAlertId"):
@@ -128,19 +139,21 @@ def read_alert_context(context: Mapping[str, object]) -> AlertContext:
 
 
 def _read_context(context: Node) -> AlertContext:
-    conditions = list(context["condition"].section()["allOf"].entries())
-    dimensions = [name_value_pairs(c["dimensions"]) for c in conditions]
-    dimensions += _legacy_log_dimensions(context)
-    affected = tuple(c for c in context["AffectedConfigurationItems"].texts() if is_arm_id(c))
+    # Only the shape of ``condition`` is an error; every other field of a bad shape is read as absent.
+    conditions = members(member(context["condition"].section().value, "allOf"))
+    ctx = context.value
+    dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
+    dimensions += _legacy_log_dimensions(ctx)
+    affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
 
-    metrics = _unique(c.text_of("metricName") for c in conditions)
-    queries = _unique(c.text_of("searchQuery") for c in conditions)
-    queries += [q for q in [context.text_of("SearchQuery")] if q and q not in queries]
+    metrics = _unique(text_in(c, "metricName") for c in conditions)
+    queries = _unique(text_in(c, "searchQuery") for c in conditions)
+    queries += [q for q in [text_in(ctx, "SearchQuery")] if q and q not in queries]
 
-    operation = context.text_of("operationName")
+    operation = text_in(ctx, "operationName")
     extra: dict[str, Any] = {}
     for key in ("conditionType", "caller", "correlationId", "eventTimestamp", "subStatus"):
-        value = context.text_of(key)
+        value = text_in(ctx, key)
         if value:
             extra[key] = value
     if len(queries) > 1:
@@ -151,7 +164,7 @@ def _read_context(context: Node) -> AlertContext:
         metrics=tuple(metrics),
         query=queries[0] if queries else None,
         operation=operation,
-        status=context.text_of("status") if operation is not None else None,
+        status=text_in(ctx, "status") if operation is not None else None,
         extra=extra,
     )
 
@@ -186,31 +199,31 @@ def _severity(text: str | None) -> str | None:
     return f"Sev{match[1]}" if match else text
 
 
-def _activity_resource(context: Node, target_ids: list[str]) -> str | None:
+def _activity_resource(context: object, target_ids: list[str]) -> str | None:
     """The resource an activity-log event is about, from the most specific field that names one."""
     candidates = [
-        context.text_of("resourceId"),
-        context["authorization"]["scope"].text(),
-        context["properties"]["entity"].text(),
+        text_in(context, "resourceId"),
+        text_in(member(context, "authorization"), "scope"),
+        text_in(member(context, "properties"), "entity"),
         *target_ids,
     ]
     return next((c for c in candidates if c and is_arm_id(c)), None)
 
 
-def _legacy_log_dimensions(context: Node) -> list[dict[str, str]]:
+def _legacy_log_dimensions(context: object) -> list[dict[str, str]]:
     """Older log alerts: their ``Dimensions``, then one mapping per search-result row."""
     result: list[dict[str, str]] = []
-    dimensions = name_value_pairs(context["Dimensions"])
+    dimensions = name_value_pairs(member(context, "Dimensions"))
     if dimensions:
         result.append(dimensions)
-    for table in context["SearchResults"]["tables"].entries():
-        columns = [c.text_of("name") or "" for c in table["columns"].entries()]
-        for row in table["rows"].entries():
-            if not isinstance(row.value, list | tuple):
+    for table in members(member(member(context, "SearchResults"), "tables")):
+        columns = [text_in(c, "name") or "" for c in members(member(table, "columns"))]
+        for row in members(member(table, "rows")):
+            if not isinstance(row, list | tuple):
                 continue
             mapping = {
                 name: text
-                for name, cell in zip(columns, row.value, strict=False)
+                for name, cell in zip(columns, row, strict=False)
                 if name and (text := scalar_text(cell)) is not None
             }
             if mapping:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from ..errors import SignalError
 
@@ -67,6 +67,54 @@ def _is_mapping(value: object) -> TypeGuard[Mapping[str, object]]:
 
 def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
     return type(value) is list or isinstance(value, list | tuple)
+
+
+# Lenient reads on plain values, for the many optional fields whose bad shape is read as absent: no
+# node, no path (a node is only needed where a bad value is an error worth a path).
+
+
+def member(value: object, key: str) -> object:
+    """``value[key]`` of an object; None when absent, or when ``value`` is no object."""
+    if type(value) is dict:
+        return value.get(key)
+    if isinstance(value, Mapping):
+        try:
+            return value.get(key)
+        except TypeError:  # a mapping with keys that do not compare to strings
+            return None
+    return None
+
+
+def as_text(value: object) -> str | None:
+    """A scalar as text, None when empty; a one-element array stands for its element (seen in the wild)."""
+    if type(value) is str:
+        return value.strip() or None
+    if _is_array(value) and len(value) == 1:
+        value = value[0]
+    return scalar_text(value) or None
+
+
+def text_in(value: object, key: str) -> str | None:
+    """``as_text(member(value, key))``."""
+    return as_text(member(value, key))
+
+
+def as_texts(value: object) -> list[str]:
+    """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
+    if _is_array(value):
+        texts = [scalar_text(v) for v in value]
+        return [t for t in texts if t]
+    text = scalar_text(value)
+    return [text] if text else []
+
+
+def members(value: object) -> list[object]:
+    """The members of an array; a lone object counts as an array of one; anything else, none."""
+    if _is_array(value):
+        return list(value)
+    if _is_mapping(value):
+        return [value]
+    return []
 
 
 class Node:
@@ -150,12 +198,9 @@ class Node:
     def text(self, *, required: bool = False) -> str | None:
         """A scalar as text; a one-element array stands for its element (seen in the wild)."""
         value = self.value
-        if type(value) is str:  # the common case, said once more here for speed
-            text: str | None = value.strip()
-        else:
-            if _is_array(value) and len(value) == 1:
-                value = value[0]
-            text = scalar_text(value)
+        if _is_array(value) and len(value) == 1:
+            value = value[0]
+        text = scalar_text(value)
         if text:
             return text
         if required:
@@ -167,15 +212,8 @@ class Node:
         return None
 
     def text_of(self, key: str) -> str | None:
-        """``self[key].text()``, without making a node for a plain string or an absent key."""
-        value = self.value
-        if type(value) is dict:
-            found = value.get(key)
-            if found is None:
-                return None
-            if type(found) is str:
-                return found.strip() or None
-        return self.child(key).text()
+        """``self[key].text()``, without making a node."""
+        return text_in(self.value, key)
 
     def required_text_of(self, key: str) -> str:
         """``self[key].required_text()``, without making a node for a plain non-empty string."""
@@ -196,12 +234,7 @@ class Node:
 
     def texts(self) -> list[str]:
         """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
-        value = self.value
-        if _is_array(value):
-            values = [scalar_text(v) for v in value]
-            return [v for v in values if v]
-        text = scalar_text(self.value)
-        return [text] if text else []
+        return as_texts(self.value)
 
     def entries(self) -> Iterator[Node]:
         """The members of an array; a lone object counts as an array of one."""
@@ -219,16 +252,16 @@ def lookup_ci(mapping: Mapping[str, str], *names: str) -> list[str]:
     return [v for k, v in mapping.items() if k.lower() in wanted]
 
 
-def name_value_pairs(node: Node) -> dict[str, str]:
+def name_value_pairs(value: object) -> dict[str, str]:
     """``[{"name": .., "value": ..}]`` (or a plain object) as a mapping of texts; nameless items skipped."""
-    if isinstance(node.value, Mapping) and not {"name", "value"} <= set(_str_keys(node.value)):
-        return text_mapping(node.value)
+    if _is_mapping(value) and not {"name", "value"} <= set(_str_keys(value)):
+        return text_mapping(value)
     result: dict[str, str] = {}
-    for entry in node.entries():
-        name = entry.text_of("name")
-        value = entry.text_of("value")
-        if name and value is not None:
-            result[name] = value
+    for entry in members(value):
+        name = text_in(entry, "name")
+        text = text_in(entry, "value")
+        if name and text is not None:
+            result[name] = text
     return result
 
 
@@ -246,5 +279,5 @@ def text_mapping(value: object) -> dict[str, str]:
     return result
 
 
-def _str_keys(mapping: Mapping[object, object]) -> Iterator[str]:
+def _str_keys(mapping: Mapping[Any, object]) -> Iterator[str]:
     return (k for k in mapping if isinstance(k, str))
