@@ -50,6 +50,7 @@ import fnmatch
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from .errors import NotFound, RemediationError, SignalError, Throttled, Transient
 from .ports import AlertRecord, AlertRuleRecord, Alerts, Clock
@@ -96,7 +97,13 @@ def trusted_rule_problem(pattern: str) -> str | None:
 def rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
     """Whether the rule's resource id matches a trusted id or glob (ARM ids compare case-insensitively)."""
     key = normalize(rule_id)
-    return any(fnmatch.fnmatchcase(key, normalize(p)) for p in patterns if trusted_rule_problem(p) is None)
+    return any(fnmatch.fnmatchcase(key, p) for p in _usable_patterns(tuple(patterns)))
+
+
+@lru_cache(maxsize=16)
+def _usable_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The valid entries of a trust list, normalised (a deployment has one list: worked out once)."""
+    return tuple(normalize(p) for p in patterns if trusted_rule_problem(p) is None)
 
 
 def how_to_trust(rule_id: str) -> str:
@@ -106,12 +113,15 @@ def how_to_trust(rule_id: str) -> str:
     )
 
 
+_ISO_TIME = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
 def parse_time(text: str | None) -> datetime | None:
     """An ISO 8601 time from a payload (``Z``, 7 fractional digits); None when absent or unreadable."""
     if not text:
         return None
     value = text.strip()
-    match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", value, re.IGNORECASE)
+    match = _ISO_TIME.match(value)
     if not match:
         return None
     fraction = (match[2] or "")[:7]  # Azure writes 7 fractional digits: keep the dot and microseconds

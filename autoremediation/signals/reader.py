@@ -35,6 +35,8 @@ def kind_of(value: object) -> str:
 
 def scalar_text(value: object) -> str | None:
     """A JSON scalar as text (numbers and booleans in their JSON form), else None."""
+    if value is None:
+        return None
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, bool):
@@ -62,11 +64,11 @@ def any_text(value: object) -> str | None:
 
 def _is_mapping(value: object) -> TypeGuard[Mapping[str, object]]:
     # Decoded JSON is made of plain dicts: test for those first, the ABC check only for the rest.
-    return type(value) is dict or isinstance(value, Mapping)
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
 
 def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
-    return type(value) is list or isinstance(value, list | tuple)
+    return type(value) is list or (value is not None and isinstance(value, list | tuple))
 
 
 # Lenient reads on plain values, for the many optional fields whose bad shape is read as absent: no
@@ -77,7 +79,7 @@ def member(value: object, key: str) -> object:
     """``value[key]`` of an object; None when absent, or when ``value`` is no object."""
     if type(value) is dict:
         return value.get(key)
-    if isinstance(value, Mapping):
+    if value is not None and isinstance(value, Mapping):
         try:
             return value.get(key)
         except TypeError:  # a mapping with keys that do not compare to strings
@@ -89,13 +91,20 @@ def as_text(value: object) -> str | None:
     """A scalar as text, None when empty; a one-element array stands for its element (seen in the wild)."""
     if type(value) is str:
         return value.strip() or None
+    if value is None:
+        return None
     if _is_array(value) and len(value) == 1:
         value = value[0]
     return scalar_text(value) or None
 
 
 def text_in(value: object, key: str) -> str | None:
-    """``as_text(member(value, key))``."""
+    """``as_text(member(value, key))``, the common cases said once more here for speed."""
+    if type(value) is dict:
+        found = value.get(key)
+        if type(found) is str:
+            return found.strip() or None
+        return None if found is None else as_text(found)
     return as_text(member(value, key))
 
 
