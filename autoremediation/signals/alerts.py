@@ -37,6 +37,7 @@ SCHEMA_ID = "azureMonitorCommonAlertSchema"
 RESOURCE_ID_DIMENSIONS = ("_ResourceId", "ResourceId")
 
 _STATES: dict[str, State] = {"fired": "fired", "resolved": "resolved"}
+_SEVERITIES = frozenset(f"Sev{n}" for n in range(5))
 _SEVERITY_NUMBER = re.compile(r"^(?:sev)?\s*([0-4])$", re.IGNORECASE)
 
 
@@ -57,19 +58,19 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     data = root["data"]
     data.mapping(required=True)
     essentials = data["essentials"]
-    essentials.mapping(required=True)
+    fields = essentials.mapping(required=True)
     context = data["alertContext"].section()
 
     alert_id = essentials.required_text_of("alertId")
     service = essentials.required_text_of("monitoringService")
     state = _state(essentials["monitorCondition"], service)
-    fired_at = essentials.text_of("firedDateTime")
-    resolved_at = essentials.text_of("resolvedDateTime")
+    fired_at = text_in(fields, "firedDateTime")
+    resolved_at = text_in(fields, "resolvedDateTime")
 
     collector = ResourceCollector()
-    target_ids = as_texts(member(essentials.value, "alertTargetIDs"))
+    target_ids = as_texts(member(fields, "alertTargetIDs"))
     collector.add_all(target_ids)
-    collector.add_all([c for c in as_texts(member(essentials.value, "configurationItems")) if is_arm_id(c)])
+    collector.add_all([c for c in as_texts(member(fields, "configurationItems")) if is_arm_id(c)])
 
     read = _read_context(context)
     for mapping in read.dimensions:
@@ -86,7 +87,7 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
 
     extra: dict[str, Any] = {}
     for key in ("alertRuleId", "originAlertId"):
-        value = essentials.text_of(key)
+        value = text_in(fields, key)
         if value:
             extra[key] = value
     extra.update(read.extra)
@@ -98,9 +99,9 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
         state=state,
         targets=collector.targets,
         resources=collector.resources,
-        rule=essentials.text_of("alertRule"),
-        severity=_severity(essentials.text_of("severity")),
-        signal_type=essentials.text_of("signalType"),
+        rule=text_in(fields, "alertRule"),
+        severity=_severity(text_in(fields, "severity")),
+        signal_type=text_in(fields, "signalType"),
         fired_at=fired_at,
         resolved_at=resolved_at,
         time=resolved_at if state == "resolved" and resolved_at else fired_at,
@@ -111,7 +112,7 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
         metrics=read.metrics,
         dimensions=read.dimensions,
         custom_properties=custom,
-        description=essentials.text_of("description"),
+        description=text_in(fields, "description"),
         extra=extra,
     )
 
@@ -193,8 +194,8 @@ def _stateless(service: str) -> bool:
 
 def _severity(text: str | None) -> str | None:
     """``Sev0``..``Sev4``; a bare number (seen as 3 or "3") is given the ``Sev`` prefix."""
-    if text is None:
-        return None
+    if text is None or text in _SEVERITIES:
+        return text
     match = _SEVERITY_NUMBER.match(text)
     return f"Sev{match[1]}" if match else text
 
