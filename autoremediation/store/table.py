@@ -13,6 +13,8 @@ Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
     A secondary index entity per VM would make ``list(target=...)`` a partition query, at the price of a
     second write that no transaction can join to the first (entity group transactions stay inside one
     partition); the scan is correct by construction, so it is the choice until volume says otherwise.
+    A job's own steps run no such scan: the cooldown reads the VM's lease entity (``table_leases``) and
+    the breaker's failure list is read at most every few seconds per process (``step_common``).
     The job JSON is split over ``Body00``.. properties: a string property holds at most 64 KiB.
     The store remembers the ETag of each job (and campaign) it last read or wrote, with its version, in
     a bounded map: a step reads its job and writes it, so the compare-and-swap is one conditional
