@@ -223,3 +223,30 @@ def test_a_job_awaiting_approval_holds_its_slot(tmp_path: Path) -> None:
     assert store.get(chain[2].id).status == jobs.AWAITING_APPROVAL  # released into the freed slot only
     assert (after["counts"]["inFlight"], after["counts"]["planned"]) == (2, 2)
     assert len(world.compute.requests) == 1
+
+
+def test_an_approval_that_runs_out_in_the_sweeper_releases_the_next_job(tmp_path: Path) -> None:
+    from autoremediation import sweeper
+
+    world = CampaignWorld(tmp_path, make_compute(3))
+    catalog = make_catalog(tmp_path / "approval-catalog", base_remediation(approval="required"))
+    world.settings = replace(world.settings, catalog_dir=str(catalog))
+    world.services = world.new_services()
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=1, maxErrors=0), actor="alice")
+    drive(world.services, started["id"])
+    chain = ordered(world, started["id"])
+    assert chain[0].status == jobs.AWAITING_APPROVAL
+    world.clock.advance(30 * 24 * 3600)  # far past any approval window
+    services = world.services
+
+    report = sweeper.sweep(
+        services.store,
+        services.queue,
+        services.clock,
+        sweeper.SweepPolicy.from_settings(services.settings),
+        advance=services.runner.advance,
+        ended=lambda job: campaigns.on_job_finished(services, job),
+    )
+
+    assert report.expired == (chain[0].id,)
+    assert queued(world) == [chain[1].id]
