@@ -96,9 +96,14 @@ def _bits(campaign: Mapping[str, Any]) -> bytes:
 # ---- reading -------------------------------------------------------------------------------------
 
 
+_BOOKKEEPING = frozenset({"failedBitmap", "failedCount", "releasing", "scheduler"})
+
+
 def public(services: Services, campaign: Mapping[str, Any]) -> dict[str, Any]:
     """The record as the API shows it: bookkeeping left out, secret parameters redacted."""
-    record = {k: v for k, v in campaign.items() if k not in {"failedBitmap", "releasing"}}
+    # The budget's own count is left out too (it stops counting where the budget cannot run out):
+    # ``counts.failed``, from the jobs, is the one to show.
+    record = {k: v for k, v in campaign.items() if k not in _BOOKKEEPING}
     if "parameters" in record:
         record["parameters"] = services.catalog.redacted(
             str(record.get("remediation", "")), record["parameters"]
