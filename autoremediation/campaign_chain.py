@@ -32,6 +32,8 @@ from .campaign_record import (
     CAS_ATTEMPTS,
     COMPLETED,
     ERRORS,
+    IN_FLIGHT,
+    RESEND_AFTER,
     RUNNING,
     STOPPED,
     STOPPING,
@@ -73,6 +75,9 @@ def on_job_finished(services: Services, job: Job) -> dict[str, Any] | None:
     if campaign.get("status") == RUNNING and job.status in ERRORS:
         campaign = _count_failure(services, campaign, job)
     status = campaign.get("status")
+    if status == RUNNING and job.campaign_index is None and "releasing" in campaign:
+        campaign = release_legacy(services, campaign, store.list(campaign_id=job.campaign_id))
+        return complete_if_done(services, campaign)
     if status == RUNNING:
         if job.releases:
             services.queue.send(job.releases)
@@ -199,11 +204,42 @@ def released(campaign_jobs: Sequence[Job], started_at: datetime | None) -> list[
     releaser = {j.releases: j for j in campaign_jobs if j.releases}
     found: list[tuple[Job, datetime | None]] = []
     for job in campaign_jobs:
-        if job.status != jobs.PLANNED:
-            continue
+        if job.status != jobs.PLANNED or job.campaign_index is None:
+            continue  # not started, or not in a chain (see ``release_legacy``)
         before = releaser.get(job.id)
         if before is None:
             found.append((job, started_at))
         elif before.terminal:
             found.append((job, parse_time(before.updated_at)))
     return found
+
+
+def release_legacy(
+    services: Services, campaign: Mapping[str, Any], campaign_jobs: Sequence[Job]
+) -> dict[str, Any]:
+    """A campaign started by an earlier version, whose jobs name no successor, is released the way it
+    was then: whoever repairs it (a job of it that ends, the sweeper) fills the free slots in VM id
+    order, the record's ``releasing`` naming what was sent and not yet picked up. Its compare-and-swap
+    keeps two repairs from filling the same slot."""
+    now = services.clock.now()
+    releasing = dict(campaign.get("releasing") or {})
+    planned = sorted(
+        (j for j in campaign_jobs if j.status == jobs.PLANNED), key=lambda j: (j.target_key, j.id)
+    )
+    pending = [j for j in planned if j.id in releasing]
+    busy = len(pending) + sum(1 for j in campaign_jobs if j.status in IN_FLIGHT)
+    fresh = [j for j in planned if j.id not in releasing][: max(0, int(campaign["concurrency"]) - busy)]
+    lost = [j for j in pending if now - (parse_time(releasing[j.id]) or now) >= RESEND_AFTER]
+    kept = {j.id: releasing[j.id] for j in pending}
+    kept.update({j.id: now.isoformat() for j in (*fresh, *lost)})
+    if kept == releasing:
+        return dict(campaign)
+    try:
+        updated = services.store.update_campaign(
+            {**campaign, "releasing": kept, "updatedAt": now.isoformat()}
+        )
+    except ConcurrencyConflict:
+        return services.store.get_campaign(str(campaign["id"]))  # another repair filled the slots
+    for job in (*fresh, *lost):
+        services.queue.send(job.id)
+    return updated

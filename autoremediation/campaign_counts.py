@@ -71,7 +71,9 @@ def status_of(
     """The public record with every count, from jobs already read."""
     started = parse_time(campaign.get("startedAt"))
     released_ids = (
-        [] if campaign.get("status") == CREATING else [j.id for j, _ in released(campaign_jobs, started)]
+        []
+        if campaign.get("status") == CREATING
+        else [j.id for j, _ in released(campaign_jobs, started)] + list(campaign.get("releasing") or {})
     )
     record = public(services, campaign)
     counts = Schedule.of(campaign_jobs, released_ids).counts()

@@ -28,6 +28,7 @@ from .campaign_chain import (
     cancel,
     complete_if_done,
     on_job_finished,
+    release_legacy,
     released,
     settle_stopping,
     stopping,
@@ -277,6 +278,8 @@ def tick(services: Services, campaign_id: str, resend_after: timedelta = RESEND_
                 lambda c: stopping(c, reason, now) if c.get("status") == RUNNING else None,
                 campaign,
             )
+    if campaign.get("status") == RUNNING and "releasing" in campaign:
+        campaign = release_legacy(services, campaign, campaign_jobs)
     if campaign.get("status") == RUNNING:
         started = parse_time(campaign.get("startedAt")) or parse_time(campaign.get("createdAt"))
         for job, at in released(campaign_jobs, started):

@@ -252,3 +252,40 @@ def test_an_approval_that_runs_out_in_the_sweeper_releases_the_next_job(tmp_path
 
     assert report.expired == (chain[0].id,)
     assert queued(world) == [chain[1].id]
+
+
+def test_resume_sends_the_released_jobs_at_once(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(5))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=2), actor="a")
+    chain = ordered(world, started["id"])
+    queued(world)  # the process that started it died with its queue
+    end(world, chain[0], jobs.SUCCEEDED)  # ... after one job ended, before it released the next
+
+    campaigns.resume(world.services, started["id"])
+
+    assert sorted(queued(world)) == sorted([chain[1].id, chain[2].id])
+
+
+def test_a_campaign_started_before_release_by_chain_still_runs_within_its_cap(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(7))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=2), actor="a")
+    store = world.services.store
+    heads = queued(world)
+    # What an earlier version left: jobs without a place in a chain, the record's ``releasing`` map.
+    for job in store.list(campaign_id=started["id"]):
+        store.update(replace(job, campaign_index=None, releases=None))
+    record = store.get_campaign(started["id"])
+    stamp = world.clock.now().isoformat()
+    store.update_campaign({**record, "releasing": dict.fromkeys(heads, stamp)})
+    world.clock.advance(campaigns.RESEND_AFTER.total_seconds())
+
+    campaigns.tick(world.services, started["id"])  # the sweeper: the two released are sent again, no more
+    assert sorted(queued(world)) == sorted(heads)
+    for job_id in heads:
+        world.services.queue.send(job_id)
+    status = drive(world.services, started["id"])
+
+    assert status["status"] == campaigns.COMPLETED
+    assert status["counts"]["succeeded"] == 7
+    assert world.compute.peak == 2
+    assert set(world.compute.runs_per_vm().values()) == {1}
