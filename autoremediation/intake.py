@@ -75,11 +75,16 @@ class Intake:
     ) -> IntakeResult:
         admitted: list[Admitted] = []
         resolved: list[str] = []
+        report, known = self._recall(report, dry_run)
         for plan in report.plans:
             signal = plan.finding.signal
             if signal.source == "alert" and signal.state == "resolved":
                 if plan.decision.guard != "provenance":  # a Resolved for another VM cancels nothing
                     resolved += self._resolve_plan(plan, actor)
+                continue
+            job = known.get(_job_id(plan, dry_run))
+            if job is not None:  # a duplicate delivery confirmed on a remembered read: its job exists
+                admitted.append(Admitted(self._link_alert(job, plan), False))
                 continue
             admitted.append(self._admit(plan, actor, campaign_id, dry_run))
         for signal in report.signals:
@@ -91,11 +96,31 @@ class Intake:
 
     # -- admission ------------------------------------------------------------------------------
 
+    def _recall(self, report: PlanReport, dry_run: bool) -> tuple[PlanReport, dict[str, Job]]:
+        """The jobs of plans confirmed on a remembered read of their alert (``PlanReport.remembered``).
+
+        Such a plan stands only for a job that exists already: a duplicate delivery, answered without
+        asking Azure Monitor again. When any job of that alert is missing (a first delivery that failed
+        half-way, say), the alert is planned again on a fresh read and admitted as usual.
+        """
+        known: dict[str, Job] = {}
+        for delivered in report.remembered:
+            key = alert_key(delivered.id)
+            plans = [p for p in report.plans if alert_key(p.finding.signal.id) == key]
+            wanted = [_job_id(p, dry_run) for p in plans]
+            found = self.store.get_many(wanted) if wanted else {}
+            if all(job_id in found for job_id in wanted):
+                known.update(found)
+                continue
+            fresh = self.planner.plan_signal(delivered, fresh=True)
+            report = _without_alert(report, key) + fresh
+        return report, known
+
     def _new_job(self, plan: Plan, actor: str, campaign_id: str | None, rehearsal: bool = False) -> Job:
         finding, signal = plan.finding, plan.finding.signal
         manual = signal.manual
         return jobs.new_job(
-            idempotency_key=plan.idempotency_key + ("|dry-run" if rehearsal else ""),
+            idempotency_key=plan.idempotency_key + ("|dry-run" if rehearsal else ""),  # as _job_id
             remediation=finding.remediation or "",
             condition=finding.condition,
             target=finding.target.id,
@@ -220,6 +245,21 @@ class Intake:
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"job {job_id}: could not record the resolved alert")
+
+
+def _job_id(plan: Plan, rehearsal: bool) -> str:
+    return jobs.job_id_for(plan.idempotency_key + ("|dry-run" if rehearsal else ""))
+
+
+def _without_alert(report: PlanReport, key: str) -> PlanReport:
+    """The report less everything about one alert (by its normalised id)."""
+    return PlanReport(
+        tuple(s for s in report.signals if alert_key(s.id) != key),
+        tuple(p for p in report.plans if alert_key(p.finding.signal.id) != key),
+        tuple(n for n in report.notes if alert_key(n.signal) != key),
+        tuple(r for r in report.refused if alert_key(r) != key),
+        tuple(s for s in report.remembered if alert_key(s.id) != key),
+    )
 
 
 def _same_resource(one: str, other: str) -> bool:

@@ -137,9 +137,20 @@ class Job:
         return self.status in TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every field, nested values copied (what ``dataclasses.asdict`` gives), notes and history as lists.
+
+        Written out because it runs for every store write: ``asdict`` deep-copies through ``copy``,
+        several times slower for the plain JSON values a job holds. Anything else falls back to it.
+        """
+        try:
+            data = {name: _copied(getattr(self, name)) for name in _FIELDS}
+        except _NotPlain:
+            data = asdict(self)
         data["notes"] = list(self.notes)
-        data["history"] = [asdict(t) for t in self.history]
+        data["history"] = [
+            {"at": t.at, "source": t.source, "target": t.target, "actor": t.actor, "reason": t.reason}
+            for t in self.history
+        ]
         return data
 
     def to_json(self) -> dict[str, Any]:
@@ -160,6 +171,32 @@ class Job:
         values["review"] = dict(values.get("review") or {})
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class _NotPlain(Exception):
+    """A value that is not plain JSON data: ``Job.to_dict`` copies it with ``asdict`` instead."""
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of plain JSON data (dicts, lists, tuples of scalars); _NotPlain for anything else."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {_copied(k): _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    if kind is tuple:
+        return tuple(_copied(v) for v in value)
+    if kind is Transition:  # a job's history: replaced by its own list of dicts in to_dict
+        return None
+    raise _NotPlain
+
+
+_FIELDS = tuple(Job.__dataclass_fields__)
 
 
 def _camel(name: str) -> str:

@@ -77,6 +77,9 @@ class PlanReport:
     plans: tuple[Plan, ...] = ()
     notes: tuple[Note, ...] = field(default_factory=tuple)
     refused: tuple[str, ...] = ()  # ids of signals that may make no job (and may cancel none)
+    # Alert signals (as delivered) confirmed on this process's recent read of the alert, not a fresh
+    # one (``Verdict.remembered``): intake admits them only for jobs that exist, else plans them afresh.
+    remembered: tuple[Signal, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +94,7 @@ class PlanReport:
             self.plans + other.plans,
             self.notes + other.notes,
             self.refused + other.refused,
+            self.remembered + other.remembered,
         )
 
 
@@ -191,15 +195,20 @@ class Planner:
             report = report + self.plan_signal(signal)
         return report
 
-    def plan_signal(self, signal: Signal) -> PlanReport:
+    def plan_signal(self, signal: Signal, *, fresh: bool = False) -> PlanReport:
+        """Plan one signal. ``fresh``: confirm an alert with a new read of Azure Monitor, never with
+        this process's recent read of it."""
         record = None
+        remembered: tuple[Signal, ...] = ()
         if signal.source == "alert":
             if self.gate is None:
                 refusal = f"provenance: nothing here can confirm alert {signal.id} with Azure Monitor"
                 return PlanReport((signal,), notes=(Note(signal.id, refusal),), refused=(signal.id,))
-            verdict = self.gate.verdict(signal)  # ProvenanceUnavailable: fail closed, the caller retries
+            # ProvenanceUnavailable: fail closed, the caller retries
+            verdict = self.gate.verdict(signal, fresh=fresh)
             if verdict.refusal is not None:
                 return PlanReport((signal,), notes=(Note(signal.id, verdict.refusal),), refused=(signal.id,))
+            remembered = (signal,) if verdict.remembered else ()
             signal, record = verdict.signal, verdict.record
             gate_notes = verdict.notes
         else:
@@ -229,7 +238,7 @@ class Planner:
             origins = {name: finding.origin_of(name) for name in finding.parameters}
             decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
             plans.append(Plan(finding, decision))
-        return PlanReport((signal,), tuple(plans), tuple(notes))
+        return PlanReport((signal,), tuple(plans), tuple(notes), remembered=remembered)
 
 
 def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple[list[Finding], list[str]]:

@@ -23,6 +23,24 @@ alert's target becomes a ``provenance:`` note, never a job. One signal yields at
 ``REMEDIATION_MAX_JOBS_PER_SIGNAL`` jobs: above it the whole signal is refused with the count (a
 broad change on purpose goes through a campaign, which an operator starts and paces).
 
+Reads remembered. ARM answers at most 25 reads a second per subscription and identity (a bucket of 250,
+refilled at 25/s), so each process remembers two reads for a short while (``readcache``):
+
+* an alert RULE for ``RULE_TTL`` (30 s, at most 256 rules). A rule changes rarely; each alert is still
+  read fresh. What a stale rule could let through: for up to 30 s after an operator disables a rule,
+  narrows its scopes or changes its custom properties in ARM, an alert that Azure Monitor itself
+  confirms (fresh read: it exists, fired recently, from that trusted rule) is still routed with the
+  rule as it was. Acceptable because the alert is real and from a trusted rule, Azure Monitor's own
+  evaluation of a changed rule lags by minutes anyway, the trust list (app settings) is never
+  remembered, a missing rule is never remembered, and the kill switch stops every run at once.
+* an ALERT for ``ALERT_TTL`` (30 s, at most 4,096 alerts), for duplicate deliveries only: a Fired
+  notification of an alert this process read as Fired a moment ago is judged on that read
+  (``Verdict.remembered``), and intake then admits it only for jobs that exist already (returns them,
+  creates and sends nothing); anything new is read from Azure again. A Resolved notification is always
+  read afresh. What a stale alert could let through: nothing new; a Fired redelivery within 30 s of
+  its alert resolving is answered with its existing job rather than refused, and that job is still
+  cancelled by the Resolved notification.
+
 Pure: the records come from a port, the time from a clock.
 """
 
@@ -32,11 +50,13 @@ import fnmatch
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from .errors import NotFound, RemediationError, SignalError, Throttled, Transient
 from .ports import AlertRecord, AlertRuleRecord, Alerts, Clock
+from .readcache import TtlCache
 from .resources import VmRef, normalize, vm_ref_of
-from .signals.alerts import SCHEMA_ID, parse_alert
+from .signals.alerts import AlertContext, read_alert_context
 from .signals.model import Signal
 
 PREFIX = "provenance:"
@@ -49,6 +69,11 @@ DEFAULT_MAX_AGE = timedelta(minutes=30)
 DEFAULT_MAX_JOBS = 20
 # Azure's record and the notification both carry the fired time; allow for rounding only.
 FIRED_TOLERANCE = timedelta(seconds=5)
+# Reads remembered by one process (see the module's docstring).
+RULE_TTL = timedelta(seconds=30)
+ALERT_TTL = timedelta(seconds=30)
+RULES_REMEMBERED = 256
+ALERTS_REMEMBERED = 4096
 
 _RULE_GROUP = re.compile(
     r"^/subscriptions/[^/*?\[\]]+/resourceGroups/[^/*?\[\]]+/providers/.+$", re.IGNORECASE
@@ -72,7 +97,13 @@ def trusted_rule_problem(pattern: str) -> str | None:
 def rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
     """Whether the rule's resource id matches a trusted id or glob (ARM ids compare case-insensitively)."""
     key = normalize(rule_id)
-    return any(fnmatch.fnmatchcase(key, normalize(p)) for p in patterns if trusted_rule_problem(p) is None)
+    return any(fnmatch.fnmatchcase(key, p) for p in _usable_patterns(tuple(patterns)))
+
+
+@lru_cache(maxsize=16)
+def _usable_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The valid entries of a trust list, normalised (a deployment has one list: worked out once)."""
+    return tuple(normalize(p) for p in patterns if trusted_rule_problem(p) is None)
 
 
 def how_to_trust(rule_id: str) -> str:
@@ -82,12 +113,15 @@ def how_to_trust(rule_id: str) -> str:
     )
 
 
+_ISO_TIME = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
 def parse_time(text: str | None) -> datetime | None:
     """An ISO 8601 time from a payload (``Z``, 7 fractional digits); None when absent or unreadable."""
     if not text:
         return None
     value = text.strip()
-    match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", value, re.IGNORECASE)
+    match = _ISO_TIME.match(value)
     if not match:
         return None
     fraction = (match[2] or "")[:7]  # Azure writes 7 fractional digits: keep the dot and microseconds
@@ -104,17 +138,27 @@ class ProvenanceSettings:
     trusted_rules: tuple[str, ...] = ()
     max_age: timedelta = DEFAULT_MAX_AGE
     max_jobs: int = DEFAULT_MAX_JOBS
+    # How long this process serves an alert rule it read (see "Reads remembered" above); 0: never.
+    rule_ttl: timedelta = RULE_TTL
+    # How long an alert read stays in memory for a duplicate delivery with the same monitor condition.
+    alert_ttl: timedelta = ALERT_TTL
 
 
 @dataclass(frozen=True)
 class Verdict:
     """What the gate made of one signal: the signal to route (custom properties from the rule, for a
-    confirmed alert), Azure's record of it, and ``refusal`` when the signal may make no job."""
+    confirmed alert), Azure's record of it, and ``refusal`` when the signal may make no job.
+
+    ``remembered``: the alert record was this process's read of the same alert with the same monitor
+    condition less than ``alert_ttl`` ago, not a fresh one. Intake admits such a verdict only for jobs
+    that exist already (a duplicate delivery) and reads Azure again for anything new.
+    """
 
     signal: Signal
     record: AlertRecord | None = None
     refusal: str | None = None
     notes: tuple[str, ...] = ()
+    remembered: bool = False
 
 
 def _rule_name(rule_id: str) -> str:
@@ -222,30 +266,15 @@ def recorded_signal(
     metrics, dimensions, operation and targets are Azure's. Returns notes saying what Azure lacked.
     """
     target = record.target_resource
-    payload = {
-        "schemaId": SCHEMA_ID,
-        "data": {
-            "essentials": {
-                "alertId": record.id or signal.id,
-                "monitoringService": service_name(record.monitor_service) or "unknown",
-                "monitorCondition": record.monitor_condition,
-                "signalType": record.signal_type or None,
-                "alertRule": _rule_name(record.rule_id),
-                "alertTargetIDs": [target] if target else [],
-            },
-            "alertContext": dict(record.context),
-        },
-    }
     notes: list[str] = []
     try:
-        recorded = parse_alert(payload)
+        recorded = read_alert_context(record.context)
     except SignalError as error:
         notes.append(
             f"{PREFIX} Azure Monitor's context of alert {record.id} cannot be read ({error}): "
             "routed on its essentials only"
         )
-        payload["data"]["alertContext"] = {}  # type: ignore[index]
-        recorded = parse_alert(payload)
+        recorded = AlertContext()
     if not record.context:
         notes.append(
             f"{PREFIX} Azure Monitor records no alert context for {record.id}: routes that need a query, "
@@ -267,12 +296,12 @@ def recorded_signal(
     confirmed = replace(
         signal,
         id=record.id or signal.id,
-        type=recorded.type,
-        signal_type=recorded.signal_type,
+        type=service_name(record.monitor_service) or "unknown",
+        signal_type=(record.signal_type or "").strip() or None,
         targets=(vm,) if vm is not None else (),
         resources=(target,) if target else (),
-        operation_name=recorded.operation_name,
-        resource_id=target if recorded.operation_name else None,
+        operation_name=recorded.operation,
+        resource_id=target if recorded.operation else None,
         status=recorded.status,
         query=recorded.query,
         metrics=recorded.metrics,
@@ -299,15 +328,23 @@ class AlertGate:
         self.alerts = alerts
         self.settings = settings
         self.clock = clock
+        self._rules: TtlCache[AlertRuleRecord] = TtlCache(clock, settings.rule_ttl, RULES_REMEMBERED)
+        self._alerts: TtlCache[AlertRecord] = TtlCache(clock, settings.alert_ttl, ALERTS_REMEMBERED)
 
-    def verdict(self, signal: Signal) -> Verdict:
-        """Raises ProvenanceUnavailable when Azure Monitor cannot be reached: fail closed, retry later."""
+    def verdict(self, signal: Signal, *, fresh: bool = False) -> Verdict:
+        """Raises ProvenanceUnavailable when Azure Monitor cannot be reached: fail closed, retry later.
+
+        ``fresh``: read the alert from Azure Monitor even when this process read it a moment ago.
+        """
         if signal.source != "alert":
             return Verdict(signal)
         if self.alerts is None:
             return Verdict(
                 signal, refusal=f"{PREFIX} no Azure Monitor connection to confirm alert {signal.id}"
             )
+        remembered = None if fresh else self._remembered(signal)
+        if remembered is not None:
+            return replace(self._judge(signal, remembered), remembered=True)
         try:
             record = self.alerts.get_alert(signal.id)
         except NotFound:
@@ -318,13 +355,40 @@ class AlertGate:
             ) from error
         except RemediationError as error:
             return Verdict(signal, refusal=f"{PREFIX} alert {signal.id} could not be read: {error}")
+        self._alerts.put(normalize(signal.id), record)
+        return self._judge(signal, record)
+
+    def _remembered(self, signal: Signal) -> AlertRecord | None:
+        """This process's recent read of the alert, when it records the condition the body claims.
+
+        A Resolved notification is always read afresh: it cancels jobs, and a remembered Fired record
+        would refuse it.
+        """
+        if signal.state != "fired":
+            return None
+        record = self._alerts.get(normalize(signal.id))
+        if record is None or record.monitor_condition.strip().lower() != "fired":
+            return None
+        return record
+
+    def _rule(self, rule_id: str) -> AlertRuleRecord:
+        """The alert rule, from ARM or from this process's read of it less than ``rule_ttl`` ago."""
+        key = normalize(rule_id)
+        rule = self._rules.get(key)
+        if rule is None:
+            assert self.alerts is not None  # checked by verdict
+            rule = self.alerts.get_rule(rule_id)  # a missing rule is never remembered: read again
+            self._rules.put(key, rule)
+        return rule
+
+    def _judge(self, signal: Signal, record: AlertRecord) -> Verdict:
         refusal = check_record(signal, record, self.clock.now(), self.settings.max_age)
         if refusal is not None:
             return Verdict(signal, record, refusal)
         if not rule_trusted(record.rule_id, self.settings.trusted_rules):
             return Verdict(signal, record, how_to_trust(record.rule_id))
         try:
-            rule = self.alerts.get_rule(record.rule_id)
+            rule = self._rule(record.rule_id)
         except NotFound:
             return Verdict(signal, record, f"{PREFIX} alert rule {record.rule_id} does not exist in ARM")
         except (Transient, Throttled) as error:

@@ -10,6 +10,11 @@ _VM_ID = re.compile(
     r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/?$",
     re.IGNORECASE,
 )
+_VM_PREFIX = re.compile(
+    r"^(/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+))",
+    re.IGNORECASE,
+)
 _ARM_ID = re.compile(r"^/subscriptions/[^/]+(/.*)?$", re.IGNORECASE)
 
 
@@ -58,9 +63,13 @@ def vm_ref_of(resource_id: str) -> VmRef | None:
     """The VM a resource id names or belongs to (``.../virtualMachines/x/extensions/y`` -> x)."""
     if not isinstance(resource_id, str):
         return None
-    match = re.match(
-        r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+)",
-        resource_id.strip(),
-        re.IGNORECASE,
+    match = _VM_PREFIX.match(resource_id.strip())
+    if not match:
+        return None
+    text = match[1]
+    if text != text.strip():  # a name ending in blanks: let parse decide, as for any id
+        return VmRef.parse(text)
+    # The prefix is a VM id already: build the reference from this match instead of matching again.
+    return VmRef(
+        id=text, key=text.lower(), subscription=match["sub"], resource_group=match["rg"], name=match["name"]
     )
-    return VmRef.parse(match[1]) if match else None

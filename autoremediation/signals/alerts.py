@@ -13,18 +13,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SignalError
 from ..resources import is_arm_id
 from .model import Signal, State
-from .reader import Node, kind_of, lookup_ci, name_value_pairs, scalar_text, text_mapping
+from .reader import (
+    Node,
+    as_texts,
+    kind_of,
+    lookup_ci,
+    member,
+    members,
+    name_value_pairs,
+    scalar_text,
+    text_in,
+    text_mapping,
+)
 from .refs import ResourceCollector
 
 SCHEMA_ID = "azureMonitorCommonAlertSchema"
 RESOURCE_ID_DIMENSIONS = ("_ResourceId", "ResourceId")
 
 _STATES: dict[str, State] = {"fired": "fired", "resolved": "resolved"}
+_SEVERITIES = frozenset(f"Sev{n}" for n in range(5))
 _SEVERITY_NUMBER = re.compile(r"^(?:sev)?\s*([0-4])$", re.IGNORECASE)
 
 
@@ -35,7 +48,7 @@ def is_alert(payload: Mapping[str, object]) -> bool:
 def parse_alert(payload: Mapping[str, object]) -> Signal:
     """One Common Alert Schema payload as a Signal; raises SignalError if it is not one."""
     root = Node(payload, "", "alert")
-    schema_id = root["schemaId"].text()
+    schema_id = root.text_of("schemaId")
     if schema_id is None or schema_id.lower() != SCHEMA_ID.lower():
         shown = repr(schema_id) if schema_id else f"({kind_of(root['schemaId'].value)})"
         raise SignalError(
@@ -45,55 +58,39 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     data = root["data"]
     data.mapping(required=True)
     essentials = data["essentials"]
-    essentials.mapping(required=True)
+    fields = essentials.mapping(required=True)
     context = data["alertContext"].section()
 
-    alert_id = essentials["alertId"].required_text()
-    service = essentials["monitoringService"].required_text()
+    alert_id = essentials.required_text_of("alertId")
+    service = essentials.required_text_of("monitoringService")
     state = _state(essentials["monitorCondition"], service)
-    fired_at = essentials["firedDateTime"].text()
-    resolved_at = essentials["resolvedDateTime"].text()
+    fired_at = text_in(fields, "firedDateTime")
+    resolved_at = text_in(fields, "resolvedDateTime")
 
     collector = ResourceCollector()
-    target_ids = essentials["alertTargetIDs"].texts()
+    target_ids = as_texts(member(fields, "alertTargetIDs"))
     collector.add_all(target_ids)
-    collector.add_all([c for c in essentials["configurationItems"].texts() if is_arm_id(c)])
+    collector.add_all([c for c in as_texts(member(fields, "configurationItems")) if is_arm_id(c)])
 
-    conditions = list(context["condition"].section()["allOf"].entries())
-    dimensions = [name_value_pairs(c["dimensions"]) for c in conditions]
-    dimensions += _legacy_log_dimensions(context)
-    for mapping in dimensions:
+    read = _read_context(context)
+    for mapping in read.dimensions:
         collector.add_all(lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS))
-    collector.add_all([c for c in context["AffectedConfigurationItems"].texts() if is_arm_id(c)])
+    collector.add_all(read.affected)
 
-    metrics = _unique(c["metricName"].text() for c in conditions)
-    queries = _unique(c["searchQuery"].text() for c in conditions)
-    queries += [q for q in [context["SearchQuery"].text()] if q and q not in queries]
-
-    operation = context["operationName"].text()
     resource_id: str | None = None
-    if operation is not None:
-        resource_id = _activity_resource(context, target_ids)
+    if read.operation is not None:
+        resource_id = _activity_resource(context.value, target_ids)
         collector.add(resource_id)
 
-    custom = text_mapping(context["properties"].mapping())
-    custom.update(text_mapping(data["customProperties"].mapping()))
+    custom = text_mapping(member(context.value, "properties"))
+    custom.update(text_mapping(member(data.value, "customProperties")))
 
     extra: dict[str, Any] = {}
-    for key, node in (
-        ("alertRuleId", essentials["alertRuleId"]),
-        ("originAlertId", essentials["originAlertId"]),
-        ("conditionType", context["conditionType"]),
-        ("caller", context["caller"]),
-        ("correlationId", context["correlationId"]),
-        ("eventTimestamp", context["eventTimestamp"]),
-        ("subStatus", context["subStatus"]),
-    ):
-        value = node.text()
+    for key in ("alertRuleId", "originAlertId"):
+        value = text_in(fields, key)
         if value:
             extra[key] = value
-    if len(queries) > 1:
-        extra["queries"] = queries
+    extra.update(read.extra)
 
     return Signal(
         id=alert_id,
@@ -102,20 +99,73 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
         state=state,
         targets=collector.targets,
         resources=collector.resources,
-        rule=essentials["alertRule"].text(),
-        severity=_severity(essentials["severity"]),
-        signal_type=essentials["signalType"].text(),
+        rule=text_in(fields, "alertRule"),
+        severity=_severity(text_in(fields, "severity")),
+        signal_type=text_in(fields, "signalType"),
         fired_at=fired_at,
         resolved_at=resolved_at,
         time=resolved_at if state == "resolved" and resolved_at else fired_at,
-        operation_name=operation,
+        operation_name=read.operation,
         resource_id=resource_id,
-        status=context["status"].text() if operation is not None else None,
-        query=queries[0] if queries else None,
-        metrics=tuple(metrics),
-        dimensions=tuple(dimensions),
+        status=read.status,
+        query=read.query,
+        metrics=read.metrics,
+        dimensions=read.dimensions,
         custom_properties=custom,
-        description=essentials["description"].text(),
+        description=text_in(fields, "description"),
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What an ``alertContext`` says that routing reads, the same for a payload and for Azure's record."""
+
+    dimensions: tuple[dict[str, str], ...] = ()  # one mapping per condition / search-result row
+    affected: tuple[str, ...] = ()  # AffectedConfigurationItems that are ARM ids
+    metrics: tuple[str, ...] = ()
+    query: str | None = None
+    operation: str | None = None  # activity log alerts
+    status: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # conditionType, caller, correlationId, ...
+
+
+def read_alert_context(context: Mapping[str, object]) -> AlertContext:
+    """An ``alertContext`` read as :func:`parse_alert` reads it (SignalError names the bad section).
+
+    Used for Azure Monitor's record of an alert, whose context provenance routes instead of the body's.
+    """
+    root = Node({"data": {"alertContext": context}}, "", "alert")
+    return _read_context(root["data"]["alertContext"].section())
+
+
+def _read_context(context: Node) -> AlertContext:
+    # Only the shape of ``condition`` is an error; every other field of a bad shape is read as absent.
+    conditions = members(member(context["condition"].section().value, "allOf"))
+    ctx = context.value
+    dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
+    dimensions += _legacy_log_dimensions(ctx)
+    affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
+
+    metrics = _unique(text_in(c, "metricName") for c in conditions)
+    queries = _unique(text_in(c, "searchQuery") for c in conditions)
+    queries += [q for q in [text_in(ctx, "SearchQuery")] if q and q not in queries]
+
+    operation = text_in(ctx, "operationName")
+    extra: dict[str, Any] = {}
+    for key in ("conditionType", "caller", "correlationId", "eventTimestamp", "subStatus"):
+        value = text_in(ctx, key)
+        if value:
+            extra[key] = value
+    if len(queries) > 1:
+        extra["queries"] = queries
+    return AlertContext(
+        dimensions=tuple(dimensions),
+        affected=affected,
+        metrics=tuple(metrics),
+        query=queries[0] if queries else None,
+        operation=operation,
+        status=text_in(ctx, "status") if operation is not None else None,
         extra=extra,
     )
 
@@ -142,40 +192,39 @@ def _stateless(service: str) -> bool:
     return any(key.startswith(prefix) for prefix in _STATELESS_SERVICES)
 
 
-def _severity(node: Node) -> str | None:
+def _severity(text: str | None) -> str | None:
     """``Sev0``..``Sev4``; a bare number (seen as 3 or "3") is given the ``Sev`` prefix."""
-    text = node.text()
-    if text is None:
-        return None
+    if text is None or text in _SEVERITIES:
+        return text
     match = _SEVERITY_NUMBER.match(text)
     return f"Sev{match[1]}" if match else text
 
 
-def _activity_resource(context: Node, target_ids: list[str]) -> str | None:
+def _activity_resource(context: object, target_ids: list[str]) -> str | None:
     """The resource an activity-log event is about, from the most specific field that names one."""
     candidates = [
-        context["resourceId"].text(),
-        context["authorization"]["scope"].text(),
-        context["properties"]["entity"].text(),
+        text_in(context, "resourceId"),
+        text_in(member(context, "authorization"), "scope"),
+        text_in(member(context, "properties"), "entity"),
         *target_ids,
     ]
     return next((c for c in candidates if c and is_arm_id(c)), None)
 
 
-def _legacy_log_dimensions(context: Node) -> list[dict[str, str]]:
+def _legacy_log_dimensions(context: object) -> list[dict[str, str]]:
     """Older log alerts: their ``Dimensions``, then one mapping per search-result row."""
     result: list[dict[str, str]] = []
-    dimensions = name_value_pairs(context["Dimensions"])
+    dimensions = name_value_pairs(member(context, "Dimensions"))
     if dimensions:
         result.append(dimensions)
-    for table in context["SearchResults"]["tables"].entries():
-        columns = [c["name"].text() or "" for c in table["columns"].entries()]
-        for row in table["rows"].entries():
-            if not isinstance(row.value, list | tuple):
+    for table in members(member(member(context, "SearchResults"), "tables")):
+        columns = [text_in(c, "name") or "" for c in members(member(table, "columns"))]
+        for row in members(member(table, "rows")):
+            if not isinstance(row, list | tuple):
                 continue
             mapping = {
                 name: text
-                for name, cell in zip(columns, row.value, strict=False)
+                for name, cell in zip(columns, row, strict=False)
                 if name and (text := scalar_text(cell)) is not None
             }
             if mapping:

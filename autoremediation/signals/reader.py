@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from ..errors import SignalError
 
@@ -35,6 +35,8 @@ def kind_of(value: object) -> str:
 
 def scalar_text(value: object) -> str | None:
     """A JSON scalar as text (numbers and booleans in their JSON form), else None."""
+    if value is None:
+        return None
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, bool):
@@ -60,25 +62,119 @@ def any_text(value: object) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class Node:
-    """A value inside a payload together with where it was found."""
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, object]]:
+    # Decoded JSON is made of plain dicts: test for those first, the ABC check only for the rest.
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
-    value: object
-    path: str
-    kind: str  # "alert", "event", "cloudevent", "manual": the prefix of every message
-    present: bool = True
+
+def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
+    return type(value) is list or (value is not None and isinstance(value, list | tuple))
+
+
+# Lenient reads on plain values, for the many optional fields whose bad shape is read as absent: no
+# node, no path (a node is only needed where a bad value is an error worth a path).
+
+
+def member(value: object, key: str) -> object:
+    """``value[key]`` of an object; None when absent, or when ``value`` is no object."""
+    if type(value) is dict:
+        return value.get(key)
+    if value is not None and isinstance(value, Mapping):
+        try:
+            return value.get(key)
+        except TypeError:  # a mapping with keys that do not compare to strings
+            return None
+    return None
+
+
+def as_text(value: object) -> str | None:
+    """A scalar as text, None when empty; a one-element array stands for its element (seen in the wild)."""
+    if type(value) is str:
+        return value.strip() or None
+    if value is None:
+        return None
+    if _is_array(value) and len(value) == 1:
+        value = value[0]
+    return scalar_text(value) or None
+
+
+def text_in(value: object, key: str) -> str | None:
+    """``as_text(member(value, key))``, the common cases said once more here for speed."""
+    if type(value) is dict:
+        found = value.get(key)
+        if type(found) is str:
+            return found.strip() or None
+        return None if found is None else as_text(found)
+    return as_text(member(value, key))
+
+
+def as_texts(value: object) -> list[str]:
+    """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
+    if _is_array(value):
+        texts = [scalar_text(v) for v in value]
+        return [t for t in texts if t]
+    text = scalar_text(value)
+    return [text] if text else []
+
+
+def members(value: object) -> list[object]:
+    """The members of an array; a lone object counts as an array of one; anything else, none."""
+    if _is_array(value):
+        return list(value)
+    if _is_mapping(value):
+        return [value]
+    return []
+
+
+class Node:
+    """A value inside a payload together with where it was found.
+
+    Parsing walks many absent keys, so a node is small (slots) and its path is only spelled out when
+    a message needs it.
+    """
+
+    __slots__ = ("_key", "_parent", "kind", "present", "value")
+
+    def __init__(self, value: object, path: str, kind: str, present: bool = True) -> None:
+        self.value = value
+        self.kind = kind  # "alert", "event", "cloudevent", "manual": the prefix of every message
+        self.present = present
+        self._parent: Node | None = None
+        self._key: str | int = path
+
+    @classmethod
+    def _under(cls, parent: Node, key: str | int, value: object, present: bool) -> Node:
+        node = cls.__new__(cls)
+        node.value = value
+        node.kind = parent.kind
+        node.present = present
+        node._parent = parent
+        node._key = key
+        return node
+
+    @property
+    def path(self) -> str:
+        parent, key = self._parent, self._key
+        if parent is None:
+            return str(key)
+        above = parent.path
+        if isinstance(key, int):
+            return f"{above}[{key}]"
+        return f"{above}.{key}" if above else key
+
+    def __repr__(self) -> str:
+        return f"Node(value={self.value!r}, path={self.path!r}, kind={self.kind!r}, present={self.present})"
 
     def child(self, key: str) -> Node:
-        path = f"{self.path}.{key}" if self.path else key
-        if isinstance(self.value, Mapping):
+        value = self.value
+        if _is_mapping(value):
             try:
-                value = self.value.get(key, _MISSING)
+                found = value.get(key, _MISSING)
             except TypeError:  # a mapping with keys that do not compare to strings
-                value = _MISSING
-            if value is not _MISSING:
-                return Node(value, path, self.kind)
-        return Node(None, path, self.kind, present=False)
+                found = _MISSING
+            if found is not _MISSING:
+                return Node._under(self, key, found, True)
+        return Node._under(self, key, None, False)
 
     def __getitem__(self, key: str) -> Node:
         return self.child(key)
@@ -92,7 +188,7 @@ class Node:
 
     def mapping(self, *, required: bool = False) -> Mapping[str, object] | None:
         """The object here; a wrong type is an error for a required section, else read as absent."""
-        if isinstance(self.value, Mapping):
+        if _is_mapping(self.value):
             return self.value
         if self.absent:
             if required:
@@ -104,14 +200,14 @@ class Node:
 
     def section(self) -> Node:
         """An optional object section: absent is fine, any other type is malformed."""
-        if not self.absent and not isinstance(self.value, Mapping):
+        if not self.absent and not _is_mapping(self.value):
             raise self.error(f"must be an object, not {kind_of(self.value)}")
         return self
 
     def text(self, *, required: bool = False) -> str | None:
         """A scalar as text; a one-element array stands for its element (seen in the wild)."""
         value = self.value
-        if isinstance(value, list | tuple) and len(value) == 1:
+        if _is_array(value) and len(value) == 1:
             value = value[0]
         text = scalar_text(value)
         if text:
@@ -124,6 +220,21 @@ class Node:
             raise self.error(f"must be a string, not {kind_of(self.value)}")
         return None
 
+    def text_of(self, key: str) -> str | None:
+        """``self[key].text()``, without making a node."""
+        return text_in(self.value, key)
+
+    def required_text_of(self, key: str) -> str:
+        """``self[key].required_text()``, without making a node for a plain non-empty string."""
+        value = self.value
+        if type(value) is dict:
+            found = value.get(key)
+            if type(found) is str:
+                text = found.strip()
+                if text:
+                    return text
+        return self.child(key).required_text()
+
     def required_text(self) -> str:
         text = self.text(required=True)
         if text is None:  # unreachable: text(required=True) raises instead
@@ -132,18 +243,15 @@ class Node:
 
     def texts(self) -> list[str]:
         """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
-        if isinstance(self.value, list | tuple):
-            values = [scalar_text(v) for v in self.value]
-            return [v for v in values if v]
-        text = scalar_text(self.value)
-        return [text] if text else []
+        return as_texts(self.value)
 
     def entries(self) -> Iterator[Node]:
         """The members of an array; a lone object counts as an array of one."""
-        if isinstance(self.value, list | tuple):
-            for index, value in enumerate(self.value):
-                yield Node(value, f"{self.path}[{index}]", self.kind)
-        elif isinstance(self.value, Mapping):
+        members = self.value
+        if _is_array(members):
+            for index, value in enumerate(members):
+                yield Node._under(self, index, value, True)
+        elif _is_mapping(members):
             yield self
 
 
@@ -153,16 +261,16 @@ def lookup_ci(mapping: Mapping[str, str], *names: str) -> list[str]:
     return [v for k, v in mapping.items() if k.lower() in wanted]
 
 
-def name_value_pairs(node: Node) -> dict[str, str]:
+def name_value_pairs(value: object) -> dict[str, str]:
     """``[{"name": .., "value": ..}]`` (or a plain object) as a mapping of texts; nameless items skipped."""
-    if isinstance(node.value, Mapping) and not {"name", "value"} <= set(_str_keys(node.value)):
-        return text_mapping(node.value)
+    if _is_mapping(value) and not {"name", "value"} <= set(_str_keys(value)):
+        return text_mapping(value)
     result: dict[str, str] = {}
-    for entry in node.entries():
-        name = entry["name"].text()
-        value = entry["value"].text()
-        if name and value is not None:
-            result[name] = value
+    for entry in members(value):
+        name = text_in(entry, "name")
+        text = text_in(entry, "value")
+        if name and text is not None:
+            result[name] = text
     return result
 
 
@@ -180,5 +288,5 @@ def text_mapping(value: object) -> dict[str, str]:
     return result
 
 
-def _str_keys(mapping: Mapping[object, object]) -> Iterator[str]:
+def _str_keys(mapping: Mapping[Any, object]) -> Iterator[str]:
     return (k for k in mapping if isinstance(k, str))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..resources import VmRef, is_arm_id, normalize, vm_ref_of
 
 
@@ -26,7 +28,7 @@ class ResourceCollector:
         if vm is not None:
             self._targets.setdefault(vm.key, vm)
 
-    def add_all(self, values: list[str]) -> None:
+    def add_all(self, values: Iterable[str]) -> None:
         for value in values:
             self.add(value)
 

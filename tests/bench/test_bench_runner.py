@@ -55,6 +55,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert figures["campaign_stop_within_window"] == 1
     assert 0 < figures["arm_calls_per_vm"] <= 5  # one of them the DELETE of a finished run command
     assert figures["intake_alerts_per_s"] > 0
+    # 10 VMs' alerts delivered 10 times each: each alert read once, its rule once, duplicates from the store.
+    assert figures["storm_azure_monitor_reads"] == 11
+    assert figures["intake_alerts_per_s_https"] > 0
     assert figures["nsg_detection_arm_reads"] == 5  # NSG, NIC, subnet, VNet, VM: each read once
     assert figures["throttled_campaign_429s"] == 0
     assert figures["multiprocess_vms_run_twice"] == 0

@@ -116,7 +116,7 @@ class TrustingGate(AlertGate):
     def __init__(self, max_jobs: int = 1000) -> None:
         super().__init__(None, ProvenanceSettings(max_jobs=max_jobs), SystemClock())
 
-    def verdict(self, signal: Signal) -> Verdict:
+    def verdict(self, signal: Signal, *, fresh: bool = False) -> Verdict:
         return Verdict(signal)
 
 
@@ -129,6 +129,7 @@ class FakeAlerts:
     changes: list[tuple[str, str, str]] = field(default_factory=list)
     failure: Exception | None = None
     reads: int = 0
+    rule_reads: int = 0
 
     def add(self, record: AlertRecord, rule: AlertRuleRecord | None = None) -> None:
         self.alerts[record.id.lower()] = record
@@ -155,6 +156,7 @@ class FakeAlerts:
             raise NotFound(f"alert {alert_id}") from None
 
     def get_rule(self, rule_id: str) -> AlertRuleRecord:
+        self.rule_reads += 1
         if self.failure is not None:
             raise self.failure
         try:
