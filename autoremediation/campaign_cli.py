@@ -1,7 +1,7 @@
 """``remediate campaign``: run one remediation over many VMs from the command line, in this process.
 
 The command starts (or, with ``--resume``, picks up) a campaign and drives it here: the runner works the
-in-process queue and each finished job ticks the campaign, which releases the next ones. A progress bar on
+in-process queue and each job that ends releases the next one. A progress bar on
 stderr shows where it is. Exit 0 when the campaign completed within its error budget, 1 when it stopped
 on errors (or waits on approvals), 2 on bad input with one line on stderr, 3 when Azure cannot be reached as
 set up, 130 on Ctrl-C (with the ``--resume`` command that picks the campaign up again). ``--azure`` /
@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -224,13 +225,13 @@ def drive(
     refresh_seconds: float = 0.5,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Work the queue and tick the campaign until it ends, or nothing here can move it any more.
+    """Work the queue until the campaign ends, or nothing here can move it any more.
 
     Like ``worker.drain``, one runner step per message, on ``workers`` threads (the Functions host runs
-    many workers too); the campaign ticks once per batch in which one of its jobs finished.
-    ``on_status`` gets the full status at most every ``refresh_seconds`` (a campaign of thousands of
-    VMs is not re-counted for every job) and once at the end. With a clock that only moves when told
-    (``ManualClock``), waiting advances it, and one worker keeps that deterministic.
+    many workers too); a campaign job that ends releases its successor there and then, as the queue
+    worker does. ``on_status`` gets the full status at most every ``refresh_seconds`` (a campaign of
+    thousands of VMs is not re-counted for every job) and once at the end. With a clock that only moves
+    when told (``ManualClock``), waiting advances it, and one worker keeps that deterministic.
     """
     if workers < 1:
         raise InvalidInput(f"workers {workers} must be at least 1")
@@ -283,13 +284,12 @@ class _Driver:
         self.workers = workers
         self.due_in: Callable[[], float | None] | None = getattr(services.queue, "due_in", None)
         self.stop = threading.Event()
-        # Wakes idle workers when a step or a tick queued something due now, instead of a fixed nap.
+        # Wakes idle workers when a step queued something due now, instead of a fixed nap.
         self.kick = threading.Event()
         self.real_time = wait is time.sleep
         self.lock = threading.Lock()
         self.busy = 0
-        self.ticking = False
-        self.dirty = False
+        self.repairing = False
         self.shown = float("-inf")
         self.error: BaseException | None = None
 
@@ -305,7 +305,7 @@ class _Driver:
         from .worker import handle
 
         queue, runner = self.services.queue, self.services.runner
-        if campaigns.tick(self.services, self.campaign_id)["status"] in campaigns.FINAL:
+        if self.services.store.get_campaign(self.campaign_id).get("status") in campaigns.FINAL:
             self.stop.set()
         while not self.stop.is_set():
             with self.lock:
@@ -316,14 +316,17 @@ class _Driver:
             if not messages:
                 self._idle(idle)
                 continue
-            finished = False
             try:
                 for message in messages:
                     step = handle(runner, queue, message.job_id, dequeue_count=message.dequeue_count)
+                    if step.job.terminal and step.job.campaign_id == self.campaign_id:
+                        # What the queue worker does: the ended job releases its successor (before the
+                        # message goes, so a crash in between sends it again on the next delivery).
+                        record = campaigns.on_job_finished(self.services, step.job)
+                        if record is not None and record.get("status") in campaigns.FINAL:
+                            self.stop.set()
+                        self._show()
                     queue.delete(message)
-                    finished = finished or (step.job.terminal and step.job.campaign_id == self.campaign_id)
-                if finished:
-                    self._tick()  # still counted busy: an idle worker must not see a gap and stop
             finally:
                 with self.lock:
                     self.busy -= 1
@@ -337,12 +340,27 @@ class _Driver:
         if not idle:
             self._nap(0.05)  # another worker is mid-step and may queue the next message
             return
-        self._tick()
         with self.lock:
-            quiet = self.busy == 0 and not self.ticking
-        nothing = quiet and (self.due_in is None or self.due_in() is None)
-        if nothing:
-            # Nothing queued here, yet maybe unfinished: jobs wait for an operator's approval.
+            busy_elsewhere = self.repairing
+            self.repairing = True
+        if busy_elsewhere:
+            self._nap(0.05)
+            return
+        try:
+            # Nothing queued and nobody working: a released job has no message here (none is lost in
+            # this process, but an earlier one may have died), so the repair sends it now.
+            status = campaigns.tick(self.services, self.campaign_id, resend_after=timedelta(0))
+        finally:
+            with self.lock:
+                self.repairing = False
+        self.kick.set()
+        if status["status"] in campaigns.FINAL:
+            self.stop.set()
+            return
+        with self.lock:
+            quiet = self.busy == 0
+        if quiet and (self.due_in is None or self.due_in() is None):
+            # Nothing queued here, yet unfinished: jobs wait for an operator's approval.
             self.stop.set()
 
     def _nap(self, seconds: float) -> None:
@@ -352,34 +370,15 @@ class _Driver:
         if self.kick.wait(min(seconds, 0.05)):
             self.kick.clear()
 
-    def _tick(self) -> None:
-        # Jobs of one window finish together: one thread ticks for all of them (again, if more finished
-        # meanwhile) instead of every worker reading the campaign at once.
-        with self.lock:
-            if self.ticking:
-                self.dirty = True
-                return
-            self.ticking = True
-        try:
-            while True:
-                status = campaigns.tick(self.services, self.campaign_id)
-                self.kick.set()
-                with self.lock:
-                    if not self.dirty:
-                        break
-                    self.dirty = False
-        finally:
-            with self.lock:
-                self.ticking = False
-        if status["status"] in campaigns.FINAL:
-            self.stop.set()
+    def _show(self) -> None:
+        if self.on_status is None:
             return
         now = time.monotonic()
         with self.lock:
-            due = self.on_status is not None and now - self.shown >= self.refresh_seconds
+            due = now - self.shown >= self.refresh_seconds
             if due:
                 self.shown = now
-        if due and self.on_status is not None:
+        if due:
             self.on_status(campaigns.campaign_status(self.services, self.campaign_id))
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import jobs, operations
 from .catalog import Catalog, load_catalog
@@ -23,6 +23,9 @@ from .cli_output import dump_json, outcome_lines, short, table, write_job
 from .errors import InvalidInput, NotFound, RemediationError
 from .jobs import Job, outcome_kind
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .services import Services
 
 FAILED_STATES = frozenset({jobs.FAILED, jobs.TIMED_OUT})
 # Names other command modules (the local console) import from here.
@@ -168,6 +171,7 @@ def cmd_reject(args: argparse.Namespace, out: TextIO) -> int:
     services = Services(Settings.from_env())
     job_id = find_job(read_store(), args.job).id
     job = operations.reject(services.store, services.clock, job_id, actor=args.actor, reason=args.reason)
+    _campaign_moves_on(services, job)
     out.write(f"{job.id}: {job.status} ({job.history[-1].reason})\n")
     return 0
 
@@ -201,6 +205,7 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
         saved = operations.cancel(
             services.store, services.clock, job.id, actor=args.actor, reason=args.reason
         )
+        _campaign_moves_on(services, saved)
     else:
         with engine(args, out) as services:
 
@@ -224,8 +229,17 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
                 reason=args.reason,
                 stop_run=stop_run,
             )
+            _campaign_moves_on(services, saved)
     out.write(f"{saved.id}: {saved.status} ({saved.history[-1].reason})\n")
     return 0
+
+
+def _campaign_moves_on(services: Services, job: Job) -> None:
+    """A campaign job an operator ended: the job it releases takes the freed slot now."""
+    if job.campaign_id:
+        from .campaigns import on_job_finished
+
+        on_job_finished(services, job)
 
 
 def cmd_fleet_serve(args: argparse.Namespace, out: TextIO) -> int:

@@ -105,6 +105,10 @@ class Job:
     signal_source: str = ""
     alert_id: str | None = None
     campaign_id: str | None = None
+    # A campaign job's place in its campaign's release order (VM id order, from 0), and the job it
+    # releases when it ends: the one ``concurrency`` places later (None for the last ones).
+    campaign_index: int | None = None
+    releases: str | None = None
     dry_run: bool = False
     requested_by: str = "system"  # an operator's object id, or the system part that made the job
     requested_by_name: str = ""  # the operator's display name, for people reading the record

@@ -10,10 +10,11 @@ failing does not stop the rest):
 * approvals that ran out are advanced, so the runner moves the job to ``expired`` at once;
 * approvals about to run out are announced once (when notifications are configured);
 * terminal jobs older than the retention period are deleted;
-* every campaign with unfinished jobs gets a tick, which releases its next jobs and re-sends lost
-  messages: a campaign whose driver died moves on without it. Each campaign is ticked on its own: one
-  that fails is reported and the next is still ticked. Planned jobs naming a campaign that does not
-  exist would never be released by anyone: they are cancelled.
+* every campaign with unfinished jobs gets a repair (``campaigns.tick``): a job released but still
+  planned long after (its message lost) gets its message again, and a campaign whose last report was
+  lost is stopped or completed. Each campaign is repaired on its own: one that fails is reported and
+  the next is still repaired. Planned jobs naming a campaign that does not exist would never be
+  released by anyone: they are cancelled.
 
 How long is "stuck" follows from how the worker behaves: between two writes a job waits at most for
 its next poll or back-off delay, plus the queue's visibility timeout when a delivery fails. A
@@ -48,6 +49,7 @@ IN_FLIGHT = (jobs.PLANNED, jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING)
 
 Advance = Callable[[str], Step]
 Tick = Callable[[str], object]
+Ended = Callable[[Job], object]
 
 
 class SweepIncomplete(RemediationError):
@@ -124,7 +126,8 @@ def is_stuck(job: Job, now: datetime, policy: SweepPolicy, lease_holder: str | N
     elif job.status not in IN_FLIGHT:
         return False
     if job.status == jobs.PLANNED and job.campaign_id:
-        # Campaign jobs wait unqueued until their campaign releases them; its tick re-sends lost ones.
+        # Campaign jobs wait unqueued until the job before them releases them; the campaign's repair
+        # re-sends lost ones.
         return False
     quiet = _quiet_since(job)
     if quiet is None:
@@ -150,8 +153,13 @@ def requeue_stuck(store: JobStore, queue: Queue, now: datetime, policy: SweepPol
     return requeued
 
 
-def expire_approvals(store: JobStore, queue: Queue, advance: Advance, now: datetime) -> list[str]:
-    """Advance every unapproved job whose approval window closed; the runner expires it."""
+def expire_approvals(
+    store: JobStore, queue: Queue, advance: Advance, now: datetime, ended: Ended | None = None
+) -> list[str]:
+    """Advance every unapproved job whose approval window closed; the runner expires it.
+
+    ``ended`` hears of each job that ended so (a campaign job's end releases the next one).
+    """
     expired = []
     for job in store.list(status=jobs.AWAITING_APPROVAL):
         deadline = _time(job.approval_expires_at)
@@ -162,6 +170,8 @@ def expire_approvals(store: JobStore, queue: Queue, advance: Advance, now: datet
             queue.send(job.id, step.requeue_after)
         if step.job.status == jobs.EXPIRED:
             expired.append(job.id)
+        if step.job.terminal and ended is not None:
+            ended(step.job)
     return expired
 
 
@@ -281,6 +291,7 @@ def sweep(
     advance: Advance,
     tick: Tick | None = None,
     warn: Warn | None = None,
+    ended: Ended | None = None,
 ) -> SweepReport:
     """Run every chore once. Raises SweepIncomplete (after running the others) if a chore failed."""
     now = clock.now()
@@ -289,7 +300,7 @@ def sweep(
     chores: Mapping[str, Callable[[], Any]] = {
         "leases": lambda: store.sweep_leases(now),
         "stuck": lambda: requeue_stuck(store, queue, now, policy),
-        "approvals": lambda: expire_approvals(store, queue, advance, now),
+        "approvals": lambda: expire_approvals(store, queue, advance, now, ended),
         "retention": lambda: store.delete_jobs(now - policy.retention),
     }
     if warn is not None:

@@ -273,7 +273,7 @@ def remediations_reject(req: func.HttpRequest) -> func.HttpResponse:
         except InvalidInput as error:
             raise NotFound(str(error)) from None
         with app_work():
-            parts = engine("store")
+            parts = engine("store", "queue")
             job = reject(
                 parts.store,
                 parts.clock,
@@ -282,6 +282,10 @@ def remediations_reject(req: func.HttpRequest) -> func.HttpResponse:
                 actor_name=caller.name,
                 reason=reason,
             )
+            if job.campaign_id:
+                from ..campaigns import on_job_finished
+
+                on_job_finished(parts, job)  # its campaign's next job takes the freed slot now
         log.info("job %s rejected by %s", job.id, caller.object_id)
         return json_response(200, shown_job(job))
 

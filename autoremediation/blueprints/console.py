@@ -256,7 +256,7 @@ def console_decide(req: func.HttpRequest) -> func.HttpResponse:
             log.info("console: job %s approved by %s", job_id, caller.object_id)
             return _redirect(f"{ROOT}/jobs/{job_id}?done=approved")
         reason = _reason(form, required=True)
-        reject(
+        rejected = reject(
             services.store,
             services.clock,
             job_id,
@@ -264,6 +264,10 @@ def console_decide(req: func.HttpRequest) -> func.HttpResponse:
             actor_name=caller.name,
             reason=reason,
         )
+        if rejected.campaign_id:
+            from ..campaigns import on_job_finished
+
+            on_job_finished(services, rejected)  # its campaign's next job takes the freed slot now
         log.info("console: job %s rejected by %s", job_id, caller.object_id)
         return _redirect(f"{ROOT}/jobs/{job_id}?done=rejected")
 

@@ -16,6 +16,7 @@ import azure.functions as func
 from . import runtime
 
 if TYPE_CHECKING:
+    from ..jobs import Job
     from ..services import Services
 
 bp = func.Blueprint()
@@ -29,6 +30,16 @@ def _campaign_tick(engine: Services) -> Callable[[str], object] | None:
     except ModuleNotFoundError:
         return None
     return lambda campaign_id: tick(engine, campaign_id)
+
+
+def _campaign_job_ended(engine: Services) -> Callable[[Job], object] | None:
+    """An approval that ran out ends a job in the sweeper, not in the queue worker: the campaign's next
+    job is released here, not at a repair ten minutes later."""
+    try:
+        from ..campaigns import on_job_finished
+    except ModuleNotFoundError:
+        return None
+    return lambda job: on_job_finished(engine, job)
 
 
 @bp.function_name("sweeper")
@@ -46,6 +57,7 @@ def sweeper(timer: func.TimerRequest) -> None:
         SweepPolicy.from_settings(engine.settings),
         advance=lambda job_id: engine.runner.advance(job_id),
         tick=_campaign_tick(engine),
+        ended=_campaign_job_ended(engine),
         warn=engine.notifier.approval_expiring if engine.notifier else None,
     )
     log.info("sweeper: %s", json.dumps(report.to_dict()))

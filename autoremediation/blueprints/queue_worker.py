@@ -56,9 +56,10 @@ def dispatch_worker(msg: func.QueueMessage) -> None:
 
 
 def _campaign_moves_on(engine: Services, job: Job) -> None:
-    """A campaign job ended: its slot is free, so the campaign releases its next jobs now.
+    """A campaign job ended: its slot is free, so it sends the message of the job it releases now.
 
-    A failure here raises: the redelivered message finds the job ended and ticks the campaign again.
+    A failure here raises: the redelivered message finds the job ended and releases it again (a
+    duplicate message is harmless).
     """
     from ..campaigns import on_job_finished
 

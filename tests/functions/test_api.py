@@ -309,6 +309,27 @@ def test_a_campaign_job_that_ends_releases_the_next_one(engine: Engine) -> None:
     assert engine.store.get(second).campaign_id == "c-waves"
 
 
+def test_rejecting_a_campaign_job_releases_the_next_one_at_once(engine: Engine) -> None:
+    request = {
+        "id": "c-access",
+        "remediation": "restore-management-access",
+        "targets": {"vmIds": [vm_id("vm-linux-disk"), vm_id("vm-linux-locked")]},
+        "maxConcurrency": 1,
+        "maxErrors": 0,
+    }
+    assert call("campaigns_create", http("POST", "campaigns", request)).status_code == 202
+    [first] = engine.queued()
+    engine.deliver(first)
+    assert engine.store.get(first).status == jobs.AWAITING_APPROVAL
+    assert engine.queued() == []  # the slot is held while an operator decides
+
+    assert decide("reject", first, {"reason": "not this one"}).status_code == 200
+
+    [second] = engine.queued()
+    assert second == engine.store.get(first).releases
+    assert engine.store.get(second).campaign_id == "c-access"
+
+
 def test_plan_shows_what_an_alert_would_do_and_writes_nothing(engine: Engine) -> None:
     response = call("plan", http("POST", "plan", sample("disk-full-alert.json")))
 

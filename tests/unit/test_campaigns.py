@@ -55,7 +55,7 @@ def test_jobs_wait_planned_without_a_message_until_released(tmp_path: Path) -> N
     assert len(queue) == 3
 
 
-def test_tick_is_idempotent(tmp_path: Path) -> None:
+def test_the_sweepers_repair_of_a_healthy_campaign_changes_and_sends_nothing(tmp_path: Path) -> None:
     world = CampaignWorld(tmp_path, make_compute(6))
     status = campaigns.start_campaign(world.services, request(maxConcurrency=2), actor="alice")
     record = world.services.store.get_campaign(status["id"])
@@ -63,11 +63,11 @@ def test_tick_is_idempotent(tmp_path: Path) -> None:
     ticks = [campaigns.tick(world.services, status["id"]) for _ in range(5)]
 
     assert all(t == ticks[0] for t in ticks)
-    assert ticks[0]["counts"] == {"inFlight": 2, "failed": 0}
+    assert (ticks[0]["counts"]["inFlight"], ticks[0]["counts"]["planned"]) == (2, 4)
     assert world.services.store.get_campaign(status["id"]) == record  # nothing new to write
     queue = world.services.queue
     assert isinstance(queue, InProcessQueue)
-    assert len(queue) == 2
+    assert len(queue) == 2  # the start's two messages, none sent again before RESEND_AFTER
 
 
 def test_error_budget_stops_within_one_window_and_cancels_the_rest(tmp_path: Path) -> None:
@@ -124,32 +124,19 @@ def test_resume_after_a_crash_runs_no_vm_twice(tmp_path: Path) -> None:
     assert compute.peak <= 3
 
 
-def test_a_lost_race_between_two_ticks_never_exceeds_the_cap(tmp_path: Path) -> None:
-    world = CampaignWorld(tmp_path, make_compute(8))
+def test_jobs_are_chained_in_vm_order_and_the_start_releases_the_first_window(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(7))
     status = campaigns.start_campaign(world.services, request(maxConcurrency=3), actor="alice")
-    store = world.services.store
-    # Finish one released job, so the next tick has a free slot to fill.
-    released = store.get(next(iter(store.get_campaign(status["id"])["releasing"])))
-    store.update(jobs.transition(released, jobs.SKIPPED, now=world.clock.now(), actor="t", reason="test"))
+    made = sorted(world.services.store.list(campaign_id=status["id"]), key=lambda j: j.campaign_index or 0)
 
-    other = world.new_services()
-    real_update = store.update_campaign
-    raced = []
-
-    def racing_update(campaign: Any) -> dict[str, Any]:
-        if not raced:
-            raced.append(True)
-            campaigns.tick(other, status["id"])  # another worker ticks between our read and our commit
-        return real_update(campaign)
-
-    store.update_campaign = racing_update  # type: ignore[method-assign]
-    campaigns.tick(world.services, status["id"])
-
-    after = campaigns.campaign_status(world.services, status["id"])
-    assert after["counts"]["inFlight"] == 3
-    # The start's three messages (one now stale), the winner's one refill; the loser sent nothing.
-    assert len(world.services.queue) == 3  # type: ignore[arg-type]
-    assert len(other.queue) == 1  # type: ignore[arg-type]
+    assert [j.target for j in made] == [vm_id(n) for n in vm_names(7)]
+    assert [j.campaign_index for j in made] == list(range(7))
+    # Job k releases job k + 3; the last three release nothing.
+    assert [j.releases for j in made] == [made[k + 3].id for k in range(4)] + [None] * 3
+    assert made[0].to_json()["releases"] == made[3].id
+    queue = world.services.queue
+    assert isinstance(queue, InProcessQueue)
+    assert sorted(m.job_id for m in queue.receive(max_messages=10)) == sorted(j.id for j in made[:3])
 
 
 def test_percentages_of_the_target_count(tmp_path: Path) -> None:
@@ -284,18 +271,23 @@ def test_unknown_campaign_is_not_found(tmp_path: Path) -> None:
     assert not isinstance(NotFound("x"), UnknownRemediation)
 
 
-def test_on_job_finished_ticks_only_campaign_jobs(tmp_path: Path) -> None:
+def test_a_job_that_ends_sends_its_successor_and_writes_nothing(tmp_path: Path) -> None:
     world = CampaignWorld(tmp_path, make_compute(4))
     status = campaigns.start_campaign(world.services, request(maxConcurrency=1), actor="alice")
-    store = world.services.store
-    job = store.get(next(iter(store.get_campaign(status["id"])["releasing"])))
-    assert campaigns.on_job_finished(world.services, job) is None  # not terminal yet
+    store, queue = world.services.store, world.services.queue
+    assert isinstance(queue, InProcessQueue)
+    [message] = queue.receive()
+    queue.delete(message)
+    job = store.get(message.job_id)
+    assert campaigns.on_job_finished(world.services, job) is None  # not ended yet
+    assert len(queue) == 0
+    record = store.get_campaign(status["id"])
     done = store.update(jobs.transition(job, jobs.SKIPPED, now=world.clock.now(), actor="t", reason="test"))
 
-    after = campaigns.on_job_finished(world.services, done)
+    campaigns.on_job_finished(world.services, done)
 
-    assert after is not None and after["counts"]["inFlight"] == 1
-    assert next(iter(store.get_campaign(status["id"])["releasing"])) != job.id
+    assert [m.job_id for m in queue.receive()] == [done.releases]
+    assert store.get_campaign(status["id"]) == record  # a success or a skip never writes the record
     full = campaigns.campaign_status(world.services, status["id"])
     assert (full["counts"]["skipped"], full["counts"]["inFlight"], full["counts"]["planned"]) == (1, 1, 2)
 

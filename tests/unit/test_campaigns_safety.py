@@ -1,4 +1,4 @@
-"""Campaign safety: the cap under a worker racing a tick, interrupted creation, orphan jobs."""
+"""Campaign safety: the cap under duplicate releases, interrupted creation, orphan jobs."""
 
 from __future__ import annotations
 
@@ -16,44 +16,23 @@ from tests.helpers.fakes import vm_id
 from tests.unit.test_campaigns_support import CampaignWorld, Crash, make_compute, request
 
 
-class WorkerDuringTick:
-    """The store, with a worker picking up ``job_id`` right after a tick listed the jobs in flight."""
+def test_a_redelivered_end_sends_the_same_successor_and_the_cap_holds(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(6))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=2), actor="alice")
+    store, queue = world.services.store, world.services.queue
+    assert isinstance(queue, InProcessQueue)
+    first = min(store.list(campaign_id=started["id"]), key=lambda j: j.campaign_index or 0)
+    ended = store.update(jobs.transition(first, jobs.SKIPPED, now=world.clock.now(), actor="t", reason="t"))
 
-    def __init__(self, inner: Any, job_id: str, clock: Any) -> None:
-        self.inner, self.job_id, self.clock, self.fired = inner, job_id, clock, False
+    for _ in range(3):  # the message that ended it, delivered three times
+        campaigns.on_job_finished(world.services, ended)
+    status = drive(world.services, started["id"])
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def list(self, **filters: Any) -> list[Job]:
-        found: list[Job] = self.inner.list(**filters)
-        status = filters.get("status")
-        if not self.fired and isinstance(status, list) and jobs.DISPATCHING in status:
-            self.fired = True
-            job = self.inner.get(self.job_id)
-            self.inner.update(
-                jobs.transition(job, jobs.DISPATCHING, now=self.clock.now(), actor="worker", reason="go")
-            )
-        return found
-
-
-def test_a_job_picked_up_during_a_tick_still_holds_its_slot(tmp_path: Path) -> None:
-    world = CampaignWorld(tmp_path, make_compute(3))
-    started = campaigns.start_campaign(world.services, request(maxConcurrency=1), actor="alice")
-    store = world.services.store
-    [released] = store.get_campaign(started["id"])["releasing"]
-    queue = world.services.queue
-    assert isinstance(queue, InProcessQueue) and len(queue) == 1
-
-    world.services.store = WorkerDuringTick(store, released, world.clock)  # type: ignore[assignment]
-    result = campaigns.tick(world.services, started["id"])
-
-    assert world.services.store.fired  # type: ignore[attr-defined]
-    assert result["counts"]["inFlight"] == 1
-    busy = [j for j in store.list(campaign_id=started["id"]) if j.status != jobs.PLANNED]
-    assert [j.id for j in busy] == [released]
-    assert len(queue) == 1  # no second job was released past the cap of 1
-    assert store.get_campaign(started["id"])["releasing"] == {}
+    assert status["status"] == campaigns.COMPLETED
+    assert (status["counts"]["succeeded"], status["counts"]["skipped"]) == (5, 1)
+    assert world.compute.peak <= 2
+    assert set(world.compute.runs_per_vm().values()) == {1}
+    assert set(world.compute.executions.values()) == {1}
 
 
 class CrashAfterCreates:
