@@ -21,6 +21,7 @@ from ..resources import is_arm_id
 from .model import Signal, State
 from .reader import (
     Node,
+    as_text,
     as_texts,
     kind_of,
     lookup_ci,
@@ -180,12 +181,14 @@ def read_alert_context(context: object) -> AlertContext:
 def _read_context(ctx: object) -> AlertContext:
     """An alert context (an object or None, already checked): only the shape of ``condition`` is an
     error; every other field of a bad shape is read as absent."""
+    plain = type(ctx) is dict
     condition = member(ctx, "condition")
     if condition is not None and type(condition) is not dict and not isinstance(condition, Mapping):
         raise SignalError(f"alert: data.alertContext.condition must be an object, not {kind_of(condition)}")
     conditions = members(member(condition, "allOf"))
     dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
-    if ctx is not None:
+    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
+    if ctx is not None and (not plain or "Dimensions" in ctx or "SearchResults" in ctx):  # type: ignore[operator]
         dimensions += _legacy_log_dimensions(ctx)
     affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
 
@@ -205,7 +208,13 @@ def _read_context(ctx: object) -> AlertContext:
     operation = text_in(ctx, "operationName")
     extra: dict[str, Any] = {}
     for key in _CONTEXT_EXTRA:
-        value = text_in(ctx, key)
+        if plain:  # text_in, said here for the many keys a context does not have
+            found = ctx.get(key)  # type: ignore[attr-defined]
+            if found is None:
+                continue
+            value = found.strip() if type(found) is str else as_text(found)
+        else:
+            value = text_in(ctx, key)
         if value:
             extra[key] = value
     if len(queries) > 1:
