@@ -9,6 +9,7 @@ once. The precedence and the results are those :mod:`autoremediation.routing` do
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -102,7 +103,7 @@ def _one_of(wanted: frozenset[str], actual: str | None) -> bool:
     return actual is not None and actual.strip().lower() in wanted
 
 
-class _ParameterSource:
+class ParameterSource:
     """Where one route parameter's value comes from, worked out once (see ``_values_for``)."""
 
     __slots__ = ("custom", "dimensions", "literal", "name")
@@ -124,14 +125,16 @@ class RouteTable:
         self.catalog = catalog
         self._matchers = tuple(RouteMatcher(r) for r in self.routes)
         self._by_source: dict[str, tuple[RouteMatcher, ...]] = {}
-        self._for_condition: dict[str, Remediation | None] = {}
+        self._for_condition: dict[str, Remediation] = {}
         self._secret = {
             i: any(p.secret for p in r.parameters.values()) for i, r in catalog.remediations.items()
         }
         self._templates: dict[tuple[str | None, str], Route] = {}
         for route in self.routes:
             self._templates.setdefault((route.remediation, route.condition), route)
-        self._sources: dict[int, tuple[Route, tuple[_ParameterSource, ...]]] = {}
+        self._sources = {
+            id(r): (r, tuple(ParameterSource(n, v) for n, v in r.parameters.items())) for r in self.routes
+        }
 
     def matchers(self, source: str) -> tuple[RouteMatcher, ...]:
         """The routes a signal from ``source`` may match, in file order."""
@@ -142,16 +145,20 @@ class RouteTable:
         return found
 
     def for_condition(self, condition: str) -> Remediation | None:
-        if condition not in self._for_condition:
-            self._for_condition[condition] = self.catalog.for_condition(condition)
-        return self._for_condition[condition]
+        found = self._for_condition.get(condition)
+        if found is None:
+            found = self.catalog.for_condition(condition)
+            if found is not None:  # only the catalog's conditions are kept: a bounded set
+                self._for_condition[condition] = found
+        return found
 
-    def parameter_sources(self, route: Route) -> tuple[_ParameterSource, ...]:
+    def parameter_sources(self, route: Route) -> tuple[ParameterSource, ...]:
+        """The parameter sources of a route of this table (worked out once), or of any other route (an
+        override made for one signal: worked out for it)."""
         entry = self._sources.get(id(route))
-        if entry is None or entry[0] is not route:
-            entry = (route, tuple(_ParameterSource(n, s) for n, s in route.parameters.items()))
-            self._sources[id(route)] = entry
-        return entry[1]
+        if entry is not None and entry[0] is route:
+            return entry[1]
+        return tuple(ParameterSource(n, s) for n, s in route.parameters.items())
 
     def route(self, signal: Signal) -> Routing:
         """Route one signal. Never raises for a well-formed signal: what cannot be done is a note."""
@@ -269,7 +276,7 @@ def _target_rows(rows: list[dict[str, Any]], target: VmRef) -> list[dict[str, An
 def _values_for(
     props: Mapping[str, Any],
     rows: Sequence[Mapping[str, str]],
-    sources: Sequence[_ParameterSource],
+    sources: Sequence[ParameterSource],
     declared: Iterable[str],
 ) -> list[tuple[dict[str, str], dict[str, str]]]:
     """One (parameters, origins) set per distinct row (several mounts full on one VM -> several findings):
@@ -300,6 +307,7 @@ def _values_for(
 
 _TABLES: dict[tuple[int, int], RouteTable] = {}
 _TABLES_KEPT = 16
+_TABLES_LOCK = threading.Lock()
 
 
 def route_table(routes: Sequence[Route], catalog: Catalog) -> RouteTable:
@@ -309,8 +317,12 @@ def route_table(routes: Sequence[Route], catalog: Catalog) -> RouteTable:
         return RouteTable(routes, catalog)
     key = (id(routes), id(catalog))
     table = _TABLES.get(key)
-    if table is None or table.routes is not routes or table.catalog is not catalog:
-        if len(_TABLES) >= _TABLES_KEPT:
+    if table is not None and table.routes is routes and table.catalog is catalog:
+        return table
+    with _TABLES_LOCK:  # a table holds its routes and catalog, so their ids stay theirs while kept
+        table = RouteTable(routes, catalog)
+        _TABLES.pop(key, None)
+        while len(_TABLES) >= _TABLES_KEPT:
             _TABLES.pop(next(iter(_TABLES)))
-        table = _TABLES[key] = RouteTable(routes, catalog)
+        _TABLES[key] = table
     return table
