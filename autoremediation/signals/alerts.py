@@ -181,14 +181,14 @@ def read_alert_context(context: object) -> AlertContext:
 def _read_context(ctx: object) -> AlertContext:
     """An alert context (an object or None, already checked): only the shape of ``condition`` is an
     error; every other field of a bad shape is read as absent."""
-    plain = type(ctx) is dict
+    plain = ctx if type(ctx) is dict else None  # the usual case, read without a call per key
     condition = member(ctx, "condition")
     if condition is not None and type(condition) is not dict and not isinstance(condition, Mapping):
         raise SignalError(f"alert: data.alertContext.condition must be an object, not {kind_of(condition)}")
     conditions = members(member(condition, "allOf"))
     dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
     # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
-    if ctx is not None and (not plain or "Dimensions" in ctx or "SearchResults" in ctx):  # type: ignore[operator]
+    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
         dimensions += _legacy_log_dimensions(ctx)
     affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
 
@@ -208,8 +208,8 @@ def _read_context(ctx: object) -> AlertContext:
     operation = text_in(ctx, "operationName")
     extra: dict[str, Any] = {}
     for key in _CONTEXT_EXTRA:
-        if plain:  # text_in, said here for the many keys a context does not have
-            found = ctx.get(key)  # type: ignore[attr-defined]
+        if plain is not None:  # text_in, said here for the many keys a context does not have
+            found = plain.get(key)
             if found is None:
                 continue
             value = found.strip() if type(found) is str else as_text(found)
