@@ -15,7 +15,7 @@ from .catalog import Catalog
 from .policy import Decision, plan_decision
 from .ports import AlertRecord
 from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
-from .resources import normalize
+from .resources import normalize, vm_ref_of
 from .routing import Finding, Route, route_signal
 from .signals import parse
 from .signals.model import Signal
@@ -190,6 +190,8 @@ class Planner:
         return self.plan_signals(parse(payload))
 
     def plan_signals(self, signals: Sequence[Signal]) -> PlanReport:
+        if len(signals) == 1:  # an alert or a manual request: one signal, its report as it is
+            return self.plan_signal(signals[0])
         report = PlanReport()
         for signal in signals:
             report = report + self.plan_signal(signal)
@@ -227,8 +229,9 @@ class Planner:
             findings, dropped = _on_target(findings, record)
             notes += [Note(signal.id, text) for text in dropped]
         if signal.source != "manual":
-            # Counted in jobs, not rows: findings with one key are one job.
-            count = len({idempotency_key(f) for f in findings}) if signal.source == "alert" else len(findings)
+            # Counted in jobs, not rows: findings with one key are one job (for an alert, _on_target
+            # kept one finding per key already).
+            count = len(findings)
             too_many = fan_out_refusal(count, self.max_jobs)
             if too_many is not None:
                 return PlanReport((signal,), notes=(*notes, Note(signal.id, too_many)), refused=(signal.id,))
@@ -251,8 +254,12 @@ def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple
     kept: list[Finding] = []
     notes: list[str] = []
     keys: set[str] = set()
+    recorded = vm_ref_of(record.target_resource) if record is not None else None
     for finding in findings:
-        off_target = None if finding.route.startswith("detector:") else target_refusal(finding.target, record)
+        if finding.route.startswith("detector:") or (recorded is not None and recorded == finding.target):
+            off_target = None  # what target_refusal says of the alert's own target, without parsing it again
+        else:
+            off_target = target_refusal(finding.target, record)
         if off_target is not None:
             if off_target not in notes:
                 notes.append(off_target)

@@ -46,91 +46,72 @@ Pure: the records come from a port, the time from a clock.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from functools import lru_cache
+from datetime import timedelta
 
-from .errors import NotFound, RemediationError, SignalError, Throttled, Transient
+from .errors import NotFound, RemediationError, Throttled, Transient
 from .ports import AlertRecord, AlertRuleRecord, Alerts, Clock
+from .provenance_record import (
+    FIRED_TOLERANCE,
+    PREFIX,
+    check_record,
+    parse_time,
+    recorded_signal,
+    service_name,
+    target_refusal,
+)
+from .provenance_trust import (
+    TRUST_SETTING,
+    how_to_trust,
+    rule_refusal,
+    rule_trusted,
+    trusted_rule_problem,
+    under,
+)
 from .readcache import TtlCache
-from .resources import VmRef, normalize, vm_ref_of
-from .signals.alerts import AlertContext, read_alert_context
+from .resources import normalize
 from .signals.model import Signal
 
-PREFIX = "provenance:"
-TRUST_SETTING = "REMEDIATION_TRUSTED_ALERT_RULES"
+__all__ = [
+    "ALERT_TTL",
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_JOBS",
+    "FIRED_TOLERANCE",
+    "PREFIX",
+    "RULE_TTL",
+    "TRUST_SETTING",
+    "AlertGate",
+    "ProvenanceSettings",
+    "ProvenanceUnavailable",
+    "Verdict",
+    "check_record",
+    "fan_out_refusal",
+    "how_to_trust",
+    "parse_time",
+    "recorded_signal",
+    "rule_refusal",
+    "rule_trusted",
+    "service_name",
+    "target_refusal",
+    "trusted_rule_problem",
+    "under",
+]
+
 # A notification is sent right after the alert fires; the Action Group retries a failed webhook call up
 # to 5 times over about two minutes (5 s, 20 s, 5 s, 40 s, 5 s apart, 10 s timeouts), and this app
 # answers 503 while its storage or Azure Monitor is briefly away, which starts those retries again.
 # 30 minutes covers all of that with room to spare, and still refuses a replayed or made-up old alert.
 DEFAULT_MAX_AGE = timedelta(minutes=30)
 DEFAULT_MAX_JOBS = 20
-# Azure's record and the notification both carry the fired time; allow for rounding only.
-FIRED_TOLERANCE = timedelta(seconds=5)
 # Reads remembered by one process (see the module's docstring).
 RULE_TTL = timedelta(seconds=30)
 ALERT_TTL = timedelta(seconds=30)
 RULES_REMEMBERED = 256
 ALERTS_REMEMBERED = 4096
 
-_RULE_GROUP = re.compile(
-    r"^/subscriptions/[^/*?\[\]]+/resourceGroups/[^/*?\[\]]+/providers/.+$", re.IGNORECASE
-)
-
 
 class ProvenanceUnavailable(Transient):
     """Azure Monitor could not be asked (after the adapter's bounded retries): nothing may act."""
-
-
-def trusted_rule_problem(pattern: str) -> str | None:
-    """Why ``pattern`` cannot be a trusted-rule entry, or None: ids and globs stay in one resource group."""
-    if not _RULE_GROUP.match(pattern.strip()):
-        return (
-            f"{TRUST_SETTING} entry {pattern!r} must be an alert rule resource id or a glob inside one "
-            "resource group (/subscriptions/<id>/resourceGroups/<name>/providers/...)"
-        )
-    return None
-
-
-def rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
-    """Whether the rule's resource id matches a trusted id or glob (ARM ids compare case-insensitively)."""
-    key = normalize(rule_id)
-    return any(fnmatch.fnmatchcase(key, p) for p in _usable_patterns(tuple(patterns)))
-
-
-@lru_cache(maxsize=16)
-def _usable_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """The valid entries of a trust list, normalised (a deployment has one list: worked out once)."""
-    return tuple(normalize(p) for p in patterns if trusted_rule_problem(p) is None)
-
-
-def how_to_trust(rule_id: str) -> str:
-    return (
-        f"alert rule {rule_id} is not trusted: no job. To let it start remediations, add its resource "
-        f"id (or a glob over its resource group) to {TRUST_SETTING}"
-    )
-
-
-_ISO_TIME = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO 8601 time from a payload (``Z``, 7 fractional digits); None when absent or unreadable."""
-    if not text:
-        return None
-    value = text.strip()
-    match = _ISO_TIME.match(value)
-    if not match:
-        return None
-    fraction = (match[2] or "")[:7]  # Azure writes 7 fractional digits: keep the dot and microseconds
-    zone = match[3] or "Z"
-    try:
-        parsed = datetime.fromisoformat(match[1] + fraction + ("+00:00" if zone.upper() == "Z" else zone))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 @dataclass(frozen=True)
@@ -159,157 +140,6 @@ class Verdict:
     refusal: str | None = None
     notes: tuple[str, ...] = ()
     remembered: bool = False
-
-
-def _rule_name(rule_id: str) -> str:
-    return rule_id.rstrip("/").rsplit("/", 1)[-1]
-
-
-def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: timedelta) -> str | None:
-    """Why Azure's record does not confirm the payload (a ``provenance:`` reason), or None."""
-    said = (signal.state or "").lower()
-    if record.monitor_condition.strip().lower() != said:
-        return (
-            f"{PREFIX} Azure Monitor records alert {signal.id} as {record.monitor_condition or 'unknown'}, "
-            f"the payload says {signal.state}"
-        )
-    claimed = parse_time(signal.fired_at)
-    if claimed is None or record.fired_at is None:
-        return f"{PREFIX} alert {signal.id}: no fired time to compare (payload {signal.fired_at!r})"
-    if abs(claimed - record.fired_at) > FIRED_TOLERANCE:
-        return (
-            f"{PREFIX} alert {signal.id} fired at {record.fired_at.isoformat()} according to Azure Monitor, "
-            f"the payload says {signal.fired_at}"
-        )
-    claimed_rule_id = str(signal.extra.get("alertRuleId") or "")
-    if claimed_rule_id and normalize(claimed_rule_id) != normalize(record.rule_id):
-        return (
-            f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, "
-            f"the payload names {claimed_rule_id}"
-        )
-    if (signal.rule or "").strip().lower() != _rule_name(record.rule_id).lower():
-        return (
-            f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, the payload names {signal.rule!r}"
-        )
-    if said == "fired" and now - record.fired_at > max_age:
-        minutes = int((now - record.fired_at).total_seconds() // 60)
-        return (
-            f"{PREFIX} alert {signal.id} fired at {record.fired_at.isoformat()}, {minutes} min ago: alerts "
-            f"older than {int(max_age.total_seconds() // 60)} min "
-            "(REMEDIATION_ALERT_MAX_AGE_MINUTES) are refused"
-        )
-    return None
-
-
-def target_refusal(target: VmRef, record: AlertRecord | None) -> str | None:
-    """Why a job may not act on ``target`` for this confirmed alert, or None."""
-    if record is None:
-        return None
-    recorded = vm_ref_of(record.target_resource)
-    if recorded is not None and recorded == target:
-        return None
-    return (
-        f"{PREFIX} {target.id} is not the target of alert {record.id}; Azure Monitor records "
-        f"{record.target_resource or 'no target'}"
-    )
-
-
-# Alerts Management names the activity log services "ActivityLog Administrative"; the Common Alert
-# Schema (and so routes.yaml) says "Activity Log - Administrative".
-_ACTIVITY_LOG_SERVICE = re.compile(r"^ActivityLog\s+(?P<category>\w+)$", re.IGNORECASE)
-_WORKSPACE_TYPES = ("microsoft.operationalinsights/workspaces", "microsoft.insights/components")
-
-
-def service_name(monitor_service: str) -> str:
-    """Alerts Management's ``monitorService`` in the Common Alert Schema's ``monitoringService`` spelling."""
-    match = _ACTIVITY_LOG_SERVICE.match(monitor_service.strip())
-    return f"Activity Log - {match['category']}" if match else monitor_service.strip()
-
-
-def under(resource_id: str, scope: str) -> bool:
-    """Whether ``resource_id`` is ``scope`` or lies below it (ARM ids, case-insensitive)."""
-    resource, container = normalize(resource_id), normalize(scope)
-    return bool(container) and (resource == container or resource.startswith(container + "/"))
-
-
-def _scope_holds(scope: str, target: str) -> bool:
-    # A log search rule scoped to a workspace (or Application Insights) reports the VM that sent the
-    # rows (``resourceIdColumn``): the VM is not below the workspace by id. Such a scope holds the
-    # VMs of the workspace's own subscription only.
-    if any(f"/providers/{kind}/" in normalize(scope) + "/" for kind in _WORKSPACE_TYPES):
-        return under(target, "/".join(normalize(scope).split("/")[:3]))
-    return under(target, scope)
-
-
-def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
-    """Why a trusted rule's alert may still not act: the rule is disabled, or the alert's target lies
-    outside the rule's scopes (a rule trusted by a glob must not reach any VM)."""
-    if not rule.enabled:
-        return f"{PREFIX} alert rule {record.rule_id} is disabled in ARM: its alerts start nothing"
-    if not any(_scope_holds(scope, record.target_resource) for scope in rule.scopes):
-        return (
-            f"{PREFIX} alert {record.id} targets {record.target_resource or 'no resource'}, which is not "
-            f"under the scopes of rule {record.rule_id} ({', '.join(rule.scopes) or 'none recorded'})"
-        )
-    return None
-
-
-_BODY_EXTRA = ("alertRuleId", "originAlertId")
-
-
-def recorded_signal(
-    signal: Signal, record: AlertRecord, rule: AlertRuleRecord
-) -> tuple[Signal, tuple[str, ...]]:
-    """The signal to route, built from Azure's record of the alert and its rule, never from the body.
-
-    The body keeps only what identifies it (state, times); the monitor service, signal type, query,
-    metrics, dimensions, operation and targets are Azure's. Returns notes saying what Azure lacked.
-    """
-    target = record.target_resource
-    notes: list[str] = []
-    try:
-        recorded = read_alert_context(record.context)
-    except SignalError as error:
-        notes.append(
-            f"{PREFIX} Azure Monitor's context of alert {record.id} cannot be read ({error}): "
-            "routed on its essentials only"
-        )
-        recorded = AlertContext()
-    if not record.context:
-        notes.append(
-            f"{PREFIX} Azure Monitor records no alert context for {record.id}: routes that need a query, "
-            "metric, dimension or operation do not match"
-        )
-    vm = vm_ref_of(target)
-    others = [t.id for t in signal.targets if vm is None or t != vm]
-    if others:
-        notes.append(
-            f"{PREFIX} the payload names {len(others)} VM(s) that are not the target of alert {record.id} "
-            f"(Azure Monitor records {target or 'no target'}): ignored, e.g. {others[0]}"
-        )
-    # What the alert context says (the write's correlation id, caller, condition type, queries) is
-    # Azure's; the body keeps only what identifies it (its rule id, compared above).
-    extra = {k: v for k, v in signal.extra.items() if k in _BODY_EXTRA}
-    extra.update(recorded.extra)
-    # A detector starts from the resource Azure recorded as the alert's target (an activity-log
-    # alert's NSG), never from one the body names.
-    confirmed = replace(
-        signal,
-        id=record.id or signal.id,
-        type=service_name(record.monitor_service) or "unknown",
-        signal_type=(record.signal_type or "").strip() or None,
-        targets=(vm,) if vm is not None else (),
-        resources=(target,) if target else (),
-        operation_name=recorded.operation,
-        resource_id=target if recorded.operation else None,
-        status=recorded.status,
-        query=recorded.query,
-        metrics=recorded.metrics,
-        dimensions=recorded.dimensions,
-        custom_properties=dict(rule.custom_properties),
-        extra=extra,
-    )
-    return confirmed, tuple(notes)
 
 
 def fan_out_refusal(count: int, limit: int) -> str | None:

@@ -16,6 +16,7 @@ _VM_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _ARM_ID = re.compile(r"^/subscriptions/[^/]+(/.*)?$", re.IGNORECASE)
+ARM_ID = _ARM_ID  # matches an ARM id already stripped of blanks (see is_arm_id)
 
 
 def normalize(resource_id: str) -> str:

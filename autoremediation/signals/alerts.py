@@ -12,7 +12,7 @@ context is read by the shape it has rather than by the service it claims, becaus
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..resources import is_arm_id
 from .model import Signal, State
 from .reader import (
     Node,
+    as_text,
     as_texts,
     kind_of,
     lookup_ci,
@@ -46,24 +47,31 @@ def is_alert(payload: Mapping[str, object]) -> bool:
 
 
 def parse_alert(payload: Mapping[str, object]) -> Signal:
-    """One Common Alert Schema payload as a Signal; raises SignalError if it is not one."""
-    root = Node(payload, "", "alert")
-    schema_id = root.text_of("schemaId")
-    if schema_id is None or schema_id.lower() != SCHEMA_ID.lower():
-        shown = repr(schema_id) if schema_id else f"({kind_of(root['schemaId'].value)})"
+    """One Common Alert Schema payload as a Signal; raises SignalError if it is not one.
+
+    One pass over the decoded dicts: a node (with its path) is made only where a value is wrong.
+    """
+    schema_id = text_in(payload, "schemaId")
+    if schema_id is None or schema_id.lower() != _SCHEMA_ID_KEY:
+        shown = repr(schema_id) if schema_id else f"({kind_of(member(payload, 'schemaId'))})"
         raise SignalError(
             f"alert: schemaId {shown} is not supported: enable the common alert schema "
             f"({SCHEMA_ID}) on the action group"
         )
-    data = root["data"]
-    data.mapping(required=True)
-    essentials = data["essentials"]
-    fields = essentials.mapping(required=True)
-    context = data["alertContext"].section()
+    data = payload.get("data") if type(payload) is dict else None
+    if type(data) is not dict:
+        data = Node(payload, "", "alert")["data"].mapping(required=True)
+    fields: Mapping[str, object] | None = data.get("essentials") if type(data) is dict else None
+    if type(fields) is not dict:
+        fields = _section(data, "essentials").mapping(required=True)
+    assert fields is not None  # mapping(required=True) raises instead
+    context = data.get("alertContext") if type(data) is dict else _MISSING
+    if not (context is None or type(context) is dict):
+        context = _section(data, "alertContext").section().value
 
-    alert_id = essentials.required_text_of("alertId")
-    service = essentials.required_text_of("monitoringService")
-    state = _state(essentials["monitorCondition"], service)
+    alert_id = _required(fields, "alertId")
+    service = _required(fields, "monitoringService")
+    state = _state(fields, service)
     fired_at = text_in(fields, "firedDateTime")
     resolved_at = text_in(fields, "resolvedDateTime")
 
@@ -79,14 +87,14 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
 
     resource_id: str | None = None
     if read.operation is not None:
-        resource_id = _activity_resource(context.value, target_ids)
+        resource_id = _activity_resource(context, target_ids)
         collector.add(resource_id)
 
-    custom = text_mapping(member(context.value, "properties"))
-    custom.update(text_mapping(member(data.value, "customProperties")))
+    custom = text_mapping(member(context, "properties"))
+    custom.update(text_mapping(member(data, "customProperties")))
 
     extra: dict[str, Any] = {}
-    for key in ("alertRuleId", "originAlertId"):
+    for key in _BODY_EXTRA:
         value = text_in(fields, key)
         if value:
             extra[key] = value
@@ -117,6 +125,34 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     )
 
 
+_SCHEMA_ID_KEY = SCHEMA_ID.lower()
+_MISSING: Any = object()
+_BODY_EXTRA = ("alertRuleId", "originAlertId")
+_CONTEXT_EXTRA = ("conditionType", "caller", "correlationId", "eventTimestamp", "subStatus")
+
+
+def _at(value: object, *keys: str) -> Node:
+    """The node of ``value`` found at ``keys`` of an alert, made only to name a wrong value in a message."""
+    node = Node(None, "", "alert")
+    for key in keys[:-1]:
+        node = Node._under(node, key, None, True)
+    return Node._under(node, keys[-1], value, True)
+
+
+def _section(data: object, key: str) -> Node:
+    return _at(data, "data")[key]
+
+
+def _required(fields: Mapping[str, object], key: str) -> str:
+    """``data.essentials.<key>`` as non-empty text; SignalError names what is wrong with it."""
+    found = fields.get(key) if type(fields) is dict else None
+    if type(found) is str:
+        text = found.strip()
+        if text:
+            return text
+    return _at(fields, "data", "essentials")[key].required_text()
+
+
 @dataclass(frozen=True)
 class AlertContext:
     """What an ``alertContext`` says that routing reads, the same for a payload and for Azure's record."""
@@ -130,31 +166,55 @@ class AlertContext:
     extra: dict[str, Any] = field(default_factory=dict)  # conditionType, caller, correlationId, ...
 
 
-def read_alert_context(context: Mapping[str, object]) -> AlertContext:
+def read_alert_context(context: object) -> AlertContext:
     """An ``alertContext`` read as :func:`parse_alert` reads it (SignalError names the bad section).
 
     Used for Azure Monitor's record of an alert, whose context provenance routes instead of the body's.
     """
-    root = Node({"data": {"alertContext": context}}, "", "alert")
-    return _read_context(root["data"]["alertContext"].section())
+    if not (context is None or type(context) is dict):
+        context = (
+            Node({"data": {"alertContext": context}}, "", "alert")["data"]["alertContext"].section().value
+        )
+    return _read_context(context)
 
 
-def _read_context(context: Node) -> AlertContext:
-    # Only the shape of ``condition`` is an error; every other field of a bad shape is read as absent.
-    conditions = members(member(context["condition"].section().value, "allOf"))
-    ctx = context.value
+def _read_context(ctx: object) -> AlertContext:
+    """An alert context (an object or None, already checked): only the shape of ``condition`` is an
+    error; every other field of a bad shape is read as absent."""
+    plain = ctx if type(ctx) is dict else None  # the usual case, read without a call per key
+    condition = member(ctx, "condition")
+    if condition is not None and type(condition) is not dict and not isinstance(condition, Mapping):
+        raise SignalError(f"alert: data.alertContext.condition must be an object, not {kind_of(condition)}")
+    conditions = members(member(condition, "allOf"))
     dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
-    dimensions += _legacy_log_dimensions(ctx)
+    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
+    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
+        dimensions += _legacy_log_dimensions(ctx)
     affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
 
-    metrics = _unique(text_in(c, "metricName") for c in conditions)
-    queries = _unique(text_in(c, "searchQuery") for c in conditions)
-    queries += [q for q in [text_in(ctx, "SearchQuery")] if q and q not in queries]
+    metrics: list[str] = []
+    queries: list[str] = []
+    for c in conditions:
+        metric = text_in(c, "metricName")
+        if metric and metric not in metrics:
+            metrics.append(metric)
+        query = text_in(c, "searchQuery")
+        if query and query not in queries:
+            queries.append(query)
+    query = text_in(ctx, "SearchQuery")
+    if query and query not in queries:
+        queries.append(query)
 
     operation = text_in(ctx, "operationName")
     extra: dict[str, Any] = {}
-    for key in ("conditionType", "caller", "correlationId", "eventTimestamp", "subStatus"):
-        value = text_in(ctx, key)
+    for key in _CONTEXT_EXTRA:
+        if plain is not None:  # text_in, said here for the many keys a context does not have
+            found = plain.get(key)
+            if found is None:
+                continue
+            value = found.strip() if type(found) is str else as_text(found)
+        else:
+            value = text_in(ctx, key)
         if value:
             extra[key] = value
     if len(queries) > 1:
@@ -170,10 +230,16 @@ def _read_context(context: Node) -> AlertContext:
     )
 
 
-def _state(node: Node, service: str) -> State:
+def _state(fields: Mapping[str, object], service: str) -> State:
     """Fired or Resolved. Alerts that never resolve (budget and cost alerts, smart detector alerts,
     activity log alerts) may carry a null or no ``monitorCondition``: they fired. For any other
     service a null or absent condition is an error, said as it is ("is null" / "is missing")."""
+    found = fields.get("monitorCondition") if type(fields) is dict else _MISSING
+    if type(found) is str:
+        state = _STATES.get(found.strip().lower())
+        if state is not None:
+            return state
+    node = _at(fields, "data", "essentials")["monitorCondition"]
     if node.absent and _stateless(service):
         return "fired"
     text = node.required_text()
@@ -230,11 +296,3 @@ def _legacy_log_dimensions(context: object) -> list[dict[str, str]]:
             if mapping:
                 result.append(mapping)
     return result
-
-
-def _unique(values: Iterable[str | None]) -> list[str]:
-    seen: list[str] = []
-    for value in values:
-        if value and value not in seen:
-            seen.append(value)
-    return seen

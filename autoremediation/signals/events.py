@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 
 from ..errors import SignalError
 from .model import Signal
-from .reader import Node, text_mapping
+from .reader import Node, member, text_in, text_mapping
 from .refs import ResourceCollector
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -35,68 +35,76 @@ def is_event(payload: object) -> TypeGuard[Mapping[str, object]]:
 
 
 def parse_event(payload: Mapping[str, object], *, where: str = "") -> Signal:
-    """One Event Grid event or CloudEvent as a Signal; ``where`` names its place in a batch."""
+    """One Event Grid event or CloudEvent as a Signal; ``where`` names its place in a batch.
+
+    Read straight from the decoded dicts: a node (with its path) is made only where a value is wrong.
+    """
     if is_cloud_event(payload):
-        root = Node(payload, "", f"cloudevent{where}")
-        version = root["specversion"].required_text()
+        kind = f"cloudevent{where}"
+        version = _required(payload, "specversion", kind)
         if version != CLOUDEVENTS_VERSION:
-            raise root["specversion"].error(f"{version!r} is not supported (CloudEvents 1.0 only)")
-        root["source"].required_text()
-        event_type = root["type"].required_text()
-        time = root["time"].text()
+            raise Node(payload, "", kind)["specversion"].error(
+                f"{version!r} is not supported (CloudEvents 1.0 only)"
+            )
+        _required(payload, "source", kind)
+        event_type = _required(payload, "type", kind)
+        time = text_in(payload, "time")
     elif is_event_grid_event(payload):
-        root = Node(payload, "", f"event{where}")
-        event_type = root["eventType"].required_text()
-        time = root["eventTime"].text()
+        kind = f"event{where}"
+        event_type = _required(payload, "eventType", kind)
+        time = text_in(payload, "eventTime")
     else:
         raise SignalError(f"event{where}: not an Event Grid event (eventType) or a CloudEvent (specversion)")
-    event_id = root["id"].required_text()
-    subject = root["subject"].text()
+    event_id = _required(payload, "id", kind)
+    subject = text_in(payload, "subject")
 
-    data = root["data"]
+    data = member(payload, "data")
     known = event_type == VALIDATION_EVENT or event_type.startswith(
         (RESOURCE_EVENT_PREFIX, RESOURCE_NOTIFICATION_PREFIX)
     )
     # Only the types read below need their data; others may carry any data (or data_base64).
-    if known:
-        data.mapping(required=True)
+    if known and type(data) is not dict:
+        Node(payload, "", kind)["data"].mapping(required=True)
 
     collector = ResourceCollector()
     collector.add(subject)
     extra: dict[str, Any] = {}
     # Event Grid's ``topic`` is what CloudEvents call ``source``: one key for both.
-    topic = root["topic"].text() or root["source"].text()
+    topic = text_in(payload, "topic") or text_in(payload, "source")
     if topic:
         extra["topic"] = topic
 
     operation = status = resource_id = validation_code = None
     if event_type == VALIDATION_EVENT:
-        validation_code = data["validationCode"].required_text()
-        url = data["validationUrl"].text()
+        validation_code = text_in(data, "validationCode")
+        if validation_code is None:
+            Node(payload, "", kind)["data"]["validationCode"].required_text()
+        url = text_in(data, "validationUrl")
         if url:
             extra["validationUrl"] = url
     elif event_type.startswith(RESOURCE_EVENT_PREFIX):
-        operation = data["operationName"].text()
-        status = data["status"].text()
-        resource_id = data["resourceUri"].text() or subject
+        operation = text_in(data, "operationName")
+        status = text_in(data, "status")
+        resource_id = text_in(data, "resourceUri") or subject
         collector.add(resource_id)
-        collector.add(data["authorization"]["scope"].text())
+        collector.add(text_in(member(data, "authorization"), "scope"))
         for key in ("resourceProvider", "correlationId"):
-            value = data[key].text()
+            value = text_in(data, key)
             if value:
                 extra[key] = value
     elif event_type.startswith(RESOURCE_NOTIFICATION_PREFIX):
-        info = data["resourceInfo"]
-        info.mapping(required=True)
-        properties = info["properties"]
-        collector.add(info["id"].text())
-        target = properties["targetResourceId"].text()
+        info = member(data, "resourceInfo")
+        if type(info) is not dict:
+            Node(payload, "", kind)["data"]["resourceInfo"].mapping(required=True)
+        properties = member(info, "properties")
+        collector.add(text_in(info, "id"))
+        target = text_in(properties, "targetResourceId")
         collector.add(target)
-        resource_id = target or subject or info["id"].text()
-        status = properties["availabilityState"].text()
-        extra["properties"] = text_mapping(properties.mapping())
+        resource_id = target or subject or text_in(info, "id")
+        status = text_in(properties, "availabilityState")
+        extra["properties"] = text_mapping(properties)
     else:
-        collector.add(data["resourceUri"].text())
+        collector.add(text_in(data, "resourceUri"))
 
     return Signal(
         id=event_id,
@@ -113,6 +121,14 @@ def parse_event(payload: Mapping[str, object], *, where: str = "") -> Signal:
         validation_code=validation_code,
         extra=extra,
     )
+
+
+def _required(payload: Mapping[str, object], key: str, kind: str) -> str:
+    """``payload[key]`` as non-empty text; SignalError (prefixed ``kind``) names what is wrong with it."""
+    text = text_in(payload, key)
+    if text is None:
+        return Node(payload, "", kind)[key].required_text()
+    return text
 
 
 def parse_events(payload: list[object] | tuple[object, ...]) -> list[Signal]:

@@ -55,6 +55,111 @@ def is_manual(payload: Mapping[str, object]) -> bool:
 
 
 def parse_manual(payload: Mapping[str, object]) -> Signal:
+    """A manual request as a Signal; SignalError names the first thing wrong with it."""
+    signal = _plain_request(payload) if type(payload) is dict else None
+    return signal if signal is not None else _checked_request(payload)
+
+
+def _plain_request(payload: dict[str, object]) -> Signal | None:
+    """The Signal of a request with nothing wrong in it, read straight from the dict; None when anything
+    is unusual (then :func:`_checked_request` reads it again and names what is wrong)."""
+    for key in payload:
+        if key not in FIELDS:
+            return None
+    remediation = _plain_text(payload.get("remediation"))
+    reason = _plain_text(payload.get("reason"))
+    if (
+        remediation is None
+        or reason is None
+        or len(remediation) > 48
+        or not REMEDIATION_ID.match(remediation)
+    ):
+        return None
+    if "requestId" in payload:
+        request_id = _plain_text(payload["requestId"])
+        if request_id is None:
+            return None
+    else:
+        request_id = new_request_id()
+    if not REQUEST_ID.match(request_id):
+        return None
+    requested_by: str | None = "operator"
+    if payload.get("requestedBy") is not None:
+        requested_by = _plain_text(payload["requestedBy"])
+    requested_by_name: str | None = ""
+    if payload.get("requestedByName") is not None:
+        requested_by_name = _plain_text(payload["requestedByName"])
+    dry_run = payload.get("dryRun", False)
+    if requested_by is None or requested_by_name is None or type(dry_run) is not bool:
+        return None
+    targets = _plain_targets(payload.get("targets"))
+    parameters = _plain_parameters(payload.get("parameters"))
+    if targets is None or parameters is None:
+        return None
+    request = ManualRequest(
+        remediation=remediation,
+        parameters=parameters,
+        reason=reason,
+        dry_run=dry_run,
+        request_id=request_id,
+        requested_by=requested_by,
+        requested_by_name=requested_by_name,
+    )
+    return Signal(
+        id=request_id,
+        source="manual",
+        type="manual",
+        targets=targets,
+        resources=tuple(t.id for t in targets),
+        manual=request,
+        description=reason,
+    )
+
+
+def _plain_text(value: object) -> str | None:
+    """What :func:`_string` returns for a good value; None where it would complain."""
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    if not text or len(text) > MAX_TEXT or not text.isprintable():
+        return None
+    return text
+
+
+def _plain_targets(value: object) -> tuple[VmRef, ...] | None:
+    values = [value] if type(value) is str else value
+    if type(values) is not list or not values:
+        return None
+    targets: dict[str, VmRef] = {}
+    for item in values:
+        vm = VmRef.parse(item) if type(item) is str else None
+        if vm is None:
+            return None
+        targets.setdefault(vm.key, vm)
+    return tuple(targets.values())
+
+
+def _plain_parameters(values: object) -> dict[str, str] | None:
+    if values is None:
+        return {}
+    if type(values) is not dict:
+        return None
+    result: dict[str, str] = {}
+    for name, value in values.items():
+        if type(name) is not str or not PARAMETER_NAME.match(name):
+            return None
+        if type(value) is str and len(value) <= MAX_TEXT:
+            result[name] = value
+        elif type(value) is bool:
+            result[name] = "true" if value else "false"
+        elif type(value) is int and abs(value) < 10**18:
+            result[name] = str(value)
+        else:
+            return None
+    return result
+
+
+def _checked_request(payload: Mapping[str, object]) -> Signal:
     root = Node(payload, "", "manual")
     unknown = sorted(str(k) for k in payload if k not in FIELDS)
     if unknown:

@@ -263,10 +263,29 @@ def lookup_ci(mapping: Mapping[str, str], *names: str) -> list[str]:
 
 def name_value_pairs(value: object) -> dict[str, str]:
     """``[{"name": .., "value": ..}]`` (or a plain object) as a mapping of texts; nameless items skipped."""
+    if type(value) is list:
+        return _pairs(value)
     if _is_mapping(value) and not {"name", "value"} <= set(_str_keys(value)):
         return text_mapping(value)
     result: dict[str, str] = {}
     for entry in members(value):
+        name = text_in(entry, "name")
+        text = text_in(entry, "value")
+        if name and text is not None:
+            result[name] = text
+    return result
+
+
+def _pairs(entries: list[object]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for entry in entries:
+        if type(entry) is dict:  # the usual {"name": "...", "value": "..."}: text_in said once more here
+            name, text = entry.get("name"), entry.get("value")
+            if type(name) is str and type(text) is str:
+                name, text = name.strip(), text.strip()
+                if name and text:
+                    result[name] = text
+                continue
         name = text_in(entry, "name")
         text = text_in(entry, "value")
         if name and text is not None:

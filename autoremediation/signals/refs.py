@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..resources import VmRef, is_arm_id, normalize, vm_ref_of
+from ..resources import ARM_ID, VmRef, vm_ref_of
 
 
 class ResourceCollector:
@@ -20,10 +20,13 @@ class ResourceCollector:
         self._targets: dict[str, VmRef] = {}
 
     def add(self, value: object) -> None:
-        if not isinstance(value, str) or not is_arm_id(value):
+        if not isinstance(value, str):
             return
         text = value.strip()
-        self._resources.setdefault(normalize(text), text.rstrip("/"))
+        if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
+            return
+        shown = text.rstrip("/")
+        self._resources.setdefault(shown.lower(), shown)  # normalize(text)
         vm = vm_ref_of(text)
         if vm is not None:
             self._targets.setdefault(vm.key, vm)
