@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from . import jobs
 from .catalog import Remediation
@@ -22,6 +22,17 @@ from .ports import (
 )
 from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log, parse_time
 from .verification import verify
+
+
+def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
+    """Seconds from the run command's PUT to its end: what the first poll should wait. On Azure the
+    agent picks a run up seconds after the PUT, so the script's own run time alone would send first
+    looks early. The end is Azure's clock and the PUT this app's: a skew that makes the span shorter
+    than the script itself is ignored."""
+    dispatched = parse_time(job.run.get("dispatchedAt"))
+    if dispatched is None:
+        return run_seconds
+    return max(run_seconds, round((ended - dispatched).total_seconds(), 3))
 
 
 class CollectSteps(StepBase):
@@ -82,7 +93,7 @@ class CollectSteps(StepBase):
         if started and ended:
             outcome["runSeconds"] = round((ended - started).total_seconds(), 3)
             if status.state == "succeeded":
-                self.durations.record(job.remediation, outcome["runSeconds"])
+                self.durations.record(job.remediation, result_latency(job, outcome["runSeconds"], ended))
         if status.state == "timed-out":
             return self._finish(job, jobs.TIMED_OUT, "the run command timed out on the VM", outcome=outcome)
         if status.state == "canceled":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
 from autoremediation.polling import RunDurations, next_poll_delay
@@ -16,7 +20,7 @@ from autoremediation.polling import RunDurations, next_poll_delay
         (2, 10, None, 10.0),  # ...up to the base
         (1, 0.5, 10.0, 0.25),  # never below a quarter second
         (0, 10, 0.0, 2.5),  # no usable estimate: plain back-off
-        (0, 10, 0.5, 0.525),  # a short estimate: first look just after it
+        (0, 10, 0.5, 0.51),  # a short estimate: first look 2 % after it
         (1, 10, 60.0, 2.5),  # after the first look: tight polls at base / 4
         (5, 10, 60.0, 2.5),
     ],
@@ -27,7 +31,7 @@ def test_next_poll_delay(polls: int, base: float, expected: float | None, delay:
 
 def test_quick_runs_count_towards_the_estimate() -> None:
     durations = RunDurations(minimum_samples=3)
-    for seconds in (0.0, 0.5, 0.5):
+    for seconds in (0.0, 0.0, 0.5):
         durations.record("restart-service", seconds)
     assert durations.expected("restart-service") == 0.5
 
@@ -43,3 +47,30 @@ def test_the_estimate_follows_the_recent_runs_only() -> None:
     for seconds in (1, 1, 1, 50, 50, 50):
         durations.record("free-disk-space", seconds)
     assert durations.expected("free-disk-space") == 50
+
+
+def _job_dispatched_at(stamp: str | None) -> Any:
+    from autoremediation import jobs
+
+    job = jobs.new_job(
+        idempotency_key="k",
+        remediation="free-disk-space",
+        condition="disk-full",
+        target="/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm",
+        parameters={},
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        actor="t",
+    )
+    return replace(job, run={"dispatchedAt": stamp} if stamp else {})
+
+
+def test_the_first_look_learns_the_time_from_the_put_to_the_end() -> None:
+    from autoremediation.collect import result_latency
+
+    ended = datetime(2026, 1, 1, 0, 0, 40, tzinfo=UTC)
+    # The agent took the run up 8 s after the PUT and ran it for 12 s: the first look waits 20 s.
+    assert result_latency(_job_dispatched_at("2026-01-01T00:00:20+00:00"), 12.0, ended) == 20.0
+    # Azure's clock a little behind this app's: the span is never shorter than the script's own run.
+    assert result_latency(_job_dispatched_at("2026-01-01T00:00:35+00:00"), 12.0, ended) == 12.0
+    # No record of the PUT (a job dispatched by an older version): the run time alone.
+    assert result_latency(_job_dispatched_at(None), 12.0, ended) == 12.0

@@ -2,24 +2,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from autoremediation.polling import RunDurations
 from tests.helpers.fakes import vm_facts
 from tests.unit.test_runner import World
 
 
-def test_durations_need_a_few_samples_and_take_the_median() -> None:
-    durations = RunDurations(keep=5, minimum_samples=3)
+def test_durations_need_a_few_samples_and_wait_for_nine_runs_in_ten() -> None:
+    durations = RunDurations(keep=10, minimum_samples=3)
     durations.record("a", 10)
     durations.record("a", 30)
     assert durations.expected("a") is None
     durations.record("a", 20)
     durations.record("b", 99)
+    assert durations.expected("a") == 30  # three runs: the first look waits for the slowest
+    for seconds in (1, 2, 3, 4, 5, 6, 7):
+        durations.record("a", seconds)
+    # Ten runs: 1..7, 10, 20, 30. Nine in ten had ended by 20 s; the median (6.5) would look too early.
     assert durations.expected("a") == 20
     durations.record("a", -1)  # a clock jump is not a duration
     assert durations.expected("a") == 20
-    for _ in range(5):
+    for _ in range(10):
         durations.record("a", 50)
-    assert durations.expected("a") == 50  # only the last five count
+    assert durations.expected("a") == 50  # only the last ten count
 
 
 def test_runner_polls_soon_then_learns_the_usual_run_time(tmp_path: Path) -> None:
@@ -39,4 +45,4 @@ def test_runner_polls_soon_then_learns_the_usual_run_time(tmp_path: Path) -> Non
     next_id = world.job(nxt).id
     world.runner.advance(next_id)
     step = world.runner.advance(next_id)
-    assert step.requeue_after == 31.5  # 1.05 x the 30 s the last runs took
+    assert step.requeue_after == pytest.approx(30.6)  # 2 % after the 30 s the last runs took
