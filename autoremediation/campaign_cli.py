@@ -309,7 +309,9 @@ class _Driver:
             self.stop.set()
         while not self.stop.is_set():
             with self.lock:
-                messages = queue.receive(max_messages=4 if self.workers > 1 else 16, visibility_timeout=300)
+                # Threads take one message each: a poll that is due is never held behind another
+                # thread's batch while a thread is free.
+                messages = queue.receive(max_messages=1 if self.workers > 1 else 16, visibility_timeout=300)
                 if messages:
                     self.busy += 1
                 idle = self.busy == 0
@@ -367,7 +369,8 @@ class _Driver:
         if not self.real_time or self.workers == 1:
             self.wait(seconds)
             return
-        if self.kick.wait(min(seconds, 0.05)):
+        # Until the next message is due, or a step queued something sooner (the kick).
+        if self.kick.wait(min(seconds, 1.0)):
             self.kick.clear()
 
     def _show(self) -> None:

@@ -17,8 +17,8 @@ def next_poll_delay(polls: int, base: float, expected: float | None) -> float:
     the first poll lands just after it (2 % later: one poll usually finds the run done, and a slot of a
     campaign is not held much past the run's end), then polls tighten to ``base / 4`` so a run that ends
     a little late is seen soon; without one, polls back off from ``base / 4`` to ``base`` (short scripts
-    finish fast; long ones do not need a GET every few seconds). Never below 0.25 s or above ``base``,
-    except the first wait.
+    finish fast; long ones do not need a GET every few seconds), doubling every second poll. Never below
+    0.25 s or above ``base``, except the first wait.
     """
     if base <= 0:
         return 0.0
@@ -27,7 +27,9 @@ def next_poll_delay(polls: int, base: float, expected: float | None) -> float:
         if polls <= 0:
             return max(floor, expected * FIRST_LOOK_MARGIN)
         return max(floor, base / 4)
-    return max(floor, min(base, base / 4 * 2 ** max(polls, 0)))
+    # No estimate yet (a cold worker): the interval doubles every second poll, so a short script is
+    # seen within a quarter base of its end while a long one still costs a poll per ``base`` soon.
+    return max(floor, min(base, base / 4 * 2 ** (max(polls, 0) // 2)))
 
 
 class RunDurations:

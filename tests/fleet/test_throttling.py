@@ -132,7 +132,9 @@ def test_the_app_budget_learns_from_the_headers_and_never_meets_a_429(throttled:
     )
     compute = AzureCompute(settings, polling_interval=0)
 
-    compute.get_vm(f"/subscriptions/{SUB}/resourceGroups/rg-demo/providers/Microsoft.Compute/virtualMachines/vm1")
+    compute.get_vm(
+        f"/subscriptions/{SUB}/resourceGroups/rg-demo/providers/Microsoft.Compute/virtualMachines/vm1"
+    )
 
     bucket = clients.arm_budget({"reads": (3.0, 0.01)}).bucket(SUB, "reads")
     # 3 - the other's read - ours = 1 (plus a trickle of refill); without the header it would be 2

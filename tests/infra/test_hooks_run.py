@@ -237,11 +237,15 @@ def _hook_variables(name: str) -> tuple[set[str], set[str]]:
 def test_predown_reads_only_what_main_bicep_outputs() -> None:
     outputs = {item.name for item in bicep.declarations(bicep.parse(MAIN), "output")}
     sh, ps = _hook_variables("predown")
-    assert sh == ps == {
-        "OPERATOR_ROLE_DEFINITION_ID",
-        "REMEDIATION_TARGET_SCOPES",
-        "OPERATOR_API_APP_OBJECT_ID_CREATED",
-    }
+    assert (
+        sh
+        == ps
+        == {
+            "OPERATOR_ROLE_DEFINITION_ID",
+            "REMEDIATION_TARGET_SCOPES",
+            "OPERATOR_API_APP_OBJECT_ID_CREATED",
+        }
+    )
     assert sh <= outputs
 
 

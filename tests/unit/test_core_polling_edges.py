@@ -16,8 +16,11 @@ from autoremediation.polling import RunDurations, next_poll_delay
     [
         (0, 0, 10.0, 0.0),  # polling switched off: never wait, whatever the estimate
         (0, 1, None, 0.25),  # a one-second base still polls, starting at a quarter of it
-        (1, 10, None, 5.0),  # back-off doubles per poll...
-        (2, 10, None, 10.0),  # ...up to the base
+        (1, 10, None, 2.5),  # back-off doubles every second poll...
+        (2, 10, None, 5.0),
+        (3, 10, None, 5.0),
+        (4, 10, None, 10.0),  # ...up to the base
+        (9, 10, None, 10.0),
         (1, 0.5, 10.0, 0.25),  # never below a quarter second
         (0, 10, 0.0, 2.5),  # no usable estimate: plain back-off
         (0, 10, 0.5, 0.51),  # a short estimate: first look 2 % after it

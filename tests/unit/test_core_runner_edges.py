@@ -217,7 +217,7 @@ def test_a_poll_that_finds_the_run_still_going_is_recorded_and_backs_off(bench: 
     assert step.job.status == jobs.RUNNING
     assert (step.job.run["polls"], step.job.run["lastPolledAt"]) == (1, bench.clock.now().isoformat())
     assert step.job.updated_at == bench.clock.now().isoformat()
-    assert step.requeue_after == 5.0  # poll 2 of a remediation with no run-time estimate yet
+    assert step.requeue_after == 2.5  # poll 2 of a remediation with no estimate yet: still a quarter base
 
 
 def test_a_run_that_disappeared_fails_the_job(bench: Bench) -> None:
