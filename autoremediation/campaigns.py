@@ -180,8 +180,8 @@ def _make_jobs(
     ids = [jobs.job_id_for(key) for key in keys]
     concurrency = int(record["concurrency"])
     chain = successors(ids, concurrency)
-    for index, (target, key, releases) in enumerate(zip(targets, keys, chain, strict=True)):
-        store.create(
+    store.create_many(
+        [
             jobs.new_job(
                 idempotency_key=key,
                 remediation=remediation.id,
@@ -201,7 +201,9 @@ def _make_jobs(
                 releases=releases,
                 dry_run=bool(record.get("dryRun")),
             )
-        )
+            for index, (target, key, releases) in enumerate(zip(targets, keys, chain, strict=True))
+        ]
+    )
     return ids[:concurrency]
 
 

@@ -186,6 +186,11 @@ class JobStore(Protocol):
         """Store ``job`` unless a job with its id exists; return the stored job and whether it is new."""
         ...
 
+    def create_many(self, new_jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """``create`` for each job, in order (a campaign's jobs): as one transaction where the store has
+        them, else side by side; a job that exists is returned as stored, not replaced."""
+        ...
+
     def get(self, job_id: str) -> Job:
         """The job; raises NotFound."""
         ...

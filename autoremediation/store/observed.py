@@ -67,6 +67,14 @@ class ObservedJobStore:
             self._tell(stored, stored.history)
         return stored, created
 
+    def create_many(self, new_jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        results = self.inner.create_many(new_jobs)
+        for stored, created in results:
+            self._remember(stored)
+            if created:
+                self._tell(stored, stored.history)
+        return results
+
     def get(self, job_id: str) -> Job:
         return self._remember(self.inner.get(job_id))
 

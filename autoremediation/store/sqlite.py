@@ -113,6 +113,13 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.1)
 
 
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, target_key, status, remediation, alert_id, campaign_id, created_key,"
+    " updated_key, terminal, ran_script, version, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+
+
 class SqliteJobStore:
     """``ports.JobStore`` on a SQLite file; the directory and the schema are made on first use."""
 
@@ -211,16 +218,27 @@ class SqliteJobStore:
         check_id(job.id)
         job, body = encode_job(job)
         with self._tx(write=True) as conn:
-            inserted = conn.execute(
-                "INSERT INTO jobs (id, target_key, status, remediation, alert_id, campaign_id, created_key,"
-                " updated_key, terminal, ran_script, version, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (job.id, *_columns(job), job.version, body),
-            ).rowcount
+            inserted = conn.execute(_INSERT_JOB, (job.id, *_columns(job), job.version, body)).rowcount
             if inserted:
                 return job, True
             row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job.id,)).fetchone()
         return decode_job(row[0]), False
+
+    def create_many(self, new_jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        # One transaction, so one sync to disk for a campaign's thousands of jobs, not one each.
+        for job in new_jobs:
+            check_id(job.id)
+        encoded = [encode_job(job) for job in new_jobs]
+        results: list[tuple[Job, bool]] = []
+        with self._tx(write=True) as conn:
+            for job, body in encoded:
+                inserted = conn.execute(_INSERT_JOB, (job.id, *_columns(job), job.version, body)).rowcount
+                if inserted:
+                    results.append((job, True))
+                    continue
+                row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job.id,)).fetchone()
+                results.append((decode_job(row[0]), False))
+        return results
 
     def get(self, job_id: str) -> Job:
         if not is_valid_id(job_id):

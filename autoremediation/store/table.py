@@ -72,6 +72,7 @@ from .table_support import delete_if_unchanged, etag, storage_errors, translate_
 # 64 KiB per string property = 32,768 UTF-16 units; the JSON is ASCII, so one unit a character.
 CHUNK_CHARS = 32_000
 _JOB_ROW = "job"
+CREATE_THREADS = 8  # inserts in flight at once for create_many
 _JOBS_PER_QUERY = 14  # Table Storage: at most 15 comparisons in one filter, one of them the RowKey
 _CAMPAIGN_ROW = "campaign"
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")
@@ -304,6 +305,18 @@ class TableJobStore:
             return self.get(job.id), False
         self._remember("jobs", job.id, job.version, (written or {}).get("etag"))
         return job, True
+
+    def create_many(self, new_jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        # Each job is its own partition and an entity group transaction stays inside one, so the
+        # inserts go side by side: a campaign of 2,000 VMs is not 2,000 round trips in a row.
+        for job in new_jobs:
+            check_id(job.id)
+        if len(new_jobs) <= 1:
+            return [self.create(job) for job in new_jobs]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(CREATE_THREADS, len(new_jobs))) as pool:
+            return list(pool.map(self.create, new_jobs))
 
     @storage_errors
     def get(self, job_id: str) -> Job:

@@ -34,6 +34,31 @@ class TestCreateAndGet:
         assert stored == first
         assert store.get(first.id).reason == first.reason
 
+    def test_create_many_stores_each_job_in_order_and_keeps_an_existing_one(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        existing = make_job("c-3", reason="made earlier")
+        store.create(existing)
+        batch = [make_job(f"c-{i}", campaign_id="c-1") for i in range(8)]
+        results = store.create_many(batch)
+        assert [job.id for job, _ in results] == [job.id for job in batch]
+        assert [created for _, created in results] == [i != 3 for i in range(8)]
+        assert results[3][0] == existing  # returned as stored, not replaced
+        assert store.get(existing.id) == existing
+        assert {job.id for job in store.list(campaign_id="c-1")} == {j.id for j in batch} - {existing.id}
+        for job, created in results:
+            if created:
+                assert store.get(job.id) == job
+
+    def test_create_many_refuses_an_unsafe_id_before_writing_any(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        good = make_job("good")
+        with pytest.raises(InvalidInput, match="not valid"):
+            store.create_many([good, replace(make_job("bad"), id="job/with?slash")])
+        with pytest.raises(NotFound):
+            store.get(good.id)
+
     def test_get_unknown_raises_not_found(self, store: JobStore) -> None:
         with pytest.raises(NotFound, match="job-doesnotexist"):
             store.get("job-doesnotexist")
