@@ -183,7 +183,7 @@ def figures(config: dict[str, Any]) -> list[Figure]:
             "campaign_ratio_to_ideal",
             round(m["campaign_seconds"] / m["ideal_seconds"], 3),
             m["ideal_seconds"],
-            "<= 1.15",
+            "<= 1.10",
             f"{setup}; wall time from the request to the last job / (ceil(N/c) x run time) (baseline, s); "
             f"{m['start_seconds']:.1f} s of it to list the VMs and create the jobs",
             note="" if complete else f"campaign ended {m['campaign_status']}: {m['campaign_counts']}",
