@@ -88,6 +88,20 @@ def on_job_finished(services: Services, job: Job) -> dict[str, Any] | None:
     return campaign  # ended, or still being created (an operator ended one of its jobs)
 
 
+def on_operator_end(services: Services, job: Job) -> dict[str, Any] | None:
+    """An operator ended a campaign job (cancel, reject): release its successor now if it held a slot.
+
+    A job ended while still planned held none: released or not, the chain passes through it when its
+    own message or its releaser's arrives and finds it ended. Releasing here as well would put a second
+    job of its chain in flight, past the campaign's concurrency.
+    """
+    if not job.campaign_id or not job.terminal or not job.history:
+        return None
+    if job.history[-1].source == jobs.PLANNED:
+        return None
+    return on_job_finished(services, job)
+
+
 def _count_failure(services: Services, campaign: Mapping[str, Any], job: Job) -> dict[str, Any]:
     """Add ``job`` to the failures (once); past the budget, the campaign stops."""
     limit, total = int(campaign["errorLimit"]), int(campaign.get("targetCount") or 0)

@@ -237,9 +237,9 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
 def _campaign_moves_on(services: Services, job: Job) -> None:
     """A campaign job an operator ended: the job it releases takes the freed slot now."""
     if job.campaign_id:
-        from .campaigns import on_job_finished
+        from .campaign_chain import on_operator_end
 
-        on_job_finished(services, job)
+        on_operator_end(services, job)
 
 
 def cmd_fleet_serve(args: argparse.Namespace, out: TextIO) -> int:

@@ -70,6 +70,14 @@ class Runner(DispatchSteps, CollectSteps):
         else:
             job = self.store.get(job_id)
         if job.terminal:
+            if after is None and job.run.get("leaseAt"):
+                # The step that ended the job may have died, or storage refused it, between the terminal
+                # write and the lease's release, which records the run the cooldown reads: the
+                # redelivered message repeats the release (a holder that has it no more is untouched;
+                # an older run record never replaces a newer one).
+                self.store.release_lease(
+                    job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag")
+                )
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
             job = self._renew_lease(job)

@@ -283,9 +283,9 @@ def remediations_reject(req: func.HttpRequest) -> func.HttpResponse:
                 reason=reason,
             )
             if job.campaign_id:
-                from ..campaigns import on_job_finished
+                from ..campaign_chain import on_operator_end
 
-                on_job_finished(parts, job)  # its campaign's next job takes the freed slot now
+                on_operator_end(parts, job)  # its campaign's next job takes the freed slot now
         log.info("job %s rejected by %s", job.id, caller.object_id)
         return json_response(200, shown_job(job))
 

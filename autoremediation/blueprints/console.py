@@ -265,9 +265,9 @@ def console_decide(req: func.HttpRequest) -> func.HttpResponse:
             reason=reason,
         )
         if rejected.campaign_id:
-            from ..campaigns import on_job_finished
+            from ..campaign_chain import on_operator_end
 
-            on_job_finished(services, rejected)  # its campaign's next job takes the freed slot now
+            on_operator_end(services, rejected)  # its campaign's next job takes the freed slot now
         log.info("console: job %s rejected by %s", job_id, caller.object_id)
         return _redirect(f"{ROOT}/jobs/{job_id}?done=rejected")
 

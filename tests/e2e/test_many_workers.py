@@ -77,8 +77,9 @@ def test_workers_killed_at_random_run_every_vm_once_and_lose_no_job(
         runs = fleet.admin("GET", "/_admin/runs")["runsStarted"]
 
     assert workers.killed == 4
-    assert len(runs) == VMS, "every VM ran its script"
+    # Each job's end first: a job that ended without its VM's script shows its state and reason.
+    unsucceeded = [(j.id, j.status, j.history[-1].reason) for j in found if j.status != jobs.SUCCEEDED]
+    assert unsucceeded == []
+    assert len(runs) == VMS, f"every VM ran its script: {sorted({t[-6:] for t in targets} - set(runs))}"
     assert [name for name, count in runs.items() if count > 1] == [], "a VM ran its script twice"
-    statuses = {j.status for j in found}
-    assert statuses == {jobs.SUCCEEDED}, [(j.id, j.status, j.history[-1].reason) for j in found]
     assert all(j.history[-1].reason for j in found)

@@ -289,3 +289,38 @@ def test_a_campaign_started_before_release_by_chain_still_runs_within_its_cap(tm
     assert status["counts"]["succeeded"] == 7
     assert world.compute.peak == 2
     assert set(world.compute.runs_per_vm().values()) == {1}
+
+
+def test_an_operator_cancelling_a_job_not_yet_started_releases_nothing_early(tmp_path: Path) -> None:
+    from autoremediation.campaign_chain import on_operator_end
+
+    world = CampaignWorld(tmp_path, make_compute(6))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=2, maxErrors=3), actor="a")
+    chain = ordered(world, started["id"])
+    assert sorted(queued(world)) == sorted(j.id for j in chain[:2])
+    # Job 2 waits for job 0; an operator cancels it (what `remediate cancel` does, then its hook).
+    cancelled = operations.cancel(world.services.store, world.services.clock, chain[2].id, actor="op")
+    on_operator_end(world.services, cancelled)
+    assert queued(world) == []  # jobs 0 and 1 still hold both slots: job 4 must wait
+    # Job 0 ends: its message goes to the cancelled job 2, whose end passes the slot on to job 4.
+    ended = end(world, chain[0], jobs.SUCCEEDED)
+    campaigns.on_job_finished(world.services, ended)
+    assert queued(world) == [chain[2].id]
+    campaigns.on_job_finished(world.services, world.services.store.get(chain[2].id))
+    assert queued(world) == [chain[4].id]
+
+
+def test_an_operator_rejecting_a_job_that_held_its_slot_releases_the_next_at_once(tmp_path: Path) -> None:
+    from autoremediation.campaign_chain import on_operator_end
+
+    world = CampaignWorld(tmp_path, make_compute(6))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=2, maxErrors=3), actor="a")
+    chain = ordered(world, started["id"])
+    queued(world)
+    store, now = world.services.store, world.services.clock.now()
+    waiting = store.update(
+        jobs.transition(chain[0], jobs.AWAITING_APPROVAL, now=now, actor="worker", reason="risky")
+    )
+    ended = operations.reject(store, world.services.clock, waiting.id, actor="op", reason="no")
+    on_operator_end(world.services, ended)
+    assert queued(world) == [chain[2].id]
