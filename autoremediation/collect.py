@@ -47,10 +47,13 @@ class CollectSteps(StepBase):
         if status.done:
             return self._collect(job, status)
         last = parse_time(job.run.get("lastPolledAt"))
-        if last is not None and (now - last).total_seconds() < 0.5 * self._poll_delay(
-            job, int(job.run.get("polls", 0))
-        ):
-            # A second message chain for this job (a redelivered duplicate): let it end here.
+        scheduled = job.run.get("pollDelay")
+        if not isinstance(scheduled, int | float):
+            scheduled = self._poll_delay(job, int(job.run.get("polls", 0)))
+        if last is not None and (now - last).total_seconds() < 0.5 * scheduled:
+            # A second message chain for this job (a redelivered duplicate): let it end here. Judged by
+            # the delay the last poll scheduled, which the job records: another instance's own estimate
+            # may be longer and would drop the only chain.
             return Step(job, None, "duplicate poll dropped")
         started = parse_time(job.run.get("startedAt")) or now
         deadline = started + timedelta(seconds=remediation.timeout_seconds + RUN_GRACE_SECONDS)
@@ -68,14 +71,15 @@ class CollectSteps(StepBase):
         # A write per poll: a duplicate message for this job loses the swap and stops here.
         polls = int(job.run.get("polls", 0)) + 1
         job = replace(job, attempts=0)  # a poll that answered ends a run of transient errors
+        delay = self._poll_delay(job, polls)
         job = self._write(
             replace(
                 job,
-                run={**job.run, "polls": polls, "lastPolledAt": now.isoformat()},
+                run={**job.run, "polls": polls, "lastPolledAt": now.isoformat(), "pollDelay": delay},
                 updated_at=now.isoformat(),
             )
         )
-        return Step(job, self._poll_delay(job, polls))
+        return Step(job, delay)
 
     def _collect(self, job: Job, status: RunStatus) -> Step:
         now = self.clock.now()

@@ -538,6 +538,25 @@ class TestSafetyUnderTime:
         assert first.requeue_after and duplicate.requeue_after is None
         assert duplicate.note == "duplicate poll dropped"
 
+    def test_a_poll_scheduled_by_a_warmer_instance_is_not_taken_for_a_duplicate(self, world: World) -> None:
+        world.compute.polls_until_done = 10**9
+        result = world.alert()
+        job_id = world.job(result).id
+        world.runner.advance(job_id)
+        world.runner.advance(job_id)
+        for _ in range(4):  # this instance's own estimate: polls back off to the base (10 s)
+            world.clock.advance(30)
+            world.runner.advance(job_id)
+        job = world.job(result)
+        # Another instance, which knows the usual run time, polled last and asked for a look in 1 s.
+        world.store.update(
+            replace(job, run={**job.run, "lastPolledAt": world.clock.now().isoformat(), "pollDelay": 1.0})
+        )
+        world.clock.advance(1)
+        step = world.runner.advance(job_id)
+        assert step.note != "duplicate poll dropped" and step.requeue_after
+        assert world.job(result).run["polls"] == 5
+
     def test_lease_taken_for_a_job_cancelled_meanwhile_is_given_back(self, world: World) -> None:
         result = world.alert()
         job_id = world.job(result).id
