@@ -96,23 +96,17 @@ def _plain_request(payload: dict[str, object]) -> Signal | None:
     parameters = _plain_parameters(payload.get("parameters"))
     if targets is None or parameters is None:
         return None
-    request = ManualRequest(
-        remediation=remediation,
-        parameters=parameters,
-        reason=reason,
-        dry_run=dry_run,
-        request_id=request_id,
-        requested_by=requested_by,
-        requested_by_name=requested_by_name,
-    )
-    return Signal(
-        id=request_id,
-        source="manual",
-        type="manual",
-        targets=targets,
-        resources=tuple(t.id for t in targets),
-        manual=request,
-        description=reason,
+    return _signal(
+        ManualRequest(
+            remediation=remediation,
+            parameters=parameters,
+            reason=reason,
+            dry_run=dry_run,
+            request_id=request_id,
+            requested_by=requested_by,
+            requested_by_name=requested_by_name,
+        ),
+        targets,
     )
 
 
@@ -189,23 +183,30 @@ def _checked_request(payload: Mapping[str, object]) -> Signal:
         raise root["dryRun"].error(f"must be true or false, not {kind_of(dry_run)}")
 
     targets = _targets(root["targets"])
-    request = ManualRequest(
-        remediation=remediation,
-        parameters=_parameters(root["parameters"]),
-        reason=reason,
-        dry_run=dry_run,
-        request_id=request_id,
-        requested_by=requested_by,
-        requested_by_name=requested_by_name,
+    return _signal(
+        ManualRequest(
+            remediation=remediation,
+            parameters=_parameters(root["parameters"]),
+            reason=reason,
+            dry_run=dry_run,
+            request_id=request_id,
+            requested_by=requested_by,
+            requested_by_name=requested_by_name,
+        ),
+        targets,
     )
+
+
+def _signal(request: ManualRequest, targets: tuple[VmRef, ...]) -> Signal:
+    """The signal of a manual request, however it was read."""
     return Signal(
-        id=request_id,
+        id=request.request_id,
         source="manual",
         type="manual",
         targets=targets,
         resources=tuple(t.id for t in targets),
         manual=request,
-        description=reason,
+        description=request.reason,
     )
 
 

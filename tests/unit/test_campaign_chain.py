@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from autoremediation import campaigns, jobs, operations
 from autoremediation.campaign_cli import drive
 from autoremediation.jobs import Job
 from autoremediation.store.memory_queue import InProcessQueue
 from tests.helpers.catalogs import base_remediation, make_catalog
+from tests.helpers.counting import CountedCalls
 from tests.unit.test_campaigns_support import CampaignWorld, make_compute, request
-
-
-class CountingStore:
-    """The store, counting the calls the campaign code makes."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.inner, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
 
 
 def ordered(world: CampaignWorld, campaign_id: str) -> list[Job]:
@@ -70,7 +52,7 @@ def test_an_ending_job_reads_the_record_once_and_lists_nothing(tmp_path: Path) -
     started = campaigns.start_campaign(world.services, request(maxConcurrency=5, maxErrors=3), actor="a")
     chain = ordered(world, started["id"])
     queued(world)
-    counting = CountingStore(world.services.store)
+    counting = CountedCalls(world.services.store)
     world.services.store = counting  # type: ignore[assignment]
 
     for job in chain[:5]:

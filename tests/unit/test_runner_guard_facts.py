@@ -7,7 +7,6 @@ is read at most every BREAKER_FACTS_SECONDS per process, and a failure this proc
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,9 @@ import pytest
 from autoremediation import jobs
 from autoremediation.ports import RunStatus
 from autoremediation.runner import BREAKER_FACTS_SECONDS
+from tests.helpers.counting import CountedCalls
 from tests.helpers.fakes import vm_facts
 from tests.unit.test_runner import World
-
-
-class Counted:
-    """The world's store with every call counted (what the runner asks; the adapter may do more)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.inner, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
 
 
 @pytest.fixture
@@ -43,8 +26,8 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path)
 
 
-def _counted(world: World) -> Counted:
-    counted = Counted(world.store)
+def _counted(world: World) -> CountedCalls:
+    counted = CountedCalls(world.store)
     world.runner.store = counted  # type: ignore[assignment]
     return counted
 
@@ -164,7 +147,7 @@ def test_a_run_an_operator_cancels_still_starts_the_cooldown(world: World) -> No
 
 
 def test_the_job_carries_its_leases_tag_to_the_release(world: World) -> None:
-    class Tagged(Counted):
+    class Tagged(CountedCalls):
         released: list[Any] = []
 
         def lease_tag(self, key: str) -> str:

@@ -12,24 +12,8 @@ import pytest
 from autoremediation import operations, worker
 from autoremediation.runner import CLAIM_GRACE_SECONDS
 from autoremediation.worker import handle
+from tests.helpers.counting import CountedCalls
 from tests.unit.test_runner import World
-
-
-class Counted:
-    """The world's store with every call counted."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.inner, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
 
 
 @pytest.fixture
@@ -39,8 +23,8 @@ def world(tmp_path: Path) -> World:
     return world
 
 
-def _count(world: World) -> Counted:
-    counted = Counted(world.store)
+def _count(world: World) -> CountedCalls:
+    counted = CountedCalls(world.store)
     world.runner.store = counted  # type: ignore[assignment]
     return counted
 
