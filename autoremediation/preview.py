@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import jobs
-from .catalog import Catalog
+from .catalog import Catalog, Remediation
 from .errors import NotFound, RemediationError
 from .planning import PlanReport
 from .policy import GuardFacts, GuardSettings, guard_decision
-from .ports import Compute, JobStore, VmFacts
+from .ports import Compute, JobStore, LeaseFacts, VmFacts
+from .resources import normalize
 from .verification import refused_run
 
 VM_GUARDS = ("opt-in", "quarantine", "vm-running", "agent-ready", "os")
@@ -40,6 +41,9 @@ class _NoJobs:
     def last_outcome(self, target: str, remediation: str) -> None:
         return None
 
+    def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
+        return LeaseFacts(holder=None)
+
     def list(self, **filters: object) -> list[jobs.Job]:
         return []
 
@@ -55,15 +59,17 @@ def _time(text: str | None) -> datetime | None:
 
 
 def read_history(
-    store: JobStore, target: str, remediation: str, guards: GuardSettings, now: datetime
+    store: JobStore, target: str, remediation: Remediation, guards: GuardSettings, now: datetime
 ) -> History:
-    """What the runner's cooldown and breaker look at, from the job store."""
-    last = store.last_outcome(target, remediation)
+    """What the runner's cooldown and breaker look at, where the runner reads them: the cooldown from the
+    run recorded on the VM's lease (which outlives the jobs' retention), the failures from the jobs."""
+    cooldown = timedelta(minutes=remediation.cooldown_minutes)
+    lease = store.lease_facts(normalize(target), remediation.id, now, runs_since=now - cooldown)
     since = now - guards.breaker_window - guards.breaker_open
-    failed = store.list(remediation=remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
+    failed = store.list(remediation=remediation.id, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
     tried = [j for j in failed if not refused_run(j.outcome)]  # as the runner: a refused input is no failure
     failures = [t for t in (_time(j.updated_at) for j in tried) if t is not None]
-    return History(_time(last.updated_at) if last is not None else None, failures)
+    return History(lease.last_run_ended_at, failures)
 
 
 def static_only(report: PlanReport, why: str) -> PlanReport:
@@ -122,7 +128,7 @@ def with_runtime_guards(
             unchecked, why = HISTORY_GUARDS, "no job store to read the history from"
         else:
             try:
-                history = read_history(store, target, remediation.id, guards, now)
+                history = read_history(store, target, remediation, guards, now)
             except RemediationError as error:
                 unchecked, why = HISTORY_GUARDS, f"the job history could not be read ({error})"
         decision = guard_decision(

@@ -125,3 +125,16 @@ def test_static_skips_stand_and_static_only_names_every_runtime_guard(catalog: C
     assert dispatch.to_dict()["unchecked"] == list(RUNTIME_GUARDS)
     kept = with_runtime_guards(report, catalog, FakeCompute(), NO_JOBS, GuardSettings(), NOW).plans[1]
     assert kept.decision.reason == "static"
+
+
+def test_the_cooldown_comes_from_the_vms_lease_record_as_the_runner_reads_it(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    store = SqliteJobStore(str(tmp_path / "jobs.db"))
+    key = normalize(vm_id("vm1"))
+    assert store.acquire_lease(key, "job-earlier", 600, NOW - timedelta(minutes=20))
+    # The run ended 10 minutes ago; its job may already be gone (retention), its record on the lease stays.
+    store.release_lease(key, "job-earlier", ran=("free-disk-space", NOW - timedelta(minutes=10)))
+    assert store.list() == []
+    assert preview(catalog, compute_with(), store=store).decision.guard == "cooldown"
+    assert preview(catalog, compute_with(), store=NO_JOBS).decision.guard is None
