@@ -85,6 +85,21 @@ class _Unknown:
 UNKNOWN = _Unknown()
 
 
+def _runs_of(state: object) -> Mapping[str, str] | None:
+    """The runs a remembered lease state lists; None when unknown (nothing seen, or only an ETag)."""
+    if state is None:
+        return {}
+    if isinstance(state, _LeaseState) and state.seen:
+        return state.runs
+    return None
+
+
+def _ran_since(judged_on: Mapping[str, str], current: _LeaseState | None) -> bool:
+    """A run recorded on the entity that the earlier view did not have (a newer end for any remediation)."""
+    runs = current.runs if current is not None else {}
+    return any(value > judged_on.get(name, "") for name, value in runs.items())
+
+
 @dataclass(frozen=True)
 class _LeaseState:
     """A lease entity as this store last saw it: its ETag, holder, expiry and recorded runs."""
@@ -223,11 +238,17 @@ class TableLeases:
         # an insert when the entity did not exist, a compare-and-swap on its ETag when it was free or
         # ours. Remembered as someone else's, it is read again before the answer is no.
         current = self._remembered_lease(key)
+        # The runs the caller's cooldown was judged on (its lease_facts read is what this store saw last).
+        judged_on = _runs_of(current)
         if isinstance(current, _LeaseState) and current.live_holder(now_key) not in (None, holder):
             current = UNKNOWN
-        for _ in range(_LEASE_ATTEMPTS):
+        for attempt in range(_LEASE_ATTEMPTS):
             if isinstance(current, _Unknown):
                 current = self._read_lease(key)
+                if attempt and judged_on is not None and _ran_since(judged_on, current):
+                    # Lost a race to a job that ran on this VM and released it meanwhile: its run may
+                    # start this one's cooldown, so the caller decides again on fresh facts.
+                    return False
             if current is None:
                 try:
                     written = table.create_entity(entity)

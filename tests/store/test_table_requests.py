@@ -189,6 +189,22 @@ class TestLeases:
         store.release_lease(VM, "job-b", ran=("free-disk-space", T0))  # job-b never had it
         assert store.lease_holder(VM, T0) == "job-a"
 
+    def test_a_lease_whose_vm_ran_a_job_since_its_facts_were_read_is_not_taken(
+        self, azurite: Azurite, store: TableJobStore
+    ) -> None:
+        # job-b's cooldown was judged on a VM with no run; then job-a took the lease, ran and released it.
+        assert store.lease_facts(VM, "free-disk-space", T0, runs_since=T0).last_run_ended_at is None
+        other = _same_tables(azurite, store)
+        assert other.acquire_lease(VM, "job-a", 600, T0)
+        ended = T0 + timedelta(minutes=1)
+        other.release_lease(VM, "job-a", ran=("free-disk-space", ended))
+        # The lease is free again, but job-b must judge its cooldown on job-a's run before taking it.
+        assert store.acquire_lease(VM, "job-b", 600, ended) is False
+        assert other.lease_holder(VM, ended) is None
+        facts = store.lease_facts(VM, "free-disk-space", ended, runs_since=T0)
+        assert facts.last_run_ended_at == ended
+        assert store.acquire_lease(VM, "job-b", 600, ended)  # decided again on those facts: taken
+
 
 def _same_tables(azurite: Azurite, store: TableJobStore) -> TableJobStore:
     """Another process's store on the same tables: it shares nothing in memory with ``store``."""
