@@ -51,7 +51,6 @@ from .step_common import RUN_GRACE_SECONDS as RUN_GRACE_SECONDS
 from .step_common import ControlPlaneStep as ControlPlaneStep
 from .step_common import Step
 from .step_common import guard_settings as guard_settings
-from .verification import run_record
 
 
 class Runner(DispatchSteps, CollectSteps):
@@ -75,9 +74,7 @@ class Runner(DispatchSteps, CollectSteps):
                 # write and the lease's release, which records the run the cooldown reads: the
                 # redelivered message repeats the release (a holder that has it no more is untouched;
                 # an older run record never replaces a newer one).
-                self.store.release_lease(
-                    job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag")
-                )
+                self._release_lease(job)
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
             job = self._renew_lease(job)
@@ -95,9 +92,7 @@ class Runner(DispatchSteps, CollectSteps):
             current = self.store.get(job_id)
             if current.terminal:
                 # E.g. cancelled (alert resolved) while this step took the lease for it: give it back.
-                self.store.release_lease(
-                    current.target_key, current.id, ran=run_record(current), tag=current.run.get("leaseTag")
-                )
+                self._release_lease(current)
             return Step(current, None, "another worker advanced this job")
         if self.on_transition is not None:
             for transition in step.job.history[len(job.history) :]:

@@ -212,8 +212,12 @@ class StepBase:
         if target in (jobs.FAILED, jobs.TIMED_OUT):
             self._failed(job)
         if release:
-            self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
+            self._release_lease(job)
         return Step(job, None, reason)
+
+    def _release_lease(self, job: Job) -> None:
+        """Give the job's lease back, recording its run (if it ran) for the cooldown; safe to repeat."""
+        self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:
         if isinstance(error, Permanent):

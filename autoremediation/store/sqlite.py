@@ -215,14 +215,7 @@ class SqliteJobStore:
     # -- jobs -------------------------------------------------------------------------------------
 
     def create(self, job: Job) -> tuple[Job, bool]:
-        check_id(job.id)
-        job, body = encode_job(job)
-        with self._tx(write=True) as conn:
-            inserted = conn.execute(_INSERT_JOB, (job.id, *_columns(job), job.version, body)).rowcount
-            if inserted:
-                return job, True
-            row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job.id,)).fetchone()
-        return decode_job(row[0]), False
+        return self.create_many([job])[0]
 
     def create_many(self, new_jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         # One transaction, so one sync to disk for a campaign's thousands of jobs, not one each.
