@@ -26,6 +26,7 @@ from .campaign_view import Progress, outcome_breakdown, render, summary
 from .errors import InvalidInput, NotFound, RemediationError
 
 if TYPE_CHECKING:
+    from .jobs import Job
     from .services import Services
 
 __all__ = ["Progress", "add_parser", "drive", "outcome_breakdown", "render", "run_campaign", "summary"]
@@ -241,21 +242,27 @@ def drive(
     if callable(advance) and workers > 1:
         raise InvalidInput("a manual clock moves with one worker only")
     driver = _Driver(services, campaign_id, wait, on_status, refresh_seconds, workers)
-    if workers == 1:
-        driver.work()
-    else:
-        threads = [threading.Thread(target=driver.work, name=f"campaign-{i}") for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        try:
+    runner = services.runner
+    wired = runner.on_end
+    runner.on_end = driver.job_ended
+    try:
+        if workers == 1:
+            driver.work()
+        else:
+            threads = [threading.Thread(target=driver.work, name=f"campaign-{i}") for i in range(workers)]
             for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:
-            # Each worker finishes the step it is in (a step is one write), then stops.
-            driver.stop.set()
-            for thread in threads:
-                thread.join()
-            raise
+                thread.start()
+            try:
+                for thread in threads:
+                    thread.join()
+            except KeyboardInterrupt:
+                # Each worker finishes the step it is in (a step is one write), then stops.
+                driver.stop.set()
+                for thread in threads:
+                    thread.join()
+                raise
+    finally:
+        runner.on_end = wired
     if driver.error is not None:
         raise driver.error
     final = campaigns.campaign_status(services, campaign_id)
@@ -293,6 +300,18 @@ class _Driver:
         self.shown = float("-inf")
         self.error: BaseException | None = None
 
+    def job_ended(self, job: Job) -> dict[str, Any] | None:
+        """The runner's ``on_end`` while this drives: the job's end releases the next job from the step
+        that ended it (as the queue worker's does), and an idle worker is woken for it at once."""
+        record = self.services.job_ended(job)
+        self._moved_on(record)
+        return record
+
+    def _moved_on(self, record: Mapping[str, Any] | None) -> None:
+        if record is not None and record.get("status") in campaigns.FINAL:
+            self.stop.set()
+        self.kick.set()
+
     def work(self) -> None:
         try:
             self._loop()
@@ -324,9 +343,7 @@ class _Driver:
                     if step.job.terminal and step.job.campaign_id == self.campaign_id:
                         # What the queue worker does: the ended job releases its successor (before the
                         # message goes, so a crash in between sends it again on the next delivery).
-                        record = campaigns.on_job_finished(self.services, step.job)
-                        if record is not None and record.get("status") in campaigns.FINAL:
-                            self.stop.set()
+                        self._moved_on(campaigns.on_job_finished(self.services, step.job))
                         self._show()
                     queue.delete(message)
             finally:

@@ -5,7 +5,7 @@ See ``runner`` for the crash-safety contract every step keeps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -23,6 +23,10 @@ from .ports import (
 from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log, parse_time
 from .verification import verify
 
+# Recorded on a job (``outcome``) once what its end sets off was done by the step that ended it: the
+# queue worker's own call after the step finds it there and does nothing a second time.
+END_HANDLED = "endHandledAt"
+
 
 def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
     """Seconds from the run command's PUT to its end: what the first poll should wait. On Azure the
@@ -36,6 +40,11 @@ def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
 
 
 class CollectSteps(StepBase):
+    # What a job's end sets off (``Services`` sets it: a campaign job releases the job that takes its
+    # slot), done right after the end is written and before the run command's cleanup, so the DELETE
+    # and its write do not hold the freed slot. Anything but None back means it was done.
+    on_end: Callable[[Job], object] | None = None
+
     def _running(self, job: Job, remediation: Remediation) -> Step:
         now = self.clock.now()
         try:
@@ -121,6 +130,7 @@ class CollectSteps(StepBase):
         job = step.job
         if job.run.get("mode") == "action":
             return step  # a classic run leaves no resource behind
+        handled = self._end_handled(job)
         try:
             self.compute.cancel_run(job.target, job.run["name"])
             cleanup = "deleted"
@@ -128,10 +138,24 @@ class CollectSteps(StepBase):
             log.warning("job %s: could not delete run command: %s", job.id, error)
             cleanup = f"left on the VM: {error}"
         now = self.clock.now()
-        job = self._write(
-            replace(job, outcome={**job.outcome, "runCommandCleanup": cleanup}, updated_at=now.isoformat())
-        )
+        outcome = {**job.outcome, "runCommandCleanup": cleanup}
+        if handled:
+            outcome[END_HANDLED] = handled
+        job = self._write(replace(job, outcome=outcome, updated_at=now.isoformat()))
         return Step(job, step.requeue_after, step.note)
+
+    def _end_handled(self, job: Job) -> str:
+        """Do what the job's end sets off; when it was done, the time to record (else ""). A failure
+        here leaves it to the caller's own call after the step (the queue worker's): the cleanup still
+        goes."""
+        if self.on_end is None:
+            return ""
+        try:
+            done = self.on_end(job)
+        except Exception as error:  # the caller's own call repeats it, and reports what fails
+            log.warning("job %s: what its end sets off is left to the worker: %s", job.id, error)
+            return ""
+        return self.clock.now().isoformat() if done is not None else ""
 
     def _verifying(self, job: Job, remediation: Remediation) -> Step:
         result = job.outcome.get("result")
