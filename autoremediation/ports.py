@@ -73,7 +73,8 @@ class Compute(Protocol):
         ...
 
     def list_vms(self, scope: str) -> list[VmFacts]:
-        """Every VM under a subscription or resource group id."""
+        """Every VM under a subscription or resource group id: id, name, location, OS and tags. Its power
+        state and agent status are not listed (``unknown``, not ready): ``get_vm`` reads them."""
         ...
 
     def start_run(self, request: RunRequest) -> RunStatus:

@@ -94,7 +94,8 @@ def vm_ref(vm_id: str) -> VmRef:
 
 
 def facts_from_model(vm: Any) -> VmFacts:
-    """VmFacts from a VirtualMachine model read with its instance view."""
+    """VmFacts from a VirtualMachine model; its power state and agent status come from its instance view
+    (read by ``get_vm``; a list has none: ``unknown``, not ready)."""
     os_type = _text(_get(vm, "storage_profile", "os_disk", "os_type")).lower()
     if os_type not in ("linux", "windows"):
         os_type = "windows" if _get(vm, "os_profile", "windows_configuration") is not None else "linux"
@@ -232,10 +233,12 @@ class AzureCompute:
             )
         client = self._client_for(parts[1])
 
+        # No $expand=instanceView: ARM documents it on these lists only with a $filter (a scale set's
+        # VMs), and it triples what is sent and parsed. A VM's power state is read by its job's guard.
         def pages() -> list[Any]:
             if is_rg:
-                return list(client.virtual_machines.list(parts[3], expand="instanceView"))
-            return list(client.virtual_machines.list_all(expand="instanceView"))
+                return list(client.virtual_machines.list(parts[3]))
+            return list(client.virtual_machines.list_all())
 
         facts = [facts_from_model(vm) for vm in self.retrier.call(f"list VMs in {scope}", pages)]
         with self._lock:
