@@ -121,16 +121,25 @@ class CollectSteps(StepBase):
         )
         # Verification reads only what was just collected: judge now and write both steps at once (one
         # write and one message fewer per job). A crash before the write repeats the read of the result.
-        return self._delete_run(self._verifying(verifying, self.catalog.get(job.remediation)))
+        # A managed run gives its VM's lease back after what the end sets off (see ``_delete_run``).
+        managed = job.run.get("mode") != "action"
+        return self._delete_run(
+            self._verifying(verifying, self.catalog.get(job.remediation), release=not managed)
+        )
 
     def _delete_run(self, step: Step) -> Step:
         """Once its result is on record, the managed run command goes: left on the VM, its script and
         output stay readable to anyone with VM read access and pile up. A crash before this leaves it
-        (the result is safe); what happened is recorded on the job."""
+        (the result is safe); what happened is recorded on the job.
+
+        First what the job's end sets off (a campaign's next job takes the slot), then the VM's lease
+        goes back: neither waits for the DELETE. A crash before the lease's release leaves it to the
+        redelivered message, which finds the job ended and releases it."""
         job = step.job
         if job.run.get("mode") == "action":
             return step  # a classic run leaves no resource behind
         handled = self._end_handled(job)
+        self._release_lease(job)
         try:
             self.compute.cancel_run(job.target, job.run["name"])
             cleanup = "deleted"
@@ -157,7 +166,7 @@ class CollectSteps(StepBase):
             return ""
         return self.clock.now().isoformat() if done is not None else ""
 
-    def _verifying(self, job: Job, remediation: Remediation) -> Step:
+    def _verifying(self, job: Job, remediation: Remediation, *, release: bool = True) -> Step:
         result = job.outcome.get("result")
         verdict = verify(
             remediation,
@@ -170,5 +179,9 @@ class CollectSteps(StepBase):
         if verdict.refused:
             outcome["refused"] = True
         return self._finish(
-            job, jobs.SUCCEEDED if verdict.ok else jobs.FAILED, verdict.reason, outcome=outcome
+            job,
+            jobs.SUCCEEDED if verdict.ok else jobs.FAILED,
+            verdict.reason,
+            outcome=outcome,
+            release=release,
         )

@@ -12,6 +12,7 @@ from autoremediation.campaign_cli import drive
 from autoremediation.collect import END_HANDLED
 from autoremediation.errors import Transient
 from autoremediation.jobs import Job
+from autoremediation.worker import handle
 from tests.helpers.counting import CountedCalls
 from tests.unit.test_campaigns_support import CampaignWorld, Crash, make_compute, request
 
@@ -21,8 +22,8 @@ def ordered(world: CampaignWorld, campaign_id: str) -> list[Job]:
 
 
 def record_events(world: CampaignWorld) -> list[tuple[str, str]]:
-    """What the campaign asks of the queue (a message due now: a release) and of ARM's run command
-    cleanup, in order."""
+    """What the campaign asks of the queue (a message due now: a release), of ARM's run command cleanup
+    and of the VMs' leases, in order."""
     events: list[tuple[str, str]] = []
     queue, compute = world.services.queue, world.compute
     send, cancel_run = queue.send, compute.cancel_run
@@ -35,12 +36,20 @@ def record_events(world: CampaignWorld) -> list[tuple[str, str]]:
         events.append(("delete", run_name))
         cancel_run(vm_id, run_name)
 
+    store = world.services.store
+    release_lease = store.release_lease
+
+    def released(key: str, holder: str, **kwargs: Any) -> None:
+        events.append(("lease back", holder))
+        release_lease(key, holder, **kwargs)
+
     queue.send = sent  # type: ignore[method-assign]
     compute.cancel_run = deleted  # type: ignore[method-assign]
+    store.release_lease = released  # type: ignore[method-assign]
     return events
 
 
-def test_the_next_job_is_released_before_the_run_command_is_deleted(tmp_path: Path) -> None:
+def test_the_next_job_is_released_before_the_lease_is_given_back_and_the_run_deleted(tmp_path: Path) -> None:
     world = CampaignWorld(tmp_path, make_compute(3))
     events = record_events(world)
     started = campaigns.start_campaign(world.services, request(maxConcurrency=1, maxErrors=0), actor="a")
@@ -49,8 +58,8 @@ def test_the_next_job_is_released_before_the_run_command_is_deleted(tmp_path: Pa
 
     first, second, third = ordered(world, started["id"])
     assert status["status"] == campaigns.COMPLETED
-    releases = [e for e in events if e == ("send", second.id) or e == ("delete", first.run["name"])]
-    assert releases == [("send", second.id), ("delete", first.run["name"])]
+    around = [("send", second.id), ("lease back", first.id), ("delete", first.run["name"])]
+    assert [e for e in events if e in around] == around
     assert events.index(("send", third.id)) < events.index(("delete", second.run["name"]))
     # What the step did is on the job, with the cleanup's own write.
     assert first.outcome["runCommandCleanup"] == "deleted"
@@ -146,3 +155,30 @@ def test_a_crash_between_the_release_and_the_cleanup_loses_no_job(tmp_path: Path
     assert status["status"] == campaigns.COMPLETED
     assert [world.services.store.get(j.id).status for j in (second, third)] == [jobs.SUCCEEDED] * 2
     assert world.compute.runs_per_vm() == {job.target: 1 for job in (first, second, third)}
+
+
+def test_a_crash_right_after_the_release_leaves_the_lease_to_the_redelivered_message(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(2))
+    started = campaigns.start_campaign(world.services, request(maxConcurrency=1, maxErrors=0), actor="a")
+    first, second = ordered(world, started["id"])
+    queue, store = world.services.queue, world.services.store
+    send = queue.send
+
+    def send_then_die(job_id: str, delay_seconds: float = 0) -> None:
+        send(job_id, delay_seconds)
+        if job_id == second.id:
+            raise Crash("worker killed right after it released the next job")
+
+    queue.send = send_then_die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        drive(world.services, started["id"])
+    del queue.send
+    assert store.get(first.id).status == jobs.SUCCEEDED
+    assert store.lease_holder(first.target_key, world.clock.now()) == first.id  # not given back yet
+
+    handle(world.services.runner, queue, first.id)  # the message of the step that died, delivered again
+    campaigns.on_job_finished(world.services, store.get(first.id))  # and what the worker does after it
+
+    assert store.lease_holder(first.target_key, world.clock.now()) is None
+    assert world.compute.cancelled == []  # the run command is left, as the job records nothing of it
+    assert sorted(m.job_id for m in queue.receive(max_messages=10)) == [second.id, second.id]
