@@ -64,6 +64,7 @@ from .campaign_request import (
     resolve_targets,
 )
 from .errors import ConcurrencyConflict, InvalidInput, NotFound
+from .jobs import Job
 from .polling import next_poll_delay  # noqa: F401  (re-exported: the bench and tests use it here)
 
 if TYPE_CHECKING:
@@ -125,8 +126,8 @@ def start_campaign(
                     f"campaign {parsed.campaign_id} exists already for {existing.get('remediation')}"
                 )
             if existing.get("status") == CREATING:
-                heads = _make_jobs(services, existing, resolve_targets(services, parsed.selector), actor)
-                _begin(services, existing, heads)
+                made = _make_jobs(services, existing, resolve_targets(services, parsed.selector), actor)
+                _begin(services, existing, made)
             return campaign_status(services, parsed.campaign_id)
     campaign_id = parsed.campaign_id or f"campaign-{uuid.uuid4().hex[:16]}"
     targets = resolve_targets(services, parsed.selector)
@@ -159,19 +160,20 @@ def start_campaign(
     # The record first, as ``creating``: every job then names a campaign that exists, nothing is
     # released until the jobs are all made, and an interrupted creation is visible (and finished by a
     # retried request with the same id, or stopped by the sweeper once it is clearly abandoned).
-    if store.create_campaign(record):
-        _begin(services, record, _make_jobs(services, record, targets, actor))
-    else:
+    if not store.create_campaign(record):
         # Another request with the same id won the race: that one is the campaign.
         log.info("campaign %s was created concurrently", campaign_id)
-    return campaign_status(services, campaign_id)
+        return campaign_status(services, campaign_id)
+    made = _make_jobs(services, record, targets, actor)
+    # Counted from the jobs just made, as they were written: listing them again would read them all back.
+    return status_of(services, _begin(services, record, made), made)
 
 
 def _make_jobs(
     services: Services, record: Mapping[str, Any], targets: Sequence[str], actor: str
-) -> list[str]:
+) -> list[Job]:
     """Create one planned job per target (existing ones are kept), each naming the job it releases;
-    return the ids of the first ``concurrency``, which the start releases."""
+    return them as stored, in release order (the start releases the first ``concurrency``)."""
     store = services.store
     campaign_id = str(record["id"])
     remediation = services.catalog.get(str(record["remediation"]))
@@ -180,7 +182,7 @@ def _make_jobs(
     ids = [jobs.job_id_for(key) for key in keys]
     concurrency = int(record["concurrency"])
     chain = successors(ids, concurrency)
-    store.create_many(
+    made = store.create_many(
         [
             jobs.new_job(
                 idempotency_key=key,
@@ -204,12 +206,12 @@ def _make_jobs(
             for index, (target, key, releases) in enumerate(zip(targets, keys, chain, strict=True))
         ]
     )
-    return ids[:concurrency]
+    return [job for job, _ in made]
 
 
-def _begin(services: Services, record: Mapping[str, Any], heads: Sequence[str]) -> None:
+def _begin(services: Services, record: Mapping[str, Any], made: Sequence[Job]) -> dict[str, Any]:
     """Mark the campaign running and send its first jobs; only the request that made it running sends
-    (a crash in between leaves them to the sweeper, after RESEND_AFTER)."""
+    (a crash in between leaves them to the sweeper, after RESEND_AFTER). Returns the record."""
     stamp = services.clock.now().isoformat()
 
     def edit(current: dict[str, Any]) -> dict[str, Any] | None:
@@ -219,8 +221,9 @@ def _begin(services: Services, record: Mapping[str, Any], heads: Sequence[str]) 
 
     begun = change(services.store, str(record["id"]), edit)
     if begun.get("status") == RUNNING and begun.get("startedAt") == stamp:
-        for job_id in heads:
-            services.queue.send(job_id)
+        for job in made[: int(record["concurrency"])]:
+            services.queue.send(job.id)
+    return begun
 
 
 # ---- stopping, resuming, repairing ----------------------------------------------------------------

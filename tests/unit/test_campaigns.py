@@ -12,6 +12,7 @@ from autoremediation.campaign_cli import drive
 from autoremediation.campaigns import Limit, next_poll_delay
 from autoremediation.errors import InvalidInput, NotFound, UnknownRemediation
 from autoremediation.store.memory_queue import InProcessQueue
+from tests.helpers.counting import CountedCalls
 from tests.helpers.fakes import SUB, vm_facts, vm_id
 from tests.unit.test_campaigns_support import CampaignWorld, Crash, make_compute, request, vm_names
 
@@ -137,6 +138,27 @@ def test_jobs_are_chained_in_vm_order_and_the_start_releases_the_first_window(tm
     queue = world.services.queue
     assert isinstance(queue, InProcessQueue)
     assert sorted(m.job_id for m in queue.receive(max_messages=10)) == sorted(j.id for j in made[:3])
+
+
+def test_the_start_answers_from_the_jobs_it_made_without_reading_them_back(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(7))
+    counting = CountedCalls(world.services.store)
+    world.services.store = counting  # type: ignore[assignment]
+
+    status = campaigns.start_campaign(world.services, request(maxConcurrency=3), actor="alice")
+
+    assert counting.calls["list"] == 0 and counting.calls["create_many"] == 1
+    assert status["status"] == campaigns.RUNNING and status["startedAt"]
+    assert status["counts"] == {
+        "total": 7,
+        "planned": 4,
+        "inFlight": 3,
+        "succeeded": 0,
+        "failed": 0,
+        "skipped": 0,
+        "cancelled": 0,
+    }
+    assert status == campaigns.campaign_status(world.services, status["id"])
 
 
 def test_percentages_of_the_target_count(tmp_path: Path) -> None:
