@@ -10,7 +10,7 @@ FIRST_LOOK_MARGIN = 1.02
 QUANTILE = 0.9  # the first look waits for this share of recent runs to have ended
 
 
-def next_poll_delay(polls: int, base: float, expected: float | None) -> float:
+def next_poll_delay(polls: int, base: float, expected: float | None, *, elapsed: float = 0.0) -> float:
     """How long to wait before poll number ``polls + 1`` of a run command.
 
     With an expected time from the PUT to the result (what most recent runs of the remediation took),
@@ -19,13 +19,17 @@ def next_poll_delay(polls: int, base: float, expected: float | None) -> float:
     a little late is seen soon; without one, polls back off from ``base / 4`` to ``base`` (short scripts
     finish fast; long ones do not need a GET every few seconds), doubling every second poll. Never below
     0.25 s or above ``base``, except the first wait.
+
+    ``elapsed``: the seconds already gone since the dispatch the estimate counts from (the PUT's answer,
+    the write after it). The first look is due that much sooner: it lands after the run's expected end,
+    not after the expected end plus the dispatch's own time.
     """
     if base <= 0:
         return 0.0
     floor = min(base, 0.25)
     if expected is not None and expected > 0:
         if polls <= 0:
-            return max(floor, expected * FIRST_LOOK_MARGIN)
+            return max(0.0, max(floor, expected * FIRST_LOOK_MARGIN) - max(elapsed, 0.0))
         return max(floor, base / 4)
     # No estimate yet (a cold worker): the interval doubles every second poll, so a short script is
     # seen within a quarter base of its end while a long one still costs a poll per ``base`` soon.

@@ -163,8 +163,12 @@ class StepBase:
         return replace(job, run={**job.run, "leaseAt": now.isoformat(), **lease_tag_of(self.store, job)})
 
     def _poll_delay(self, job: Job, polls: int) -> float:
-        """Adaptive: first look just after the usual run time of this remediation, then tighter."""
-        return next_poll_delay(polls, self.settings.poll_seconds, self.durations.expected(job.remediation))
+        """Adaptive: first look just after the usual time from the dispatch to the result of this
+        remediation (counted from the dispatch, as the estimate is), then tighter."""
+        dispatched = parse_time(job.run.get("dispatchedAt")) if polls <= 0 else None
+        elapsed = (self.clock.now() - dispatched).total_seconds() if dispatched else 0.0
+        expected = self.durations.expected(job.remediation)
+        return next_poll_delay(polls, self.settings.poll_seconds, expected, elapsed=elapsed)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.polling import RunDurations
+from autoremediation.polling import RunDurations, next_poll_delay
+from autoremediation.ports import RunRequest, RunStatus
 from tests.helpers.fakes import vm_facts
 from tests.unit.test_runner import World
 
@@ -46,3 +47,34 @@ def test_runner_polls_soon_then_learns_the_usual_run_time(tmp_path: Path) -> Non
     world.runner.advance(next_id)
     step = world.runner.advance(next_id)
     assert step.requeue_after == pytest.approx(30.6)  # 2 % after the 30 s the last runs took
+
+
+def test_the_first_look_counts_from_the_dispatch_not_from_a_slow_put_answer(tmp_path: Path) -> None:
+    world = World(tmp_path)  # the fake's runs last 30 s by their own timestamps
+    for n in range(3):
+        world.compute.add(vm_facts(f"vm-{n}"))
+        world.alert(f"a-{n}", target=f"vm-{n}")
+        world.drain()
+    start_run = world.compute.start_run
+
+    def slow_answer(request: RunRequest) -> RunStatus:
+        status = start_run(request)
+        world.clock.advance(4)  # ARM took 4 s to answer the PUT
+        return status
+
+    world.compute.start_run = slow_answer  # type: ignore[method-assign]
+    nxt = world.alert("next", target="vm-0")
+    world.clock.advance(2 * 3600)
+    next_id = world.job(nxt).id
+    world.runner.advance(next_id)
+    step = world.runner.advance(next_id)
+
+    # 2 % after the 30 s the last runs took from their dispatch: 30.6 s after it, 26.6 s from now.
+    assert step.requeue_after == pytest.approx(26.6)
+
+
+def test_next_poll_delay_counts_the_first_look_from_the_dispatch() -> None:
+    assert next_poll_delay(0, 10, 30, elapsed=4) == pytest.approx(26.6)
+    assert next_poll_delay(0, 10, 30, elapsed=40) == 0  # past the expected end already: look now
+    assert next_poll_delay(1, 10, 30, elapsed=4) == 2.5  # later polls keep their interval
+    assert next_poll_delay(0, 10, None, elapsed=4) == 2.5  # no estimate: the cold back-off
