@@ -116,14 +116,15 @@ class CollectSteps(StepBase):
 
     def _delete_run(self, step: Step) -> Step:
         """Once its result is on record, the managed run command goes: left on the VM, its script and
-        output stay readable to anyone with VM read access and pile up. A crash before this leaves it
-        (the result is safe); what happened is recorded on the job."""
+        output stay readable to anyone with VM read access and pile up. The job records only a delete
+        that failed (``outcome.runCommandCleanup``: one more write, rarely): a deleted run command, the
+        usual end, costs no write. A crash before the delete leaves it (the result is safe)."""
         job = step.job
         if job.run.get("mode") == "action":
             return step  # a classic run leaves no resource behind
         try:
             self.compute.cancel_run(job.target, job.run["name"])
-            cleanup = "deleted"
+            return step
         except RemediationError as error:
             log.warning("job %s: could not delete run command: %s", job.id, error)
             cleanup = f"left on the VM: {error}"
