@@ -52,9 +52,9 @@ RUN_GRACE_SECONDS = 120
 # re-attach by name, as any redelivery is.
 CLAIM_GRACE_SECONDS = 120.0
 REMEMBERED_CLAIMS = 4096  # claims this process made and has not sent yet (normally gone at once)
-# Running jobs this process wrote last (their polls' next read): enough for the runs a busy instance has
-# out at once, small enough to be nothing in memory.
-REMEMBERED_RUNNING = 4096
+# Running jobs this process wrote last (their polls' next read): the runs a busy instance has out at
+# once; a few KiB each, so at most a few MiB. One pushed out, or ended by another instance, costs a read.
+REMEMBERED_RUNNING = 1024
 # How long a process reuses what it read of a remediation's recent failures (the breaker's facts).
 BREAKER_FACTS_SECONDS = 30.0
 
