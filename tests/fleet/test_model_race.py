@@ -78,3 +78,26 @@ def test_the_compute_and_network_clients_come_with_the_guard() -> None:
     clients.network_client(settings, "00000000-0000-0000-0000-000000000001")
     assert getattr(model_base.Model, modelrace._MARK) is True
     assert getattr(network_base.Model, modelrace._MARK) is True
+
+
+def test_a_vm_read_the_sdk_left_half_deserialised_is_tried_again_not_judged() -> None:
+    import pytest
+
+    from autoremediation.azure.compute import facts_from_model
+    from autoremediation.errors import Transient
+
+    status = SimpleNamespace(code="PowerState/running", display_status="VM running")
+    raw_agent = {"statuses": [{"code": "ProvisioningState/succeeded", "displayStatus": "Ready"}]}
+    vm = SimpleNamespace(
+        id="/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-1",
+        name="vm-1",
+        location="westeurope",
+        tags={"autoremediation": "enabled"},
+        storage_profile=SimpleNamespace(os_disk=SimpleNamespace(os_type="Linux")),
+        network_profile=None,
+        instance_view=SimpleNamespace(statuses=[status], vm_agent=raw_agent),
+    )
+    with pytest.raises(Transient, match="undeserialised"):
+        facts_from_model(vm)
+    vm.instance_view.vm_agent = SimpleNamespace(statuses=[SimpleNamespace(display_status="Ready")])
+    assert facts_from_model(vm).agent_ready is True
