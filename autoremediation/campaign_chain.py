@@ -13,13 +13,12 @@ worker that ended it:
   marks the campaign completed (a stopping one, stopped).
 
 Storage per job: one record read and one queue message, whatever the campaign's size; no list, no
-write, so workers never contend on the record. A job whose run result ends it calls
-:func:`on_job_finished` from that step, right after its end is written and before its run command is
-deleted (``Runner.on_end``), and records that it did with the cleanup's write. The queue worker calls it
-after a job's last step (it does nothing for a job that records it was done), and again when a
-redelivered message finds the job already ended: a crash between the end and the send heals itself.
-What a lost message could still leave (a job released but never received) the sweeper repairs
-(``campaigns.tick``).
+write, so workers never contend on the record. The queue worker calls :func:`on_job_finished` after a
+job's last step, and again when a redelivered message finds the job already ended: a crash between the
+end and the send heals itself. The CLI's driver calls it from the step that read a run's result, right
+after the job's end is written and before its lease goes back and its run command is deleted
+(``Runner.on_end``), and after the step for any other end. What a lost message could still leave (a job
+released but never received) the sweeper repairs (``campaigns.tick``).
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ from .campaign_record import (
     parse_time,
     with_failure,
 )
-from .collect import END_HANDLED
 from .errors import ConcurrencyConflict, InvalidTransition, NotFound
 from .jobs import Job
 from .ports import JobStore
@@ -70,8 +68,6 @@ def on_job_finished(services: Services, job: Job) -> dict[str, Any] | None:
     """
     if not job.campaign_id or not job.terminal:
         return None
-    if job.outcome.get(END_HANDLED):
-        return None  # done by the step that ended the job, before its run command's cleanup
     store = services.store
     try:
         campaign = store.get_campaign(job.campaign_id)

@@ -297,15 +297,29 @@ class _Driver:
         self.lock = threading.Lock()
         self.busy = 0
         self.repairing = False
+        # Jobs whose step moved the campaign on (``job_ended``), until the look after that step.
+        self.moved_on: set[str] = set()
         self.shown = float("-inf")
         self.error: BaseException | None = None
 
-    def job_ended(self, job: Job) -> dict[str, Any] | None:
-        """The runner's ``on_end`` while this drives: the job's end releases the next job from the step
-        that ended it (as the queue worker's does), and an idle worker is woken for it at once."""
-        record = self.services.job_ended(job)
+    def job_ended(self, job: Job) -> None:
+        """The runner's ``on_end`` while this drives: a job of this campaign whose run result ended it
+        moves the campaign on from that step, before its VM's lease goes back and its run command is
+        deleted, and an idle worker is woken for the job it released. The look after the step then
+        does nothing for it; should this fail, that look does it."""
+        if job.campaign_id != self.campaign_id:
+            return
+        record = campaigns.on_job_finished(self.services, job)
+        with self.lock:
+            self.moved_on.add(job.id)
         self._moved_on(record)
-        return record
+
+    def _moved_on_already(self, job: Job) -> bool:
+        with self.lock:
+            if job.id not in self.moved_on:
+                return False
+            self.moved_on.discard(job.id)
+            return True
 
     def _moved_on(self, record: Mapping[str, Any] | None) -> None:
         if record is not None and record.get("status") in campaigns.FINAL:
@@ -343,7 +357,8 @@ class _Driver:
                     if step.job.terminal and step.job.campaign_id == self.campaign_id:
                         # What the queue worker does: the ended job releases its successor (before the
                         # message goes, so a crash in between sends it again on the next delivery).
-                        self._moved_on(campaigns.on_job_finished(self.services, step.job))
+                        if not self._moved_on_already(step.job):
+                            self._moved_on(campaigns.on_job_finished(self.services, step.job))
                         self._show()
                     queue.delete(message)
             finally:

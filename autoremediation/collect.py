@@ -23,10 +23,6 @@ from .ports import (
 from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log, parse_time
 from .verification import verify
 
-# Recorded on a job (``outcome``) once what its end sets off was done by the step that ended it: the
-# queue worker's own call after the step finds it there and does nothing a second time.
-END_HANDLED = "endHandledAt"
-
 
 def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
     """Seconds from the run command's PUT to its end: what the first poll should wait. On Azure the
@@ -40,9 +36,10 @@ def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
 
 
 class CollectSteps(StepBase):
-    # What a job's end sets off (``Services`` sets it: a campaign job releases the job that takes its
-    # slot), done right after the end is written and before the run command's cleanup, so the DELETE
-    # and its write do not hold the freed slot. Anything but None back means it was done.
+    # What a managed run's job sets off once its end is written, before its lease goes back and its run
+    # command is deleted, so neither holds what the end frees (the campaign driver sets it: the job's
+    # campaign releases the next job). Whoever sets it also looks after the step, as for any job that
+    # ends elsewhere: a failure here, or a crash, leaves the release to that look.
     on_end: Callable[[Job], object] | None = None
 
     def _running(self, job: Job, remediation: Remediation) -> Step:
@@ -129,42 +126,39 @@ class CollectSteps(StepBase):
 
     def _delete_run(self, step: Step) -> Step:
         """Once its result is on record, the managed run command goes: left on the VM, its script and
-        output stay readable to anyone with VM read access and pile up. A crash before this leaves it
-        (the result is safe); what happened is recorded on the job.
+        output stay readable to anyone with VM read access and pile up. The job records only a delete
+        that failed (``outcome.runCommandCleanup``: one more write, rarely): a deleted run command, the
+        usual end, costs no write. A crash before the delete leaves it (the result is safe).
 
-        First what the job's end sets off (a campaign's next job takes the slot), then the VM's lease
-        goes back: neither waits for the DELETE. A crash before the lease's release leaves it to the
-        redelivered message, which finds the job ended and releases it."""
+        First what the job's end sets off (``on_end``), then the VM's lease goes back: neither waits
+        for the DELETE. A crash before the lease's release leaves it to the redelivered message, which
+        finds the job ended and releases it."""
         job = step.job
         if job.run.get("mode") == "action":
             return step  # a classic run leaves no resource behind
-        handled = self._end_handled(job)
+        self._set_off_end(job)
         self._release_lease(job)
         try:
             self.compute.cancel_run(job.target, job.run["name"])
-            cleanup = "deleted"
+            return step
         except RemediationError as error:
             log.warning("job %s: could not delete run command: %s", job.id, error)
             cleanup = f"left on the VM: {error}"
         now = self.clock.now()
-        outcome = {**job.outcome, "runCommandCleanup": cleanup}
-        if handled:
-            outcome[END_HANDLED] = handled
-        job = self._write(replace(job, outcome=outcome, updated_at=now.isoformat()))
+        job = self._write(
+            replace(job, outcome={**job.outcome, "runCommandCleanup": cleanup}, updated_at=now.isoformat())
+        )
         return Step(job, step.requeue_after, step.note)
 
-    def _end_handled(self, job: Job) -> str:
-        """Do what the job's end sets off; when it was done, the time to record (else ""). A failure
-        here leaves it to the caller's own call after the step (the queue worker's): the cleanup still
-        goes."""
+    def _set_off_end(self, job: Job) -> None:
+        """Run ``on_end`` for the job; a failure there is left to whoever set it, which still sees the
+        job end when the step returns: the cleanup goes on."""
         if self.on_end is None:
-            return ""
+            return
         try:
-            done = self.on_end(job)
-        except Exception as error:  # the caller's own call repeats it, and reports what fails
-            log.warning("job %s: what its end sets off is left to the worker: %s", job.id, error)
-            return ""
-        return self.clock.now().isoformat() if done is not None else ""
+            self.on_end(job)
+        except Exception as error:  # the caller's own look after the step repeats it, and reports it
+            log.warning("job %s: what its end sets off is left until after its step: %s", job.id, error)
 
     def _verifying(self, job: Job, remediation: Remediation, *, release: bool = True) -> Step:
         result = job.outcome.get("result")

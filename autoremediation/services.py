@@ -223,7 +223,7 @@ class Services:
             for hook in hooks:
                 hook(job, transition)
 
-        runner = Runner(
+        return Runner(
             catalog=self.catalog,
             store=self.store,
             compute=self.compute,
@@ -234,16 +234,6 @@ class Services:
             upload_grants=self.upload_grants,
             switches=EnvironmentSwitches(),
         )
-        runner.on_end = self.job_ended
-        return runner
-
-    def job_ended(self, job: Job) -> dict[str, Any] | None:
-        """What a job's end sets off: a campaign job releases the next one (None: nothing to do)."""
-        if not job.campaign_id:
-            return None
-        from .campaign_chain import on_job_finished
-
-        return on_job_finished(self, job)
 
     @cached_property
     def upload_grants(self) -> UploadGrants | None:

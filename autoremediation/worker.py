@@ -9,16 +9,28 @@ the message, not yet deleted, comes back to carry on from there.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
+from .errors import NotFound
 from .ports import Queue, QueueMessage
 from .runner import Runner, Step
+
+if TYPE_CHECKING:
+    from .jobs import Job
+    from .services import Services
+
+log = logging.getLogger("autoremediation.worker")
 
 DEFAULT_MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
 # Steps one message may carry on through: planned -> dispatching -> running needs two; the bound keeps a
 # job that keeps asking for "now" (e.g. a poll interval of 0) from holding one execution forever.
 MAX_STEPS_PER_MESSAGE = 4
+# Campaign jobs one message may carry on, one after another, when each ends at once (e.g. skipped by a
+# guard): past that, the next one gets its own message.
+MAX_RELEASED_PER_MESSAGE = 4
 
 
 def handle(
@@ -47,6 +59,99 @@ def handle(
         # the runner's compare-and-swap absorbs; the other order could lose the job.
         queue.send(job_id, step.requeue_after)
     return step
+
+
+def handle_message(
+    services: Services,
+    job_id: str,
+    *,
+    dequeue_count: int = 1,
+    max_dequeue: int = DEFAULT_MAX_DEQUEUE,
+) -> Step:
+    """What the queue trigger does with one message: ``handle``; then, when the job ended as part of a
+    campaign, the campaign moves on (``campaigns.on_job_finished``), and the job it releases is
+    carried on in this same execution, up to its first poll, instead of getting a message of its own.
+
+    That saves the released job's message (its send, its receive, its delete) and an execution, and
+    changes nothing a crash could expose: this message is deleted only once this execution ends, so a
+    worker that dies anywhere in the released job's steps leaves this message to come back, find its
+    job ended and carry the released job on again from its last write (as the message it would have
+    had would). A released job whose step fails here gets its message after all, with its own
+    retries: its failure never counts against this message's deliveries.
+    """
+    step = handle(
+        services.runner, services.queue, job_id, dequeue_count=dequeue_count, max_dequeue=max_dequeue
+    )
+    job = step.job
+    for carried in range(MAX_RELEASED_PER_MESSAGE + 1):
+        if not (job.terminal and job.campaign_id):
+            break
+        if carried == MAX_RELEASED_PER_MESSAGE:
+            _campaign_moves_on(services, job)  # the next job's message goes out as it is
+            break
+        released = _carry_on_released(services, job)
+        if released is None:
+            break
+        job = released.job
+    return step
+
+
+class _KeepFirstRelease:
+    """The queue a campaign moves on with: the first message due now (the job it releases) is kept for
+    this execution to carry on; any other message is sent as it is."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.kept: str | None = None
+
+    def send(self, job_id: str, delay_seconds: float = 0) -> None:
+        if self.kept is None and delay_seconds == 0:
+            self.kept = job_id
+            return
+        self.queue.send(job_id, delay_seconds)
+
+    def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]:
+        return self.queue.receive(max_messages, visibility_timeout)
+
+    def delete(self, message: QueueMessage) -> None:
+        self.queue.delete(message)
+
+
+class _WithQueue:
+    """``services`` with another queue (what ``on_job_finished`` sends through)."""
+
+    def __init__(self, services: Services, queue: Queue) -> None:
+        self._services = services
+        self.queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._services, name)
+
+
+def _campaign_moves_on(services: Services, job: Job) -> None:
+    from .campaigns import on_job_finished
+
+    on_job_finished(services, job)
+
+
+def _carry_on_released(services: Services, job: Job) -> Step | None:
+    """The campaign moves on from ``job``; the job it releases, if any, is advanced here."""
+    from .campaigns import on_job_finished
+
+    keep = _KeepFirstRelease(services.queue)
+    on_job_finished(cast("Services", _WithQueue(services, keep)), job)
+    if keep.kept is None:
+        return None
+    try:
+        return handle(services.runner, services.queue, keep.kept)
+    except NotFound:
+        return None  # deleted meanwhile: nothing to release
+    except Exception as error:
+        log.warning(
+            "job %s: released by %s, not carried on (%s): it gets its own message", keep.kept, job.id, error
+        )
+        services.queue.send(keep.kept)
+        return None
 
 
 def _carry_on(runner: Runner, job_id: str) -> Step:

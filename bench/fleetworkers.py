@@ -2,8 +2,8 @@
 
 Each process is what the Functions host and the ``dispatch_worker`` queue trigger do: a listener fetches
 batches of messages (backing off while the queue is empty), and ``--threads`` messages at a time each
-advance their job one step (``worker.handle``), tick the job's campaign when the job ended, and are
-deleted.
+advance their job (``worker.handle_message``: the job's steps, and when it ended as part of a campaign,
+the campaign moving on with the job it releases), and are deleted.
 A process shares nothing with the others but Azurite and ARM: no memory, no ARM budget. Used by the
 throttled-campaign figures (``bench.campaign``) and the many-workers test (workers killed at random).
 
@@ -62,15 +62,12 @@ def worker_env(
 
 
 def _step(services: Any, message: Any, counts: dict[str, int], lock: threading.Lock) -> None:
-    """What the ``dispatch_worker`` function does with one message."""
-    from autoremediation.campaigns import on_job_finished
+    """What the ``dispatch_worker`` function does with one message (the same call)."""
     from autoremediation.errors import NotFound
-    from autoremediation.worker import handle
+    from autoremediation.worker import handle_message
 
     try:
-        step = handle(services.runner, services.queue, message.job_id, dequeue_count=message.dequeue_count)
-        if step.job.terminal and step.job.campaign_id:
-            on_job_finished(services, step.job)
+        handle_message(services, message.job_id, dequeue_count=message.dequeue_count)
     except NotFound:
         pass  # the job is gone: retrying cannot help
     except Exception:

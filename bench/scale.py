@@ -257,8 +257,8 @@ def figures(config: dict[str, Any]) -> list[Figure]:
             round(t["worker_steps"] / jobs_done, 2),
             None,
             "-",
-            f"{setup}; queue-trigger executions (one runner step each, duplicates included) "
-            "per succeeded job",
+            f"{setup}; queue-trigger executions (each advances its job while a step is due now, and "
+            "when it ends a campaign job, the job that one releases; duplicates included) per succeeded job",
         ),
         Figure(
             "arm_calls_per_job",

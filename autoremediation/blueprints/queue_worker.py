@@ -1,4 +1,5 @@
-"""The ``dispatch_worker`` queue trigger: one message advances one job by one step.
+"""The ``dispatch_worker`` queue trigger: one message advances one job (``worker.handle_message``); when
+it ends a campaign job, the job that one releases is carried on in the same execution.
 
 The host base64-decodes the message (host.json ``messageEncoding``) and renews its invisibility while
 the step runs. An exception makes the host deliver the message again, up to ``maxDequeueCount``; on
@@ -10,16 +11,11 @@ cannot help.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from ..errors import InvalidInput, NotFound
 from . import runtime
-
-if TYPE_CHECKING:
-    from ..jobs import Job
-    from ..services import Services
 
 bp = func.Blueprint()
 log = logging.getLogger("autoremediation.functions.worker")
@@ -30,7 +26,7 @@ MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount
 @bp.queue_trigger(arg_name="msg", queue_name="%REMEDIATION_QUEUE_NAME%", connection="REMEDIATION_STORAGE")
 def dispatch_worker(msg: func.QueueMessage) -> None:
     from ..store.messages import job_id_from_message
-    from ..worker import handle
+    from ..worker import handle_message
 
     try:
         job_id = job_id_from_message(msg.get_body())
@@ -39,28 +35,11 @@ def dispatch_worker(msg: func.QueueMessage) -> None:
         return
     engine = runtime.services()
     try:
-        step = handle(
-            engine.runner,
-            engine.queue,
-            job_id,
-            dequeue_count=msg.dequeue_count or 1,
-            max_dequeue=MAX_DEQUEUE_COUNT,
+        step = handle_message(
+            engine, job_id, dequeue_count=msg.dequeue_count or 1, max_dequeue=MAX_DEQUEUE_COUNT
         )
     except NotFound:
         # Deleted by retention or by hand while its message waited: nothing left to advance.
         log.warning("dropped queue message %s: job %s does not exist", msg.id, job_id)
         return
     log.info("job %s: %s%s", job_id, step.job.status, f" ({step.note})" if step.note else "")
-    if step.job.terminal and step.job.campaign_id:
-        _campaign_moves_on(engine, step.job)
-
-
-def _campaign_moves_on(engine: Services, job: Job) -> None:
-    """A campaign job ended: its slot is free, so it sends the message of the job it releases now.
-
-    A failure here raises: the redelivered message finds the job ended and releases it again (a
-    duplicate message is harmless).
-    """
-    from ..campaigns import on_job_finished
-
-    on_job_finished(engine, job)
