@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .catalog import ALERT, OPERATOR, Catalog, Remediation
+from .frozen import build
 from .resources import VmRef, normalize
 from .route_model import (
     MANUAL_ROUTE,
@@ -212,20 +213,27 @@ class RouteTable:
             )
         sources = self.parameter_sources(route)
         rows = [lower_keys(row) for row in signal.dimensions]
+        condition, remediation_id, route_name = route.condition, found.id, route.name
         findings = tuple(
-            Finding(
-                signal=signal,
-                condition=route.condition,
-                remediation=found.id,
-                target=target,
-                parameters=values,
-                route=route.name,
-                origins=origins,
+            build(
+                Finding,
+                {
+                    "signal": signal,
+                    "condition": condition,
+                    "remediation": remediation_id,
+                    "target": target,
+                    "parameters": values,
+                    "route": route_name,
+                    "evidence": {},
+                    "origins": origins,
+                },
             )
             for target in signal.targets
             for values, origins in _values_for(props, _target_rows(rows, target), sources, found.parameters)
         )
-        return Routing(signal, route=route, findings=findings)
+        return build(
+            Routing, {"signal": signal, "route": route, "findings": findings, "detector": None, "notes": ()}
+        )
 
     def _override(self, props: Mapping[str, Any]) -> Route | str | None:
         """A route made from the alert's own ``condition`` / ``remediation`` custom properties, if any.

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..frozen import build
 from ..resources import VmRef
 
 Source = Literal["alert", "event", "manual"]
@@ -55,6 +56,16 @@ class Signal:
     validation_code: str | None = None  # Event Grid subscription validation: never routed
     description: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Signal:
+        """A Signal from a dict holding every field by name, taken as its own attributes (not copied).
+
+        The same Signal as ``Signal(**values)`` without the generated frozen ``__init__``, which sets
+        each of the 23 fields through ``object.__setattr__``: intake builds two Signals per alert (the
+        payload's, then Azure's record of it). The caller hands over ``values`` and keeps no reference.
+        """
+        return build(cls, values)
 
     @property
     def is_validation(self) -> bool:

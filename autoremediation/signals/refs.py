@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ..resources import ARM_ID, VmRef, vm_ref_of
+
+# The VM of a resource id, remembered for the ids seen last: a deployment watches a bounded fleet, and
+# the same VM ids come back in alert after alert (in the payload, in Azure's record, in the plan). A
+# VmRef is immutable, so one may be shared; an id seen once costs one entry of a bounded memory.
+_vm_of_text = lru_cache(maxsize=4096)(vm_ref_of)
+
+
+def vm_of(resource_id: object) -> VmRef | None:
+    """``vm_ref_of(resource_id)``, remembered for text ids."""
+    return _vm_of_text(resource_id) if type(resource_id) is str else vm_ref_of(resource_id)  # type: ignore[arg-type]
 
 
 class ResourceCollector:
@@ -26,8 +37,13 @@ class ResourceCollector:
         if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
             return
         shown = text.rstrip("/")
-        self._resources.setdefault(shown.lower(), shown)  # normalize(text)
-        vm = vm_ref_of(text)
+        key = shown.lower()  # normalize(text)
+        if key in self._resources:
+            # The same id in another case or with more trailing slashes: the same VM (or none), and
+            # the first spelling was kept already.
+            return
+        self._resources[key] = shown
+        vm = vm_of(text)
         if vm is not None:
             self._targets.setdefault(vm.key, vm)
 

@@ -27,6 +27,7 @@ from autoremediation import planning, provenance, route_model
 from autoremediation.catalog import Catalog, load_catalog
 from autoremediation.errors import NotFound, Transient
 from autoremediation.ports import AlertRecord, AlertRuleRecord
+from autoremediation.resources import VmRef
 from autoremediation.routing import Route, load_routes
 from autoremediation.store.memory_queue import ManualClock
 from tests.helpers.catalogs import FIXTURE_ROUTES, SHIPPED
@@ -243,7 +244,7 @@ def _detector(finding: Callable[..., Any]) -> Callable[[str, Any], tuple[list[An
         )
         if vm is None:
             return [], [f"{name}: no VM"]
-        target = planning.vm_ref_of(vm.id) if finding is route_model.Finding else vm
+        target = VmRef.parse(vm.id) if finding is route_model.Finding else vm
         found = finding(
             signal=signal,
             condition="nsg-lockout",
