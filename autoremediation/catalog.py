@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,15 @@ class Parameter:
     os_default: Mapping[str, Any] = field(default_factory=dict)
     sources: tuple[str, ...] = DEFAULT_SOURCES
 
+    # Worked out on first use and kept (a catalog is loaded once): the pattern compiled, the enum as texts.
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(self.pattern or "")
+
+    @cached_property
+    def _enum_texts(self) -> frozenset[str]:
+        return frozenset(str(option) for option in self.enum or ())
+
     def default_for(self, os_type: str | None) -> Any:
         if os_type and os_type in self.os_default:
             return self.os_default[os_type]
@@ -94,11 +103,11 @@ class Parameter:
             if self.max_length is not None and len(text) > self.max_length:
                 raise ParameterError(self.name, f"is longer than {self.max_length} characters")
             # fullmatch: a pattern without anchors must still describe the whole value.
-            if self.pattern is not None and not re.fullmatch(self.pattern, text):
+            if self.pattern is not None and not self._pattern.fullmatch(text):
                 # A long pattern helps nobody in an error message: say what the value should be instead.
                 hint = self.pattern if len(self.pattern) <= 80 else self.description.strip()
                 raise ParameterError(self.name, f"{self._shown(text)} does not match {hint}")
-        if self.enum is not None and text not in {str(option) for option in self.enum}:
+        if self.enum is not None and text not in self._enum_texts:
             allowed = ", ".join(str(option) for option in self.enum)
             raise ParameterError(self.name, f"{self._shown(text)} is not one of {allowed}")
         return text
@@ -117,7 +126,7 @@ class Parameter:
         if isinstance(value, bool):
             raise ParameterError(self.name, "must be an integer, not a boolean")
         text = str(value).strip()
-        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+        if not _INTEGER.fullmatch(text):
             raise ParameterError(self.name, f"{self._shown(str(value))} is not an integer")
         number = int(text)
         if self.minimum is not None and number < self.minimum:
@@ -125,6 +134,9 @@ class Parameter:
         if self.maximum is not None and number > self.maximum:
             raise ParameterError(self.name, f"{number} is above the maximum {self.maximum}")
         return str(number)
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
 
 
 def _shown(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 from ..frozen import build
@@ -67,6 +67,15 @@ class Signal:
         """
         return build(cls, values)
 
+    @classmethod
+    def new(cls, **values: Any) -> Signal:
+        """``Signal(**values)``, built as :meth:`of` builds: the fields not given take their defaults."""
+        full = {**_SIGNAL_DEFAULTS, "custom_properties": {}, "extra": {}, **values}
+        if len(full) != len(_SIGNAL_DEFAULTS):
+            unknown = sorted(set(full) - set(_SIGNAL_DEFAULTS))
+            raise TypeError(f"Signal has no field {unknown[0]!r}")
+        return build(cls, full)
+
     @property
     def is_validation(self) -> bool:
         return self.validation_code is not None
@@ -87,3 +96,9 @@ class Signal:
             "dryRun": self.manual.dry_run if self.manual else None,
             "validation": self.is_validation,
         }
+
+
+# Every field of a Signal with its default (a required field: None until given), for Signal.new.
+_SIGNAL_DEFAULTS: dict[str, Any] = {
+    f.name: None if f.default is MISSING else f.default for f in fields(Signal)
+}
