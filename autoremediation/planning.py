@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import ALERT, OPERATOR, Catalog
 from .frozen import build
 from .policy import Decision, plan_decision
 from .ports import AlertRecord
@@ -244,7 +244,8 @@ class Planner:
         for finding in findings:
             remediation = catalog.get(finding.remediation or "")
             parameters = finding.parameters
-            origins = {name: finding.origin_of(name) for name in parameters}
+            given, claimed = finding.origins, OPERATOR if finding.signal.source == "manual" else ALERT
+            origins = {name: given.get(name) or claimed for name in parameters}  # finding.origin_of
             decision = plan_decision(remediation, parameters, state=state, origins=origins)
             plans.append(
                 build(

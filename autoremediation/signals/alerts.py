@@ -28,6 +28,7 @@ from .reader import (
     member,
     members,
     name_value_pairs,
+    pairs_of_list,
     scalar_text,
     text_in,
     text_mapping,
@@ -192,22 +193,28 @@ def _read_context(ctx: object) -> AlertContext:
     condition = member(ctx, "condition")
     if condition is not None and type(condition) is not dict and not isinstance(condition, Mapping):
         raise SignalError(f"alert: data.alertContext.condition must be an object, not {kind_of(condition)}")
-    conditions = members(member(condition, "allOf"))
-    dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
-    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
-    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
-        dimensions += _legacy_log_dimensions(ctx)
-    affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
-
+    all_of = condition.get("allOf") if type(condition) is dict else member(condition, "allOf")
+    conditions = all_of if type(all_of) is list else members(all_of)
+    dimensions: list[dict[str, str]] = []
     metrics: list[str] = []
     queries: list[str] = []
-    for c in conditions:
+    for c in conditions:  # one pass: each list keeps the order of the conditions
+        dims = c.get("dimensions") if type(c) is dict else member(c, "dimensions")
+        dimensions.append(pairs_of_list(dims) if type(dims) is list else name_value_pairs(dims))
         metric = text_in(c, "metricName")
         if metric and metric not in metrics:
             metrics.append(metric)
         query = text_in(c, "searchQuery")
         if query and query not in queries:
             queries.append(query)
+    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
+    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
+        dimensions += _legacy_log_dimensions(ctx)
+    if plain is not None and "AffectedConfigurationItems" not in plain:
+        affected: tuple[str, ...] = ()
+    else:
+        affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
+
     query = text_in(ctx, "SearchQuery")
     if query and query not in queries:
         queries.append(query)

@@ -264,7 +264,7 @@ def lookup_ci(mapping: Mapping[str, str], *names: str) -> list[str]:
 def name_value_pairs(value: object) -> dict[str, str]:
     """``[{"name": .., "value": ..}]`` (or a plain object) as a mapping of texts; nameless items skipped."""
     if type(value) is list:
-        return _pairs(value)
+        return pairs_of_list(value)
     if _is_mapping(value) and not {"name", "value"} <= set(_str_keys(value)):
         return text_mapping(value)
     result: dict[str, str] = {}
@@ -276,7 +276,8 @@ def name_value_pairs(value: object) -> dict[str, str]:
     return result
 
 
-def _pairs(entries: list[object]) -> dict[str, str]:
+def pairs_of_list(entries: list[object]) -> dict[str, str]:
+    """``name_value_pairs`` of a list."""
     result: dict[str, str] = {}
     for entry in entries:
         if type(entry) is dict:  # the usual {"name": "...", "value": "..."}: text_in said once more here
