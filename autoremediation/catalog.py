@@ -182,8 +182,8 @@ class Remediation:
 
     def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
         """Validated parameters with defaults filled in; ParameterError names the first bad one."""
-        unknown = sorted(set(given) - set(self.parameters))
-        if unknown:
+        if any(name not in self.parameters for name in given):
+            unknown = sorted(set(given) - set(self.parameters))
             raise ParameterError(unknown[0], f"is not a parameter of {self.id}")
         resolved: dict[str, str] = {}
         for name, parameter in self.parameters.items():

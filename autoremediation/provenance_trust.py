@@ -35,8 +35,14 @@ def trusted_rule_problem(pattern: str) -> str | None:
 
 def rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
     """Whether the rule's resource id matches a trusted id or glob (ARM ids compare case-insensitively)."""
+    return _rule_trusted(rule_id, tuple(patterns))
+
+
+@lru_cache(maxsize=1024)
+def _rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
+    # A deployment has one trust list and a few rules, each alert asks again: answered once per rule.
     key = normalize(rule_id)
-    return any(pattern.match(key) for pattern in _trusted_patterns(tuple(patterns)))
+    return any(pattern.match(key) for pattern in _trusted_patterns(patterns))
 
 
 @lru_cache(maxsize=16)
@@ -66,13 +72,20 @@ def _under_key(resource: str, container: str) -> bool:
 
 def _scope_holds(scope: str, target_key: str) -> bool:
     """Whether a rule scope holds a resource (``target_key``: its id normalised)."""
+    return _under_key(target_key, _container(scope))
+
+
+@lru_cache(maxsize=1024)
+def _container(scope: str) -> str:
+    """The normalised id a rule scope holds the resources below (a rule has a few scopes and is read
+    again and again: worked out once per scope)."""
     # A log search rule scoped to a workspace (or Application Insights) reports the VM that sent the
     # rows (``resourceIdColumn``): the VM is not below the workspace by id. Such a scope holds the
     # VMs of the workspace's own subscription only.
     scope_key = normalize(scope)
     if any(f"/providers/{kind}/" in scope_key + "/" for kind in _WORKSPACE_TYPES):
-        return _under_key(target_key, normalize("/".join(scope_key.split("/")[:3])))
-    return _under_key(target_key, scope_key)
+        return normalize("/".join(scope_key.split("/")[:3]))
+    return scope_key
 
 
 def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
