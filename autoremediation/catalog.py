@@ -137,6 +137,8 @@ class Parameter:
 
 
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
+# Parameter sets a remediation remembers having resolved (see Remediation.resolve_parameters).
+_RESOLVED_REMEMBERED = 256
 
 
 def _shown(text: str) -> str:
@@ -182,6 +184,25 @@ class Remediation:
 
     def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
         """Validated parameters with defaults filled in; ParameterError names the first bad one."""
+        # An alert storm asks again and again for the same few parameter sets (one mount point on many
+        # VMs): a set that resolved is answered from memory (a copy: the caller may change its dict).
+        try:
+            key = (os_type, tuple((name, type(value), value) for name, value in given.items()))  # 10 != 10.0
+            known = self._resolved.get(key)
+        except TypeError:  # a value that cannot be a key (a list, say): worked out every time
+            return self._resolve(given, os_type)
+        if known is None:
+            known = self._resolve(given, os_type)
+            if len(self._resolved) >= _RESOLVED_REMEMBERED:
+                self._resolved.clear()
+            self._resolved[key] = known
+        return dict(known)
+
+    @cached_property
+    def _resolved(self) -> dict[Any, dict[str, str]]:
+        return {}
+
+    def _resolve(self, given: Mapping[str, Any], os_type: str | None) -> dict[str, str]:
         if any(name not in self.parameters for name in given):
             unknown = sorted(set(given) - set(self.parameters))
             raise ParameterError(unknown[0], f"is not a parameter of {self.id}")

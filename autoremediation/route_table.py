@@ -271,11 +271,14 @@ class RouteTable:
 
 def _target_rows(rows: list[dict[str, Any]], target: VmRef) -> list[dict[str, Any]]:
     """The dimension rows (keys lower-cased) about this target; every row when none names a resource."""
-    about_target = [
-        row
-        for row in rows
-        if any(normalize(str(row.get(name, ""))) == target.key for name in RESOURCE_ID_DIMENSIONS)
-    ]
+    key = target.key
+    about_target = []
+    for row in rows:
+        for name in RESOURCE_ID_DIMENSIONS:
+            named = row.get(name)  # an absent name is "", never a VM's key
+            if named is not None and normalize(str(named)) == key:
+                about_target.append(row)
+                break
     if about_target:
         return about_target
     return [row for row in rows if not any(name in row for name in RESOURCE_ID_DIMENSIONS)] or rows
@@ -295,19 +298,25 @@ def _values_for(
         values: dict[str, str] = {}
         origins: dict[str, str] = {}
         for source in sources:
-            value = next((row[d] for d in source.dimensions if row.get(d) not in (None, "")), None)
+            value = None
+            for dimension in source.dimensions:  # the first dimension of the row with a value
+                found = row.get(dimension)
+                if found is not None and found != "":
+                    value = found
+                    break
             origin = ALERT
             if value is None and source.custom is not None:
                 value = props.get(source.custom)
             if value is None and source.literal is not _MISSING:
                 value, origin = source.literal, ROUTE_LITERAL
-            if value not in (None, ""):
+            if value is not None and value != "":
                 values[source.name] = value_text(value)
                 origins[source.name] = origin
-        for name in declared:
-            if name not in values and props.get(name.lower()) not in (None, ""):
-                values[name] = value_text(props[name.lower()])
-                origins[name] = ALERT
+        if props:  # without custom properties no declared parameter is named by one
+            for name in declared:
+                if name not in values and props.get(name.lower()) not in (None, ""):
+                    values[name] = value_text(props[name.lower()])
+                    origins[name] = ALERT
         if (values, origins) not in sets:
             sets.append((values, origins))
     return sets

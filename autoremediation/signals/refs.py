@@ -43,7 +43,7 @@ class ResourceCollector:
             # the first spelling was kept already.
             return
         self._resources[key] = shown
-        vm = vm_of(text)
+        vm = _vm_of_text(text)  # vm_of, for a text
         if vm is not None:
             self._targets.setdefault(vm.key, vm)
 
