@@ -99,8 +99,11 @@ _ACTIVITY_LOG_SERVICE = re.compile(r"^ActivityLog\s+(?P<category>\w+)$", re.IGNO
 
 def service_name(monitor_service: str) -> str:
     """Alerts Management's ``monitorService`` in the Common Alert Schema's ``monitoringService`` spelling."""
-    match = _ACTIVITY_LOG_SERVICE.match(monitor_service.strip())
-    return f"Activity Log - {match['category']}" if match else monitor_service.strip()
+    text = monitor_service.strip()
+    if text[:1] not in ("A", "a"):  # what the pattern can match starts so: most services need no match
+        return text
+    match = _ACTIVITY_LOG_SERVICE.match(text)
+    return f"Activity Log - {match['category']}" if match else text
 
 
 _BODY_EXTRA = ("alertRuleId", "originAlertId")

@@ -110,6 +110,9 @@ def text_in(value: object, key: str) -> str | None:
 
 def as_texts(value: object) -> list[str]:
     """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
+    if type(value) is list:
+        texts = [v.strip() if type(v) is str else scalar_text(v) for v in value]  # strings said inline
+        return [t for t in texts if t]
     if _is_array(value):
         texts = [scalar_text(v) for v in value]
         return [t for t in texts if t]
@@ -300,6 +303,9 @@ def text_mapping(value: object) -> dict[str, str]:
         return {}
     result: dict[str, str] = {}
     for key, item in value.items():
+        if type(item) is str and type(key) is str:  # the usual case: any_text of a string
+            result[key] = item.strip()
+            continue
         if not isinstance(key, str):
             continue
         text = any_text(item)
