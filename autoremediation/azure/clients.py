@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
 from ..settings import Settings
+from . import modelrace
 
 ARM_SCOPE = "https://management.azure.com/.default"
 
@@ -111,6 +112,7 @@ def compute_client(settings: Settings, subscription: str) -> Any:
     def make() -> Any:
         from azure.mgmt.compute import ComputeManagementClient
 
+        modelrace.guard("compute")
         return ComputeManagementClient
 
     return _cached("compute", settings, subscription, make)
@@ -122,6 +124,7 @@ def network_client(settings: Settings, subscription: str) -> Any:
     def make() -> Any:
         from azure.mgmt.network import NetworkManagementClient
 
+        modelrace.guard("network")
         return NetworkManagementClient
 
     return _cached("network", settings, subscription, make)

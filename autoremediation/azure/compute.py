@@ -31,6 +31,7 @@ from ..errors import (
     OsMismatch,
     OutcomeUnknown,
     Throttled,
+    Transient,
     VmNotRunning,
 )
 from ..ports import RunRequest, RunState, RunStatus, VmFacts
@@ -64,10 +65,17 @@ def _refused_before_start(error: CloudError) -> bool:
 
 
 def _get(obj: Any, *names: str) -> Any:
-    """Follow attributes through the SDK's models; None as soon as one is missing."""
+    """Follow attributes through the SDK's models; None as soon as one is missing.
+
+    A plain dict where a model belongs is the SDK's silent fallback when it failed to deserialise part of
+    ARM's answer (see ``modelrace``): reading it as "missing" could skip a job on a healthy VM, so it is a
+    transient error and the step is tried again.
+    """
     for name in names:
         if obj is None:
             return None
+        if type(obj) is dict:
+            raise Transient(f"the SDK left part of ARM's answer undeserialised (reading {name!r})")
         obj = getattr(obj, name, None)
     return obj
 

@@ -89,6 +89,10 @@ class StorageQueue:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
+        from ..azure import modelrace
+
+        modelrace.guard("queue")
+
         # No decode policy: a message that is not base64 must not fail the whole batch (decode_wire_text).
         options = {**self._options}
         if encode:
