@@ -146,21 +146,21 @@ def recorded_signal(
     # A detector starts from the resource Azure recorded as the alert's target (an activity-log
     # alert's NSG), never from one the body names.
     # One new Signal from the body's own fields and Azure's (Signal.of: this is per alert).
-    values = dict(vars(signal))
-    values.update(
-        id=record.id or signal.id,
-        type=service_name(record.monitor_service) or "unknown",
-        signal_type=(record.signal_type or "").strip() or None,
-        targets=(vm,) if vm is not None else (),
-        resources=(target,) if target else (),
-        operation_name=recorded.operation,
-        resource_id=target if recorded.operation else None,
-        status=recorded.status,
-        query=recorded.query,
-        metrics=recorded.metrics,
-        dimensions=recorded.dimensions,
-        custom_properties=dict(rule.custom_properties),
-        extra=extra,
-    )
+    values = {
+        **vars(signal),
+        "id": record.id or signal.id,
+        "type": service_name(record.monitor_service) or "unknown",
+        "signal_type": (record.signal_type or "").strip() or None,
+        "targets": (vm,) if vm is not None else (),
+        "resources": (target,) if target else (),
+        "operation_name": recorded.operation,
+        "resource_id": target if recorded.operation else None,
+        "status": recorded.status,
+        "query": recorded.query,
+        "metrics": recorded.metrics,
+        "dimensions": recorded.dimensions,
+        "custom_properties": dict(rule.custom_properties),
+        "extra": extra,
+    }
     confirmed = Signal.of(values)
     return confirmed, tuple(notes)

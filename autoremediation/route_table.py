@@ -165,50 +165,55 @@ class RouteTable:
         """Route one signal. Never raises for a well-formed signal: what cannot be done is a note."""
         catalog = self.catalog
         if signal.is_validation:
-            return Routing(signal, notes=("Event Grid subscription validation: answered, never routed",))
+            return _routing(signal, notes=("Event Grid subscription validation: answered, never routed",))
         if signal.manual is not None:
             remediation = catalog.get(signal.manual.remediation)  # unknown -> UnknownRemediation (rejected)
+            given = signal.manual.parameters
             findings = tuple(
-                Finding(
-                    signal=signal,
-                    condition=remediation.conditions[0],
-                    remediation=remediation.id,
-                    target=target,
-                    parameters=dict(signal.manual.parameters),
-                    route=MANUAL_ROUTE,
-                    origins=dict.fromkeys(signal.manual.parameters, OPERATOR),
+                build(
+                    Finding,
+                    {
+                        "signal": signal,
+                        "condition": remediation.conditions[0],
+                        "remediation": remediation.id,
+                        "target": target,
+                        "parameters": dict(given),
+                        "route": MANUAL_ROUTE,
+                        "evidence": {},
+                        "origins": dict.fromkeys(given, OPERATOR),
+                    },
                 )
                 for target in signal.targets
             )
-            return Routing(signal, findings=findings)
+            return _routing(signal, findings=findings)
 
         props = lower_keys(signal.custom_properties) if signal.custom_properties else {}
         override = self._override(props) if props else None
         if isinstance(override, str):
-            return Routing(signal, notes=(override,))
+            return _routing(signal, notes=(override,))
         route = override
         if route is None:
             matched = (m.route for m in self.matchers(signal.source) if m.matches(signal, props))
             route = next(matched, None)
         if route is None:
-            return Routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
+            return _routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
         if route.detector:
-            return Routing(signal, route=route, detector=route.detector)
+            return _routing(signal, route=route, detector=route.detector)
         if not signal.targets:
-            return Routing(
+            return _routing(
                 signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",)
             )
         found = catalog.remediations.get(route.remediation or "") or self.for_condition(route.condition)
         if found is not None and self._secret[found.id]:
             # A secret (e.g. an upload SAS URL) must come from an authenticated operator, never from an
             # alert payload whose custom properties anyone who can edit an alert rule controls.
-            return Routing(
+            return _routing(
                 signal,
                 route=route,
                 notes=(f"{found.id} takes secret parameters: only an operator request can start it",),
             )
         if found is None:
-            return Routing(
+            return _routing(
                 signal, route=route, notes=(f"route {route.name}: no remediation for {route.condition}",)
             )
         sources = self.parameter_sources(route)
@@ -231,9 +236,7 @@ class RouteTable:
             for target in signal.targets
             for values, origins in _values_for(props, _target_rows(rows, target), sources, found.parameters)
         )
-        return build(
-            Routing, {"signal": signal, "route": route, "findings": findings, "detector": None, "notes": ()}
-        )
+        return _routing(signal, route=route, findings=findings)
 
     def _override(self, props: Mapping[str, Any]) -> Route | str | None:
         """A route made from the alert's own ``condition`` / ``remediation`` custom properties, if any.
@@ -267,6 +270,21 @@ class RouteTable:
             detector=template.detector if template else None,
             parameters=template.parameters if template else {},
         )
+
+
+def _routing(
+    signal: Signal,
+    *,
+    route: Route | None = None,
+    findings: tuple[Finding, ...] = (),
+    detector: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Routing:
+    """``Routing(...)``, built once per signal (see frozen.build)."""
+    return build(
+        Routing,
+        {"signal": signal, "route": route, "findings": findings, "detector": detector, "notes": notes},
+    )
 
 
 def _target_rows(rows: list[dict[str, Any]], target: VmRef) -> list[dict[str, Any]]:

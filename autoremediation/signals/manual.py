@@ -29,6 +29,7 @@ from ..frozen import build
 from ..resources import VmRef
 from .model import ManualRequest, Signal
 from .reader import Node, kind_of
+from .refs import vm_id_of
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")  # as the catalog's schema
@@ -125,7 +126,7 @@ def _plain_targets(value: object) -> tuple[VmRef, ...] | None:
         return None
     targets: dict[str, VmRef] = {}
     for item in values:
-        vm = VmRef.parse(item) if type(item) is str else None
+        vm = vm_id_of(item) if type(item) is str else None
         if vm is None:
             return None
         targets.setdefault(vm.key, vm)

@@ -13,6 +13,10 @@ from ..resources import ARM_ID, VmRef, vm_ref_of
 _vm_of_text = lru_cache(maxsize=4096)(vm_ref_of)
 
 
+# ``VmRef.parse`` of a text (a VM's own id, nothing below it), remembered as ``vm_of`` is.
+vm_id_of = lru_cache(maxsize=4096)(VmRef.parse)
+
+
 def vm_of(resource_id: object) -> VmRef | None:
     """``vm_ref_of(resource_id)``, remembered for text ids."""
     return _vm_of_text(resource_id) if type(resource_id) is str else vm_ref_of(resource_id)  # type: ignore[arg-type]
