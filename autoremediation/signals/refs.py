@@ -22,6 +22,17 @@ def vm_of(resource_id: object) -> VmRef | None:
     return _vm_of_text(resource_id) if type(resource_id) is str else vm_ref_of(resource_id)  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=4096)
+def _seen(value: str) -> tuple[str, str, VmRef | None] | None:
+    """What an id adds to a collector (its key, its spelling, its VM), remembered as ``vm_of`` is; None
+    when it is no ARM id."""
+    text = value.strip()
+    if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
+        return None
+    shown = text.rstrip("/")
+    return shown.lower(), shown, _vm_of_text(text)  # the key is normalize(text)
+
+
 class ResourceCollector:
     """Every ARM id seen, once each (compared case-insensitively), in the order first seen.
 
@@ -37,17 +48,15 @@ class ResourceCollector:
     def add(self, value: object) -> None:
         if not isinstance(value, str):
             return
-        text = value.strip()
-        if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
+        seen = _seen(value)
+        if seen is None:
             return
-        shown = text.rstrip("/")
-        key = shown.lower()  # normalize(text)
+        key, shown, vm = seen
         if key in self._resources:
             # The same id in another case or with more trailing slashes: the same VM (or none), and
             # the first spelling was kept already.
             return
         self._resources[key] = shown
-        vm = _vm_of_text(text)  # vm_of, for a text
         if vm is not None:
             self._targets.setdefault(vm.key, vm)
 
