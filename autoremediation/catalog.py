@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,15 @@ class Parameter:
     os_default: Mapping[str, Any] = field(default_factory=dict)
     sources: tuple[str, ...] = DEFAULT_SOURCES
 
+    # Worked out on first use and kept (a catalog is loaded once): the pattern compiled, the enum as texts.
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(self.pattern or "")
+
+    @cached_property
+    def _enum_texts(self) -> frozenset[str]:
+        return frozenset(str(option) for option in self.enum or ())
+
     def default_for(self, os_type: str | None) -> Any:
         if os_type and os_type in self.os_default:
             return self.os_default[os_type]
@@ -94,11 +103,11 @@ class Parameter:
             if self.max_length is not None and len(text) > self.max_length:
                 raise ParameterError(self.name, f"is longer than {self.max_length} characters")
             # fullmatch: a pattern without anchors must still describe the whole value.
-            if self.pattern is not None and not re.fullmatch(self.pattern, text):
+            if self.pattern is not None and not self._pattern.fullmatch(text):
                 # A long pattern helps nobody in an error message: say what the value should be instead.
                 hint = self.pattern if len(self.pattern) <= 80 else self.description.strip()
                 raise ParameterError(self.name, f"{self._shown(text)} does not match {hint}")
-        if self.enum is not None and text not in {str(option) for option in self.enum}:
+        if self.enum is not None and text not in self._enum_texts:
             allowed = ", ".join(str(option) for option in self.enum)
             raise ParameterError(self.name, f"{self._shown(text)} is not one of {allowed}")
         return text
@@ -117,7 +126,7 @@ class Parameter:
         if isinstance(value, bool):
             raise ParameterError(self.name, "must be an integer, not a boolean")
         text = str(value).strip()
-        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+        if not _INTEGER.fullmatch(text):
             raise ParameterError(self.name, f"{self._shown(str(value))} is not an integer")
         number = int(text)
         if self.minimum is not None and number < self.minimum:
@@ -125,6 +134,11 @@ class Parameter:
         if self.maximum is not None and number > self.maximum:
             raise ParameterError(self.name, f"{number} is above the maximum {self.maximum}")
         return str(number)
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
+# Parameter sets a remediation remembers having resolved (see Remediation.resolve_parameters).
+_RESOLVED_REMEMBERED = 256
 
 
 def _shown(text: str) -> str:
@@ -170,8 +184,27 @@ class Remediation:
 
     def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
         """Validated parameters with defaults filled in; ParameterError names the first bad one."""
-        unknown = sorted(set(given) - set(self.parameters))
-        if unknown:
+        # An alert storm asks again and again for the same few parameter sets (one mount point on many
+        # VMs): a set that resolved is answered from memory (a copy: the caller may change its dict).
+        try:
+            key = (os_type, tuple((name, type(value), value) for name, value in given.items()))  # 10 != 10.0
+            known = self._resolved.get(key)
+        except TypeError:  # a value that cannot be a key (a list, say): worked out every time
+            return self._resolve(given, os_type)
+        if known is None:
+            known = self._resolve(given, os_type)
+            if len(self._resolved) >= _RESOLVED_REMEMBERED:
+                self._resolved.clear()
+            self._resolved[key] = known
+        return dict(known)
+
+    @cached_property
+    def _resolved(self) -> dict[Any, dict[str, str]]:
+        return {}
+
+    def _resolve(self, given: Mapping[str, Any], os_type: str | None) -> dict[str, str]:
+        if any(name not in self.parameters for name in given):
+            unknown = sorted(set(given) - set(self.parameters))
             raise ParameterError(unknown[0], f"is not a parameter of {self.id}")
         resolved: dict[str, str] = {}
         for name, parameter in self.parameters.items():

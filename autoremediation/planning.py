@@ -11,14 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import ALERT, OPERATOR, Catalog
+from .frozen import build
 from .policy import Decision, plan_decision
 from .ports import AlertRecord
 from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
-from .resources import normalize, vm_ref_of
+from .resources import normalize
 from .routing import Finding, Route, route_signal
 from .signals import parse
 from .signals.model import Signal
+from .signals.refs import vm_of
 
 # (detector name, signal) -> (findings, notes). Raises RemediationError when Azure cannot be read.
 Detect = Callable[[str, Signal], tuple[Sequence[Finding], Sequence[str]]]
@@ -202,46 +204,73 @@ class Planner:
         this process's recent read of it."""
         record = None
         remembered: tuple[Signal, ...] = ()
-        if signal.source == "alert":
+        is_alert = signal.source == "alert"
+        if is_alert:
             if self.gate is None:
                 refusal = f"provenance: nothing here can confirm alert {signal.id} with Azure Monitor"
-                return PlanReport((signal,), notes=(Note(signal.id, refusal),), refused=(signal.id,))
+                return _report((signal,), (), (_note(signal.id, refusal),), (signal.id,), ())
             # ProvenanceUnavailable: fail closed, the caller retries
             verdict = self.gate.verdict(signal, fresh=fresh)
             if verdict.refusal is not None:
-                return PlanReport((signal,), notes=(Note(signal.id, verdict.refusal),), refused=(signal.id,))
+                return _report((signal,), (), (_note(signal.id, verdict.refusal),), (signal.id,), ())
             remembered = (signal,) if verdict.remembered else ()
             signal, record = verdict.signal, verdict.record
             gate_notes = verdict.notes
         else:
             gate_notes = ()
         routing = route_signal(signal, self.routes, self.catalog)
-        notes = [Note(signal.id, text) for text in (*gate_notes, *routing.notes)]
+        signal_id = signal.id
+        notes = [_note(signal_id, text) for text in (*gate_notes, *routing.notes)]
         findings = list(routing.findings)
         if routing.detector:
             if self.detect is None:
-                notes.append(Note(signal.id, f"{routing.detector} needs Azure to decide; no detector here"))
+                notes.append(_note(signal_id, f"{routing.detector} needs Azure to decide; no detector here"))
             else:
                 found, detector_notes = self.detect(routing.detector, signal)
                 findings += found
-                notes += [Note(signal.id, text) for text in detector_notes]
-        if signal.source == "alert":
+                notes += [_note(signal_id, text) for text in detector_notes]
+        if is_alert:
             findings, dropped = _on_target(findings, record)
-            notes += [Note(signal.id, text) for text in dropped]
+            notes += [_note(signal_id, text) for text in dropped]
         if signal.source != "manual":
             # Counted in jobs, not rows: findings with one key are one job (for an alert, _on_target
             # kept one finding per key already).
             count = len(findings)
             too_many = fan_out_refusal(count, self.max_jobs)
             if too_many is not None:
-                return PlanReport((signal,), notes=(*notes, Note(signal.id, too_many)), refused=(signal.id,))
+                return _report((signal,), (), (*notes, _note(signal_id, too_many)), (signal_id,), ())
         plans = []
+        catalog, state = self.catalog, signal.state
         for finding in findings:
-            remediation = self.catalog.get(finding.remediation or "")
-            origins = {name: finding.origin_of(name) for name in finding.parameters}
-            decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
-            plans.append(Plan(finding, decision))
-        return PlanReport((signal,), tuple(plans), tuple(notes), remembered=remembered)
+            remediation = catalog.get(finding.remediation or "")
+            parameters = finding.parameters
+            given, claimed = finding.origins, OPERATOR if finding.signal.source == "manual" else ALERT
+            origins = {name: given.get(name) or claimed for name in parameters}  # finding.origin_of
+            decision = plan_decision(remediation, parameters, state=state, origins=origins)
+            plans.append(
+                build(
+                    Plan, {"finding": finding, "decision": decision, "unchecked": None, "unchecked_why": ""}
+                )
+            )
+        return _report((signal,), tuple(plans), tuple(notes), (), remembered)
+
+
+def _note(signal: str, message: str) -> Note:
+    return build(Note, {"signal": signal, "message": message})
+
+
+def _report(
+    signals: tuple[Signal, ...],
+    plans: tuple[Plan, ...],
+    notes: tuple[Note, ...],
+    refused: tuple[str, ...],
+    remembered: tuple[Signal, ...],
+) -> PlanReport:
+    """``PlanReport(...)`` built once per signal (see frozen.build)."""
+    return build(
+        PlanReport,
+        {"signals": signals, "plans": plans, "notes": notes, "refused": refused, "remembered": remembered},
+    )
 
 
 def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple[list[Finding], list[str]]:
@@ -254,7 +283,7 @@ def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple
     kept: list[Finding] = []
     notes: list[str] = []
     keys: set[str] = set()
-    recorded = vm_ref_of(record.target_resource) if record is not None else None
+    recorded = vm_of(record.target_resource) if record is not None else None
     for finding in findings:
         if finding.route.startswith("detector:") or (recorded is not None and recorded == finding.target):
             off_target = None  # what target_refusal says of the alert's own target, without parsing it again

@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from .errors import NotFound, RemediationError, Throttled, Transient
+from .frozen import build
 from .ports import AlertRecord, AlertRuleRecord, Alerts, Clock
 from .provenance_record import (
     FIRED_TOLERANCE,
@@ -231,4 +232,7 @@ class AlertGate:
         if refusal is not None:
             return Verdict(signal, record, refusal)
         confirmed, notes = recorded_signal(signal, record, rule)
-        return Verdict(confirmed, record, notes=notes)
+        return build(
+            Verdict,
+            {"signal": confirmed, "record": record, "refusal": None, "notes": notes, "remembered": False},
+        )

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 
 from .errors import SignalError
 from .ports import AlertRecord, AlertRuleRecord
-from .resources import VmRef, normalize, vm_ref_of
+from .resources import VmRef, normalize
 from .signals.alerts import AlertContext, read_alert_context
 from .signals.model import Signal
+from .signals.refs import vm_of
 
 PREFIX = "provenance:"
 # Azure's record and the notification both carry the fired time; allow for rounding only.
@@ -82,7 +83,7 @@ def target_refusal(target: VmRef, record: AlertRecord | None) -> str | None:
     """Why a job may not act on ``target`` for this confirmed alert, or None."""
     if record is None:
         return None
-    recorded = vm_ref_of(record.target_resource)
+    recorded = vm_of(record.target_resource)
     if recorded is not None and recorded == target:
         return None
     return (
@@ -98,8 +99,11 @@ _ACTIVITY_LOG_SERVICE = re.compile(r"^ActivityLog\s+(?P<category>\w+)$", re.IGNO
 
 def service_name(monitor_service: str) -> str:
     """Alerts Management's ``monitorService`` in the Common Alert Schema's ``monitoringService`` spelling."""
-    match = _ACTIVITY_LOG_SERVICE.match(monitor_service.strip())
-    return f"Activity Log - {match['category']}" if match else monitor_service.strip()
+    text = monitor_service.strip()
+    if text[:1] not in ("A", "a"):  # what the pattern can match starts so: most services need no match
+        return text
+    match = _ACTIVITY_LOG_SERVICE.match(text)
+    return f"Activity Log - {match['category']}" if match else text
 
 
 _BODY_EXTRA = ("alertRuleId", "originAlertId")
@@ -128,7 +132,7 @@ def recorded_signal(
             f"{PREFIX} Azure Monitor records no alert context for {record.id}: routes that need a query, "
             "metric, dimension or operation do not match"
         )
-    vm = vm_ref_of(target)
+    vm = vm_of(target)
     others = [t.id for t in signal.targets if vm is None or t != vm]
     if others:
         notes.append(
@@ -141,23 +145,22 @@ def recorded_signal(
     extra.update(recorded.extra)
     # A detector starts from the resource Azure recorded as the alert's target (an activity-log
     # alert's NSG), never from one the body names.
-    # One new Signal from the body's own fields and Azure's (no dataclasses.replace: this is per alert).
-    confirmed = Signal(
-        **{
-            **vars(signal),
-            "id": record.id or signal.id,
-            "type": service_name(record.monitor_service) or "unknown",
-            "signal_type": (record.signal_type or "").strip() or None,
-            "targets": (vm,) if vm is not None else (),
-            "resources": (target,) if target else (),
-            "operation_name": recorded.operation,
-            "resource_id": target if recorded.operation else None,
-            "status": recorded.status,
-            "query": recorded.query,
-            "metrics": recorded.metrics,
-            "dimensions": recorded.dimensions,
-            "custom_properties": dict(rule.custom_properties),
-            "extra": extra,
-        }
-    )
+    # One new Signal from the body's own fields and Azure's (Signal.of: this is per alert).
+    values = {
+        **vars(signal),
+        "id": record.id or signal.id,
+        "type": service_name(record.monitor_service) or "unknown",
+        "signal_type": (record.signal_type or "").strip() or None,
+        "targets": (vm,) if vm is not None else (),
+        "resources": (target,) if target else (),
+        "operation_name": recorded.operation,
+        "resource_id": target if recorded.operation else None,
+        "status": recorded.status,
+        "query": recorded.query,
+        "metrics": recorded.metrics,
+        "dimensions": recorded.dimensions,
+        "custom_properties": dict(rule.custom_properties),
+        "extra": extra,
+    }
+    confirmed = Signal.of(values)
     return confirmed, tuple(notes)

@@ -35,14 +35,23 @@ def trusted_rule_problem(pattern: str) -> str | None:
 
 def rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
     """Whether the rule's resource id matches a trusted id or glob (ARM ids compare case-insensitively)."""
+    return _rule_trusted(rule_id, tuple(patterns))
+
+
+@lru_cache(maxsize=1024)
+def _rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
+    # A deployment has one trust list and a few rules, each alert asks again: answered once per rule.
     key = normalize(rule_id)
-    return any(fnmatch.fnmatchcase(key, p) for p in _usable_patterns(tuple(patterns)))
+    return any(pattern.match(key) for pattern in _trusted_patterns(patterns))
 
 
 @lru_cache(maxsize=16)
-def _usable_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """The valid entries of a trust list, normalised (a deployment has one list: worked out once)."""
-    return tuple(normalize(p) for p in patterns if trusted_rule_problem(p) is None)
+def _trusted_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The valid entries of a trust list, normalised and compiled as ``fnmatch.fnmatchcase`` compiles
+    them (a deployment has one list: worked out once)."""
+    return tuple(
+        re.compile(fnmatch.translate(normalize(p))) for p in patterns if trusted_rule_problem(p) is None
+    )
 
 
 def how_to_trust(rule_id: str) -> str:
@@ -54,17 +63,29 @@ def how_to_trust(rule_id: str) -> str:
 
 def under(resource_id: str, scope: str) -> bool:
     """Whether ``resource_id`` is ``scope`` or lies below it (ARM ids, case-insensitive)."""
-    resource, container = normalize(resource_id), normalize(scope)
+    return _under_key(normalize(resource_id), normalize(scope))
+
+
+def _under_key(resource: str, container: str) -> bool:
     return bool(container) and (resource == container or resource.startswith(container + "/"))
 
 
-def _scope_holds(scope: str, target: str) -> bool:
+def _scope_holds(scope: str, target_key: str) -> bool:
+    """Whether a rule scope holds a resource (``target_key``: its id normalised)."""
+    return _under_key(target_key, _container(scope))
+
+
+@lru_cache(maxsize=1024)
+def _container(scope: str) -> str:
+    """The normalised id a rule scope holds the resources below (a rule has a few scopes and is read
+    again and again: worked out once per scope)."""
     # A log search rule scoped to a workspace (or Application Insights) reports the VM that sent the
     # rows (``resourceIdColumn``): the VM is not below the workspace by id. Such a scope holds the
     # VMs of the workspace's own subscription only.
-    if any(f"/providers/{kind}/" in normalize(scope) + "/" for kind in _WORKSPACE_TYPES):
-        return under(target, "/".join(normalize(scope).split("/")[:3]))
-    return under(target, scope)
+    scope_key = normalize(scope)
+    if any(f"/providers/{kind}/" in scope_key + "/" for kind in _WORKSPACE_TYPES):
+        return normalize("/".join(scope_key.split("/")[:3]))
+    return scope_key
 
 
 def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
@@ -72,7 +93,8 @@ def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
     outside the rule's scopes (a rule trusted by a glob must not reach any VM)."""
     if not rule.enabled:
         return f"{PREFIX} alert rule {record.rule_id} is disabled in ARM: its alerts start nothing"
-    if not any(_scope_holds(scope, record.target_resource) for scope in rule.scopes):
+    target_key = normalize(record.target_resource)
+    if not any(_scope_holds(scope, target_key) for scope in rule.scopes):
         return (
             f"{PREFIX} alert {record.id} targets {record.target_resource or 'no resource'}, which is not "
             f"under the scopes of rule {record.rule_id} ({', '.join(rule.scopes) or 'none recorded'})"

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .catalog import ALERT, OPERATOR, Catalog, Remediation
+from .frozen import build
 from .resources import VmRef, normalize
 from .route_model import (
     MANUAL_ROUTE,
@@ -164,68 +165,78 @@ class RouteTable:
         """Route one signal. Never raises for a well-formed signal: what cannot be done is a note."""
         catalog = self.catalog
         if signal.is_validation:
-            return Routing(signal, notes=("Event Grid subscription validation: answered, never routed",))
+            return _routing(signal, notes=("Event Grid subscription validation: answered, never routed",))
         if signal.manual is not None:
             remediation = catalog.get(signal.manual.remediation)  # unknown -> UnknownRemediation (rejected)
+            given = signal.manual.parameters
             findings = tuple(
-                Finding(
-                    signal=signal,
-                    condition=remediation.conditions[0],
-                    remediation=remediation.id,
-                    target=target,
-                    parameters=dict(signal.manual.parameters),
-                    route=MANUAL_ROUTE,
-                    origins=dict.fromkeys(signal.manual.parameters, OPERATOR),
+                build(
+                    Finding,
+                    {
+                        "signal": signal,
+                        "condition": remediation.conditions[0],
+                        "remediation": remediation.id,
+                        "target": target,
+                        "parameters": dict(given),
+                        "route": MANUAL_ROUTE,
+                        "evidence": {},
+                        "origins": dict.fromkeys(given, OPERATOR),
+                    },
                 )
                 for target in signal.targets
             )
-            return Routing(signal, findings=findings)
+            return _routing(signal, findings=findings)
 
         props = lower_keys(signal.custom_properties) if signal.custom_properties else {}
         override = self._override(props) if props else None
         if isinstance(override, str):
-            return Routing(signal, notes=(override,))
+            return _routing(signal, notes=(override,))
         route = override
         if route is None:
             matched = (m.route for m in self.matchers(signal.source) if m.matches(signal, props))
             route = next(matched, None)
         if route is None:
-            return Routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
+            return _routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
         if route.detector:
-            return Routing(signal, route=route, detector=route.detector)
+            return _routing(signal, route=route, detector=route.detector)
         if not signal.targets:
-            return Routing(
+            return _routing(
                 signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",)
             )
         found = catalog.remediations.get(route.remediation or "") or self.for_condition(route.condition)
         if found is not None and self._secret[found.id]:
             # A secret (e.g. an upload SAS URL) must come from an authenticated operator, never from an
             # alert payload whose custom properties anyone who can edit an alert rule controls.
-            return Routing(
+            return _routing(
                 signal,
                 route=route,
                 notes=(f"{found.id} takes secret parameters: only an operator request can start it",),
             )
         if found is None:
-            return Routing(
+            return _routing(
                 signal, route=route, notes=(f"route {route.name}: no remediation for {route.condition}",)
             )
         sources = self.parameter_sources(route)
         rows = [lower_keys(row) for row in signal.dimensions]
+        condition, remediation_id, route_name = route.condition, found.id, route.name
         findings = tuple(
-            Finding(
-                signal=signal,
-                condition=route.condition,
-                remediation=found.id,
-                target=target,
-                parameters=values,
-                route=route.name,
-                origins=origins,
+            build(
+                Finding,
+                {
+                    "signal": signal,
+                    "condition": condition,
+                    "remediation": remediation_id,
+                    "target": target,
+                    "parameters": values,
+                    "route": route_name,
+                    "evidence": {},
+                    "origins": origins,
+                },
             )
             for target in signal.targets
             for values, origins in _values_for(props, _target_rows(rows, target), sources, found.parameters)
         )
-        return Routing(signal, route=route, findings=findings)
+        return _routing(signal, route=route, findings=findings)
 
     def _override(self, props: Mapping[str, Any]) -> Route | str | None:
         """A route made from the alert's own ``condition`` / ``remediation`` custom properties, if any.
@@ -261,13 +272,31 @@ class RouteTable:
         )
 
 
+def _routing(
+    signal: Signal,
+    *,
+    route: Route | None = None,
+    findings: tuple[Finding, ...] = (),
+    detector: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Routing:
+    """``Routing(...)``, built once per signal (see frozen.build)."""
+    return build(
+        Routing,
+        {"signal": signal, "route": route, "findings": findings, "detector": detector, "notes": notes},
+    )
+
+
 def _target_rows(rows: list[dict[str, Any]], target: VmRef) -> list[dict[str, Any]]:
     """The dimension rows (keys lower-cased) about this target; every row when none names a resource."""
-    about_target = [
-        row
-        for row in rows
-        if any(normalize(str(row.get(name, ""))) == target.key for name in RESOURCE_ID_DIMENSIONS)
-    ]
+    key = target.key
+    about_target = []
+    for row in rows:
+        for name in RESOURCE_ID_DIMENSIONS:
+            named = row.get(name)  # an absent name is "", never a VM's key
+            if named is not None and normalize(str(named)) == key:
+                about_target.append(row)
+                break
     if about_target:
         return about_target
     return [row for row in rows if not any(name in row for name in RESOURCE_ID_DIMENSIONS)] or rows
@@ -287,19 +316,25 @@ def _values_for(
         values: dict[str, str] = {}
         origins: dict[str, str] = {}
         for source in sources:
-            value = next((row[d] for d in source.dimensions if row.get(d) not in (None, "")), None)
+            value = None
+            for dimension in source.dimensions:  # the first dimension of the row with a value
+                found = row.get(dimension)
+                if found is not None and found != "":
+                    value = found
+                    break
             origin = ALERT
             if value is None and source.custom is not None:
                 value = props.get(source.custom)
             if value is None and source.literal is not _MISSING:
                 value, origin = source.literal, ROUTE_LITERAL
-            if value not in (None, ""):
+            if value is not None and value != "":
                 values[source.name] = value_text(value)
                 origins[source.name] = origin
-        for name in declared:
-            if name not in values and props.get(name.lower()) not in (None, ""):
-                values[name] = value_text(props[name.lower()])
-                origins[name] = ALERT
+        if props:  # without custom properties no declared parameter is named by one
+            for name in declared:
+                if name not in values and props.get(name.lower()) not in (None, ""):
+                    values[name] = value_text(props[name.lower()])
+                    origins[name] = ALERT
         if (values, origins) not in sets:
             sets.append((values, origins))
     return sets

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SignalError
+from ..frozen import build
 from ..resources import is_arm_id
 from .model import Signal, State
 from .reader import (
@@ -24,10 +25,10 @@ from .reader import (
     as_text,
     as_texts,
     kind_of,
-    lookup_ci,
     member,
     members,
     name_value_pairs,
+    pairs_of_list,
     scalar_text,
     text_in,
     text_mapping,
@@ -36,6 +37,7 @@ from .refs import ResourceCollector
 
 SCHEMA_ID = "azureMonitorCommonAlertSchema"
 RESOURCE_ID_DIMENSIONS = ("_ResourceId", "ResourceId")
+_RESOURCE_ID_KEYS = frozenset(n.lower() for n in RESOURCE_ID_DIMENSIONS)
 
 _STATES: dict[str, State] = {"fired": "fired", "resolved": "resolved"}
 _SEVERITIES = frozenset(f"Sev{n}" for n in range(5))
@@ -78,11 +80,13 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     collector = ResourceCollector()
     target_ids = as_texts(member(fields, "alertTargetIDs"))
     collector.add_all(target_ids)
-    collector.add_all([c for c in as_texts(member(fields, "configurationItems")) if is_arm_id(c)])
+    collector.add_all(as_texts(member(fields, "configurationItems")))  # add keeps the ARM ids only
 
     read = _read_context(context)
     for mapping in read.dimensions:
-        collector.add_all(lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS))
+        for name, named in mapping.items():  # lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS), said inline
+            if name.lower() in _RESOURCE_ID_KEYS:
+                collector.add(named)
     collector.add_all(read.affected)
 
     resource_id: str | None = None
@@ -100,28 +104,32 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
             extra[key] = value
     extra.update(read.extra)
 
-    return Signal(
-        id=alert_id,
-        source="alert",
-        type=service,
-        state=state,
-        targets=collector.targets,
-        resources=collector.resources,
-        rule=text_in(fields, "alertRule"),
-        severity=_severity(text_in(fields, "severity")),
-        signal_type=text_in(fields, "signalType"),
-        fired_at=fired_at,
-        resolved_at=resolved_at,
-        time=resolved_at if state == "resolved" and resolved_at else fired_at,
-        operation_name=read.operation,
-        resource_id=resource_id,
-        status=read.status,
-        query=read.query,
-        metrics=read.metrics,
-        dimensions=read.dimensions,
-        custom_properties=custom,
-        description=text_in(fields, "description"),
-        extra=extra,
+    return Signal.of(
+        {
+            "id": alert_id,
+            "source": "alert",
+            "type": service,
+            "state": state,
+            "targets": collector.targets,
+            "resources": collector.resources,
+            "rule": text_in(fields, "alertRule"),
+            "severity": _severity(text_in(fields, "severity")),
+            "signal_type": text_in(fields, "signalType"),
+            "fired_at": fired_at,
+            "resolved_at": resolved_at,
+            "time": resolved_at if state == "resolved" and resolved_at else fired_at,
+            "operation_name": read.operation,
+            "resource_id": resource_id,
+            "status": read.status,
+            "query": read.query,
+            "metrics": read.metrics,
+            "dimensions": read.dimensions,
+            "custom_properties": custom,
+            "manual": None,
+            "validation_code": None,
+            "description": text_in(fields, "description"),
+            "extra": extra,
+        }
     )
 
 
@@ -185,22 +193,28 @@ def _read_context(ctx: object) -> AlertContext:
     condition = member(ctx, "condition")
     if condition is not None and type(condition) is not dict and not isinstance(condition, Mapping):
         raise SignalError(f"alert: data.alertContext.condition must be an object, not {kind_of(condition)}")
-    conditions = members(member(condition, "allOf"))
-    dimensions = [name_value_pairs(member(c, "dimensions")) for c in conditions]
-    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
-    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
-        dimensions += _legacy_log_dimensions(ctx)
-    affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
-
+    all_of = condition.get("allOf") if type(condition) is dict else member(condition, "allOf")
+    conditions = all_of if type(all_of) is list else members(all_of)
+    dimensions: list[dict[str, str]] = []
     metrics: list[str] = []
     queries: list[str] = []
-    for c in conditions:
+    for c in conditions:  # one pass: each list keeps the order of the conditions
+        dims = c.get("dimensions") if type(c) is dict else member(c, "dimensions")
+        dimensions.append(pairs_of_list(dims) if type(dims) is list else name_value_pairs(dims))
         metric = text_in(c, "metricName")
         if metric and metric not in metrics:
             metrics.append(metric)
         query = text_in(c, "searchQuery")
         if query and query not in queries:
             queries.append(query)
+    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
+    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
+        dimensions += _legacy_log_dimensions(ctx)
+    if plain is not None and "AffectedConfigurationItems" not in plain:
+        affected: tuple[str, ...] = ()
+    else:
+        affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
+
     query = text_in(ctx, "SearchQuery")
     if query and query not in queries:
         queries.append(query)
@@ -219,14 +233,17 @@ def _read_context(ctx: object) -> AlertContext:
             extra[key] = value
     if len(queries) > 1:
         extra["queries"] = queries
-    return AlertContext(
-        dimensions=tuple(dimensions),
-        affected=affected,
-        metrics=tuple(metrics),
-        query=queries[0] if queries else None,
-        operation=operation,
-        status=text_in(ctx, "status") if operation is not None else None,
-        extra=extra,
+    return build(
+        AlertContext,
+        {
+            "dimensions": tuple(dimensions),
+            "affected": affected,
+            "metrics": tuple(metrics),
+            "query": queries[0] if queries else None,
+            "operation": operation,
+            "status": text_in(ctx, "status") if operation is not None else None,
+            "extra": extra,
+        },
     )
 
 

@@ -106,7 +106,7 @@ def parse_event(payload: Mapping[str, object], *, where: str = "") -> Signal:
     else:
         collector.add(text_in(data, "resourceUri"))
 
-    return Signal(
+    return Signal.new(
         id=event_id,
         source="event",
         type=event_type,

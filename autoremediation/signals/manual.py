@@ -25,9 +25,11 @@ import uuid
 from collections.abc import Mapping
 
 from ..errors import SignalError
+from ..frozen import build
 from ..resources import VmRef
 from .model import ManualRequest, Signal
 from .reader import Node, kind_of
+from .refs import vm_id_of
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REMEDIATION_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")  # as the catalog's schema
@@ -96,18 +98,16 @@ def _plain_request(payload: dict[str, object]) -> Signal | None:
     parameters = _plain_parameters(payload.get("parameters"))
     if targets is None or parameters is None:
         return None
-    return _signal(
-        ManualRequest(
-            remediation=remediation,
-            parameters=parameters,
-            reason=reason,
-            dry_run=dry_run,
-            request_id=request_id,
-            requested_by=requested_by,
-            requested_by_name=requested_by_name,
-        ),
-        targets,
-    )
+    request = {
+        "remediation": remediation,
+        "parameters": parameters,
+        "reason": reason,
+        "dry_run": dry_run,
+        "request_id": request_id,
+        "requested_by": requested_by,
+        "requested_by_name": requested_by_name,
+    }
+    return _signal(build(ManualRequest, request), targets)
 
 
 def _plain_text(value: object) -> str | None:
@@ -126,7 +126,7 @@ def _plain_targets(value: object) -> tuple[VmRef, ...] | None:
         return None
     targets: dict[str, VmRef] = {}
     for item in values:
-        vm = VmRef.parse(item) if type(item) is str else None
+        vm = vm_id_of(item) if type(item) is str else None
         if vm is None:
             return None
         targets.setdefault(vm.key, vm)
@@ -199,7 +199,7 @@ def _checked_request(payload: Mapping[str, object]) -> Signal:
 
 def _signal(request: ManualRequest, targets: tuple[VmRef, ...]) -> Signal:
     """The signal of a manual request, however it was read."""
-    return Signal(
+    return Signal.new(
         id=request.request_id,
         source="manual",
         type="manual",

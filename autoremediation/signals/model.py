@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
+from ..frozen import build
 from ..resources import VmRef
 
 Source = Literal["alert", "event", "manual"]
@@ -56,6 +57,25 @@ class Signal:
     description: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Signal:
+        """A Signal from a dict holding every field by name, taken as its own attributes (not copied).
+
+        The same Signal as ``Signal(**values)`` without the generated frozen ``__init__``, which sets
+        each of the 23 fields through ``object.__setattr__``: intake builds two Signals per alert (the
+        payload's, then Azure's record of it). The caller hands over ``values`` and keeps no reference.
+        """
+        return build(cls, values)
+
+    @classmethod
+    def new(cls, **values: Any) -> Signal:
+        """``Signal(**values)``, built as :meth:`of` builds: the fields not given take their defaults."""
+        full = {**_SIGNAL_DEFAULTS, "custom_properties": {}, "extra": {}, **values}
+        if len(full) != len(_SIGNAL_DEFAULTS):
+            unknown = sorted(set(full) - set(_SIGNAL_DEFAULTS))
+            raise TypeError(f"Signal has no field {unknown[0]!r}")
+        return build(cls, full)
+
     @property
     def is_validation(self) -> bool:
         return self.validation_code is not None
@@ -76,3 +96,9 @@ class Signal:
             "dryRun": self.manual.dry_run if self.manual else None,
             "validation": self.is_validation,
         }
+
+
+# Every field of a Signal with its default (a required field: None until given), for Signal.new.
+_SIGNAL_DEFAULTS: dict[str, Any] = {
+    f.name: None if f.default is MISSING else f.default for f in fields(Signal)
+}

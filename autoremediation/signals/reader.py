@@ -110,6 +110,9 @@ def text_in(value: object, key: str) -> str | None:
 
 def as_texts(value: object) -> list[str]:
     """A list of scalars as texts; a lone scalar counts as a list of one, other members are skipped."""
+    if type(value) is list:
+        texts = [v.strip() if type(v) is str else scalar_text(v) for v in value]  # strings said inline
+        return [t for t in texts if t]
     if _is_array(value):
         texts = [scalar_text(v) for v in value]
         return [t for t in texts if t]
@@ -264,7 +267,7 @@ def lookup_ci(mapping: Mapping[str, str], *names: str) -> list[str]:
 def name_value_pairs(value: object) -> dict[str, str]:
     """``[{"name": .., "value": ..}]`` (or a plain object) as a mapping of texts; nameless items skipped."""
     if type(value) is list:
-        return _pairs(value)
+        return pairs_of_list(value)
     if _is_mapping(value) and not {"name", "value"} <= set(_str_keys(value)):
         return text_mapping(value)
     result: dict[str, str] = {}
@@ -276,7 +279,8 @@ def name_value_pairs(value: object) -> dict[str, str]:
     return result
 
 
-def _pairs(entries: list[object]) -> dict[str, str]:
+def pairs_of_list(entries: list[object]) -> dict[str, str]:
+    """``name_value_pairs`` of a list."""
     result: dict[str, str] = {}
     for entry in entries:
         if type(entry) is dict:  # the usual {"name": "...", "value": "..."}: text_in said once more here
@@ -299,6 +303,9 @@ def text_mapping(value: object) -> dict[str, str]:
         return {}
     result: dict[str, str] = {}
     for key, item in value.items():
+        if type(item) is str and type(key) is str:  # the usual case: any_text of a string
+            result[key] = item.strip()
+            continue
         if not isinstance(key, str):
             continue
         text = any_text(item)

@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ..resources import ARM_ID, VmRef, vm_ref_of
+
+# The VM of a resource id, remembered for the ids seen last: a deployment watches a bounded fleet, and
+# the same VM ids come back in alert after alert (in the payload, in Azure's record, in the plan). A
+# VmRef is immutable, so one may be shared; an id seen once costs one entry of a bounded memory.
+_vm_of_text = lru_cache(maxsize=4096)(vm_ref_of)
+
+
+# ``VmRef.parse`` of a text (a VM's own id, nothing below it), remembered as ``vm_of`` is.
+vm_id_of = lru_cache(maxsize=4096)(VmRef.parse)
+
+
+def vm_of(resource_id: object) -> VmRef | None:
+    """``vm_ref_of(resource_id)``, remembered for text ids."""
+    return _vm_of_text(resource_id) if type(resource_id) is str else vm_ref_of(resource_id)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4096)
+def _seen(value: str) -> tuple[str, str, VmRef | None] | None:
+    """What an id adds to a collector (its key, its spelling, its VM), remembered as ``vm_of`` is; None
+    when it is no ARM id."""
+    text = value.strip()
+    if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
+        return None
+    shown = text.rstrip("/")
+    return shown.lower(), shown, _vm_of_text(text)  # the key is normalize(text)
 
 
 class ResourceCollector:
@@ -22,12 +48,15 @@ class ResourceCollector:
     def add(self, value: object) -> None:
         if not isinstance(value, str):
             return
-        text = value.strip()
-        if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
+        seen = _seen(value)
+        if seen is None:
             return
-        shown = text.rstrip("/")
-        self._resources.setdefault(shown.lower(), shown)  # normalize(text)
-        vm = vm_ref_of(text)
+        key, shown, vm = seen
+        if key in self._resources:
+            # The same id in another case or with more trailing slashes: the same VM (or none), and
+            # the first spelling was kept already.
+            return
+        self._resources[key] = shown
         if vm is not None:
             self._targets.setdefault(vm.key, vm)
 

@@ -1,0 +1,272 @@
+"""Payload -> signals -> findings -> decisions: what ``remediate plan`` shows and intake acts on.
+
+Nothing here executes anything. Detectors (conditions that need a look at Azure) are passed in as a
+callable, so the planner stays pure and the CLI or the Function App chooses local fleet or Azure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoremediation.catalog import Catalog
+from autoremediation.ports import AlertRecord
+
+from .policy import Decision, plan_decision
+from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
+from .resources import normalize, vm_ref_of
+from .routing import Finding, Route, route_signal
+from .signals import parse
+from .signals.model import Signal
+
+# (detector name, signal) -> (findings, notes). Raises RemediationError when Azure cannot be read.
+Detect = Callable[[str, Signal], tuple[Sequence[Finding], Sequence[str]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    finding: Finding
+    decision: Decision
+    # Runtime guards this plan could not evaluate (see ``preview``); None: only static checks were asked.
+    unchecked: tuple[str, ...] | None = None
+    unchecked_why: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.finding)
+
+    def to_dict(self) -> dict[str, Any]:
+        shown = (
+            dict(self.decision.parameters)
+            if self.decision.action != "skip"
+            else dict(self.finding.parameters)
+        )
+        return {
+            "signal": self.finding.signal.id,
+            "condition": self.finding.condition,
+            "target": self.finding.target.id,
+            "remediation": self.finding.remediation,
+            "parameters": shown,
+            "decision": self.decision.action,
+            "reason": self.decision.reason,
+            "guard": self.decision.guard,
+            "route": self.finding.route,
+            # What the detector saw (for nsg-lockout: the blocking rule, where it sits, what was unsure).
+            "evidence": dict(self.finding.evidence),
+            **(
+                {}
+                if self.unchecked is None
+                else {"unchecked": list(self.unchecked), "uncheckedWhy": self.unchecked_why or None}
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class Note:
+    signal: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"signal": self.signal, "message": self.message}
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    signals: tuple[Signal, ...] = ()
+    plans: tuple[Plan, ...] = ()
+    notes: tuple[Note, ...] = field(default_factory=tuple)
+    refused: tuple[str, ...] = ()  # ids of signals that may make no job (and may cancel none)
+    # Alert signals (as delivered) confirmed on this process's recent read of the alert, not a fresh
+    # one (``Verdict.remembered``): intake admits them only for jobs that exist, else plans them afresh.
+    remembered: tuple[Signal, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signals": [s.summary() for s in self.signals],
+            "plans": [p.to_dict() for p in self.plans],
+            "notes": [n.to_dict() for n in self.notes],
+        }
+
+    def __add__(self, other: PlanReport) -> PlanReport:
+        return PlanReport(
+            self.signals + other.signals,
+            self.plans + other.plans,
+            self.notes + other.notes,
+            self.refused + other.refused,
+            self.remembered + other.remembered,
+        )
+
+
+# One ARM write reaches the app twice: as an Event Grid resource event and as an activity-log alert.
+# Both carry the write's correlation id; without one, intake coalesces on the written resource within
+# this window (an activity-log alert follows its write within minutes).
+CHANGE_WINDOW_SECONDS = 900
+CHANGE_ROUTE_PREFIX = "detector:"
+
+
+def change_of(signal: Signal) -> dict[str, str] | None:
+    """The ARM write a resource-write signal reports: its correlation id, the written resource and when.
+
+    None for signals that report no write (metric and log alerts, manual requests).
+    """
+    if signal.source not in ("event", "alert") or not signal.operation_name:
+        return None
+    if not signal.operation_name.lower().endswith("/write"):
+        return None
+    return {
+        "correlationId": str(signal.extra.get("correlationId") or ""),
+        "resource": signal.resource_id or "",
+        "operation": signal.operation_name,
+        "at": signal.time or "",
+    }
+
+
+def idempotency_key(finding: Finding) -> str:
+    """Duplicate deliveries of one signal give the same key, so the same job id.
+
+    Alerts: the normalised Azure alert id + "fired" + VM + remediation + condition: one job per
+    (alert, VM, remediation, condition) however often, and with whatever body, the alert is posted
+    (its parameters come from Azure's record, see provenance); events: event id + VM + remediation
+    (+ parameters); manual: request id + VM + remediation. A Resolved notification maps to the key of
+    its Fired one, so it finds (or pre-empts) the same job.
+
+    A detector finding about an ARM write (an NSG rule written) is keyed on the write instead of the
+    delivery: "change" + the write's correlation id + VM + remediation. The Event Grid event and the
+    activity-log alert for that write then make one job, whichever arrives first, race-free. A write
+    signal without a correlation id keeps its delivery key; intake coalesces it by resource and time
+    (``CHANGE_WINDOW_SECONDS``).
+    """
+    signal = finding.signal
+    change = change_of(signal) if finding.route.startswith(CHANGE_ROUTE_PREFIX) else None
+    if change and change["correlationId"]:
+        remediation = finding.remediation or finding.condition
+        return "|".join(["change", change["correlationId"].lower(), finding.target.key, remediation])
+    if signal.source == "alert":
+        return "|".join(
+            [
+                signal.source,
+                alert_key(signal.id),
+                "fired",
+                finding.target.key,
+                finding.remediation or finding.condition,
+                finding.condition,
+            ]
+        )
+    parts = [signal.source, signal.id, finding.target.key, finding.remediation or finding.condition]
+    if signal.source != "manual" and finding.parameters:
+        parts.append(json.dumps(dict(finding.parameters), sort_keys=True))
+    return "|".join(parts)
+
+
+def alert_key(alert_id: str) -> str:
+    """An Azure alert id as jobs store it: ARM ids compare case-insensitively, a trailing '/' is noise."""
+    return normalize(alert_id)
+
+
+class Planner:
+    """Routes and decides. ``gate`` confirms alerts with Azure Monitor; without one, no alert can be
+    confirmed and every alert is refused (fail closed). ``max_jobs`` bounds the jobs one alert or
+    event may make (manual requests come from an authenticated operator and are not bounded here)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        routes: Sequence[Route],
+        detect: Detect | None = None,
+        gate: AlertGate | None = None,
+        max_jobs: int | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.routes = tuple(routes)
+        self.detect = detect
+        self.gate = gate
+        self.max_jobs = (
+            max_jobs if max_jobs is not None else gate.settings.max_jobs if gate else DEFAULT_MAX_JOBS
+        )
+
+    def plan_payload(self, payload: object) -> PlanReport:
+        """Parse (SignalError on bad input) and plan every signal of one payload."""
+        return self.plan_signals(parse(payload))
+
+    def plan_signals(self, signals: Sequence[Signal]) -> PlanReport:
+        if len(signals) == 1:  # an alert or a manual request: one signal, its report as it is
+            return self.plan_signal(signals[0])
+        report = PlanReport()
+        for signal in signals:
+            report = report + self.plan_signal(signal)
+        return report
+
+    def plan_signal(self, signal: Signal, *, fresh: bool = False) -> PlanReport:
+        """Plan one signal. ``fresh``: confirm an alert with a new read of Azure Monitor, never with
+        this process's recent read of it."""
+        record = None
+        remembered: tuple[Signal, ...] = ()
+        if signal.source == "alert":
+            if self.gate is None:
+                refusal = f"provenance: nothing here can confirm alert {signal.id} with Azure Monitor"
+                return PlanReport((signal,), notes=(Note(signal.id, refusal),), refused=(signal.id,))
+            # ProvenanceUnavailable: fail closed, the caller retries
+            verdict = self.gate.verdict(signal, fresh=fresh)
+            if verdict.refusal is not None:
+                return PlanReport((signal,), notes=(Note(signal.id, verdict.refusal),), refused=(signal.id,))
+            remembered = (signal,) if verdict.remembered else ()
+            signal, record = verdict.signal, verdict.record
+            gate_notes = verdict.notes
+        else:
+            gate_notes = ()
+        routing = route_signal(signal, self.routes, self.catalog)
+        notes = [Note(signal.id, text) for text in (*gate_notes, *routing.notes)]
+        findings = list(routing.findings)
+        if routing.detector:
+            if self.detect is None:
+                notes.append(Note(signal.id, f"{routing.detector} needs Azure to decide; no detector here"))
+            else:
+                found, detector_notes = self.detect(routing.detector, signal)
+                findings += found
+                notes += [Note(signal.id, text) for text in detector_notes]
+        if signal.source == "alert":
+            findings, dropped = _on_target(findings, record)
+            notes += [Note(signal.id, text) for text in dropped]
+        if signal.source != "manual":
+            # Counted in jobs, not rows: findings with one key are one job (for an alert, _on_target
+            # kept one finding per key already).
+            count = len(findings)
+            too_many = fan_out_refusal(count, self.max_jobs)
+            if too_many is not None:
+                return PlanReport((signal,), notes=(*notes, Note(signal.id, too_many)), refused=(signal.id,))
+        plans = []
+        for finding in findings:
+            remediation = self.catalog.get(finding.remediation or "")
+            origins = {name: finding.origin_of(name) for name in finding.parameters}
+            decision = plan_decision(remediation, finding.parameters, state=signal.state, origins=origins)
+            plans.append(Plan(finding, decision))
+        return PlanReport((signal,), tuple(plans), tuple(notes), remembered=remembered)
+
+
+def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple[list[Finding], list[str]]:
+    """Findings on the alert's own target, one per job key; the others as ``provenance:`` notes.
+
+    A finding for another VM is no job at all (not even a skipped one), so it neither fills the job
+    store nor counts toward the per-alert limit. A detector's VMs come from ARM reads of the resource
+    Azure recorded (see AlertGate), so they are not the alert's target by id and are kept.
+    """
+    kept: list[Finding] = []
+    notes: list[str] = []
+    keys: set[str] = set()
+    recorded = vm_ref_of(record.target_resource) if record is not None else None
+    for finding in findings:
+        if finding.route.startswith("detector:") or (recorded is not None and recorded == finding.target):
+            off_target = None  # what target_refusal says of the alert's own target, without parsing it again
+        else:
+            off_target = target_refusal(finding.target, record)
+        if off_target is not None:
+            if off_target not in notes:
+                notes.append(off_target)
+            continue
+        key = idempotency_key(finding)
+        if key not in keys:  # several rows of one alert for one VM make one job, the first row's
+            keys.add(key)
+            kept.append(finding)
+    return kept, notes

@@ -1,0 +1,164 @@
+"""Azure Monitor's record of an alert against the payload that claims it, and the signal routed from it.
+
+See :mod:`autoremediation.provenance` for why an alert is confirmed at all. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from autoremediation.errors import SignalError
+from autoremediation.ports import AlertRecord, AlertRuleRecord
+
+from .resources import VmRef, normalize, vm_ref_of
+from .signals.alerts import AlertContext, read_alert_context
+from .signals.model import Signal
+
+PREFIX = "provenance:"
+# Azure's record and the notification both carry the fired time; allow for rounding only.
+FIRED_TOLERANCE = timedelta(seconds=5)
+
+_ISO_TIME = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time from a payload (``Z``, 7 fractional digits); None when absent or unreadable."""
+    if not text:
+        return None
+    value = text.strip()
+    match = _ISO_TIME.match(value)
+    if not match:
+        return None
+    fraction = (match[2] or "")[:7]  # Azure writes 7 fractional digits: keep the dot and microseconds
+    zone = match[3] or "Z"
+    try:
+        parsed = datetime.fromisoformat(match[1] + fraction + ("+00:00" if zone.upper() == "Z" else zone))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _rule_name(rule_id: str) -> str:
+    return rule_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: timedelta) -> str | None:
+    """Why Azure's record does not confirm the payload (a ``provenance:`` reason), or None."""
+    said = (signal.state or "").lower()
+    if record.monitor_condition.strip().lower() != said:
+        return (
+            f"{PREFIX} Azure Monitor records alert {signal.id} as {record.monitor_condition or 'unknown'}, "
+            f"the payload says {signal.state}"
+        )
+    claimed = parse_time(signal.fired_at)
+    if claimed is None or record.fired_at is None:
+        return f"{PREFIX} alert {signal.id}: no fired time to compare (payload {signal.fired_at!r})"
+    if abs(claimed - record.fired_at) > FIRED_TOLERANCE:
+        return (
+            f"{PREFIX} alert {signal.id} fired at {record.fired_at.isoformat()} according to Azure Monitor, "
+            f"the payload says {signal.fired_at}"
+        )
+    claimed_rule_id = str(signal.extra.get("alertRuleId") or "")
+    if claimed_rule_id and normalize(claimed_rule_id) != normalize(record.rule_id):
+        return (
+            f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, "
+            f"the payload names {claimed_rule_id}"
+        )
+    if (signal.rule or "").strip().lower() != _rule_name(record.rule_id).lower():
+        return (
+            f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, the payload names {signal.rule!r}"
+        )
+    if said == "fired" and now - record.fired_at > max_age:
+        minutes = int((now - record.fired_at).total_seconds() // 60)
+        return (
+            f"{PREFIX} alert {signal.id} fired at {record.fired_at.isoformat()}, {minutes} min ago: alerts "
+            f"older than {int(max_age.total_seconds() // 60)} min "
+            "(REMEDIATION_ALERT_MAX_AGE_MINUTES) are refused"
+        )
+    return None
+
+
+def target_refusal(target: VmRef, record: AlertRecord | None) -> str | None:
+    """Why a job may not act on ``target`` for this confirmed alert, or None."""
+    if record is None:
+        return None
+    recorded = vm_ref_of(record.target_resource)
+    if recorded is not None and recorded == target:
+        return None
+    return (
+        f"{PREFIX} {target.id} is not the target of alert {record.id}; Azure Monitor records "
+        f"{record.target_resource or 'no target'}"
+    )
+
+
+# Alerts Management names the activity log services "ActivityLog Administrative"; the Common Alert
+# Schema (and so routes.yaml) says "Activity Log - Administrative".
+_ACTIVITY_LOG_SERVICE = re.compile(r"^ActivityLog\s+(?P<category>\w+)$", re.IGNORECASE)
+
+
+def service_name(monitor_service: str) -> str:
+    """Alerts Management's ``monitorService`` in the Common Alert Schema's ``monitoringService`` spelling."""
+    match = _ACTIVITY_LOG_SERVICE.match(monitor_service.strip())
+    return f"Activity Log - {match['category']}" if match else monitor_service.strip()
+
+
+_BODY_EXTRA = ("alertRuleId", "originAlertId")
+
+
+def recorded_signal(
+    signal: Signal, record: AlertRecord, rule: AlertRuleRecord
+) -> tuple[Signal, tuple[str, ...]]:
+    """The signal to route, built from Azure's record of the alert and its rule, never from the body.
+
+    The body keeps only what identifies it (state, times); the monitor service, signal type, query,
+    metrics, dimensions, operation and targets are Azure's. Returns notes saying what Azure lacked.
+    """
+    target = record.target_resource
+    notes: list[str] = []
+    try:
+        recorded = read_alert_context(record.context)
+    except SignalError as error:
+        notes.append(
+            f"{PREFIX} Azure Monitor's context of alert {record.id} cannot be read ({error}): "
+            "routed on its essentials only"
+        )
+        recorded = AlertContext()
+    if not record.context:
+        notes.append(
+            f"{PREFIX} Azure Monitor records no alert context for {record.id}: routes that need a query, "
+            "metric, dimension or operation do not match"
+        )
+    vm = vm_ref_of(target)
+    others = [t.id for t in signal.targets if vm is None or t != vm]
+    if others:
+        notes.append(
+            f"{PREFIX} the payload names {len(others)} VM(s) that are not the target of alert {record.id} "
+            f"(Azure Monitor records {target or 'no target'}): ignored, e.g. {others[0]}"
+        )
+    # What the alert context says (the write's correlation id, caller, condition type, queries) is
+    # Azure's; the body keeps only what identifies it (its rule id, compared above).
+    extra = {k: v for k, v in signal.extra.items() if k in _BODY_EXTRA}
+    extra.update(recorded.extra)
+    # A detector starts from the resource Azure recorded as the alert's target (an activity-log
+    # alert's NSG), never from one the body names.
+    # One new Signal from the body's own fields and Azure's (no dataclasses.replace: this is per alert).
+    confirmed = Signal(
+        **{
+            **vars(signal),
+            "id": record.id or signal.id,
+            "type": service_name(record.monitor_service) or "unknown",
+            "signal_type": (record.signal_type or "").strip() or None,
+            "targets": (vm,) if vm is not None else (),
+            "resources": (target,) if target else (),
+            "operation_name": recorded.operation,
+            "resource_id": target if recorded.operation else None,
+            "status": recorded.status,
+            "query": recorded.query,
+            "metrics": recorded.metrics,
+            "dimensions": recorded.dimensions,
+            "custom_properties": dict(rule.custom_properties),
+            "extra": extra,
+        }
+    )
+    return confirmed, tuple(notes)

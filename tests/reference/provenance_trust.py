@@ -1,0 +1,81 @@
+"""Which alert rules the deployment trusts, and what a trusted rule may still not do.
+
+An alert starts a remediation only when its rule is one the deployment trusts (the rules ``infra/``
+deploys, plus the ids or resource-group-scoped globs in ``REMEDIATION_TRUSTED_ALERT_RULES``), the rule
+is enabled in ARM and the alert's target lies under the rule's scopes. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from functools import lru_cache
+
+from autoremediation.ports import AlertRecord, AlertRuleRecord
+
+from .provenance_record import PREFIX
+from .resources import normalize
+
+TRUST_SETTING = "REMEDIATION_TRUSTED_ALERT_RULES"
+_WORKSPACE_TYPES = ("microsoft.operationalinsights/workspaces", "microsoft.insights/components")
+
+_RULE_GROUP = re.compile(
+    r"^/subscriptions/[^/*?\[\]]+/resourceGroups/[^/*?\[\]]+/providers/.+$", re.IGNORECASE
+)
+
+
+def trusted_rule_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a trusted-rule entry, or None: ids and globs stay in one resource group."""
+    if not _RULE_GROUP.match(pattern.strip()):
+        return (
+            f"{TRUST_SETTING} entry {pattern!r} must be an alert rule resource id or a glob inside one "
+            "resource group (/subscriptions/<id>/resourceGroups/<name>/providers/...)"
+        )
+    return None
+
+
+def rule_trusted(rule_id: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the rule's resource id matches a trusted id or glob (ARM ids compare case-insensitively)."""
+    key = normalize(rule_id)
+    return any(fnmatch.fnmatchcase(key, p) for p in _usable_patterns(tuple(patterns)))
+
+
+@lru_cache(maxsize=16)
+def _usable_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The valid entries of a trust list, normalised (a deployment has one list: worked out once)."""
+    return tuple(normalize(p) for p in patterns if trusted_rule_problem(p) is None)
+
+
+def how_to_trust(rule_id: str) -> str:
+    return (
+        f"alert rule {rule_id} is not trusted: no job. To let it start remediations, add its resource "
+        f"id (or a glob over its resource group) to {TRUST_SETTING}"
+    )
+
+
+def under(resource_id: str, scope: str) -> bool:
+    """Whether ``resource_id`` is ``scope`` or lies below it (ARM ids, case-insensitive)."""
+    resource, container = normalize(resource_id), normalize(scope)
+    return bool(container) and (resource == container or resource.startswith(container + "/"))
+
+
+def _scope_holds(scope: str, target: str) -> bool:
+    # A log search rule scoped to a workspace (or Application Insights) reports the VM that sent the
+    # rows (``resourceIdColumn``): the VM is not below the workspace by id. Such a scope holds the
+    # VMs of the workspace's own subscription only.
+    if any(f"/providers/{kind}/" in normalize(scope) + "/" for kind in _WORKSPACE_TYPES):
+        return under(target, "/".join(normalize(scope).split("/")[:3]))
+    return under(target, scope)
+
+
+def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
+    """Why a trusted rule's alert may still not act: the rule is disabled, or the alert's target lies
+    outside the rule's scopes (a rule trusted by a glob must not reach any VM)."""
+    if not rule.enabled:
+        return f"{PREFIX} alert rule {record.rule_id} is disabled in ARM: its alerts start nothing"
+    if not any(_scope_holds(scope, record.target_resource) for scope in rule.scopes):
+        return (
+            f"{PREFIX} alert {record.id} targets {record.target_resource or 'no resource'}, which is not "
+            f"under the scopes of rule {record.rule_id} ({', '.join(rule.scopes) or 'none recorded'})"
+        )
+    return None

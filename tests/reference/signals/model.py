@@ -1,0 +1,78 @@
+"""The Signal: what every inbound payload is reduced to before routing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..resources import VmRef
+
+Source = Literal["alert", "event", "manual"]
+State = Literal["fired", "resolved"]
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    remediation: str
+    parameters: Mapping[str, str]
+    reason: str
+    dry_run: bool
+    request_id: str
+    requested_by: str = "operator"
+    requested_by_name: str = ""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One alert, event or manual request, normalised.
+
+    ``type`` is the alert's monitoring service (``Platform``, ``Log Alerts V2``, ``Activity Log -
+    Administrative``, ``Resource Health``, ``ServiceHealth``, ``Log Analytics``, ``Application
+    Insights``), the Event Grid event type, or ``manual``.
+    """
+
+    id: str
+    source: Source
+    type: str
+    state: State | None = None
+    targets: tuple[VmRef, ...] = ()
+    resources: tuple[str, ...] = ()  # every resource id the payload names, VMs or not, as given
+    rule: str | None = None
+    severity: str | None = None
+    signal_type: str | None = None  # "Metric", "Log", "Activity Log", ...
+    fired_at: str | None = None
+    resolved_at: str | None = None
+    time: str | None = None
+    operation_name: str | None = None
+    resource_id: str | None = None  # the resource an activity-log alert or an event is about
+    status: str | None = None  # activity-log / event status ("Succeeded", ...)
+    query: str | None = None
+    metrics: tuple[str, ...] = ()
+    dimensions: tuple[Mapping[str, str], ...] = ()  # one mapping per alert condition / row
+    custom_properties: Mapping[str, str] = field(default_factory=dict)
+    manual: ManualRequest | None = None
+    validation_code: str | None = None  # Event Grid subscription validation: never routed
+    description: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_validation(self) -> bool:
+        return self.validation_code is not None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``signals[]`` entry of ``remediate plan --json``: JSON-ready, the same keys every time."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "state": self.state,
+            "targets": [t.id for t in self.targets],
+            "time": self.time,
+            "rule": self.rule,
+            "operation": self.operation_name,
+            "resource": self.resource_id,
+            "remediation": self.manual.remediation if self.manual else None,
+            "dryRun": self.manual.dry_run if self.manual else None,
+            "validation": self.is_validation,
+        }
