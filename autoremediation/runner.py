@@ -34,6 +34,7 @@ process: a failure written by another instance counts up to that much later, one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from . import jobs
@@ -41,7 +42,7 @@ from .catalog import Remediation
 from .collect import CollectSteps
 from .dispatch import DispatchSteps
 from .dispatch import _with_control_plane_parameters as _with_control_plane_parameters  # tests use it
-from .errors import ConcurrencyConflict
+from .errors import ConcurrencyConflict, NotFound, RemediationError
 from .jobs import Job
 from .step_common import BREAKER_FACTS_SECONDS as BREAKER_FACTS_SECONDS
 from .step_common import CLAIM_GRACE_SECONDS as CLAIM_GRACE_SECONDS
@@ -51,6 +52,8 @@ from .step_common import RUN_GRACE_SECONDS as RUN_GRACE_SECONDS
 from .step_common import ControlPlaneStep as ControlPlaneStep
 from .step_common import Step
 from .step_common import guard_settings as guard_settings
+
+log = logging.getLogger("autoremediation.runner")
 
 
 class Runner(DispatchSteps, CollectSteps):
@@ -75,6 +78,8 @@ class Runner(DispatchSteps, CollectSteps):
                 # redelivered message repeats the release (a holder that has it no more is untouched;
                 # an older run record never replaces a newer one).
                 self._release_lease(job)
+            if after is None:
+                self._delete_leftover_run(job)
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
             job = self._renew_lease(job)
@@ -98,6 +103,19 @@ class Runner(DispatchSteps, CollectSteps):
             for transition in step.job.history[len(job.history) :]:
                 self.on_transition(step.job, transition)
         return step
+
+    def _delete_leftover_run(self, job: Job) -> None:
+        """A message back for an ended job may follow a step that died between the result's write and the
+        run command's delete (a delete that worked is not written down: it costs no write): the delete
+        is repeated, an answer of "not found" being the usual one. A delete that failed is on record."""
+        if job.run.get("mode") == "action" or not job.run.get("name") or "runCommandCleanup" in job.outcome:
+            return
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+        except NotFound:
+            pass
+        except RemediationError as error:
+            log.warning("job %s: could not delete its run command: %s", job.id, error)
 
     def give_up(self, job_id: str, reason: str) -> Job:
         """End a job the queue could not deliver any more (poison message) as failed, with the reason."""
