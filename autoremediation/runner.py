@@ -25,13 +25,6 @@ claim write of its own and a PUT that looks for the run first. Without that wait
 send its own PUT and have its run collected and deleted before the claimant's PUT lands, which would
 run the script again.
 
-A poll starts from the running job as this process last wrote it, when it did (the message came back
-to the instance that sent it): no read. That copy is trusted only through the step's compare-and-swap:
-a copy another writer made stale (a note, a cancel, a duplicate's poll) loses the swap, and a step that
-wrote nothing on it (a poll judged a duplicate) proves nothing; either way the step is done again on the
-job as stored. A poll's outside actions (reading the run command, deleting it past its deadline) are
-safe to repeat. A dispatching job is always read: its claim is judged by version.
-
 The guards' history facts cost little per job: the VM's own guards run first (no storage read); then
 one read of the VM's lease gives both its holder and the end of the remediation's last run there (the
 cooldown; recorded on the lease when a job that ran releases it), and the lease is taken only when that
@@ -41,6 +34,7 @@ process: a failure written by another instance counts up to that much later, one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from . import jobs
@@ -48,7 +42,7 @@ from .catalog import Remediation
 from .collect import CollectSteps
 from .dispatch import DispatchSteps
 from .dispatch import _with_control_plane_parameters as _with_control_plane_parameters  # tests use it
-from .errors import ConcurrencyConflict
+from .errors import ConcurrencyConflict, NotFound, RemediationError
 from .jobs import Job
 from .step_common import BREAKER_FACTS_SECONDS as BREAKER_FACTS_SECONDS
 from .step_common import CLAIM_GRACE_SECONDS as CLAIM_GRACE_SECONDS
@@ -58,6 +52,8 @@ from .step_common import RUN_GRACE_SECONDS as RUN_GRACE_SECONDS
 from .step_common import ControlPlaneStep as ControlPlaneStep
 from .step_common import Step
 from .step_common import guard_settings as guard_settings
+
+log = logging.getLogger("autoremediation.runner")
 
 
 class Runner(DispatchSteps, CollectSteps):
@@ -69,18 +65,12 @@ class Runner(DispatchSteps, CollectSteps):
         """Do the next step of the job; tell the caller when the job needs another message.
 
         ``after``: the step this execution just did on the job, when it said "next step now": its job
-        is used as it is (it is what was written), not read again. Without it, a running job that this
-        process wrote last is used as it wrote it (a poll's message that came back here needs no read).
+        is used as it is (it is what was written), not read again.
         """
-        return self._advance(job_id, after, remembered_ok=True)
-
-    def _advance(self, job_id: str, after: Step | None, *, remembered_ok: bool) -> Step:
-        remembered = None
         if after is not None and after.requeue_after == 0 and after.job.id == job_id:
             job = after.job
         else:
-            remembered = self._remembered_running(job_id) if after is None and remembered_ok else None
-            job = remembered or self.store.get(job_id)
+            job = self.store.get(job_id)
         if job.terminal:
             if after is None and job.run.get("leaseAt"):
                 # The step that ended the job may have died, or storage refused it, between the terminal
@@ -88,6 +78,8 @@ class Runner(DispatchSteps, CollectSteps):
                 # redelivered message repeats the release (a holder that has it no more is untouched;
                 # an older run record never replaces a newer one).
                 self._release_lease(job)
+            if after is None:
+                self._delete_leftover_run(job)
             return Step(job, None, f"already {job.status}")
         if job.status in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
             job = self._renew_lease(job)
@@ -102,25 +94,28 @@ class Runner(DispatchSteps, CollectSteps):
         try:
             step = handler(job, self.catalog.get(job.remediation))
         except ConcurrencyConflict:
-            if remembered is not None:
-                # What this process wrote last was made stale by another writer (a note, a cancel, a
-                # duplicate's poll): the step again, on the job as stored, as if the message came later.
-                self._forget_running(job_id)
-                return self._advance(job_id, None, remembered_ok=False)
             current = self.store.get(job_id)
             if current.terminal:
                 # E.g. cancelled (alert resolved) while this step took the lease for it: give it back.
                 self._release_lease(current)
             return Step(current, None, "another worker advanced this job")
-        if remembered is not None and step.job.version == remembered.version:
-            # A step that wrote nothing (a poll judged a duplicate) never had its copy confirmed by a
-            # compare-and-swap: it is decided again on the job as stored.
-            self._forget_running(job_id)
-            return self._advance(job_id, None, remembered_ok=False)
         if self.on_transition is not None:
             for transition in step.job.history[len(job.history) :]:
                 self.on_transition(step.job, transition)
         return step
+
+    def _delete_leftover_run(self, job: Job) -> None:
+        """A message back for an ended job may follow a step that died between the result's write and the
+        run command's delete (a delete that worked is not written down: it costs no write): the delete
+        is repeated, an answer of "not found" being the usual one. A delete that failed is on record."""
+        if job.run.get("mode") == "action" or not job.run.get("name") or "runCommandCleanup" in job.outcome:
+            return
+        try:
+            self.compute.cancel_run(job.target, job.run["name"])
+        except NotFound:
+            pass
+        except RemediationError as error:
+            log.warning("job %s: could not delete its run command: %s", job.id, error)
 
     def give_up(self, job_id: str, reason: str) -> Job:
         """End a job the queue could not deliver any more (poison message) as failed, with the reason."""

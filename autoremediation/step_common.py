@@ -52,9 +52,6 @@ RUN_GRACE_SECONDS = 120
 # re-attach by name, as any redelivery is.
 CLAIM_GRACE_SECONDS = 120.0
 REMEMBERED_CLAIMS = 4096  # claims this process made and has not sent yet (normally gone at once)
-# Running jobs this process wrote last (their polls' next read): the runs a busy instance has out at
-# once; a few KiB each, so at most a few MiB. One pushed out, or ended by another instance, costs a read.
-REMEMBERED_RUNNING = 1024
 # How long a process reuses what it read of a remediation's recent failures (the breaker's facts).
 BREAKER_FACTS_SECONDS = 30.0
 
@@ -138,9 +135,6 @@ class StepBase:
         # job id -> version of the write by which this process claimed the job's dispatch, until a step
         # of this process takes the claim to send the run command (see ``_take_claim``).
         self._claims: OrderedDict[str, int] = OrderedDict()
-        # job id -> the running job as this process last wrote it, so that its next poll, when this
-        # process gets the message, starts from it instead of a read (see ``_remembered_running``).
-        self._running_jobs: OrderedDict[str, Job] = OrderedDict()
         # None: only the settings given here (unit tests); the app passes EnvironmentSwitches.
         self.switch_source = switches
 
@@ -266,33 +260,7 @@ class StepBase:
         return f"{reason}; the run command was stopped, its outcome is unknown"
 
     def _write(self, job: Job) -> Job:
-        try:
-            stored = self.store.update(job)
-        except RemediationError:
-            self._forget_running(job.id)
-            raise
-        with self._failures_lock:
-            if stored.status == jobs.RUNNING:
-                self._running_jobs[stored.id] = stored
-                self._running_jobs.move_to_end(stored.id)
-                while len(self._running_jobs) > REMEMBERED_RUNNING:
-                    self._running_jobs.popitem(last=False)
-            else:
-                self._running_jobs.pop(stored.id, None)
-        return stored
-
-    def _remembered_running(self, job_id: str) -> Job | None:
-        """The running job as this process wrote it last, if it did: a poll may start from it instead of
-        reading the job. Only a running job: its step's outside actions (reading the run command, deleting
-        it past its deadline) are safe to repeat, and each of its writes is a compare-and-swap from this
-        version, so a copy that another writer made stale loses the swap and the step is done again on
-        the stored job (``Runner.advance``). Never a dispatching one: its claim is judged by version."""
-        with self._failures_lock:
-            return self._running_jobs.get(job_id)
-
-    def _forget_running(self, job_id: str) -> None:
-        with self._failures_lock:
-            self._running_jobs.pop(job_id, None)
+        return self.store.update(job)
 
     def _remember_claim(self, job: Job) -> None:
         with self._failures_lock:

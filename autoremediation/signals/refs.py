@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import TypeVar
 
 from ..resources import ARM_ID, VmRef, vm_ref_of
+
+_T = TypeVar("_T")
 
 # The VM of a resource id, remembered for the ids seen last: a deployment watches a bounded fleet, and
 # the same VM ids come back in alert after alert (in the payload, in Azure's record, in the plan). A
 # VmRef is immutable, so one may be shared; an id seen once costs one entry of a bounded memory.
-_vm_of_text = lru_cache(maxsize=4096)(vm_ref_of)
+# Payloads are parsed before Azure confirms them: whoever holds the webhook key chooses these texts, so
+# only texts as short as real ids are remembered (an ARM id is a few hundred characters at most); a
+# longer one is worked out every time and never held.
+REMEMBERED_TEXT_MAX = 1024
+_REMEMBERED = 4096
+
+
+def _short_texts_remembered(work: Callable[[str], _T]) -> Callable[[str], _T]:
+    remembered = lru_cache(maxsize=_REMEMBERED)(work)
+
+    def answer(text: str) -> _T:
+        return remembered(text) if len(text) <= REMEMBERED_TEXT_MAX else work(text)
+
+    return answer
+
+
+_vm_of_text = _short_texts_remembered(vm_ref_of)
 
 
 # ``VmRef.parse`` of a text (a VM's own id, nothing below it), remembered as ``vm_of`` is.
-vm_id_of = lru_cache(maxsize=4096)(VmRef.parse)
+vm_id_of = _short_texts_remembered(VmRef.parse)
 
 
 def vm_of(resource_id: object) -> VmRef | None:
@@ -22,15 +41,16 @@ def vm_of(resource_id: object) -> VmRef | None:
     return _vm_of_text(resource_id) if type(resource_id) is str else vm_ref_of(resource_id)  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=4096)
-def _seen(value: str) -> tuple[str, str, VmRef | None] | None:
-    """What an id adds to a collector (its key, its spelling, its VM), remembered as ``vm_of`` is; None
-    when it is no ARM id."""
+def _work_out(value: str) -> tuple[str, str, VmRef | None] | None:
+    """What an id adds to a collector (its key, its spelling, its VM); None when it is no ARM id."""
     text = value.strip()
     if not ARM_ID.match(text):  # is_arm_id, on the text stripped once
         return None
     shown = text.rstrip("/")
     return shown.lower(), shown, _vm_of_text(text)  # the key is normalize(text)
+
+
+_seen = _short_texts_remembered(_work_out)
 
 
 class ResourceCollector:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from autoremediation.errors import Transient
 from autoremediation.ports import RunStatus
 from tests.unit.test_runner import World
@@ -88,3 +90,42 @@ def test_a_stale_duplicate_dispatch_after_the_delete_never_runs_the_script_again
 
     # The claim written before the PUT loses the swap: the run command is not created a second time.
     assert sum(world.compute.executions.values()) == 1
+
+
+def test_a_step_that_died_before_the_delete_leaves_it_to_the_message_that_comes_back(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.compute.cancel_run = _dies  # type: ignore[method-assign]  # the worker dies before the delete
+    result = world.alert()
+    with pytest.raises(SystemExit):
+        world.drain()
+    job = world.job(result)
+    assert job.status == "succeeded" and world.compute.cancelled == []
+
+    del world.compute.cancel_run  # the next instance is whole again
+    world.runner.advance(job.id)  # the message comes back: the job ended, its run command is still there
+    assert world.compute.cancelled == [job.run["name"]]
+    world.runner.advance(job.id)  # a duplicate after that: "not found" is the answer, nothing is written
+    assert world.store.get(job.id).version == job.version
+
+
+def test_a_delete_on_record_as_failed_or_a_classic_run_is_not_repeated(tmp_path: Path) -> None:
+    world = World(tmp_path)
+
+    def refuse(vm_id: str, run_name: str) -> None:
+        raise Transient("503 from ARM")
+
+    world.compute.cancel_run = refuse  # type: ignore[method-assign]
+    failed = world.job(world.alert())
+    world.drain()
+    del world.compute.cancel_run
+    classic = World(tmp_path / "classic", run_command_mode="action")
+    classic_job = classic.job(classic.alert())
+    classic.drain()
+
+    world.runner.advance(failed.id)
+    classic.runner.advance(classic_job.id)
+    assert world.compute.cancelled == [] and classic.compute.cancelled == []
+
+
+def _dies(vm_id: str, run_name: str) -> None:
+    raise SystemExit("the worker was killed")
