@@ -173,5 +173,5 @@ def test_a_crash_right_after_the_release_leaves_the_lease_to_the_redelivered_mes
     campaigns.on_job_finished(world.services, store.get(first.id))  # and what the worker does after it
 
     assert store.lease_holder(first.target_key, world.clock.now()) is None
-    assert world.compute.cancelled == []  # the run command is left, as the job records nothing of it
+    assert world.compute.cancelled == [store.get(first.id).run["name"]]  # and its run command goes
     assert sorted(m.job_id for m in queue.receive(max_messages=10)) == [second.id, second.id]
