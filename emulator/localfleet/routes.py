@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from .builtin import BUILTIN_COMMANDS
 from .guest import GuestOutput
@@ -53,10 +53,15 @@ def _page(items: list[dict[str, Any]], req: Request) -> Reply:
         skip = 0
     body: dict[str, Any] = {"value": items[skip : skip + PAGE_SIZE]}
     if skip + PAGE_SIZE < len(items):
+        # The next page is asked as this one was (ARM's nextLink carries the query), but from further on.
+        carried = "".join(
+            f"&{name}={quote(req.query[name], safe='/')}"
+            for name in ("$expand", "$filter", "statusOnly")
+            if req.query.get(name)
+        )
         version = req.query.get("api-version", "")
-        expand = "&$expand=instanceView" if req.query.get("$expand", "").lower() == "instanceview" else ""
         body["nextLink"] = (
-            f"{req.base_url}{req.path}?api-version={version}{expand}&$skiptoken={skip + PAGE_SIZE}"
+            f"{req.base_url}{req.path}?api-version={version}{carried}&$skiptoken={skip + PAGE_SIZE}"
         )
     return Reply(200, body)
 
@@ -65,12 +70,30 @@ def _expand(req: Request) -> bool:
     return req.query.get("$expand", "").lower() == "instanceview" or req.query.get("statusOnly", "") == "true"
 
 
+def _list_refusal(req: Request) -> Reply | None:
+    """The VM lists take ``$expand=instanceView`` only with a ``$filter`` (the scale set's VMs), as the
+    Compute REST reference says; the whole subscription's run time status is ``statusOnly=true``."""
+    if req.query.get("$expand", "").lower() == "instanceview" and not req.query.get("$filter"):
+        return error(
+            400,
+            "InvalidParameter",
+            "The $expand=instanceView option can only be specified with a valid $filter option.",
+        )
+    return None
+
+
 def _list_vms_sub(fleet: Fleet, req: Request, g: tuple[str, ...]) -> Reply:
+    refused = _list_refusal(req)
+    if refused is not None:
+        return refused
     vms = fleet.list_vms(g[0], None)
     return _page([fleet.vm_json(vm, instance_view=_expand(req)) for vm in vms], req)
 
 
 def _list_vms_rg(fleet: Fleet, req: Request, g: tuple[str, ...]) -> Reply:
+    refused = _list_refusal(req)
+    if refused is not None:
+        return refused
     vms = fleet.list_vms(g[0], g[1])
     return _page([fleet.vm_json(vm, instance_view=_expand(req)) for vm in vms], req)
 

@@ -55,9 +55,23 @@ def test_listing_a_large_fleet_pages_through_next_links() -> None:
         client = ComputeManagementClient(
             FleetCredential(), SUB, base_url=fleet.base_url, connection_verify=fleet.ca_bundle, retry_total=0
         )
-        names = [vm.name for vm in client.virtual_machines.list("rg-demo", expand="instanceView")]
+        names = [vm.name for vm in client.virtual_machines.list("rg-demo")]
         assert len(names) == 250 and len(set(names)) == 250
         assert len(fleet.calls_matching("GET", "*/virtualmachines")) == 3
+        statuses = list(client.virtual_machines.list_all(status_only="true"))
+        assert len(statuses) == 250 and all(vm.instance_view is not None for vm in statuses)
+
+
+def test_a_vm_list_refuses_the_instance_view_without_a_filter_as_arm_does(sdk: Any) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    for listing in (
+        lambda: list(sdk.virtual_machines.list("rg-demo", expand="instanceView")),
+        lambda: list(sdk.virtual_machines.list_all(expand="instanceView")),
+    ):
+        with pytest.raises(HttpResponseError, match="InvalidParameter") as refused:
+            listing()
+        assert refused.value.status_code == 400
 
 
 def test_get_vm_with_instance_view(sdk: Any) -> None:
