@@ -86,9 +86,7 @@ class Emulator:
 
 @contextlib.contextmanager
 def emulator(fleet_file: Path) -> Iterator[Emulator]:
-    code = (
-        "import sys\nfrom localfleet.server import run_server\nrun_server(sys.argv[1], 0)\n"
-    )
+    code = "import sys\nfrom localfleet.server import run_server\nrun_server(sys.argv[1], 0)\n"
     process = subprocess.Popen(
         [sys.executable, "-c", code, str(fleet_file)],
         stdout=subprocess.PIPE,
