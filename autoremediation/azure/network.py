@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Transient
 from ..ports import (
     NetworkInterface,
     NetworkSecurityGroup,
@@ -36,6 +36,10 @@ def _fold(single: Any, plural: Any) -> tuple[str, ...]:
 
 
 def _groups(groups: Any) -> tuple[str, ...]:
+    if any(type(g) is dict for g in groups or []):
+        # The SDK's silent fallback when it failed to deserialise (see ``modelrace``): read as "no
+        # group", an Allow from an ASG would fold to an Allow from anywhere. Tried again instead.
+        raise Transient("the SDK left an application security group undeserialised")
     return tuple(i for i in (str(getattr(g, "id", None) or "") for g in groups or []) if i)
 
 

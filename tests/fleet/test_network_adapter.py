@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from localfleet.server import FleetServer
@@ -84,6 +86,38 @@ def test_application_security_groups_are_never_read_as_any() -> None:
     # Not ("*",): an Allow from an ASG is not an Allow from anywhere. The group stays a group.
     assert (rule.source_prefixes, rule.source_asgs) == ((), (asg,))
     assert (rule.destination_prefixes, rule.destination_asgs) == (("*",), ())
+    # The SDK's fallback when it failed to deserialise the group leaves a raw dict: tried again, never
+    # read as "no group" (which would fold to an Allow from anywhere).
+    from autoremediation.errors import Transient
+
+    half_read = SimpleNamespace(**{**vars_of(sdk), "source_application_security_groups": [{"id": asg}]})
+    with pytest.raises(Transient, match="undeserialised"):
+        rule_from_model(half_read)
+
+
+def vars_of(rule: Any) -> dict[str, Any]:
+    return {name: getattr(rule, name) for name in RULE_FIELDS}
+
+
+RULE_FIELDS = (
+    "name",
+    "priority",
+    "direction",
+    "access",
+    "protocol",
+    "source_application_security_groups",
+    "destination_application_security_groups",
+    "source_address_prefix",
+    "source_address_prefixes",
+    "destination_address_prefix",
+    "destination_address_prefixes",
+    "source_port_range",
+    "source_port_ranges",
+    "destination_port_range",
+    "destination_port_ranges",
+    "description",
+    "id",
+)
 
 
 def test_put_rule_is_idempotent_and_keeps_lists(network: AzureNetwork, fleet: FleetServer) -> None:
