@@ -83,12 +83,25 @@ class Console:
 
     def submit(self, css: str) -> None:
         """Click a button that posts a form, and wait for the page it leads to (post/redirect/get)."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         page = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+
+        def left(_: Any) -> bool:
+            try:
+                page.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as error:
+                # Chromedriver says so in other words when it asks about the node mid-navigation.
+                if "does not belong to the document" in str(error):
+                    return True
+                raise
+            return False
+
+        WebDriverWait(self.driver, 20).until(left)
 
 
 @pytest.fixture
