@@ -26,7 +26,7 @@ from .errors import (
 )
 from .evidence import evidence_summary
 from .jobs import Job
-from .policy import GuardFacts, guard_decision
+from .policy import Decision, GuardFacts, guard_decision
 from .ports import (
     LeaseFacts,
     RunRequest,
@@ -86,15 +86,19 @@ class DispatchSteps(StepBase):
             vm = None
         except CloudError as error:
             return self._retry_later(job, error)
+
+        def decide(facts: GuardFacts) -> Decision:
+            return guard_decision(
+                target=job.target,
+                remediation=remediation,
+                raw_parameters=job.parameters,
+                facts=facts,
+                settings=self.guards,
+            )
+
         # The VM's own guards first: a VM that is not opted in, not running, ... costs no storage read.
         facts = GuardFacts(vm=vm, now=now, approved=approved)
-        decision = guard_decision(
-            target=job.target,
-            remediation=remediation,
-            raw_parameters=job.parameters,
-            facts=facts,
-            settings=self.guards,
-        )
+        decision = decide(facts)
         lease: LeaseFacts | None = None
         if decision.action != "skip":
             # Then the history guards: the cooldown and the lease's holder from one read of the VM's
@@ -106,13 +110,7 @@ class DispatchSteps(StepBase):
                 last_run_ended_at=lease.last_run_ended_at,
                 recent_failures=self._recent_failures(remediation.id, now),
             )
-            decision = guard_decision(
-                target=job.target,
-                remediation=remediation,
-                raw_parameters=job.parameters,
-                facts=facts,
-                settings=self.guards,
-            )
+            decision = decide(facts)
         if decision.action == "skip":
             # A job the lease read shows without the lease has none to give back: no request for it.
             holds = lease is None or lease.holder == job.id
