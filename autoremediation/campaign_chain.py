@@ -42,11 +42,10 @@ from .campaign_record import (
     UNFINISHED,
     change,
     failed_bit,
-    parse_time,
     with_failure,
 )
 from .errors import ConcurrencyConflict, InvalidTransition, NotFound
-from .jobs import Job
+from .jobs import Job, parse_time
 from .ports import JobStore
 
 if TYPE_CHECKING:

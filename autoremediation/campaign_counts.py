@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import jobs
 from .campaign_chain import released
-from .campaign_record import CREATING, ERRORS, IN_FLIGHT, parse_time, public
+from .campaign_record import CREATING, ERRORS, IN_FLIGHT, public
 from .campaign_request import check_campaign_id
-from .jobs import Job
+from .jobs import Job, parse_time
 
 if TYPE_CHECKING:
     from .services import Services

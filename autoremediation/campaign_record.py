@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import jobs
@@ -109,15 +109,6 @@ def public(services: Services, campaign: Mapping[str, Any]) -> dict[str, Any]:
             str(record.get("remediation", "")), record["parameters"]
         )
     return record
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def stop_reason(campaign: Mapping[str, Any]) -> str:

@@ -48,7 +48,6 @@ from .campaign_record import (
     STOPPED,
     STOPPING,
     change,
-    parse_time,
     stop_reason,
 )
 from .campaign_request import (
@@ -64,7 +63,7 @@ from .campaign_request import (
     resolve_targets,
 )
 from .errors import ConcurrencyConflict, InvalidInput, NotFound
-from .jobs import Job
+from .jobs import Job, parse_time
 from .polling import next_poll_delay  # noqa: F401  (re-exported: the bench and tests use it here)
 
 if TYPE_CHECKING:

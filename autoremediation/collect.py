@@ -16,11 +16,11 @@ from .errors import (
     NotFound,
     RemediationError,
 )
-from .jobs import Job
+from .jobs import Job, parse_time
 from .ports import (
     RunStatus,
 )
-from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log, parse_time
+from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log
 from .verification import verify
 
 

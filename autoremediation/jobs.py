@@ -70,6 +70,16 @@ CANCELLABLE = frozenset({PLANNED, AWAITING_APPROVAL, DISPATCHING, RUNNING})
 DRY_RUN_OUTCOME = "dry-run"
 
 
+def parse_time(value: object) -> datetime | None:
+    """A time a job (or campaign) record stores as ISO 8601 text; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def job_id_for(idempotency_key: str) -> str:
     """A stable, URL- and Table-key-safe id for an idempotency key."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()

@@ -18,6 +18,7 @@ from typing import Any
 from . import jobs
 from .catalog import Catalog, Remediation
 from .errors import NotFound, RemediationError
+from .jobs import parse_time
 from .planning import PlanReport
 from .policy import GuardFacts, GuardSettings, guard_decision
 from .ports import Compute, JobStore, LeaseFacts, VmFacts
@@ -51,13 +52,6 @@ class _NoJobs:
 NO_JOBS: Any = _NoJobs()
 
 
-def _time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-
-
 def read_history(
     store: JobStore, target: str, remediation: Remediation, guards: GuardSettings, now: datetime
 ) -> History:
@@ -68,7 +62,7 @@ def read_history(
     since = now - guards.breaker_window - guards.breaker_open
     failed = store.list(remediation=remediation.id, status=[jobs.FAILED, jobs.TIMED_OUT], since=since)
     tried = [j for j in failed if not refused_run(j.outcome)]  # as the runner: a refused input is no failure
-    failures = [t for t in (_time(j.updated_at) for j in tried) if t is not None]
+    failures = [t for t in (parse_time(j.updated_at) for j in tried) if t is not None]
     return History(lease.last_run_ended_at, failures)
 
 

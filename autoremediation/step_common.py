@@ -25,7 +25,7 @@ from .errors import (
     RemediationError,
     Throttled,
 )
-from .jobs import Job, Transition
+from .jobs import Job, Transition, parse_time
 from .policy import GuardSettings
 from .polling import RunDurations, next_poll_delay
 from .ports import (
@@ -83,15 +83,6 @@ def guard_settings(settings: Settings) -> GuardSettings:
         breaker_window=timedelta(minutes=settings.breaker_window_minutes),
         breaker_open=timedelta(minutes=settings.breaker_open_minutes),
     )
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def lease_tag_of(store: JobStore, job: Job) -> dict[str, str]:

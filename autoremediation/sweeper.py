@@ -32,7 +32,7 @@ from typing import Any
 
 from . import jobs
 from .errors import ConcurrencyConflict, InvalidTransition, NotFound, RemediationError
-from .jobs import Job
+from .jobs import Job, parse_time
 from .ports import Clock, JobStore, Queue
 from .runner import MAX_BACKOFF_SECONDS, Step
 from .settings import Settings
@@ -105,17 +105,8 @@ class SweepReport:
         }
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 def _quiet_since(job: Job) -> datetime | None:
-    return _time(job.updated_at) or _time(job.created_at)
+    return parse_time(job.updated_at) or parse_time(job.created_at)
 
 
 def is_stuck(job: Job, now: datetime, policy: SweepPolicy, lease_holder: str | None) -> bool:
@@ -162,7 +153,7 @@ def expire_approvals(
     """
     expired = []
     for job in store.list(status=jobs.AWAITING_APPROVAL):
-        deadline = _time(job.approval_expires_at)
+        deadline = parse_time(job.approval_expires_at)
         if job.approved_by or deadline is None or now < deadline:
             continue
         step = advance(job.id)
@@ -189,7 +180,7 @@ def warn_expiring_approvals(
     is written (compare-and-swap) before the announcement, so two sweepers never both announce it."""
     warned = []
     for job in store.list(status=jobs.AWAITING_APPROVAL):
-        deadline = _time(job.approval_expires_at)
+        deadline = parse_time(job.approval_expires_at)
         if job.approved_by or deadline is None or not now < deadline <= now + window:
             continue
         if any(note.endswith(APPROVAL_WARNING_NOTE) for note in job.notes):

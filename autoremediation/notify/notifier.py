@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 from .. import jobs
 from ..catalog import Catalog
-from ..jobs import Job, Transition
+from ..jobs import Job, Transition, parse_time
 from ..policy import GuardSettings, breaker_open_until
 from ..ports import Clock, JobStore
 from . import messages
@@ -40,13 +39,6 @@ _BY_STATUS = {
     jobs.EXPIRED: messages.EXPIRED,
     jobs.SUCCEEDED: messages.SUCCEEDED,
 }
-
-
-def _time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 class Notifier:
@@ -108,12 +100,12 @@ class Notifier:
 
     def _breaker_opened(self, job: Job) -> Notice | None:
         """A notice when this failure is the one that opened the breaker (it was closed without it)."""
-        now = _time(job.updated_at) or self.clock.now()
+        now = parse_time(job.updated_at) or self.clock.now()
         since = now - self.guards.breaker_window - self.guards.breaker_open
         failed = self.store.list(
             remediation=job.remediation, status=[jobs.FAILED, jobs.TIMED_OUT], since=since
         )
-        others = [t for t in (_time(j.updated_at) for j in failed if j.id != job.id) if t is not None]
+        others = [t for t in (parse_time(j.updated_at) for j in failed if j.id != job.id) if t is not None]
         until = breaker_open_until([*others, now], now, self.guards)
         if until is None or breaker_open_until(others, now, self.guards) is not None:
             return None
