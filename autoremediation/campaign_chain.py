@@ -24,7 +24,7 @@ released but never received) the sweeper repairs (``campaigns.tick``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +59,16 @@ def successors(job_ids: Sequence[str], concurrency: int) -> list[str | None]:
     return [job_ids[k + concurrency] if k + concurrency < len(job_ids) else None for k in range(len(job_ids))]
 
 
-def on_job_finished(services: Services, job: Job) -> dict[str, Any] | None:
+def on_job_finished(
+    services: Services, job: Job, *, send: Callable[[str], None] | None = None
+) -> dict[str, Any] | None:
     """A campaign job ended: release its successor, count it against the budget if it failed.
 
     Returns the campaign record as it stands after this (None for a job that is not a campaign's or
-    has not ended). Safe to call again for the same job.
+    has not ended). Safe to call again for the same job. ``send`` releases a job (its message now, by
+    default; the queue worker carries the first one on itself).
     """
+    send = send or services.queue.send
     if not job.campaign_id or not job.terminal:
         return None
     store = services.store
@@ -77,11 +81,11 @@ def on_job_finished(services: Services, job: Job) -> dict[str, Any] | None:
         campaign = _count_failure(services, campaign, job)
     status = campaign.get("status")
     if status == RUNNING and job.campaign_index is None and "releasing" in campaign:
-        campaign = release_legacy(services, campaign, store.list(campaign_id=job.campaign_id))
+        campaign = release_legacy(services, campaign, store.list(campaign_id=job.campaign_id), send=send)
         return complete_if_done(services, campaign)
     if status == RUNNING:
         if job.releases:
-            services.queue.send(job.releases)
+            send(job.releases)
             return campaign
         return complete_if_done(services, campaign)
     if status == STOPPING:
@@ -230,7 +234,11 @@ def released(campaign_jobs: Sequence[Job], started_at: datetime | None) -> list[
 
 
 def release_legacy(
-    services: Services, campaign: Mapping[str, Any], campaign_jobs: Sequence[Job]
+    services: Services,
+    campaign: Mapping[str, Any],
+    campaign_jobs: Sequence[Job],
+    *,
+    send: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """A campaign started by an earlier version, whose jobs name no successor, is released the way it
     was then: whoever repairs it (a job of it that ends, the sweeper) fills the free slots in VM id
@@ -256,5 +264,5 @@ def release_legacy(
     except ConcurrencyConflict:
         return services.store.get_campaign(str(campaign["id"]))  # another repair filled the slots
     for job in (*fresh, *lost):
-        services.queue.send(job.id)
+        (send or services.queue.send)(job.id)
     return updated

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from .errors import NotFound
 from .ports import Queue, QueueMessage
@@ -96,38 +96,6 @@ def handle_message(
     return step
 
 
-class _KeepFirstRelease:
-    """The queue a campaign moves on with: the first message due now (the job it releases) is kept for
-    this execution to carry on; any other message is sent as it is."""
-
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
-        self.kept: str | None = None
-
-    def send(self, job_id: str, delay_seconds: float = 0) -> None:
-        if self.kept is None and delay_seconds == 0:
-            self.kept = job_id
-            return
-        self.queue.send(job_id, delay_seconds)
-
-    def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]:
-        return self.queue.receive(max_messages, visibility_timeout)
-
-    def delete(self, message: QueueMessage) -> None:
-        self.queue.delete(message)
-
-
-class _WithQueue:
-    """``services`` with another queue (what ``on_job_finished`` sends through)."""
-
-    def __init__(self, services: Services, queue: Queue) -> None:
-        self._services = services
-        self.queue = queue
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._services, name)
-
-
 def _campaign_moves_on(services: Services, job: Job) -> None:
     from .campaigns import on_job_finished
 
@@ -138,19 +106,27 @@ def _carry_on_released(services: Services, job: Job) -> Step | None:
     """The campaign moves on from ``job``; the job it releases, if any, is advanced here."""
     from .campaigns import on_job_finished
 
-    keep = _KeepFirstRelease(services.queue)
-    on_job_finished(cast("Services", _WithQueue(services, keep)), job)
-    if keep.kept is None:
+    kept: list[str] = []
+
+    def keep_first(job_id: str) -> None:
+        # The first job released is carried on here; any other gets its message as it would have.
+        if kept:
+            services.queue.send(job_id)
+        else:
+            kept.append(job_id)
+
+    on_job_finished(services, job, send=keep_first)
+    if not kept:
         return None
     try:
-        return handle(services.runner, services.queue, keep.kept)
+        return handle(services.runner, services.queue, kept[0])
     except NotFound:
         return None  # deleted meanwhile: nothing to release
     except Exception as error:
         log.warning(
-            "job %s: released by %s, not carried on (%s): it gets its own message", keep.kept, job.id, error
+            "job %s: released by %s, not carried on (%s): it gets its own message", kept[0], job.id, error
         )
-        services.queue.send(keep.kept)
+        services.queue.send(kept[0])
         return None
 
 
