@@ -180,16 +180,17 @@ def _new_vms_rate(alerts: int) -> float:
     planner = _planner()
     rates = []
     for round_ in range(ROUNDS):
-        texts = [
-            json.dumps(_alert(f"{round_:02d}{n:06d}-0000-4000-8000-{n:012d}", f"vm-new-{round_}-{n}"))
+        payloads = [
+            _alert(f"{round_:02d}{n:06d}-0000-4000-8000-{n:012d}", f"vm-new-{round_}-{n}")
             for n in range(alerts)
         ]
+        texts = [json.dumps(payload) for payload in payloads]
         started = time.perf_counter()
         for text in texts:
             planner.plan_payload(json.loads(text))
         rates.append(alerts / (time.perf_counter() - started))
-        for text in texts:  # Azure Monitor forgets them: later figures of the run do not carry them
-            MONITOR.alerts.pop(json.loads(text)["data"]["essentials"]["alertId"].lower(), None)
+        for payload in payloads:  # Azure Monitor forgets them: later figures of the run do not carry them
+            MONITOR.alerts.pop(payload["data"]["essentials"]["alertId"].lower(), None)
     return median(rates)
 
 
