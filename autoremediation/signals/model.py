@@ -74,6 +74,9 @@ class Signal:
         if len(full) != len(_SIGNAL_DEFAULTS):
             unknown = sorted(set(full) - set(_SIGNAL_DEFAULTS))
             raise TypeError(f"Signal has no field {unknown[0]!r}")
+        missing = _SIGNAL_REQUIRED - values.keys()
+        if missing:
+            raise TypeError(f"Signal needs field {sorted(missing)[0]!r}")
         return build(cls, full)
 
     @property
@@ -102,3 +105,7 @@ class Signal:
 _SIGNAL_DEFAULTS: dict[str, Any] = {
     f.name: None if f.default is MISSING else f.default for f in fields(Signal)
 }
+# The fields Signal(...) cannot do without: Signal.new refuses to build one without them, as it does.
+_SIGNAL_REQUIRED = frozenset(
+    f.name for f in fields(Signal) if f.default is MISSING and f.default_factory is MISSING
+)
