@@ -20,7 +20,7 @@ from .jobs import Job, parse_time
 from .ports import (
     RunStatus,
 )
-from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, log
+from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, lease_left_to_end, log
 from .verification import verify
 
 
@@ -130,14 +130,17 @@ class CollectSteps(StepBase):
         that failed (``outcome.runCommandCleanup``: one more write, rarely): a deleted run command, the
         usual end, costs no write. A crash before the delete leaves it (the result is safe).
 
-        First what the job's end sets off (``on_end``), then the VM's lease goes back: neither waits
-        for the DELETE. A crash before the lease's release leaves it to the redelivered message, which
-        finds the job ended and releases it."""
+        First what the job's end sets off (``on_end``), then the VM's lease: the end written while the
+        lease was surely still the job's frees it with no request (a holder whose job ended holds
+        nothing; the store reads its run from the job); a lease that may have lapsed goes back with the
+        run on record. Neither waits for the DELETE. A crash before such a release leaves it to the
+        redelivered message, which finds the job ended and releases it."""
         job = step.job
         if job.run.get("mode") == "action":
             return step  # a classic run leaves no resource behind
         self._set_off_end(job)
-        self._release_lease(job)
+        if not lease_left_to_end(job):
+            self._release_lease(job)
         try:
             self.compute.cancel_run(job.target, job.run["name"])
             return step

@@ -38,7 +38,7 @@ from .step_common import (
     RUN_GRACE_SECONDS,
     Step,
     StepBase,
-    lease_tag_of,
+    lease_taken,
     parse_time,
 )
 
@@ -137,10 +137,10 @@ class DispatchSteps(StepBase):
         holder = lease.holder
         if holder in (None, job.id):
             # One request: the store saw the entity a moment ago. Only a lost race reads the holder.
-            if self.store.acquire_lease(job.target_key, job.id, self._lease_ttl(remediation), now):
-                holder = job.id
-            else:
-                holder = self.store.lease_holder(job.target_key, now)
+            taken = self.store.acquire_lease(
+                job.target_key, job.id, self._lease_ttl(remediation), now, remediation=remediation.id
+            )
+            holder = job.id if taken else self.store.lease_holder(job.target_key, now)
         if holder != job.id:
             return Step(
                 job,
@@ -154,8 +154,7 @@ class DispatchSteps(StepBase):
             "os": vm.os_type,
             "location": vm.location,  # the run command's PUT needs it: no second read of the VM
             "vmTags": dict(vm.tags),
-            "leaseAt": now.isoformat(),
-            **lease_tag_of(self.store, job),
+            **lease_taken(self.store, job, now, self._lease_ttl(remediation)),
         }
         # Nothing between this write and the run command: it carries the dispatch claim, so the dispatch
         # that follows in this execution needs no write of its own. Not in classic mode, whose attempt

@@ -223,23 +223,35 @@ class JobStore(Protocol):
         ...
 
     def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
-        """The lease on ``key`` and the end of the last run of ``remediation`` recorded on it, in one read
-        in the common case. ``runs_since``: runs that ended before it do not matter to the caller (its
-        cooldown window), so a store need not look for them among jobs recorded before it kept runs."""
+        """The lease on ``key`` and the end of the last run of ``remediation`` on it (recorded, or the
+        pending run of the job that took the lease for it last, once that job has ended), in one read in
+        the common case. ``runs_since``: runs that ended before it do not matter to the caller (its
+        cooldown window), so a store need not look for them (neither among the jobs recorded before it
+        kept runs, nor in a pending job whose lease expired before it)."""
         ...
 
-    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
-        """Take (or renew, when ``holder`` has it) the lease on ``key``; False while another holds it."""
+    def acquire_lease(
+        self, key: str, holder: str, ttl_seconds: float, now: datetime, *, remediation: str | None = None
+    ) -> bool:
+        """Take (or renew, when ``holder`` has it) the lease on ``key``; False while another holds it.
+
+        A holder whose job has ended holds nothing: a live lease counts only while its holder's job
+        exists and has not ended (a holder that no job backs counts until the lease expires).
+        ``remediation``: ``holder`` is a job of it, whose run, once the job ends, counts for that
+        remediation's cooldown on ``key`` as a recorded one does (``verification.run_record``), up to
+        the lease's expiry this take sets; every renewal passes it too, to move that bound."""
         ...
 
     def release_lease(
         self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
     ) -> None:
-        """Give the lease back; no effect on the lease when ``holder`` does not have it. ``ran``: the
-        holder's run of that remediation that may have changed the VM, ended at that time: recorded on
-        the key (whoever holds it now) for ``lease_facts``. ``tag``: ``lease_tag`` as the store that
-        took or renewed the lease gave it (the job carries it), so another instance's release can
-        skip a read; a stale one only costs that read."""
+        """Give the lease back early (a holder whose job ended holds nothing anyway); no effect on the
+        lease when ``holder`` does not have it. ``ran``: the holder's run of that remediation that may
+        have changed the VM, ended at that time: recorded on the key (whoever holds it now) for
+        ``lease_facts``; needed when the holder's lease may have lapsed before its job ended (its run
+        may end after the bound its take set). ``tag``: ``lease_tag`` as the store that took or renewed
+        the lease gave it (the job carries it), so another instance's release can skip a read; a stale
+        one only costs that read."""
         ...
 
     def lease_tag(self, key: str) -> str | None:
@@ -247,10 +259,13 @@ class JobStore(Protocol):
         the store has none or needs none."""
         ...
 
-    def lease_holder(self, key: str, now: datetime) -> str | None: ...
+    def lease_holder(self, key: str, now: datetime) -> str | None:
+        """The live holder whose job has not ended; None when the lease is free, expired or its
+        holder's job ended."""
+        ...
 
     def sweep_leases(self, now: datetime) -> int:
-        """Delete expired leases; return how many."""
+        """Delete expired leases that hold no record for the cooldown; return how many."""
         ...
 
     def delete_jobs(self, ended_before: datetime) -> int:

@@ -50,7 +50,7 @@ from .step_common import MAX_BACKOFF_SECONDS as MAX_BACKOFF_SECONDS
 from .step_common import MAX_RETRIES as MAX_RETRIES
 from .step_common import RUN_GRACE_SECONDS as RUN_GRACE_SECONDS
 from .step_common import ControlPlaneStep as ControlPlaneStep
-from .step_common import Step
+from .step_common import Step, lease_left_to_end
 from .step_common import guard_settings as guard_settings
 
 log = logging.getLogger("autoremediation.runner")
@@ -72,11 +72,12 @@ class Runner(DispatchSteps, CollectSteps):
         else:
             job = self.store.get(job_id)
         if job.terminal:
-            if after is None and job.run.get("leaseAt"):
+            if after is None and job.run.get("leaseAt") and not lease_left_to_end(job):
                 # The step that ended the job may have died, or storage refused it, between the terminal
                 # write and the lease's release, which records the run the cooldown reads: the
                 # redelivered message repeats the release (a holder that has it no more is untouched;
-                # an older run record never replaces a newer one).
+                # an older run record never replaces a newer one). A job that ended while its lease
+                # was surely its own left it to its end: nothing to repeat.
                 self._release_lease(job)
             if after is None:
                 self._delete_leftover_run(job)

@@ -39,7 +39,7 @@ from .ports import (
 )
 from .settings import Settings
 from .switches import current_switches
-from .verification import refused_run, run_record
+from .verification import ended_at, refused_run, run_record
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
@@ -52,6 +52,9 @@ RUN_GRACE_SECONDS = 120
 # re-attach by name, as any redelivery is.
 CLAIM_GRACE_SECONDS = 120.0
 REMEMBERED_CLAIMS = 4096  # claims this process made and has not sent yet (normally gone at once)
+# How much earlier than its lease's expiry a job must have ended for the end alone to free its VM (no
+# release): more than the clocks of two instances can disagree by.
+LEASE_END_MARGIN_SECONDS = 60.0
 # How long a process reuses what it read of a remediation's recent failures (the breaker's facts).
 BREAKER_FACTS_SECONDS = 30.0
 
@@ -90,6 +93,26 @@ def lease_tag_of(store: JobStore, job: Job) -> dict[str, str]:
     may run in another instance): ``{"leaseTag": ...}``, or nothing when the store has none."""
     tag = store.lease_tag(job.target_key)
     return {"leaseTag": tag} if tag else {}
+
+
+def lease_taken(store: JobStore, job: Job, now: datetime, ttl: float) -> dict[str, str]:
+    """What the job records of a take or renewal of its lease at ``now``: when (``leaseAt``, for the
+    next renewal), until when (``leaseUntil``: the bound the store set on its pending run) and the tag."""
+    until = now + timedelta(seconds=ttl)
+    return {"leaseAt": now.isoformat(), "leaseUntil": until.isoformat(), **lease_tag_of(store, job)}
+
+
+def lease_left_to_end(job: Job) -> bool:
+    """Whether the ended job's end alone frees its VM, its run counted from the job: the lease was
+    surely still its own when it ended (its bound, as its own take or renewal set it, minus the clocks'
+    margin, is after the end), so no one else took it meanwhile and the run ended within its bound. A
+    lease that may have lapsed (someone may have taken the VM over), or one a job of the previous
+    version took (no ``leaseUntil``), is released explicitly, with the run."""
+    until = parse_time(job.run.get("leaseUntil"))
+    ended = ended_at(job)
+    if until is None or ended is None:
+        return False
+    return (until - ended).total_seconds() > LEASE_END_MARGIN_SECONDS
 
 
 class StepBase:
@@ -143,7 +166,7 @@ class StepBase:
         taken = parse_time(job.run.get("leaseAt"))
         if taken is not None and (now - taken).total_seconds() < ttl / 3:
             return job
-        if not self.store.acquire_lease(job.target_key, job.id, ttl, now):
+        if not self.store.acquire_lease(job.target_key, job.id, ttl, now, remediation=job.remediation):
             log.warning(
                 "job %s: lost the lease of %s to %s",
                 job.id,
@@ -151,7 +174,7 @@ class StepBase:
                 self.store.lease_holder(job.target_key, now),
             )
             return job
-        return replace(job, run={**job.run, "leaseAt": now.isoformat(), **lease_tag_of(self.store, job)})
+        return replace(job, run={**job.run, **lease_taken(self.store, job, now, ttl)})
 
     def _poll_delay(self, job: Job, polls: int) -> float:
         """Adaptive: first look just after the usual time from the dispatch to the result of this
@@ -211,7 +234,8 @@ class StepBase:
         return Step(job, None, reason)
 
     def _release_lease(self, job: Job) -> None:
-        """Give the job's lease back, recording its run (if it ran) for the cooldown; safe to repeat."""
+        """Give the job's lease back early, recording its run (if it ran) for the cooldown; safe to
+        repeat. (Its end frees it anyway; a release is needed only when the lease may have lapsed.)"""
         self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:

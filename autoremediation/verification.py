@@ -68,16 +68,26 @@ def ran_script(job: Job) -> bool:
     return job.status in DISPATCHED or any(t.target in DISPATCHED for t in job.history)
 
 
-def run_record(job: Job) -> tuple[str, datetime] | None:
-    """What releasing an ended job's VM lease records for the cooldown: its remediation and end time,
-    when its script may have changed the VM; else None."""
-    if not job.terminal or not ran_script(job):
+def ended_at(job: Job) -> datetime | None:
+    """When an ended job ended: the time of its move to its final state (a write after it, such as a
+    note on a run command left behind, does not move the end); None while it has not ended."""
+    if not job.terminal:
         return None
+    stamp = next((t.at for t in reversed(job.history) if t.target == job.status), None)
     try:
-        ended = datetime.fromisoformat(job.updated_at or job.created_at)
+        return datetime.fromisoformat(stamp or job.updated_at or job.created_at)
     except ValueError:
         return None
-    return job.remediation, ended
+
+
+def run_record(job: Job) -> tuple[str, datetime] | None:
+    """An ended job's run, as the cooldown counts it: its remediation and end time, when its script may
+    have changed the VM; else None. Recorded on the VM's lease by a release, or read from the job by the
+    store while the lease names it as that remediation's pending run."""
+    if not job.terminal or not ran_script(job):
+        return None
+    ended = ended_at(job)
+    return (job.remediation, ended) if ended is not None else None
 
 
 def _lookup(result: Mapping[str, Any], dotted: str) -> Any:

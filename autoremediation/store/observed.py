@@ -114,8 +114,10 @@ class ObservedJobStore:
     def last_outcome(self, target: str, remediation: str) -> Job | None:
         return self.inner.last_outcome(target, remediation)
 
-    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
-        return self.inner.acquire_lease(key, holder, ttl_seconds, now)
+    def acquire_lease(
+        self, key: str, holder: str, ttl_seconds: float, now: datetime, *, remediation: str | None = None
+    ) -> bool:
+        return self.inner.acquire_lease(key, holder, ttl_seconds, now, remediation=remediation)
 
     def release_lease(
         self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None

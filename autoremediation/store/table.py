@@ -157,7 +157,7 @@ class TableJobStore:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._leases = TableLeases(
-            lambda: self._table("leases"), lambda: self._table("jobs"), self.last_outcome
+            lambda: self._table("leases"), lambda: self._table("jobs"), self.last_outcome, self._job_if_any
         )
         # (table kind, entity id) -> (version, ETag) of what this store last read or wrote, so that the
         # compare-and-swap that follows is one request; see ``_write_versioned``.
@@ -322,6 +322,13 @@ class TableJobStore:
     def get(self, job_id: str) -> Job:
         return decode_job(_joined(self._job_entity(job_id)))
 
+    def _job_if_any(self, job_id: str) -> Job | None:
+        """The job, or None when there is none (a lease's holder that no job backs)."""
+        try:
+            return decode_job(_joined(self._job_entity(job_id)))
+        except NotFound:
+            return None
+
     @storage_errors
     def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
         # One query per few jobs, not one GET per job: a filter holds at most 15 comparisons, so
@@ -453,8 +460,10 @@ class TableJobStore:
         return self._leases.lease_facts(key, remediation, now, runs_since=runs_since)
 
     @storage_errors
-    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
-        return self._leases.acquire_lease(key, holder, ttl_seconds, now)
+    def acquire_lease(
+        self, key: str, holder: str, ttl_seconds: float, now: datetime, *, remediation: str | None = None
+    ) -> bool:
+        return self._leases.acquire_lease(key, holder, ttl_seconds, now, remediation=remediation)
 
     @storage_errors
     def release_lease(

@@ -4,25 +4,47 @@ Table ``<prefix>leases``: PartitionKey = ``lease-`` + SHA-256 of the lease key (
 keys forbid), RowKey = ``lease``. Acquire, renew and release are ETag compare-and-swaps on that one
 entity; a new lease is ``create_entity``, whose conflict means another holder got there first.
 
-The entity also records, per remediation (``Ran_<id>``, a time key), when the last run that may have
-changed the VM ended: the release writes it (a run of a lapsed lease is recorded without touching the
-new holder), and an entity that holds such a record stays when its lease is released or swept. So
-the cooldown and the holder come from one point read (``lease_facts``), not from a scan of the jobs
-table, which has no index by VM and grows with retention. The store remembers what it last saw of
-each lease entity (its ETag, holder and records; bounded), so taking the lease after that read is
-one request (an insert, or a compare-and-swap MERGE that keeps the records), and so is a release by
-the store that took it, or by another instance given the entity's ETag as that store left it
-(``lease_tag``, which the job carries in ``run.leaseTag``); without it, or when the entity changed
-since, the release reads first. A remembered view never says no on its own: a lease it saw as someone
-else's is read again. A lease freed on a tag alone stays as a bare entity until the sweep drops it.
+A holder whose job has ended holds nothing. A live holder (``Holder``, unexpired ``ExpiresKey``) is
+looked up among the jobs (one point read, remembered once the job has ended, which is for good): it
+holds the VM only while its job exists and has not ended. So a job that ran needs no write after its
+result to free its VM; an explicit release is an early free that spares the next job that read.
+
+The entity records, per remediation, what the cooldown counts from. ``Ran_<id>`` (a time key): the
+end of the last run that may have changed the VM and is recorded as such. ``Last_<id>`` = ``"<job id>
+<time key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*,
+and the latest its end can be while its lease holds (the lease's expiry as that job set it). It is
+per remediation, so a job of another remediation taking the VM later leaves it. ``lease_facts`` gives
+the later of ``Ran_`` and the pending job's run (``verification.run_record``: its end, when its script
+may have changed the VM), read from the job only when that bound falls in the caller's cooldown
+window: a job not ended yet has no past run; a job deleted by retention counts as its bound. A take
+folds what it replaces into ``Ran_`` in its one request: the replaced pending run (its exact end when
+this store read the job, else its bound), and any other pending run this store knows ended (its
+``Last_`` is then blanked). An explicit release records the holder's run in ``Ran_`` whoever holds the
+lease now (a lapsed lease taken over keeps its new holder) and blanks the holder's ``Last_``. The
+runner releases explicitly whenever the lease may have lapsed before the job's end: a run's end after
+its bound is then always in ``Ran_``. An entity that holds a record stays when its lease is released or
+swept, so the cooldown and the holder come from one point read (``lease_facts``), not from a scan of
+the jobs table, which has no index by VM and grows with retention.
+
+The store remembers what it last saw of each lease entity (its ETag, holder and records; bounded) and
+which holders' jobs it saw ended, so taking the lease after ``lease_facts`` is one request (an insert,
+or a compare-and-swap MERGE that keeps the records), and so is a release by the store that took it,
+or by another instance given the entity's ETag as that store left it (``lease_tag``, which the job
+carries in ``run.leaseTag``); without it, or when the entity changed since, the release reads first.
+A remembered view never says no on its own: a lease it saw as someone else's is read again. A lease
+freed on a tag alone stays as an entity until the sweep drops it when it holds no record.
+
+During a rolling upgrade an instance of the previous version ignores ``Last_`` and still releases
+every lease: its MERGEs keep the ``Last_`` properties, and it waits for a lease whose holder ended
+without a release to expire (a delay, never a second run). A job whose lease that version took or
+renewed carries no bound of its own (``run.leaseUntil``), or one older than the lease's expiry, so the
+runner of this version releases it explicitly.
 
 Jobs that ended before runs were recorded here are not on any lease entity. A marker entity
 (PartitionKey ``runs-recorded``) says since when every run is: made by the first store that needs it,
 with the earliest time when no job had run yet (a new deployment), else the time it was made. A
-``lease_facts`` whose cooldown window reaches back before that moment, and that finds no record,
-asks the jobs (the old scan); a window after it never does. The trade-off: a job written by a
-process of the previous version after the marker was made (during a rolling upgrade) is not seen by
-the cooldown, since that version deletes the lease instead of recording the run.
+``lease_facts`` whose cooldown window reaches back before that moment, and that finds no run on the
+entity, asks the jobs (the old scan); a window after it never does.
 """
 
 from __future__ import annotations
@@ -39,11 +61,13 @@ from typing import Any
 from ..errors import InvalidInput
 from ..jobs import Job
 from ..ports import LeaseFacts
+from ..verification import run_record
 from .records import as_utc, check_lease, time_key
 from .table_support import delete_if_unchanged, etag
 
 _LEASE_ROW = "lease"
 _RUN_PREFIX = "Ran_"
+_PENDING_PREFIX = "Last_"
 _CATALOG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,199}$")
 # The marker that says since when runs are recorded on lease entities (it has no ExpiresKey, so the
 # lease sweep never matches it; lease partitions all start with "lease-").
@@ -54,8 +78,8 @@ _EARLIEST = "0001-01-01T00:00:00.000000Z"
 # in a row means another holder is active, and the safe answer is not to run.
 _LEASE_ATTEMPTS = 8
 _JOB_ROW = "job"
-# How many lease entities a store remembers (ETag, holder, records): enough for the VMs a busy worker
-# has in flight, small enough to be nothing in memory.
+# How many lease entities a store remembers (ETag, holder, records), and how many ended jobs: enough
+# for the VMs a busy worker has in flight, small enough to be nothing in memory.
 REMEMBERED = 8192
 
 
@@ -63,12 +87,28 @@ def _lease_partition(key: str) -> str:
     return "lease-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _run_property(remediation: str) -> str:
-    """The lease entity's property for a remediation's last run: catalog ids (lower case, digits and
-    dashes) read as they are; anything else by its hash (property names are identifiers)."""
+def _remediation_suffix(remediation: str) -> str:
+    """How a remediation is named in property names: catalog ids (lower case, digits and dashes) read
+    as they are; anything else by its hash (property names are identifiers)."""
     if _CATALOG_ID.match(remediation):
-        return _RUN_PREFIX + remediation.replace("-", "_")
-    return _RUN_PREFIX + "h" + hashlib.sha256(remediation.encode("utf-8")).hexdigest()[:40]
+        return remediation.replace("-", "_")
+    return "h" + hashlib.sha256(remediation.encode("utf-8")).hexdigest()[:40]
+
+
+def _run_property(remediation: str) -> str:
+    """The lease entity's property for a remediation's last recorded run (its end, a time key)."""
+    return _RUN_PREFIX + _remediation_suffix(remediation)
+
+
+def _pending_property(remediation: str) -> str:
+    """The lease entity's property for a remediation's pending run: ``"<job id> <bound time key>"``."""
+    return _PENDING_PREFIX + _remediation_suffix(remediation)
+
+
+def _pending(text: str | None) -> tuple[str, str] | None:
+    """(job id, bound time key) of a pending-run value; None when blank."""
+    job_id, _, bound = (text or "").rpartition(" ")
+    return (job_id, bound) if job_id and bound else None
 
 
 def _from_time_key(text: str) -> datetime | None:
@@ -85,48 +125,79 @@ class _Unknown:
 UNKNOWN = _Unknown()
 
 
-def _runs_of(state: object) -> Mapping[str, str] | None:
-    """The runs a remembered lease state lists; None when unknown (nothing seen, or only an ETag)."""
+@dataclass(frozen=True)
+class _Ended:
+    """A holder's job that has ended, and the end of its run when its script may have changed the VM."""
+
+    run_end: str | None  # time key
+
+
+_LIVE = "live"  # the job exists and has not ended
+_GONE = "gone"  # no such job: never made by this app (a lease taken by hand) or deleted by retention
+_Found = _Ended | str
+
+
+def _records_of(state: object) -> Mapping[str, str] | None:
+    """The records a remembered lease state lists; None when unknown (nothing seen, or only an ETag)."""
     if state is None:
         return {}
     if isinstance(state, _LeaseState) and state.seen:
-        return state.runs
+        return state.records
     return None
 
 
-def _ran_since(judged_on: Mapping[str, str], current: _LeaseState | None) -> bool:
-    """A run recorded on the entity that the earlier view did not have (a newer end for any remediation)."""
-    runs = current.runs if current is not None else {}
-    return any(value > judged_on.get(name, "") for name, value in runs.items())
+def _recorded_since(judged_on: Mapping[str, str], current: _LeaseState | None) -> bool:
+    """A run the earlier view did not have: a newer recorded end, or another pending job."""
+    records = current.records if current is not None else {}
+    for name, value in records.items():
+        before = judged_on.get(name, "")
+        if name.startswith(_RUN_PREFIX) and value > before:
+            return True
+        if name.startswith(_PENDING_PREFIX) and _pending(value) not in (None, _pending(before)):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
 class _LeaseState:
-    """A lease entity as this store last saw it: its ETag, holder, expiry and recorded runs."""
+    """A lease entity as this store last saw it: its ETag, holder, expiry and records."""
 
     etag: str
     holder: str  # "" when released
     expires_key: str  # "" when released
-    runs: Mapping[str, str]  # run property -> time key of that remediation's last run's end
+    records: Mapping[str, str]  # Ran_ and Last_ properties, as stored
     # False: only the ETag is known (a tag a job carried from the store that took its lease), so the
-    # entity may hold runs this view does not list: it is never deleted on that view.
+    # entity may hold records this view does not list: it is never deleted on that view.
     seen: bool = True
 
     @classmethod
     def of(cls, entity: Mapping[str, Any], etag: str) -> _LeaseState:
-        runs = {name: str(value) for name, value in entity.items() if name.startswith(_RUN_PREFIX)}
-        return cls(etag, str(entity.get("Holder") or ""), str(entity.get("ExpiresKey") or ""), runs)
+        records = {
+            name: str(value or "")
+            for name, value in entity.items()
+            if name.startswith((_RUN_PREFIX, _PENDING_PREFIX))
+        }
+        return cls(etag, str(entity.get("Holder") or ""), str(entity.get("ExpiresKey") or ""), records)
 
     def live_holder(self, now_key: str) -> str | None:
         return self.holder if self.holder and self.expires_key > now_key else None
 
+    def has_records(self) -> bool:
+        return any(
+            value if name.startswith(_RUN_PREFIX) else _pending(value) is not None
+            for name, value in self.records.items()
+        )
+
     def changed(self, etag: str, change: Mapping[str, str]) -> _LeaseState:
-        runs = {**self.runs, **{k: v for k, v in change.items() if k.startswith(_RUN_PREFIX)}}
+        records = {
+            **self.records,
+            **{k: v for k, v in change.items() if k.startswith((_RUN_PREFIX, _PENDING_PREFIX))},
+        }
         return _LeaseState(
             etag,
             change.get("Holder", self.holder),
             change.get("ExpiresKey", self.expires_key),
-            runs,
+            records,
             self.seen,
         )
 
@@ -134,20 +205,25 @@ class _LeaseState:
 class TableLeases:
     """``acquire_lease``, ``release_lease``, ``lease_facts``, ``lease_holder`` and ``sweep_leases`` of
     ``TableJobStore``, on the clients it gives: ``leases`` and ``jobs`` return its table clients,
-    ``last_outcome`` is its scan of the jobs (for runs that ended before they were recorded here)."""
+    ``last_outcome`` is its scan of the jobs (for runs that ended before they were recorded here), and
+    ``job`` its point read of one job (None when there is none)."""
 
     def __init__(
         self,
         leases: Callable[[], Any],
         jobs: Callable[[], Any],
         last_outcome: Callable[[str, str], Job | None],
+        job: Callable[[str], Job | None],
     ) -> None:
         self._leases = leases
         self._jobs = jobs
         self._last_outcome = last_outcome
+        self._job = job
         self._lock = threading.Lock()
         # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
         self._seen: OrderedDict[str, _LeaseState | None] = OrderedDict()
+        # job id -> how it ended, for the holders and pending runs this store read: an end is for good.
+        self._ended: OrderedDict[str, _Ended] = OrderedDict()
         self._records_since: str | None = None
         self._marker_lock = threading.Lock()
 
@@ -177,17 +253,75 @@ class TableLeases:
             return self._remember_lease(key, None)
         return self._remember_lease(key, _LeaseState.of(entity, etag(entity)))
 
+    # -- the jobs behind holders and pending runs ---------------------------------------------------
+
+    def _known(self, job_id: str, looked: dict[str, _Found]) -> _Found | None:
+        """What this call or this store already knows of the job (no request); None when nothing."""
+        if job_id in looked:
+            return looked[job_id]
+        with self._lock:
+            return self._ended.get(job_id)
+
+    def _look(self, job_id: str, looked: dict[str, _Found]) -> _Found:
+        """The job, as far as leases care: ended (with its run), live or gone. Read at most once per call
+        (``looked``), and not at all once this store saw it ended."""
+        found = self._known(job_id, looked)
+        if found is None:
+            job = self._job(job_id)
+            if job is None:
+                found = _GONE
+            elif not job.terminal:
+                found = _LIVE
+            else:
+                ran = run_record(job)
+                found = _Ended(time_key(ran[1]) if ran else None)
+                with self._lock:
+                    self._ended[job_id] = found
+                    while len(self._ended) > REMEMBERED:
+                        self._ended.popitem(last=False)
+        looked[job_id] = found
+        return found
+
+    def _holder(self, state: _LeaseState | None, now_key: str, looked: dict[str, _Found]) -> str | None:
+        """The lease's holder that counts: live, and its job not ended (a holder no job backs counts)."""
+        live = state.live_holder(now_key) if state is not None else None
+        if live is None or isinstance(self._look(live, looked), _Ended):
+            return None
+        return live
+
+    def _blocked_by(
+        self, state: _LeaseState, holder: str, now_key: str, looked: dict[str, _Found], *, read: bool
+    ) -> bool:
+        """Whether another live holder whose job has not ended holds the lease (``read``: look it up;
+        else only what is known, anything else counting as held)."""
+        other = state.live_holder(now_key)
+        if other in (None, holder):
+            return False
+        found = self._look(other, looked) if read else self._known(other, looked)
+        return not isinstance(found, _Ended)
+
+    # -- the port ---------------------------------------------------------------------------------
+
     def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
         check_lease(key, "facts")
         state = self._read_lease(key)
-        holder = state.live_holder(time_key(now)) if state is not None else None
-        recorded = state.runs.get(_run_property(remediation)) if state is not None else None
-        ended = _from_time_key(recorded) if recorded else None
-        if ended is None and self._runs_recorded_since() > time_key(runs_since):
+        looked: dict[str, _Found] = {}
+        holder = self._holder(state, time_key(now), looked)
+        records = state.records if state is not None else {}
+        ended = records.get(_run_property(remediation)) or None
+        pending = _pending(records.get(_pending_property(remediation)))
+        if pending is not None and pending[1] > time_key(runs_since):
+            # The pending run may fall in the window: its job says whether and when it ran.
+            found = self._look(pending[0], looked)
+            run_end = found.run_end if isinstance(found, _Ended) else pending[1] if found == _GONE else None
+            if run_end is not None and run_end > (ended or ""):
+                ended = run_end
+        last = _from_time_key(ended) if ended else None
+        if last is None and self._runs_recorded_since() > time_key(runs_since):
             # Jobs that ended before this store kept runs on leases may fall in the window: ask them.
-            last = self._last_outcome(key, remediation)
-            ended = as_utc(datetime.fromisoformat(last.updated_at or last.created_at)) if last else None
-        return LeaseFacts(holder, ended)
+            job = self._last_outcome(key, remediation)
+            last = as_utc(datetime.fromisoformat(job.updated_at or job.created_at)) if job else None
+        return LeaseFacts(holder, last)
 
     def _runs_recorded_since(self) -> str:
         """Since when every run's end is recorded on its lease entity (a time key; the earliest one when
@@ -222,7 +356,9 @@ class TableLeases:
                 since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
         return since
 
-    def acquire_lease(self, key: str, holder: str, ttl_seconds: float, now: datetime) -> bool:
+    def acquire_lease(
+        self, key: str, holder: str, ttl_seconds: float, now: datetime, *, remediation: str | None = None
+    ) -> bool:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
@@ -232,39 +368,46 @@ class TableLeases:
             raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
         table = self._leases()
         now_key = time_key(now)
-        lease = {"Key": key, "Holder": holder, "ExpiresKey": time_key(now + timedelta(seconds=ttl_seconds))}
-        entity = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW, **lease}
+        expires_key = time_key(now + timedelta(seconds=ttl_seconds))
+        lease = {"Key": key, "Holder": holder, "ExpiresKey": expires_key}
+        pending = {_pending_property(remediation): f"{holder} {expires_key}"} if remediation else {}
+        keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
+        looked: dict[str, _Found] = {}
         # What this store saw last (the read just before, or its own last write) makes this one request:
-        # an insert when the entity did not exist, a compare-and-swap on its ETag when it was free or
-        # ours. Remembered as someone else's, it is read again before the answer is no.
+        # an insert when the entity did not exist, a compare-and-swap on its ETag when it was free, ours,
+        # or held by a job this store saw ended. Remembered as someone else's, it is read again before
+        # the answer is no.
         current = self._remembered_lease(key)
-        # The runs the caller's cooldown was judged on (its lease_facts read is what this store saw last).
-        judged_on = _runs_of(current)
-        if isinstance(current, _LeaseState) and current.live_holder(now_key) not in (None, holder):
+        # The records the caller's cooldown was judged on (its lease_facts read is what this store saw).
+        judged_on = _records_of(current)
+        if isinstance(current, _LeaseState) and self._blocked_by(
+            current, holder, now_key, looked, read=False
+        ):
             current = UNKNOWN
         for attempt in range(_LEASE_ATTEMPTS):
             if isinstance(current, _Unknown):
                 current = self._read_lease(key)
-                if attempt and judged_on is not None and _ran_since(judged_on, current):
-                    # Lost a race to a job that ran on this VM and released it meanwhile: its run may
-                    # start this one's cooldown, so the caller decides again on fresh facts.
+                if attempt and judged_on is not None and _recorded_since(judged_on, current):
+                    # Lost a race to a job that took this VM meanwhile (and may have run and ended): its
+                    # run may start this one's cooldown, so the caller decides again on fresh facts.
                     return False
             if current is None:
                 try:
-                    written = table.create_entity(entity)
+                    written = table.create_entity({**keys, **lease, **pending})
                 except ResourceExistsError:
                     current = UNKNOWN
                     continue  # someone created it first: look at what they wrote
                 self._remember_lease(
-                    key, _LeaseState(str(written.get("etag")), holder, lease["ExpiresKey"], {})
+                    key, _LeaseState(str(written.get("etag")), holder, expires_key, dict(pending))
                 )
                 return True
-            if current.live_holder(now_key) not in (None, holder):
+            if self._blocked_by(current, holder, now_key, looked, read=True):
                 return False
+            change = {**lease, **self._folded(current, holder, pending, looked)}
             try:
-                # MERGE: the runs recorded on the entity stay.
+                # MERGE: the records on the entity stay, but for what this take folds or replaces.
                 written = table.update_entity(
-                    entity,
+                    {**keys, **change},
                     mode=UpdateMode.MERGE,
                     etag=current.etag,
                     match_condition=MatchConditions.IfNotModified,
@@ -272,10 +415,36 @@ class TableLeases:
             except (ResourceModifiedError, ResourceNotFoundError):
                 current = UNKNOWN
                 continue  # changed or swept under us: decide again on fresh facts
-            self._remember_lease(key, current.changed(str(written.get("etag")), lease))
+            self._remember_lease(key, current.changed(str(written.get("etag")), change))
             return True
         self._forget_lease(key)
         return False
+
+    def _folded(
+        self, current: _LeaseState, holder: str, pending: Mapping[str, str], looked: dict[str, _Found]
+    ) -> dict[str, str]:
+        """What a take writes besides the lease, in the same request: its own pending run, and into
+        ``Ran_`` the pending run it replaces (its end when this store knows the job ended, nothing when
+        its job is still going and so will release its lapsed lease itself, else its bound) and every
+        other pending run this store knows ended (blanked then, so no one reads its job again)."""
+        change: dict[str, str] = {}
+        for name, value in current.records.items():
+            found_pending = _pending(value) if name.startswith(_PENDING_PREFIX) else None
+            if found_pending is None or found_pending[0] == holder:
+                continue
+            job_id, bound = found_pending
+            found = self._known(job_id, looked)
+            if name in pending:
+                run_end = found.run_end if isinstance(found, _Ended) else None if found == _LIVE else bound
+            elif isinstance(found, _Ended):
+                run_end = found.run_end
+                change[name] = ""
+            else:
+                continue
+            ran = _RUN_PREFIX + name[len(_PENDING_PREFIX) :]
+            if run_end is not None and run_end > change.get(ran, current.records.get(ran, "")):
+                change[ran] = run_end
+        return {**change, **pending}
 
     def lease_tag(self, key: str) -> str | None:
         """The ETag of the lease entity as this store last wrote or read it, when it was held."""
@@ -285,8 +454,9 @@ class TableLeases:
     def release_lease(
         self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
     ) -> None:
-        """The entity stays, free, when it holds a run (the cooldown's record); one without goes. The run
-        is recorded whoever holds the lease now (a lapsed lease taken over keeps its new holder).
+        """The entity stays, free, when it holds a record (the cooldown's); one without goes. The run is
+        recorded whoever holds the lease now (a lapsed lease taken over keeps its new holder), and the
+        holder's pending run is blanked.
 
         One request when this store took the lease, or with ``tag`` (``lease_tag`` of the store that
         did, carried by the job): a compare-and-swap on it can only succeed while the entity is as the
@@ -316,13 +486,21 @@ class TableLeases:
                     continue
                 self._remember_lease(key, _LeaseState(str(written.get("etag")), "", "", dict(run)))
                 return
+            records = {
+                **{name: "" for name, value in current.records.items() if _owned_by(name, value, holder)},
+                **{name: end for name, end in run.items() if end > current.records.get(name, "")},
+            }
+            if not current.seen and ran is not None:
+                # The entity is as this holder left it (the tag's compare-and-swap says so): its
+                # remediation's pending run is its own.
+                records.setdefault(_pending_property(ran[0]), "")
             change: dict[str, str] | None
             if current.holder != holder:
-                if not run or current.runs.get(next(iter(run)), "") >= next(iter(run.values())):
-                    return  # not ours, and nothing newer to record
-                change = dict(run)  # their lease stays; the run is recorded
-            elif run or current.runs or not current.seen:
-                change = {"Holder": "", "ExpiresKey": "", **run}  # free; the sweep drops it if bare
+                if not records:
+                    return  # not ours, and nothing to record
+                change = records  # their lease stays; the run is recorded
+            elif not current.seen or current.changed("", records).has_records():
+                change = {"Holder": "", "ExpiresKey": "", **records}  # free; the sweep drops it if bare
             else:
                 change = None  # ours and nothing recorded on it: it goes, as leases always did
             try:
@@ -355,8 +533,7 @@ class TableLeases:
         self._forget_lease(key)
 
     def lease_holder(self, key: str, now: datetime) -> str | None:
-        current = self._read_lease(key)
-        return current.live_holder(time_key(now)) if current is not None else None
+        return self._holder(self._read_lease(key), time_key(now), {})
 
     def sweep_leases(self, now: datetime) -> int:
         now_key = time_key(now)
@@ -365,9 +542,15 @@ class TableLeases:
         for entity in list(table.query_entities("ExpiresKey le @now", parameters={"now": now_key})):
             if str(entity.get("ExpiresKey") or "") > now_key:
                 continue
-            if any(name.startswith(_RUN_PREFIX) for name in entity):
-                continue  # free already, and it holds the cooldown's record: it stays
+            if _LeaseState.of(entity, "").has_records():
+                continue  # free or lapsed, and it holds the cooldown's record: it stays
             # A lease renewed after the query has a new ETag and survives.
             swept += delete_if_unchanged(table, entity)
             self._forget_lease(str(entity.get("Key") or ""))
         return swept
+
+
+def _owned_by(name: str, value: str, holder: str) -> bool:
+    """A pending-run property naming ``holder``."""
+    pending = _pending(value) if name.startswith(_PENDING_PREFIX) else None
+    return pending is not None and pending[0] == holder
