@@ -52,7 +52,9 @@ def _last(store: JobStore, remediation: str, now: datetime) -> datetime | None:
 
 
 class TestTheHolder:
-    def test_a_job_that_ended_without_a_release_frees_its_vm(self, store: JobStore, make_job: MakeJob) -> None:
+    def test_a_job_that_ended_without_a_release_frees_its_vm(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
         ended = T0 + timedelta(minutes=5)
         first = _ran(store, _stored(store, make_job, "x"), took=T0, ended=ended)
         later = ended + timedelta(seconds=1)
@@ -131,7 +133,8 @@ class TestTheCooldown:
     ) -> None:
         refused = _stored(store, make_job, "x")
         assert store.acquire_lease(VM, refused.id, TTL, T0, remediation=R)
-        _move(store, refused, jobs.CANCELLED, at=T0 + timedelta(seconds=1))  # after the take, before dispatch
+        assert store.acquire_lease(VM, refused.id, TTL, T0 + timedelta(seconds=1), remediation=R)  # renewed
+        _move(store, refused, jobs.CANCELLED, at=T0 + timedelta(seconds=2))  # after the take, before dispatch
 
         assert _last(store, R, T0 + timedelta(minutes=1)) is None
         assert store.lease_holder(VM, T0 + timedelta(minutes=1)) is None

@@ -207,6 +207,16 @@ class TestLeases:
         assert store.acquire_lease(VM, "job-b", 600, ended)  # decided again on those facts: taken
 
 
+def table_store_like(azurite: Azurite, store: TableJobStore, hook: Requests) -> TableJobStore:
+    """Another process's store on the same tables, its requests counted by ``hook``."""
+    return TableJobStore.from_connection_string(
+        azurite.connection_string,
+        table_prefix=store.table_names["jobs"][: -len("jobs")],
+        retry_total=0,
+        raw_request_hook=hook,
+    )
+
+
 def _same_tables(azurite: Azurite, store: TableJobStore) -> TableJobStore:
     """Another process's store on the same tables: it shares nothing in memory with ``store``."""
     return TableJobStore.from_connection_string(
@@ -258,3 +268,136 @@ class TestLeaseTags:
         assert taker.lease_holder(VM, T0) is None
         assert store.sweep_leases(T0) == 1
         assert store.acquire_lease(VM, "job-b", 60, T0)
+
+
+class TestLeaseLeftToItsEnd:
+    """A job's end frees its VM: no lease request after its result, and the next job pays a job read
+    only while the ended holder's bound can still matter."""
+
+    def _world(self, tmp_path: Any, store: TableJobStore) -> Any:
+        from tests.unit.test_runner import World
+
+        world = World(tmp_path)
+        world.store = world.runner.store = world.intake.store = store
+        return world
+
+    def test_a_managed_run_sends_no_lease_request_after_its_result(
+        self, tmp_path: Any, store: TableJobStore, requests: Requests
+    ) -> None:
+        world = self._world(tmp_path, store)
+        store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's marker is read
+        job = world.job(world.manual("free-disk-space", request_id="r-1"))
+
+        seen = requests.during(world.drain)
+
+        ended = store.get(job.id)
+        assert ended.status == jobs.SUCCEEDED and ended.run.get("mode") != "action"
+        leases = [method for method, table in seen if table.endswith("leases")]
+        assert leases == ["GET", "POST"]  # the facts and the take: no release, no renewal
+        result = max(
+            i for i, (method, table) in enumerate(seen) if table.endswith("jobs") and method == "PUT"
+        )
+        assert not [r for r in seen[result + 1 :] if r[1].endswith("leases")]
+        assert store.lease_holder(ended.target_key, world.clock.now()) is None
+
+    def _ended_holder(self, store: TableJobStore, make_job: MakeJob, ttl: float = 600) -> tuple[str, Any]:
+        """job-x took the VM for free-disk-space at T0 and ran; it ended a minute later, its lease kept."""
+        job, _ = store.create(make_job("x"))
+        assert store.acquire_lease(VM, job.id, ttl, T0, remediation="free-disk-space")
+        for state in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING):
+            job = store.update(jobs.transition(store.get(job.id), state, now=T0, actor="w", reason=state))
+        ended = T0 + timedelta(minutes=1)
+        store.update(jobs.transition(job, jobs.SUCCEEDED, now=ended, actor="w", reason="done"))
+        return job.id, ended
+
+    def test_the_next_job_after_the_cooldown_window_pays_what_it_always_did(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's marker is made
+        self._ended_holder(_same_tables(azurite, store), make_job)
+        now = T0 + timedelta(hours=2)
+        window = now - timedelta(minutes=60)
+
+        seen = requests.during(lambda: store.lease_facts(VM, "free-disk-space", now, runs_since=window))
+        assert seen == [
+            ("GET", store.table_names["leases"])
+        ]  # the lapsed holder's bound is out of the window
+        taken = requests.during(
+            lambda: store.acquire_lease(VM, "job-y", 600, now, remediation="free-disk-space")
+        )
+        assert _methods(taken) == ["PATCH"]
+
+    def test_the_next_job_inside_an_ended_holders_lease_pays_one_job_read(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        store.lease_facts(VM2, "restart-service", T0, runs_since=T0)  # the store's marker is made
+        holder, ended = self._ended_holder(_same_tables(azurite, store), make_job)
+        now = ended + timedelta(seconds=30)  # job-x's lease has not expired
+
+        facts: list[Any] = []
+        seen = requests.during(
+            lambda: facts.append(store.lease_facts(VM, "restart-service", now, runs_since=now))
+        )
+        assert seen == [("GET", store.table_names["leases"]), ("GET", store.table_names["jobs"])]
+        assert facts[0].holder is None
+        taken = requests.during(
+            lambda: store.acquire_lease(VM, "job-y", 600, now, remediation="restart-service")
+        )
+        assert _methods(taken) == ["PATCH"]  # the holder's end is known: no read again
+        # For its own remediation the holder's run is read once, then folded into the record by a take.
+        cooldown = now - timedelta(minutes=60)
+        other = _same_tables(azurite, store)
+        assert other.lease_facts(VM, "free-disk-space", now, runs_since=cooldown).last_run_ended_at == ended
+        assert holder != "job-y"
+
+    def test_a_take_folds_the_pending_run_so_later_readers_read_no_job(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's marker is made
+        _, ended = self._ended_holder(_same_tables(azurite, store), make_job)
+        now = ended + timedelta(seconds=30)
+        window = now - timedelta(minutes=60)
+        assert store.lease_facts(VM, "free-disk-space", now, runs_since=window).last_run_ended_at == ended
+        assert store.acquire_lease(VM, "job-y", 600, now, remediation="restart-service")  # folds job-x's
+        counted = Requests()
+        fresh = table_store_like(azurite, store, counted)
+        with pytest.raises(NotFound):
+            fresh.get("job-never-made")  # the store's clients exist (creating one checks its table once)
+        fresh.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)
+        facts: list[Any] = []
+        seen = counted.during(
+            lambda: facts.append(fresh.lease_facts(VM, "free-disk-space", now, runs_since=window))
+        )
+        # One read of the lease, and one of job-y's (the live holder, which no job backs here): none of
+        # job-x, whose run the take recorded.
+        assert seen == [("GET", store.table_names["leases"]), ("GET", store.table_names["jobs"])]
+        assert facts[0].last_run_ended_at == ended and facts[0].holder == "job-y"
+
+    def test_an_explicit_release_records_the_run_so_later_readers_read_no_job(
+        self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
+    ) -> None:
+        store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's marker is made
+        taker = _same_tables(azurite, store)
+        holder, ended = self._ended_holder(taker, make_job)
+        taker.release_lease(VM, holder, ran=("free-disk-space", ended))
+        now = ended + timedelta(seconds=30)
+
+        facts: list[Any] = []
+        seen = requests.during(
+            lambda: facts.append(store.lease_facts(VM, "free-disk-space", now, runs_since=T0))
+        )
+        assert _methods(seen) == ["GET"]
+        assert facts[0].holder is None and facts[0].last_run_ended_at == ended
+
+    def test_a_lease_whose_vm_ran_and_ended_since_its_facts_were_read_is_not_taken(
+        self, azurite: Azurite, store: TableJobStore, make_job: MakeJob
+    ) -> None:
+        # job-y's cooldown was judged on a VM with no run; then job-x took it, ran and ended (no release).
+        assert store.lease_facts(VM, "free-disk-space", T0, runs_since=T0).last_run_ended_at is None
+        _, ended = self._ended_holder(_same_tables(azurite, store), make_job)
+        now = ended + timedelta(seconds=1)
+
+        assert store.acquire_lease(VM, "job-y", 600, now, remediation="free-disk-space") is False
+        facts = store.lease_facts(VM, "free-disk-space", now, runs_since=T0)
+        assert facts.holder is None and facts.last_run_ended_at == ended
+        assert store.acquire_lease(VM, "job-y", 600, now, remediation="free-disk-space")

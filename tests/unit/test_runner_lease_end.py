@@ -1,0 +1,137 @@
+"""A managed run's end frees its VM: no release after the result, while the cooldown still counts from it.
+
+A job that ended while its lease was surely still its own (its bound minus the clocks' margin is after
+the end) leaves the lease to its end; one whose lease may have lapsed gives it back with its run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from autoremediation import jobs
+from autoremediation.jobs import Job, parse_time
+from autoremediation.runner import MAX_BACKOFF_SECONDS, RUN_GRACE_SECONDS
+from autoremediation.step_common import LEASE_END_MARGIN_SECONDS, lease_left_to_end
+from autoremediation.verification import ended_at
+from tests.helpers.counting import CountedCalls
+from tests.unit.test_runner import World
+
+COOLDOWN = timedelta(minutes=60)  # free-disk-space in the test catalog
+TTL = 900 + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def _counted(world: World) -> CountedCalls:
+    counted = CountedCalls(world.store)
+    world.runner.store = counted  # type: ignore[assignment]
+    return counted
+
+
+def _run(world: World, request_id: str) -> Job:
+    job = world.job(world.manual("free-disk-space", request_id=request_id))
+    world.drain()
+    return world.store.get(job.id)
+
+
+def _at(world: World, moment: datetime) -> None:
+    world.clock.advance((moment - world.clock.now()).total_seconds())
+
+
+def test_a_managed_run_that_ends_frees_its_vm_without_a_release(world: World) -> None:
+    store = _counted(world)
+    job = world.job(world.manual("free-disk-space", request_id="r-1"))
+
+    world.drain()
+
+    ended = world.store.get(job.id)
+    assert ended.status == jobs.SUCCEEDED
+    assert store.calls["release_lease"] == 0
+    assert world.store.lease_holder(ended.target_key, world.clock.now()) is None
+    until = parse_time(ended.run["leaseUntil"])
+    assert until == parse_time(ended.run["leaseAt"]) + timedelta(seconds=TTL)
+
+
+def test_the_cooldown_counts_from_the_end_of_a_run_that_left_its_lease(world: World) -> None:
+    first = _run(world, "r-1")
+    end = ended_at(first)
+    assert first.status == jobs.SUCCEEDED and end is not None
+
+    _at(world, end + COOLDOWN / 2)
+    held = _run(world, "r-2")
+    assert held.status == jobs.SKIPPED
+    assert held.history[-1].reason.startswith("cooldown") and end.isoformat() in held.history[-1].reason
+
+    _at(world, end + COOLDOWN + timedelta(seconds=1))
+    assert _run(world, "r-3").status == jobs.SUCCEEDED
+
+
+def test_a_redelivered_message_of_a_job_that_left_its_lease_to_its_end_releases_nothing(
+    world: World,
+) -> None:
+    first = _run(world, "r-1")
+    store = _counted(world)
+
+    step = world.runner.advance(first.id)
+
+    assert step.job.status == jobs.SUCCEEDED
+    assert store.calls["release_lease"] == 0
+
+
+def _near_its_bound(world: World, job_id: str, seconds_left: float) -> None:
+    """The stored job's lease bound as if its lease were about to lapse (e.g. a renewal that failed)."""
+    job = world.store.get(job_id)
+    until = world.clock.now() + timedelta(seconds=seconds_left)
+    world.store.update(replace(job, run={**job.run, "leaseUntil": until.isoformat()}))
+
+
+def test_a_run_that_ends_close_to_its_leases_bound_gives_the_lease_back_with_its_run(world: World) -> None:
+    world.compute.polls_until_done = 2
+    job = world.job(world.manual("free-disk-space", request_id="r-1"))
+    world.runner.advance(job.id)  # the lease is taken
+    world.runner.advance(job.id)  # dispatched
+    _near_its_bound(world, job.id, LEASE_END_MARGIN_SECONDS - 1)
+    store = _counted(world)
+
+    world.drain()
+
+    ended = world.store.get(job.id)
+    assert ended.status == jobs.SUCCEEDED
+    assert store.calls["release_lease"] == 1
+    # And its redelivered message repeats the release (the step may have died before it).
+    world.runner.advance(job.id)
+    assert store.calls["release_lease"] == 2
+
+
+@pytest.mark.parametrize(
+    ("left", "expected"),
+    [(LEASE_END_MARGIN_SECONDS + 1, True), (LEASE_END_MARGIN_SECONDS - 1, False), (None, False)],
+)
+def test_the_end_alone_frees_the_vm_only_well_inside_the_leases_bound(
+    world: World, left: float | None, expected: bool
+) -> None:
+    job = world.job(world.manual("free-disk-space", request_id="r-1"))
+    now = world.clock.now()
+    run = {"leaseAt": now.isoformat()}
+    if left is not None:
+        run["leaseUntil"] = (now + timedelta(seconds=left)).isoformat()
+    ended = jobs.transition(replace(job, run=run), jobs.FAILED, now=now, actor="t", reason="x")
+
+    assert lease_left_to_end(ended) is expected
+    assert lease_left_to_end(replace(ended, status=jobs.PLANNED)) is False  # not ended
+
+
+def test_a_note_written_after_the_end_does_not_move_the_end(world: World) -> None:
+    job = world.job(world.manual("free-disk-space", request_id="r-1"))
+    now = world.clock.now()
+    ended = jobs.transition(job, jobs.FAILED, now=now, actor="t", reason="x")
+    noted = jobs.note(ended, "the run command was left on the VM", now=now + timedelta(minutes=5))
+
+    assert ended_at(noted) == now
