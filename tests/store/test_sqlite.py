@@ -95,3 +95,75 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path, make_job: MakeJob) -> N
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(InvalidInput, match="cannot be used"):
         SqliteJobStore(str(path)).create(make_job())
+
+
+# The schema of a database made before jobs' pending runs were kept (``pending_runs``).
+SCHEMA_BEFORE_PENDING_RUNS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    target_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    remediation TEXT NOT NULL,
+    alert_id TEXT,
+    campaign_id TEXT,
+    created_key TEXT NOT NULL,
+    updated_key TEXT NOT NULL,
+    terminal INTEGER NOT NULL,
+    ran_script INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_target ON jobs (target_key, remediation, created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_remediation ON jobs (remediation, created_key);
+CREATE INDEX IF NOT EXISTS jobs_by_alert ON jobs (alert_id) WHERE alert_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs (campaign_id) WHERE campaign_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_retention ON jobs (terminal, updated_key);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_at);
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT NOT NULL,
+    remediation TEXT NOT NULL,
+    ended_key TEXT NOT NULL,
+    PRIMARY KEY (key, remediation)
+);
+CREATE TABLE IF NOT EXISTS campaigns (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+
+def test_a_database_made_before_pending_runs_were_kept_is_upgraded_on_first_use(
+    tmp_path: Path, make_job: MakeJob
+) -> None:
+    path = tmp_path / "jobs.db"
+    recorded = T0.replace(hour=11)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_BEFORE_PENDING_RUNS)
+        conn.execute("INSERT INTO leases (key, holder, expires_at) VALUES (?, ?, ?)", (VM, "w-old", 0.0))
+        conn.execute(
+            "INSERT INTO runs (key, remediation, ended_key) VALUES (?, ?, ?)",
+            (VM, "free-disk-space", "2026-03-01T11:00:00.000000Z"),
+        )
+    store = SqliteJobStore(str(path))
+    assert (
+        store.lease_facts(VM, "free-disk-space", T0, runs_since=T0.replace(hour=0)).last_run_ended_at
+        == recorded
+    )
+    job, _ = store.create(make_job())
+
+    assert store.acquire_lease(VM, job.id, 600, T0, remediation="free-disk-space")
+    job = store.update(jobs.transition(job, jobs.DISPATCHING, now=T0, actor="t", reason="go"))
+    ended = T0.replace(minute=5)
+    store.update(jobs.transition(job, jobs.FAILED, now=ended, actor="t", reason="x"))
+
+    facts = store.lease_facts(VM, "free-disk-space", ended, runs_since=T0.replace(hour=0))
+    assert facts.holder is None and facts.last_run_ended_at == ended  # the pending run, read from the job
+    store.close()
