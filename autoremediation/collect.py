@@ -36,7 +36,7 @@ def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
 
 
 class CollectSteps(StepBase):
-    # What a managed run's job sets off once its end is written, before its lease goes back and its run
+    # What a managed run's job sets off once its end is written, before its lease is seen to and its run
     # command is deleted, so neither holds what the end frees (the campaign driver sets it: the job's
     # campaign releases the next job). Whoever sets it also looks after the step, as for any job that
     # ends elsewhere: a failure here, or a crash, leaves the release to that look.
@@ -118,7 +118,7 @@ class CollectSteps(StepBase):
         )
         # Verification reads only what was just collected: judge now and write both steps at once (one
         # write and one message fewer per job). A crash before the write repeats the read of the result.
-        # A managed run gives its VM's lease back after what the end sets off (see ``_delete_run``).
+        # A managed run's lease is seen to after what the end sets off (see ``_delete_run``).
         managed = job.run.get("mode") != "action"
         return self._delete_run(
             self._verifying(verifying, self.catalog.get(job.remediation), release=not managed)

@@ -27,9 +27,11 @@ run the script again.
 
 The guards' history facts cost little per job: the VM's own guards run first (no storage read); then
 one read of the VM's lease gives both its holder and the end of the remediation's last run there (the
-cooldown; recorded on the lease when a job that ran releases it), and the lease is taken only when that
-read saw it free. The breaker's failure list is read at most every ``BREAKER_FACTS_SECONDS`` per
-process: a failure written by another instance counts up to that much later, one written here at once.
+cooldown; recorded on the lease, or read from the job the lease names as that remediation's last once
+it ended), and the lease is taken only when that read saw it free. A job that ended while its lease was
+surely its own leaves the lease to its end (a holder whose job ended holds nothing). The breaker's
+failure list is read at most every ``BREAKER_FACTS_SECONDS`` per process: a failure written by another
+instance counts up to that much later, one written here at once.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Six chores (one only with notifications), each safe to repeat and independent of the others (one
 failing does not stop the rest):
 
-* expired per-VM leases are deleted (a worker that died holding one would block its VM otherwise);
+* expired per-VM leases are deleted, but for those that hold the cooldown's records (an expired lease
+  never blocks its VM, the sweep only keeps the table small);
 * stuck jobs get a new queue message: a job in flight whose last write is older than its state can
   legitimately stay quiet has lost its message (a crash between write and send, a message deleted by
   hand). The runner's compare-and-swap absorbs the duplicate if the old message was only slow;

@@ -22,8 +22,9 @@ Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
     to reading the entity; a newer version there is the caller's ConcurrencyConflict, as before.
 
 ``<prefix>leases``
-    One entity per VM lease, which also records when each remediation last ran there (the cooldown's
-    fact): see ``table_leases``.
+    One entity per VM lease (a holder whose job has ended holds nothing), which also records when each
+    remediation last ran there, or which job's run is its last (the cooldown's facts): see
+    ``table_leases``.
 
 ``<prefix>campaigns``
     PartitionKey = campaign id, RowKey = ``campaign``; CAS on the ``version`` field like jobs.
