@@ -50,11 +50,9 @@ entity, asks the jobs (the old scan); a window after it never does.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,12 +61,27 @@ from ..jobs import Job
 from ..ports import LeaseFacts
 from ..verification import run_record
 from .records import as_utc, check_lease, time_key
+from .table_lease_state import (
+    GONE,
+    LIVE,
+    PENDING_PREFIX,
+    RUN_PREFIX,
+    UNKNOWN,
+    Ended,
+    Found,
+    LeaseState,
+    Unknown,
+    from_time_key,
+    owned_by,
+    pending_property,
+    pending_run,
+    recorded_since,
+    records_of,
+    run_property,
+)
 from .table_support import delete_if_unchanged, etag
 
 _LEASE_ROW = "lease"
-_RUN_PREFIX = "Ran_"
-_PENDING_PREFIX = "Last_"
-_CATALOG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,199}$")
 # The marker that says since when runs are recorded on lease entities (it has no ExpiresKey, so the
 # lease sweep never matches it; lease partitions all start with "lease-").
 _MARKER_PARTITION = "runs-recorded"
@@ -85,121 +98,6 @@ REMEMBERED = 8192
 
 def _lease_partition(key: str) -> str:
     return "lease-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def _remediation_suffix(remediation: str) -> str:
-    """How a remediation is named in property names: catalog ids (lower case, digits and dashes) read
-    as they are; anything else by its hash (property names are identifiers)."""
-    if _CATALOG_ID.match(remediation):
-        return remediation.replace("-", "_")
-    return "h" + hashlib.sha256(remediation.encode("utf-8")).hexdigest()[:40]
-
-
-def _run_property(remediation: str) -> str:
-    """The lease entity's property for a remediation's last recorded run (its end, a time key)."""
-    return _RUN_PREFIX + _remediation_suffix(remediation)
-
-
-def _pending_property(remediation: str) -> str:
-    """The lease entity's property for a remediation's pending run: ``"<job id> <bound time key>"``."""
-    return _PENDING_PREFIX + _remediation_suffix(remediation)
-
-
-def _pending(text: str | None) -> tuple[str, str] | None:
-    """(job id, bound time key) of a pending-run value; None when blank."""
-    job_id, _, bound = (text or "").rpartition(" ")
-    return (job_id, bound) if job_id and bound else None
-
-
-def _from_time_key(text: str) -> datetime | None:
-    try:
-        return as_utc(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ"))
-    except ValueError:
-        return None
-
-
-class _Unknown:
-    """This store has not seen the lease entity (lately): read it before acting."""
-
-
-UNKNOWN = _Unknown()
-
-
-@dataclass(frozen=True)
-class _Ended:
-    """A holder's job that has ended, and the end of its run when its script may have changed the VM."""
-
-    run_end: str | None  # time key
-
-
-_LIVE = "live"  # the job exists and has not ended
-_GONE = "gone"  # no such job: never made by this app (a lease taken by hand) or deleted by retention
-_Found = _Ended | str
-
-
-def _records_of(state: object) -> Mapping[str, str] | None:
-    """The records a remembered lease state lists; None when unknown (nothing seen, or only an ETag)."""
-    if state is None:
-        return {}
-    if isinstance(state, _LeaseState) and state.seen:
-        return state.records
-    return None
-
-
-def _recorded_since(judged_on: Mapping[str, str], current: _LeaseState | None) -> bool:
-    """A run the earlier view did not have: a newer recorded end, or another pending job."""
-    records = current.records if current is not None else {}
-    for name, value in records.items():
-        before = judged_on.get(name, "")
-        if name.startswith(_RUN_PREFIX) and value > before:
-            return True
-        if name.startswith(_PENDING_PREFIX) and _pending(value) not in (None, _pending(before)):
-            return True
-    return False
-
-
-@dataclass(frozen=True)
-class _LeaseState:
-    """A lease entity as this store last saw it: its ETag, holder, expiry and records."""
-
-    etag: str
-    holder: str  # "" when released
-    expires_key: str  # "" when released
-    records: Mapping[str, str]  # Ran_ and Last_ properties, as stored
-    # False: only the ETag is known (a tag a job carried from the store that took its lease), so the
-    # entity may hold records this view does not list: it is never deleted on that view.
-    seen: bool = True
-
-    @classmethod
-    def of(cls, entity: Mapping[str, Any], etag: str) -> _LeaseState:
-        records = {
-            name: str(value or "")
-            for name, value in entity.items()
-            if name.startswith((_RUN_PREFIX, _PENDING_PREFIX))
-        }
-        return cls(etag, str(entity.get("Holder") or ""), str(entity.get("ExpiresKey") or ""), records)
-
-    def live_holder(self, now_key: str) -> str | None:
-        return self.holder if self.holder and self.expires_key > now_key else None
-
-    def has_records(self) -> bool:
-        return any(
-            value if name.startswith(_RUN_PREFIX) else _pending(value) is not None
-            for name, value in self.records.items()
-        )
-
-    def changed(self, etag: str, change: Mapping[str, str]) -> _LeaseState:
-        records = {
-            **self.records,
-            **{k: v for k, v in change.items() if k.startswith((_RUN_PREFIX, _PENDING_PREFIX))},
-        }
-        return _LeaseState(
-            etag,
-            change.get("Holder", self.holder),
-            change.get("ExpiresKey", self.expires_key),
-            records,
-            self.seen,
-        )
 
 
 class TableLeases:
@@ -221,13 +119,13 @@ class TableLeases:
         self._job = job
         self._lock = threading.Lock()
         # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
-        self._seen: OrderedDict[str, _LeaseState | None] = OrderedDict()
+        self._seen: OrderedDict[str, LeaseState | None] = OrderedDict()
         # job id -> how it ended, for the holders and pending runs this store read: an end is for good.
-        self._ended: OrderedDict[str, _Ended] = OrderedDict()
+        self._ended: OrderedDict[str, Ended] = OrderedDict()
         self._records_since: str | None = None
         self._marker_lock = threading.Lock()
 
-    def _remember_lease(self, key: str, state: _LeaseState | None) -> _LeaseState | None:
+    def _remember_lease(self, key: str, state: LeaseState | None) -> LeaseState | None:
         """What this store last saw of a lease entity (None: it does not exist), for the next CAS."""
         with self._lock:
             self._seen[key] = state
@@ -240,41 +138,41 @@ class TableLeases:
         with self._lock:
             self._seen.pop(key, None)
 
-    def _remembered_lease(self, key: str) -> _LeaseState | _Unknown | None:
+    def _remembered_lease(self, key: str) -> LeaseState | Unknown | None:
         with self._lock:
             return self._seen.get(key, UNKNOWN)
 
-    def _read_lease(self, key: str) -> _LeaseState | None:
+    def _read_lease(self, key: str) -> LeaseState | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
             entity = self._leases().get_entity(_lease_partition(key), _LEASE_ROW)
         except ResourceNotFoundError:
             return self._remember_lease(key, None)
-        return self._remember_lease(key, _LeaseState.of(entity, etag(entity)))
+        return self._remember_lease(key, LeaseState.of(entity, etag(entity)))
 
     # -- the jobs behind holders and pending runs ---------------------------------------------------
 
-    def _known(self, job_id: str, looked: dict[str, _Found]) -> _Found | None:
+    def _known(self, job_id: str, looked: dict[str, Found]) -> Found | None:
         """What this call or this store already knows of the job (no request); None when nothing."""
         if job_id in looked:
             return looked[job_id]
         with self._lock:
             return self._ended.get(job_id)
 
-    def _look(self, job_id: str, looked: dict[str, _Found]) -> _Found:
+    def _look(self, job_id: str, looked: dict[str, Found]) -> Found:
         """The job, as far as leases care: ended (with its run), live or gone. Read at most once per call
         (``looked``), and not at all once this store saw it ended."""
         found = self._known(job_id, looked)
         if found is None:
             job = self._job(job_id)
             if job is None:
-                found = _GONE
+                found = GONE
             elif not job.terminal:
-                found = _LIVE
+                found = LIVE
             else:
                 ran = run_record(job)
-                found = _Ended(time_key(ran[1]) if ran else None)
+                found = Ended(time_key(ran[1]) if ran else None)
                 with self._lock:
                     self._ended[job_id] = found
                     while len(self._ended) > REMEMBERED:
@@ -282,15 +180,15 @@ class TableLeases:
         looked[job_id] = found
         return found
 
-    def _holder(self, state: _LeaseState | None, now_key: str, looked: dict[str, _Found]) -> str | None:
+    def _holder(self, state: LeaseState | None, now_key: str, looked: dict[str, Found]) -> str | None:
         """The lease's holder that counts: live, and its job not ended (a holder no job backs counts)."""
         live = state.live_holder(now_key) if state is not None else None
-        if live is None or isinstance(self._look(live, looked), _Ended):
+        if live is None or isinstance(self._look(live, looked), Ended):
             return None
         return live
 
     def _blocked_by(
-        self, state: _LeaseState, holder: str, now_key: str, looked: dict[str, _Found], *, read: bool
+        self, state: LeaseState, holder: str, now_key: str, looked: dict[str, Found], *, read: bool
     ) -> bool:
         """Whether another live holder whose job has not ended holds the lease (``read``: look it up;
         else only what is known, anything else counting as held)."""
@@ -298,25 +196,25 @@ class TableLeases:
         if other in (None, holder):
             return False
         found = self._look(other, looked) if read else self._known(other, looked)
-        return not isinstance(found, _Ended)
+        return not isinstance(found, Ended)
 
     # -- the port ---------------------------------------------------------------------------------
 
     def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
         check_lease(key, "facts")
         state = self._read_lease(key)
-        looked: dict[str, _Found] = {}
+        looked: dict[str, Found] = {}
         holder = self._holder(state, time_key(now), looked)
         records = state.records if state is not None else {}
-        ended = records.get(_run_property(remediation)) or None
-        pending = _pending(records.get(_pending_property(remediation)))
+        ended = records.get(run_property(remediation)) or None
+        pending = pending_run(records.get(pending_property(remediation)))
         if pending is not None and pending[1] > time_key(runs_since):
             # The pending run may fall in the window: its job says whether and when it ran.
             found = self._look(pending[0], looked)
-            run_end = found.run_end if isinstance(found, _Ended) else pending[1] if found == _GONE else None
+            run_end = found.run_end if isinstance(found, Ended) else pending[1] if found == GONE else None
             if run_end is not None and run_end > (ended or ""):
                 ended = run_end
-        last = _from_time_key(ended) if ended else None
+        last = from_time_key(ended) if ended else None
         if last is None and self._runs_recorded_since() > time_key(runs_since):
             # Jobs that ended before this store kept runs on leases may fall in the window: ask them.
             job = self._last_outcome(key, remediation)
@@ -370,24 +268,22 @@ class TableLeases:
         now_key = time_key(now)
         expires_key = time_key(now + timedelta(seconds=ttl_seconds))
         lease = {"Key": key, "Holder": holder, "ExpiresKey": expires_key}
-        pending = {_pending_property(remediation): f"{holder} {expires_key}"} if remediation else {}
+        pending = {pending_property(remediation): f"{holder} {expires_key}"} if remediation else {}
         keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
-        looked: dict[str, _Found] = {}
+        looked: dict[str, Found] = {}
         # What this store saw last (the read just before, or its own last write) makes this one request:
         # an insert when the entity did not exist, a compare-and-swap on its ETag when it was free, ours,
         # or held by a job this store saw ended. Remembered as someone else's, it is read again before
         # the answer is no.
         current = self._remembered_lease(key)
         # The records the caller's cooldown was judged on (its lease_facts read is what this store saw).
-        judged_on = _records_of(current)
-        if isinstance(current, _LeaseState) and self._blocked_by(
-            current, holder, now_key, looked, read=False
-        ):
+        judged_on = records_of(current)
+        if isinstance(current, LeaseState) and self._blocked_by(current, holder, now_key, looked, read=False):
             current = UNKNOWN
         for attempt in range(_LEASE_ATTEMPTS):
-            if isinstance(current, _Unknown):
+            if isinstance(current, Unknown):
                 current = self._read_lease(key)
-                if attempt and judged_on is not None and _recorded_since(judged_on, current):
+                if attempt and judged_on is not None and recorded_since(judged_on, current):
                     # Lost a race to a job that took this VM meanwhile (and may have run and ended): its
                     # run may start this one's cooldown, so the caller decides again on fresh facts.
                     return False
@@ -398,7 +294,7 @@ class TableLeases:
                     current = UNKNOWN
                     continue  # someone created it first: look at what they wrote
                 self._remember_lease(
-                    key, _LeaseState(str(written.get("etag")), holder, expires_key, dict(pending))
+                    key, LeaseState(str(written.get("etag")), holder, expires_key, dict(pending))
                 )
                 return True
             if self._blocked_by(current, holder, now_key, looked, read=True):
@@ -421,7 +317,7 @@ class TableLeases:
         return False
 
     def _folded(
-        self, current: _LeaseState, holder: str, pending: Mapping[str, str], looked: dict[str, _Found]
+        self, current: LeaseState, holder: str, pending: Mapping[str, str], looked: dict[str, Found]
     ) -> dict[str, str]:
         """What a take writes besides the lease, in the same request: its own pending run, and into
         ``Ran_`` the pending run it replaces (its end when this store knows the job ended, nothing when
@@ -429,19 +325,19 @@ class TableLeases:
         other pending run this store knows ended (blanked then, so no one reads its job again)."""
         change: dict[str, str] = {}
         for name, value in current.records.items():
-            found_pending = _pending(value) if name.startswith(_PENDING_PREFIX) else None
+            found_pending = pending_run(value) if name.startswith(PENDING_PREFIX) else None
             if found_pending is None or found_pending[0] == holder:
                 continue
             job_id, bound = found_pending
             found = self._known(job_id, looked)
             if name in pending:
-                run_end = found.run_end if isinstance(found, _Ended) else None if found == _LIVE else bound
-            elif isinstance(found, _Ended):
+                run_end = found.run_end if isinstance(found, Ended) else None if found == LIVE else bound
+            elif isinstance(found, Ended):
                 run_end = found.run_end
                 change[name] = ""
             else:
                 continue
-            ran = _RUN_PREFIX + name[len(_PENDING_PREFIX) :]
+            ran = RUN_PREFIX + name[len(PENDING_PREFIX) :]
             if run_end is not None and run_end > change.get(ran, current.records.get(ran, "")):
                 change[ran] = run_end
         return {**change, **pending}
@@ -449,7 +345,7 @@ class TableLeases:
     def lease_tag(self, key: str) -> str | None:
         """The ETag of the lease entity as this store last wrote or read it, when it was held."""
         current = self._remembered_lease(key)
-        return current.etag if isinstance(current, _LeaseState) and current.holder else None
+        return current.etag if isinstance(current, LeaseState) and current.holder else None
 
     def release_lease(
         self, key: str, holder: str, *, ran: tuple[str, datetime] | None = None, tag: str | None = None
@@ -468,12 +364,12 @@ class TableLeases:
         check_lease(key, holder)
         table = self._leases()
         keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
-        run = {_run_property(ran[0]): time_key(ran[1])} if ran is not None else {}
+        run = {run_property(ran[0]): time_key(ran[1])} if ran is not None else {}
         current = self._remembered_lease(key)
-        if not isinstance(current, _LeaseState) or current.holder != holder:
-            current = _LeaseState(tag, holder, "", {}, seen=False) if tag else UNKNOWN
+        if not isinstance(current, LeaseState) or current.holder != holder:
+            current = LeaseState(tag, holder, "", {}, seen=False) if tag else UNKNOWN
         for _ in range(_LEASE_ATTEMPTS):
-            if isinstance(current, _Unknown):
+            if isinstance(current, Unknown):
                 current = self._read_lease(key)
             if current is None:
                 if not run:
@@ -484,16 +380,16 @@ class TableLeases:
                 except ResourceExistsError:
                     current = UNKNOWN
                     continue
-                self._remember_lease(key, _LeaseState(str(written.get("etag")), "", "", dict(run)))
+                self._remember_lease(key, LeaseState(str(written.get("etag")), "", "", dict(run)))
                 return
             records = {
-                **{name: "" for name, value in current.records.items() if _owned_by(name, value, holder)},
+                **{name: "" for name, value in current.records.items() if owned_by(name, value, holder)},
                 **{name: end for name, end in run.items() if end > current.records.get(name, "")},
             }
             if not current.seen and ran is not None:
                 # The entity is as this holder left it (the tag's compare-and-swap says so): its
                 # remediation's pending run is its own.
-                records.setdefault(_pending_property(ran[0]), "")
+                records.setdefault(pending_property(ran[0]), "")
             change: dict[str, str] | None
             if current.holder != holder:
                 if not records:
@@ -542,15 +438,9 @@ class TableLeases:
         for entity in list(table.query_entities("ExpiresKey le @now", parameters={"now": now_key})):
             if str(entity.get("ExpiresKey") or "") > now_key:
                 continue
-            if _LeaseState.of(entity, "").has_records():
+            if LeaseState.of(entity, "").has_records():
                 continue  # free or lapsed, and it holds the cooldown's record: it stays
             # A lease renewed after the query has a new ETag and survives.
             swept += delete_if_unchanged(table, entity)
             self._forget_lease(str(entity.get("Key") or ""))
         return swept
-
-
-def _owned_by(name: str, value: str, holder: str) -> bool:
-    """A pending-run property naming ``holder``."""
-    pending = _pending(value) if name.startswith(_PENDING_PREFIX) else None
-    return pending is not None and pending[0] == holder

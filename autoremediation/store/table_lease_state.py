@@ -1,0 +1,142 @@
+"""What a lease entity of the Table Storage job store records, as the store sees it (``table_leases``).
+
+``Ran_<id>``: the end of a remediation's last recorded run (a time key). ``Last_<id>`` = ``"<job id>
+<time key>"``: that remediation's pending run, the job that took or renewed the lease for it last and the
+latest its end can be while its lease holds. ``LeaseState`` is what a store last saw of an entity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .records import as_utc
+
+RUN_PREFIX = "Ran_"
+PENDING_PREFIX = "Last_"
+_CATALOG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,199}$")
+
+
+def _remediation_suffix(remediation: str) -> str:
+    """How a remediation is named in property names: catalog ids (lower case, digits and dashes) read
+    as they are; anything else by its hash (property names are identifiers)."""
+    if _CATALOG_ID.match(remediation):
+        return remediation.replace("-", "_")
+    return "h" + hashlib.sha256(remediation.encode("utf-8")).hexdigest()[:40]
+
+
+def run_property(remediation: str) -> str:
+    """The lease entity's property for a remediation's last recorded run (its end, a time key)."""
+    return RUN_PREFIX + _remediation_suffix(remediation)
+
+
+def pending_property(remediation: str) -> str:
+    """The lease entity's property for a remediation's pending run: ``"<job id> <bound time key>"``."""
+    return PENDING_PREFIX + _remediation_suffix(remediation)
+
+
+def pending_run(text: str | None) -> tuple[str, str] | None:
+    """(job id, bound time key) of a pending-run value; None when blank."""
+    job_id, _, bound = (text or "").rpartition(" ")
+    return (job_id, bound) if job_id and bound else None
+
+
+def from_time_key(text: str) -> datetime | None:
+    try:
+        return as_utc(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ"))
+    except ValueError:
+        return None
+
+
+class Unknown:
+    """This store has not seen the lease entity (lately): read it before acting."""
+
+
+UNKNOWN = Unknown()
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A holder's job that has ended, and the end of its run when its script may have changed the VM."""
+
+    run_end: str | None  # time key
+
+
+LIVE = "live"  # the job exists and has not ended
+GONE = "gone"  # no such job: never made by this app (a lease taken by hand) or deleted by retention
+Found = Ended | str
+
+
+def records_of(state: object) -> Mapping[str, str] | None:
+    """The records a remembered lease state lists; None when unknown (nothing seen, or only an ETag)."""
+    if state is None:
+        return {}
+    if isinstance(state, LeaseState) and state.seen:
+        return state.records
+    return None
+
+
+def recorded_since(judged_on: Mapping[str, str], current: LeaseState | None) -> bool:
+    """A run the earlier view did not have: a newer recorded end, or another pending job."""
+    records = current.records if current is not None else {}
+    for name, value in records.items():
+        before = judged_on.get(name, "")
+        if name.startswith(RUN_PREFIX) and value > before:
+            return True
+        if name.startswith(PENDING_PREFIX) and pending_run(value) not in (None, pending_run(before)):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """A lease entity as this store last saw it: its ETag, holder, expiry and records."""
+
+    etag: str
+    holder: str  # "" when released
+    expires_key: str  # "" when released
+    records: Mapping[str, str]  # Ran_ and Last_ properties, as stored
+    # False: only the ETag is known (a tag a job carried from the store that took its lease), so the
+    # entity may hold records this view does not list: it is never deleted on that view.
+    seen: bool = True
+
+    @classmethod
+    def of(cls, entity: Mapping[str, Any], etag: str) -> LeaseState:
+        records = {
+            name: str(value or "")
+            for name, value in entity.items()
+            if name.startswith((RUN_PREFIX, PENDING_PREFIX))
+        }
+        return cls(etag, str(entity.get("Holder") or ""), str(entity.get("ExpiresKey") or ""), records)
+
+    def live_holder(self, now_key: str) -> str | None:
+        return self.holder if self.holder and self.expires_key > now_key else None
+
+    def has_records(self) -> bool:
+        return any(
+            value if name.startswith(RUN_PREFIX) else pending_run(value) is not None
+            for name, value in self.records.items()
+        )
+
+    def changed(self, etag: str, change: Mapping[str, str]) -> LeaseState:
+        records = {
+            **self.records,
+            **{k: v for k, v in change.items() if k.startswith((RUN_PREFIX, PENDING_PREFIX))},
+        }
+        return LeaseState(
+            etag,
+            change.get("Holder", self.holder),
+            change.get("ExpiresKey", self.expires_key),
+            records,
+            self.seen,
+        )
+
+
+def owned_by(name: str, value: str, holder: str) -> bool:
+    """A pending-run property naming ``holder``."""
+    pending = pending_run(value) if name.startswith(PENDING_PREFIX) else None
+    return pending is not None and pending[0] == holder
