@@ -35,10 +35,12 @@ A remembered view never says no on its own: a lease it saw as someone else's is 
 freed on a tag alone stays as an entity until the sweep drops it when it holds no record.
 
 During a rolling upgrade an instance of the previous version ignores ``Last_`` and still releases
-every lease: its MERGEs keep the ``Last_`` properties, and it waits for a lease whose holder ended
-without a release to expire (a delay, never a second run). A job whose lease that version took or
-renewed carries no bound of its own (``run.leaseUntil``), or one older than the lease's expiry, so the
-runner of this version releases it explicitly.
+every lease: its MERGEs keep the ``Last_`` properties; a take writes an empty ``Ran_`` beside its
+``Last_`` when the entity has none, so that version's release and sweep, which keep an entity with a
+run record, keep the pending run too; and it waits for a lease whose holder ended without a release to
+expire (a delay, never a second run). A job whose lease that version took carries no bound of its own
+(``run.leaseUntil``), so this version's runner releases it explicitly; one that version renewed keeps
+the bound this version set, the one its pending run names, and is judged on it.
 
 Jobs that ended before runs were recorded here are not on any lease entity. A marker entity
 (PartitionKey ``runs-recorded``) says since when every run is: made by the first store that needs it,
@@ -269,6 +271,9 @@ class TableLeases:
         expires_key = time_key(now + timedelta(seconds=ttl_seconds))
         lease = {"Key": key, "Holder": holder, "ExpiresKey": expires_key}
         pending = {pending_property(remediation): f"{holder} {expires_key}"} if remediation else {}
+        # An empty run record beside a pending run: an instance of the previous version, which keeps an
+        # entity with a run record when it releases or sweeps it, then keeps the pending run too.
+        slot = {run_property(remediation): ""} if remediation else {}
         keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
         looked: dict[str, Found] = {}
         # What this store saw last (the read just before, or its own last write) makes this one request:
@@ -289,17 +294,18 @@ class TableLeases:
                     return False
             if current is None:
                 try:
-                    written = table.create_entity({**keys, **lease, **pending})
+                    written = table.create_entity({**keys, **lease, **slot, **pending})
                 except ResourceExistsError:
                     current = UNKNOWN
                     continue  # someone created it first: look at what they wrote
                 self._remember_lease(
-                    key, LeaseState(str(written.get("etag")), holder, expires_key, dict(pending))
+                    key, LeaseState(str(written.get("etag")), holder, expires_key, {**slot, **pending})
                 )
                 return True
             if self._blocked_by(current, holder, now_key, looked, read=True):
                 return False
             change = {**lease, **self._folded(current, holder, pending, looked)}
+            change.update({name: "" for name in slot if name not in current.records and name not in change})
             try:
                 # MERGE: the records on the entity stay, but for what this take folds or replaces.
                 written = table.update_entity(

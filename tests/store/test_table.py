@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -110,6 +111,22 @@ class TestOnAzurite:
         [entity] = list(service.get_table_client(store.table_names["leases"]).list_entities())
         assert "/" not in entity["PartitionKey"]
         assert entity["Key"] == VM and entity["Holder"] == "w"
+
+    def test_a_pending_run_sits_beside_a_run_record_that_the_previous_version_keeps(
+        self, store: TableJobStore, service
+    ) -> None:
+        # The previous version deletes, on its release or sweep, a lease entity with no Ran_ property.
+        leases = service.get_table_client(store.table_names["leases"])
+        assert store.acquire_lease(VM, "job-a", 60, T0, remediation="free-disk-space")
+        [entity] = list(leases.list_entities())
+        assert entity["Ran_free_disk_space"] == ""
+        assert entity["Last_free_disk_space"].startswith("job-a ")
+        ended = T0 + timedelta(seconds=30)
+        store.release_lease(VM, "job-a", ran=("free-disk-space", ended))
+        assert store.acquire_lease(VM, "job-b", 60, ended, remediation="free-disk-space")
+        [entity] = list(leases.list_entities())
+        assert entity["Ran_free_disk_space"] == "2026-03-01T12:00:30.000000Z"  # a take never blanks a run
+        assert entity["Last_free_disk_space"].startswith("job-b ")
 
     def test_filters_run_on_the_service(self, store: TableJobStore, service, make_job: MakeJob) -> None:
         """The indexed properties hold what ``list`` filters on, so the OData query narrows server-side."""
