@@ -135,3 +135,30 @@ def test_a_note_written_after_the_end_does_not_move_the_end(world: World) -> Non
     noted = jobs.note(ended, "the run command was left on the VM", now=now + timedelta(minutes=5))
 
     assert ended_at(noted) == now
+
+
+def test_a_renewal_moves_the_bound_the_cooldown_falls_back_on(world: World) -> None:
+    world.compute.polls_until_done = 10**9
+    job = world.job(world.manual("free-disk-space", request_id="r-long"))
+    world.runner.advance(job.id)  # planned -> dispatching: the lease is taken, bound at TTL
+    world.runner.advance(job.id)  # -> running
+    taken = world.clock.now()
+    world.clock.advance(0.34 * TTL)
+    renewed = world.clock.now()
+    world.runner.advance(job.id)  # a poll: the lease is renewed, its bound moves
+    world.clock.advance(TTL - 0.34 * TTL + 120)  # past the first bound, well inside the renewed one
+    world.compute.polls_until_done = 0
+    world.drain()
+    ended = world.store.get(job.id)
+    bound = parse_time(ended.run["leaseUntil"])
+    assert ended.status == jobs.SUCCEEDED and bound is not None
+    assert bound >= renewed + timedelta(seconds=TTL) > taken + timedelta(seconds=TTL + 60)
+    end = ended_at(ended)
+    assert end is not None
+    world.store.delete_jobs(end + timedelta(seconds=1))  # retention: the job is gone, its bound is left
+
+    # The window reaches back past the first bound but not past the renewed one.
+    _at(world, taken + timedelta(seconds=TTL + 60) + COOLDOWN)
+    held = _run(world, "r-next")
+
+    assert held.status == jobs.SKIPPED and held.history[-1].reason.startswith("cooldown")
