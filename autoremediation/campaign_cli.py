@@ -243,8 +243,14 @@ def drive(
         raise InvalidInput("a manual clock moves with one worker only")
     driver = _Driver(services, campaign_id, wait, on_status, refresh_seconds, workers)
     runner = services.runner
-    wired = runner.on_end
-    runner.on_end = driver.job_ended
+    with _WIRING:
+        wired = runner.on_end
+        other = getattr(wired, "__self__", None)
+        if isinstance(other, _Driver):
+            # The runner has one ``on_end``: a second drive would take it from the first, whose jobs
+            # would then move their campaign on only from the look after each step.
+            raise InvalidInput(f"campaign {other.campaign_id} is already being driven by this process")
+        runner.on_end = driver.job_ended
     try:
         if workers == 1:
             driver.work()
@@ -262,13 +268,18 @@ def drive(
                     thread.join()
                 raise
     finally:
-        runner.on_end = wired
+        with _WIRING:
+            runner.on_end = wired
     if driver.error is not None:
         raise driver.error
     final = campaigns.campaign_status(services, campaign_id)
     if on_status is not None:
         on_status(final)
     return final
+
+
+# Guards the runner's ``on_end`` while a drive wires or unwires it (threads of one process).
+_WIRING = threading.Lock()
 
 
 class _Driver:

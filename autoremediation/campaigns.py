@@ -65,6 +65,7 @@ from .campaign_request import (
 from .errors import ConcurrencyConflict, InvalidInput, NotFound
 from .jobs import Job, parse_time
 from .polling import next_poll_delay  # noqa: F401  (re-exported: the bench and tests use it here)
+from .resources import normalize
 
 if TYPE_CHECKING:
     from .services import Services
@@ -110,7 +111,8 @@ def start_campaign(
 
     With an ``id`` that exists already, nothing new is made: the existing campaign's status comes back
     (a retried POST), after finishing its creation if an earlier request was interrupted while making
-    the jobs. InvalidInput, with a clear message, on any bad input, before any write.
+    the jobs (for the VMs that request resolved: other targets now are refused). InvalidInput, with a
+    clear message, on any bad input, before any write.
     """
     parsed = parse_request(request, services)
     store = services.store
@@ -125,7 +127,9 @@ def start_campaign(
                     f"campaign {parsed.campaign_id} exists already for {existing.get('remediation')}"
                 )
             if existing.get("status") == CREATING:
-                made = _make_jobs(services, existing, resolve_targets(services, parsed.selector), actor)
+                targets = resolve_targets(services, parsed.selector)
+                _check_same_targets(services, existing, targets)
+                made = _make_jobs(services, existing, targets, actor)
                 _begin(services, existing, made)
             return campaign_status(services, parsed.campaign_id)
     campaign_id = parsed.campaign_id or f"campaign-{uuid.uuid4().hex[:16]}"
@@ -166,6 +170,34 @@ def start_campaign(
     made = _make_jobs(services, record, targets, actor)
     # Counted from the jobs just made, as they were written: listing them again would read them all back.
     return status_of(services, _begin(services, record, made), made)
+
+
+def _check_same_targets(services: Services, record: Mapping[str, Any], targets: Sequence[str]) -> None:
+    """A retried request finishes an interrupted creation only for the VMs the first one resolved.
+
+    The jobs made so far name their place in the release order, and each names the job it releases:
+    with another set of VMs (one created or deleted since, a retried body with other ids) the jobs still
+    to make would chain differently from those made, releasing some jobs twice and others never. The
+    retry then changes nothing; the request that made the record (if it still runs) finishes it, or the
+    sweeper stops it once abandoned."""
+    expected = int(record.get("targetCount") or 0)
+    keys = [normalize(target) for target in targets]
+    made = services.store.list(campaign_id=str(record["id"]))
+    moved = [
+        job
+        for job in made
+        if job.campaign_index is not None
+        and (job.campaign_index >= len(keys) or keys[job.campaign_index] != job.target_key)
+    ]
+    if len(targets) == expected and not moved:
+        return
+    minutes = int(CREATION_TIMEOUT.total_seconds() // 60)
+    raise InvalidInput(
+        f"campaign {record['id']} was being created for {expected} VM(s) and its targets now name "
+        f"{len(targets)}{'' if not moved else f', {len(moved)} of its jobs at another place'}: it cannot "
+        f"be finished with other targets; if its creation was interrupted, it is stopped {minutes} minutes "
+        "after it began: start a new campaign"
+    )
 
 
 def _make_jobs(

@@ -354,3 +354,32 @@ def test_several_workers_on_the_system_clock_finish_the_campaign_within_the_cap(
     assert status["counts"]["succeeded"] == 30
     assert compute.peak <= 3
     assert set(compute.executions.values()) == {1}
+
+
+def test_a_second_drive_in_the_same_process_is_refused_and_leaves_the_first_wired(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(6))
+    first = campaigns.start_campaign(world.services, request(maxConcurrency=2), actor="alice")
+    second = campaigns.start_campaign(
+        world.services, request(maxConcurrency=2, targets={"resourceGroup": "rg"}, id="second"), actor="bob"
+    )
+    runner = world.services.runner
+    before = runner.on_end
+    refusals: list[str] = []
+    wired_during: list[object] = []
+
+    def during_first(_: Any) -> None:
+        if refusals:
+            return
+        wired_during.append(runner.on_end)
+        with pytest.raises(InvalidInput, match="already being driven") as refused:
+            drive(world.services, second["id"])
+        refusals.append(str(refused.value))
+        assert runner.on_end == wired_during[0]  # the first drive keeps its hook
+
+    status = drive(world.services, first["id"], on_status=during_first, refresh_seconds=0)
+
+    assert status["status"] == "completed"
+    assert first["id"] in refusals[0]
+    assert getattr(wired_during[0], "__self__", None) is not None
+    assert runner.on_end == before  # unwired once the drive ended
+    assert drive(world.services, second["id"])["status"] == "completed"  # and a later drive is free

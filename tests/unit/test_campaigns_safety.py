@@ -10,10 +10,12 @@ import pytest
 
 from autoremediation import campaigns, jobs, sweeper
 from autoremediation.campaign_cli import drive
+from autoremediation.errors import InvalidInput
 from autoremediation.jobs import Job
+from autoremediation.resources import normalize
 from autoremediation.store.memory_queue import InProcessQueue
-from tests.helpers.fakes import vm_id
-from tests.unit.test_campaigns_support import CampaignWorld, Crash, make_compute, request
+from tests.helpers.fakes import vm_facts, vm_id
+from tests.unit.test_campaigns_support import CampaignWorld, Crash, make_compute, request, vm_names
 
 
 def test_a_redelivered_end_sends_the_same_successor_and_the_cap_holds(tmp_path: Path) -> None:
@@ -79,6 +81,47 @@ def test_an_interrupted_creation_releases_nothing_and_a_retried_request_finishes
     assert status["status"] == campaigns.COMPLETED
     assert status["counts"]["succeeded"] == 6
     assert set(world.compute.runs_per_vm().values()) == {1}
+
+
+@pytest.mark.parametrize("change", ["a VM created", "a VM deleted"])
+def test_a_retry_whose_targets_changed_is_refused_and_changes_nothing(tmp_path: Path, change: str) -> None:
+    world = CampaignWorld(tmp_path, make_compute(6))
+    interrupted(world, "c-moved", made=3)
+    if change == "a VM created":
+        world.compute.add(vm_facts("vm000a"))  # sorts between vm000 and vm001: every later job moves
+    else:
+        del world.compute.vms[normalize(vm_id("vm001"))]
+    before = {job.id: job for job in world.services.store.list(campaign_id="c-moved")}
+
+    with pytest.raises(InvalidInput, match="was being created for 6 VM"):
+        campaigns.start_campaign(world.services, request(id="c-moved", maxConcurrency=2), actor="alice")
+
+    assert world.services.store.get_campaign("c-moved")["status"] == campaigns.CREATING
+    assert {job.id: job for job in world.services.store.list(campaign_id="c-moved")} == before
+    queue = world.services.queue
+    assert isinstance(queue, InProcessQueue) and len(queue) == 0
+    world.clock.advance(campaigns.CREATION_TIMEOUT.total_seconds() + 1)
+    assert campaigns.tick(world.services, "c-moved")["status"] == campaigns.STOPPED
+    assert world.compute.requests == []
+
+
+def test_a_retry_with_the_same_vms_in_another_order_of_ids_finishes_the_creation(tmp_path: Path) -> None:
+    world = CampaignWorld(tmp_path, make_compute(4))
+    ids = [vm_id(name) for name in vm_names(4)]
+    store = world.services.store
+    world.services.store = CrashAfterCreates(store, 2)  # type: ignore[assignment]
+    with pytest.raises(Crash):
+        campaigns.start_campaign(
+            world.services, request(id="c-ids", targets={"vmIds": ids}, maxConcurrency=2), actor="a"
+        )
+    world.services.store = store
+
+    shuffled = [ids[2].upper(), ids[0], ids[3], ids[1] + "/"]  # the same VMs, as a client may send them
+    again = campaigns.start_campaign(
+        world.services, request(id="c-ids", targets={"vmIds": shuffled}, maxConcurrency=2), actor="a"
+    )
+
+    assert again["status"] == campaigns.RUNNING and again["counts"]["total"] == 4
 
 
 def test_an_abandoned_creation_is_stopped_and_its_jobs_cancelled(tmp_path: Path) -> None:
