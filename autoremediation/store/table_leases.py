@@ -5,9 +5,11 @@ keys forbid), RowKey = ``lease``. Acquire, renew and release are ETag compare-an
 entity; a new lease is ``create_entity``, whose conflict means another holder got there first.
 
 A holder whose job has ended holds nothing. A live holder (``Holder``, unexpired ``ExpiresKey``) is
-looked up among the jobs (one point read, remembered once the job has ended, which is for good): it
-holds the VM only while its job exists and has not ended. So a job that ran needs no write after its
-result to free its VM; an explicit release is an early free that spares the next job that read.
+looked up among the jobs (one point read; a job seen ended is remembered for an hour: an end is for
+good until retention deletes the job, after which its id may come back): it holds the VM only while
+its job has not ended (a holder no job backs holds it until it expires). So a job that ran needs no
+write after its result to free its VM; an explicit release is an early free that spares the next job
+that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Ran_<id>`` (a time key): the
 end of the last run that may have changed the VM and is recorded as such. ``Last_<id>`` = ``"<job id>
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -96,6 +99,7 @@ _JOB_ROW = "job"
 # How many lease entities a store remembers (ETag, holder, records), and how many ended jobs: enough
 # for the VMs a busy worker has in flight, small enough to be nothing in memory.
 REMEMBERED = 8192
+ENDED_REMEMBERED_SECONDS = 3600.0
 
 
 def _lease_partition(key: str) -> str:
@@ -123,7 +127,8 @@ class TableLeases:
         # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
         self._seen: OrderedDict[str, LeaseState | None] = OrderedDict()
         # job id -> how it ended, for the holders and pending runs this store read: an end is for good.
-        self._ended: OrderedDict[str, Ended] = OrderedDict()
+        # Kept an hour at most: a job id comes back only after retention deleted its job (a day or more).
+        self._ended: OrderedDict[str, tuple[float, Ended]] = OrderedDict()
         self._records_since: str | None = None
         self._marker_lock = threading.Lock()
 
@@ -160,7 +165,10 @@ class TableLeases:
         if job_id in looked:
             return looked[job_id]
         with self._lock:
-            return self._ended.get(job_id)
+            remembered = self._ended.get(job_id)
+        if remembered is None or time.monotonic() - remembered[0] > ENDED_REMEMBERED_SECONDS:
+            return None
+        return remembered[1]
 
     def _look(self, job_id: str, looked: dict[str, Found]) -> Found:
         """The job, as far as leases care: ended (with its run), live or gone. Read at most once per call
@@ -176,7 +184,8 @@ class TableLeases:
                 ran = run_record(job)
                 found = Ended(time_key(ran[1]) if ran else None)
                 with self._lock:
-                    self._ended[job_id] = found
+                    self._ended[job_id] = (time.monotonic(), found)
+                    self._ended.move_to_end(job_id)
                     while len(self._ended) > REMEMBERED:
                         self._ended.popitem(last=False)
         looked[job_id] = found

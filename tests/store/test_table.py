@@ -128,6 +128,25 @@ class TestOnAzurite:
         assert entity["Ran_free_disk_space"] == "2026-03-01T12:00:30.000000Z"  # a take never blanks a run
         assert entity["Last_free_disk_space"].startswith("job-b ")
 
+    def test_a_holder_seen_ended_is_looked_up_again_after_an_hour(
+        self, store: TableJobStore, make_job: MakeJob, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from autoremediation.store import table_leases
+
+        clock = {"now": 1000.0}
+        monkeypatch.setattr(table_leases.time, "monotonic", lambda: clock["now"])
+        job, _ = store.create(make_job("x"))
+        assert store.acquire_lease(VM, job.id, 7200, T0, remediation="free-disk-space")
+        store.update(jobs.transition(job, jobs.CANCELLED, now=T0, actor="t", reason="x"))
+        assert store.lease_holder(VM, T0) is None  # its job ended: read once, then remembered
+        # Retention deleted it and the same id came back (the same alert, days later) with a live job.
+        store.delete_jobs(T0 + timedelta(seconds=1))
+        store.create(make_job("x"))
+
+        assert store.lease_holder(VM, T0) is None  # what this store remembers, within the hour
+        clock["now"] += table_leases.ENDED_REMEMBERED_SECONDS + 1
+        assert store.lease_holder(VM, T0) == job.id
+
     def test_filters_run_on_the_service(self, store: TableJobStore, service, make_job: MakeJob) -> None:
         """The indexed properties hold what ``list`` filters on, so the OData query narrows server-side."""
         job, _ = store.create(make_job(path=(jobs.DISPATCHING,), alert_id="a1"))
