@@ -181,3 +181,15 @@ class TestTheCooldown:
 
         facts = store.lease_facts(VM, R, ended, runs_since=ended - COOLDOWN)
         assert facts.holder == nxt.id and facts.last_run_ended_at == ended
+
+    def test_the_sweep_keeps_a_pending_run_once_its_lease_expired(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        ended = T0 + timedelta(minutes=5)
+        _ran(store, _stored(store, make_job, "x"), took=T0, ended=ended, ttl=600)
+        expired = T0 + timedelta(seconds=601)
+
+        store.sweep_leases(expired)
+
+        assert _last(store, R, expired) == ended
+        assert store.lease_holder(VM, expired) is None
