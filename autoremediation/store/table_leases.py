@@ -11,22 +11,30 @@ its job has not ended (a holder no job backs holds it until it expires). So a jo
 write after its result to free its VM; an explicit release is an early free that spares the next job
 that read.
 
-The entity records, per remediation, what the cooldown counts from. ``Ran_<id>`` (a time key): the
-end of the last run that may have changed the VM and is recorded as such. ``Last_<id>`` = ``"<job id>
-<time key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*,
-and the latest its end can be while its lease holds (the lease's expiry as that job set it). It is
-per remediation, so a job of another remediation taking the VM later leaves it. ``lease_facts`` gives
-the later of ``Ran_`` and the pending job's run (``verification.run_record``: its end, when its script
-may have changed the VM), read from the job only when that bound falls in the caller's cooldown
-window: a job not ended yet has no past run; a job deleted by retention counts as its bound. A take
-folds what it replaces into ``Ran_`` in its one request: the replaced pending run (its exact end when
-this store read the job, else its bound), and any other pending run this store knows ended (its
-``Last_`` is then blanked). An explicit release records the holder's run in ``Ran_`` whoever holds the
-lease now (a lapsed lease taken over keeps its new holder) and blanks the holder's ``Last_``. The
-runner releases explicitly whenever the lease may have lapsed before the job's end: a run's end after
-its bound is then always in ``Ran_``. An entity that holds a record stays when its lease is released or
-swept, so the cooldown and the holder come from one point read (``lease_facts``), not from a scan of
-the jobs table, which has no index by VM and grows with retention.
+The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
+key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*, and the
+latest its end can be while its lease holds (the lease's expiry as that job set it). It is per
+remediation, so a job of another remediation taking the VM later leaves it. ``Was_<id>`` (a time key):
+the end of the last run recorded before the pending one. ``Ran_<id>`` (a time key): the latest end of
+any run recorded: while a pending run is there, a take writes its bound (*provisional*: an instance of
+the previous version, which reads only ``Ran_``, then counts from no earlier than the real end); a
+release or a settled pending run writes the exact end. ``lease_facts`` gives the latest of ``Was_``,
+``Ran_`` unless it equals the pending run's bound (``table_lease_state.recorded_end``), and the pending
+job's run (``verification.run_record``: its end, when its script may have changed the VM), read from the
+job only when that bound falls in the caller's cooldown window: a job not ended yet has no past run; a
+job deleted by retention counts as its bound. A take folds what it replaces into ``Was_`` in its one
+request: the replaced pending run (its exact end when this store read the job ended, nothing when it
+read it still going, which then releases its lapsed lease itself, else its bound), and settles any other
+pending run this store knows ended (its ``Last_`` blanked, its run exact in ``Ran_``). An explicit
+release records the holder's run whoever holds the lease now (a lapsed lease taken over keeps its new
+holder; beside another pending run it goes into ``Was_`` when ``Ran_`` holds a later provisional bound)
+and settles the holder's own pending run. The runner releases explicitly whenever the lease may have
+lapsed before the job's end: a run's end after its bound is then always recorded. An entity that holds a
+record stays when its lease is released or swept, so the cooldown and the holder come from one point
+read (``lease_facts``), not from a scan of the jobs table, which has no index by VM and grows with
+retention. Three properties per remediation that ran on the VM, beside ``Key``, ``Holder`` and
+``ExpiresKey``: Azure allows 252 custom properties per entity (255 with PartitionKey, RowKey and
+Timestamp), so 83 remediations per VM.
 
 The store remembers what it last saw of each lease entity (its ETag, holder and records; bounded) and
 which holders' jobs it saw ended, so taking the lease after ``lease_facts`` is one request (an insert,
@@ -36,13 +44,20 @@ carries in ``run.leaseTag``); without it, or when the entity changed since, the 
 A remembered view never says no on its own: a lease it saw as someone else's is read again. A lease
 freed on a tag alone stays as an entity until the sweep drops it when it holds no record.
 
-During a rolling upgrade an instance of the previous version ignores ``Last_`` and still releases
-every lease: its MERGEs keep the ``Last_`` properties; a take writes an empty ``Ran_`` beside its
-``Last_`` when the entity has none, so that version's release and sweep, which keep an entity with a
-run record, keep the pending run too; and it waits for a lease whose holder ended without a release to
-expire (a delay, never a second run). A job whose lease that version took carries no bound of its own
-(``run.leaseUntil``), so this version's runner releases it explicitly; one that version renewed keeps
-the bound this version set, the one its pending run names, and is judged on it.
+During a rolling upgrade (or after a rollback) an instance of the previous version reads only
+``Ran_``, takes a lease with a MERGE of the lease's own properties (``Last_`` and ``Was_`` stay), writes
+the run's end into ``Ran_`` on its release (its holder's always, another's only when later than what is
+there), and sweeps only an entity with no ``Ran_`` property, which a take always writes. Whichever
+version takes, releases or sweeps, neither sees no run, or a run earlier than the real one: this version
+reads an exact ``Ran_`` an old release wrote (it differs from the pending bound) beside ``Was_`` and the
+pending run; the previous version reads the pending run's bound, a later end than the real one, so its
+cooldown lasts up to a lease's time-to-live longer (and a pending job that never ran still counts, at
+its bound). One gap is left, in a case that is already a fault: a job whose lease lapsed while its script
+still ran, taken over for the same remediation by this version and then released by the previous one
+before the new holder's bound, is seen by the previous version (its bound) but not by this one. A job
+whose lease that version took carries no bound of its own (``run.leaseUntil``), so this version's runner
+releases it explicitly; one that version renewed keeps the bound this version set, the one its pending
+run names, and is judged on it.
 
 Jobs that ended before runs were recorded here are not on any lease entity. A marker entity
 (PartitionKey ``runs-recorded``) says since when every run is: made by the first store that needs it,
@@ -57,7 +72,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,9 +95,14 @@ from .table_lease_state import (
     owned_by,
     pending_property,
     pending_run,
+    recorded_end,
     recorded_since,
     records_of,
     run_property,
+    settled,
+    suffix_of,
+    taken_for,
+    with_run,
 )
 from .table_support import delete_if_unchanged, etag
 
@@ -217,7 +237,7 @@ class TableLeases:
         looked: dict[str, Found] = {}
         holder = self._holder(state, time_key(now), looked)
         records = state.records if state is not None else {}
-        ended = records.get(run_property(remediation)) or None
+        ended = recorded_end(records, suffix_of(remediation)) or None
         pending = pending_run(records.get(pending_property(remediation)))
         if pending is not None and pending[1] > time_key(runs_since):
             # The pending run may fall in the window: its job says whether and when it ran.
@@ -279,10 +299,7 @@ class TableLeases:
         now_key = time_key(now)
         expires_key = time_key(now + timedelta(seconds=ttl_seconds))
         lease = {"Key": key, "Holder": holder, "ExpiresKey": expires_key}
-        pending = {pending_property(remediation): f"{holder} {expires_key}"} if remediation else {}
-        # An empty run record beside a pending run: an instance of the previous version, which keeps an
-        # entity with a run record when it releases or sweeps it, then keeps the pending run too.
-        slot = {run_property(remediation): ""} if remediation else {}
+        own = suffix_of(remediation) if remediation else None
         keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
         looked: dict[str, Found] = {}
         # What this store saw last (the read just before, or its own last write) makes this one request:
@@ -292,8 +309,10 @@ class TableLeases:
         current = self._remembered_lease(key)
         # The records the caller's cooldown was judged on (its lease_facts read is what this store saw).
         judged_on = records_of(current)
-        if isinstance(current, LeaseState) and self._blocked_by(current, holder, now_key, looked, read=False):
-            current = UNKNOWN
+        if isinstance(current, LeaseState) and (
+            not current.seen or self._blocked_by(current, holder, now_key, looked, read=False)
+        ):
+            current = UNKNOWN  # only an ETag known (a take rewrites records from what it sees), or held
         for attempt in range(_LEASE_ATTEMPTS):
             if isinstance(current, Unknown):
                 current = self._read_lease(key)
@@ -302,19 +321,17 @@ class TableLeases:
                     # run may start this one's cooldown, so the caller decides again on fresh facts.
                     return False
             if current is None:
+                records = taken_for({}, own, holder, expires_key, None) if own else {}
                 try:
-                    written = table.create_entity({**keys, **lease, **slot, **pending})
+                    written = table.create_entity({**keys, **lease, **records})
                 except ResourceExistsError:
                     current = UNKNOWN
                     continue  # someone created it first: look at what they wrote
-                self._remember_lease(
-                    key, LeaseState(str(written.get("etag")), holder, expires_key, {**slot, **pending})
-                )
+                self._remember_lease(key, LeaseState(str(written.get("etag")), holder, expires_key, records))
                 return True
             if self._blocked_by(current, holder, now_key, looked, read=True):
                 return False
-            change = {**lease, **self._folded(current, holder, pending, looked)}
-            change.update({name: "" for name in slot if name not in current.records and name not in change})
+            change = {**lease, **self._folded(current, holder, own, expires_key, looked)}
             try:
                 # MERGE: the records on the entity stay, but for what this take folds or replaces.
                 written = table.update_entity(
@@ -332,30 +349,31 @@ class TableLeases:
         return False
 
     def _folded(
-        self, current: LeaseState, holder: str, pending: Mapping[str, str], looked: dict[str, Found]
+        self, current: LeaseState, holder: str, own: str | None, bound: str, looked: dict[str, Found]
     ) -> dict[str, str]:
-        """What a take writes besides the lease, in the same request: its own pending run, and into
-        ``Ran_`` the pending run it replaces (its end when this store knows the job ended, nothing when
-        its job is still going and so will release its lapsed lease itself, else its bound) and every
-        other pending run this store knows ended (blanked then, so no one reads its job again)."""
+        """What a take writes besides the lease, in the same request: for its own remediation (``own``,
+        a property suffix) its pending run, the exact record with the pending run it replaces folded
+        in (its end when this store knows the job ended, nothing when its job is still going and so
+        will release its lapsed lease itself, else its bound) and the provisional bound (see the
+        module); and every other pending run this store knows ended, settled (blanked, its run in the
+        record, so no one reads its job again)."""
         change: dict[str, str] = {}
         for name, value in current.records.items():
             found_pending = pending_run(value) if name.startswith(PENDING_PREFIX) else None
-            if found_pending is None or found_pending[0] == holder:
+            suffix = name[len(PENDING_PREFIX) :]
+            if found_pending is None or found_pending[0] == holder or suffix == own:
                 continue
-            job_id, bound = found_pending
-            found = self._known(job_id, looked)
-            if name in pending:
-                run_end = found.run_end if isinstance(found, Ended) else None if found == LIVE else bound
-            elif isinstance(found, Ended):
-                run_end = found.run_end
-                change[name] = ""
-            else:
-                continue
-            ran = RUN_PREFIX + name[len(PENDING_PREFIX) :]
-            if run_end is not None and run_end > change.get(ran, current.records.get(ran, "")):
-                change[ran] = run_end
-        return {**change, **pending}
+            found = self._known(found_pending[0], looked)
+            if isinstance(found, Ended):
+                change.update(settled(current.records, suffix, found.run_end))
+        if own is not None:
+            fold: str | None = None
+            replaced = pending_run(current.records.get(PENDING_PREFIX + own))
+            if replaced is not None and replaced[0] != holder:
+                found = self._known(replaced[0], looked)
+                fold = found.run_end if isinstance(found, Ended) else None if found == LIVE else replaced[1]
+            change.update(taken_for(current.records, own, holder, bound, fold))
+        return change
 
     def lease_tag(self, key: str) -> str | None:
         """The ETag of the lease entity as this store last wrote or read it, when it was held."""
@@ -379,7 +397,7 @@ class TableLeases:
         check_lease(key, holder)
         table = self._leases()
         keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
-        run = {run_property(ran[0]): time_key(ran[1])} if ran is not None else {}
+        run = {run_property(ran[0]): time_key(ran[1])} if ran is not None else {}  # for a new entity
         current = self._remembered_lease(key)
         if not isinstance(current, LeaseState) or current.holder != holder:
             current = LeaseState(tag, holder, "", {}, seen=False) if tag else UNKNOWN
@@ -397,14 +415,7 @@ class TableLeases:
                     continue
                 self._remember_lease(key, LeaseState(str(written.get("etag")), "", "", dict(run)))
                 return
-            records = {
-                **{name: "" for name, value in current.records.items() if owned_by(name, value, holder)},
-                **{name: end for name, end in run.items() if end > current.records.get(name, "")},
-            }
-            if not current.seen and ran is not None:
-                # The entity is as this holder left it (the tag's compare-and-swap says so): its
-                # remediation's pending run is its own.
-                records.setdefault(pending_property(ran[0]), "")
+            records = self._released(current, holder, ran)
             change: dict[str, str] | None
             if current.holder != holder:
                 if not records:
@@ -442,6 +453,24 @@ class TableLeases:
                 continue  # taken over or renewed meanwhile: only change what is still ours
             return
         self._forget_lease(key)
+
+    @staticmethod
+    def _released(current: LeaseState, holder: str, ran: tuple[str, datetime] | None) -> dict[str, str]:
+        """The records a release by ``holder`` writes: its pending runs settled (with its run), and its
+        run beside any other job's pending run."""
+        run = (suffix_of(ran[0]), time_key(ran[1])) if ran is not None else None
+        if not current.seen:
+            # The entity is as this holder left it (the tag's compare-and-swap says so): its
+            # remediation's pending run is its own; its run is exact (and the latest one).
+            return {RUN_PREFIX + run[0]: run[1], PENDING_PREFIX + run[0]: ""} if run else {}
+        records: dict[str, str] = {}
+        for name, value in current.records.items():
+            if owned_by(name, value, holder):
+                suffix = name[len(PENDING_PREFIX) :]
+                records.update(settled(current.records, suffix, run[1] if run and run[0] == suffix else None))
+        if run is not None and PENDING_PREFIX + run[0] not in records:
+            records.update(with_run(current.records, *run))
+        return {name: value for name, value in records.items() if value != current.records.get(name)}
 
     def lease_holder(self, key: str, now: datetime) -> str | None:
         return self._holder(self._read_lease(key), time_key(now), {})

@@ -119,13 +119,14 @@ class TestOnAzurite:
         leases = service.get_table_client(store.table_names["leases"])
         assert store.acquire_lease(VM, "job-a", 60, T0, remediation="free-disk-space")
         [entity] = list(leases.list_entities())
-        assert entity["Ran_free_disk_space"] == ""
-        assert entity["Last_free_disk_space"].startswith("job-a ")
+        assert entity["Ran_free_disk_space"] == "2026-03-01T12:01:00.000000Z"  # the bound, provisional
+        assert entity["Last_free_disk_space"] == "job-a 2026-03-01T12:01:00.000000Z"
         ended = T0 + timedelta(seconds=30)
         store.release_lease(VM, "job-a", ran=("free-disk-space", ended))
         assert store.acquire_lease(VM, "job-b", 60, ended, remediation="free-disk-space")
         [entity] = list(leases.list_entities())
-        assert entity["Ran_free_disk_space"] == "2026-03-01T12:00:30.000000Z"  # a take never blanks a run
+        assert entity["Ran_free_disk_space"] == "2026-03-01T12:01:30.000000Z"  # job-b's bound
+        assert entity["Was_free_disk_space"] == "2026-03-01T12:00:30.000000Z"  # a take never drops a run
         assert entity["Last_free_disk_space"].startswith("job-b ")
 
     def test_a_holder_seen_ended_is_looked_up_again_after_an_hour(
