@@ -78,6 +78,7 @@ class Ended:
 LIVE = "live"  # the job exists and has not ended
 GONE = "gone"  # no such job: never made by this app (a lease taken by hand) or deleted by retention
 Found = Ended | str
+Seen = tuple[str, str]  # (job id, the lease bound it set): a job as a lease names it
 
 
 def records_of(state: object) -> Mapping[str, str] | None:

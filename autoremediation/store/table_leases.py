@@ -5,11 +5,11 @@ keys forbid), RowKey = ``lease``. Acquire, renew and release are ETag compare-an
 entity; a new lease is ``create_entity``, whose conflict means another holder got there first.
 
 A holder whose job has ended holds nothing. A live holder (``Holder``, unexpired ``ExpiresKey``) is
-looked up among the jobs (one point read; a job seen ended is remembered for an hour: an end is for
-good until retention deletes the job, after which its id may come back): it holds the VM only while
-its job has not ended (a holder no job backs holds it until it expires). So a job that ran needs no
-write after its result to free its VM; an explicit release is an early free that spares the next job
-that read.
+looked up among the jobs (one point read; a job seen ended is remembered with the lease bound it set:
+an end is for good, and a new job that gets the id of one retention deleted sets a new bound when it
+takes a lease, so it is looked up again): it holds the VM only while its job has not ended (a holder
+no job backs holds it until it expires). So a job that ran needs no write after its result to free its
+VM; an explicit release is an early free that spares the next job that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
 key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*, and the
@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -90,6 +89,7 @@ from .table_lease_state import (
     Ended,
     Found,
     LeaseState,
+    Seen,
     Unknown,
     from_time_key,
     owned_by,
@@ -119,7 +119,6 @@ _JOB_ROW = "job"
 # How many lease entities a store remembers (ETag, holder, records), and how many ended jobs: enough
 # for the VMs a busy worker has in flight, small enough to be nothing in memory.
 REMEMBERED = 8192
-ENDED_REMEMBERED_SECONDS = 3600.0
 
 
 def _lease_partition(key: str) -> str:
@@ -146,9 +145,11 @@ class TableLeases:
         self._lock = threading.Lock()
         # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
         self._seen: OrderedDict[str, LeaseState | None] = OrderedDict()
-        # job id -> how it ended, for the holders and pending runs this store read: an end is for good.
-        # Kept an hour at most: a job id comes back only after retention deleted its job (a day or more).
-        self._ended: OrderedDict[str, tuple[float, Ended]] = OrderedDict()
+        # (job id, lease bound) -> how it ended, for the holders and pending runs this store read: an end
+        # is for good. Keyed on the bound too: a job id comes back once retention deleted its job (ids
+        # come from idempotency keys, which an operator's request may choose), and a job that takes a
+        # lease writes a bound of its own, so a new job of an old id is looked up again.
+        self._ended: OrderedDict[Seen, Ended] = OrderedDict()
         self._records_since: str | None = None
         self._marker_lock = threading.Lock()
 
@@ -180,53 +181,52 @@ class TableLeases:
 
     # -- the jobs behind holders and pending runs ---------------------------------------------------
 
-    def _known(self, job_id: str, looked: dict[str, Found]) -> Found | None:
-        """What this call or this store already knows of the job (no request); None when nothing."""
-        if job_id in looked:
-            return looked[job_id]
+    def _known(self, job: Seen, looked: dict[Seen, Found]) -> Found | None:
+        """What this call or this store already knows of the job that set that bound (no request); None
+        when nothing."""
+        if job in looked:
+            return looked[job]
         with self._lock:
-            remembered = self._ended.get(job_id)
-        if remembered is None or time.monotonic() - remembered[0] > ENDED_REMEMBERED_SECONDS:
-            return None
-        return remembered[1]
+            return self._ended.get(job)
 
-    def _look(self, job_id: str, looked: dict[str, Found]) -> Found:
-        """The job, as far as leases care: ended (with its run), live or gone. Read at most once per call
-        (``looked``), and not at all once this store saw it ended."""
-        found = self._known(job_id, looked)
+    def _look(self, job: Seen, looked: dict[Seen, Found]) -> Found:
+        """The job that set that lease bound, as far as leases care: ended (with its run), live or
+        gone. Read at most once per call (``looked``), and not at all once this store saw it ended."""
+        found = self._known(job, looked)
         if found is None:
-            job = self._job(job_id)
-            if job is None:
+            stored = self._job(job[0])
+            if stored is None:
                 found = GONE
-            elif not job.terminal:
+            elif not stored.terminal:
                 found = LIVE
             else:
-                ran = run_record(job)
+                ran = run_record(stored)
                 found = Ended(time_key(ran[1]) if ran else None)
                 with self._lock:
-                    self._ended[job_id] = (time.monotonic(), found)
-                    self._ended.move_to_end(job_id)
+                    self._ended[job] = found
+                    self._ended.move_to_end(job)
                     while len(self._ended) > REMEMBERED:
                         self._ended.popitem(last=False)
-        looked[job_id] = found
+        looked[job] = found
         return found
 
-    def _holder(self, state: LeaseState | None, now_key: str, looked: dict[str, Found]) -> str | None:
+    def _holder(self, state: LeaseState | None, now_key: str, looked: dict[Seen, Found]) -> str | None:
         """The lease's holder that counts: live, and its job not ended (a holder no job backs counts)."""
         live = state.live_holder(now_key) if state is not None else None
-        if live is None or isinstance(self._look(live, looked), Ended):
+        if live is None or state is None or isinstance(self._look((live, state.expires_key), looked), Ended):
             return None
         return live
 
     def _blocked_by(
-        self, state: LeaseState, holder: str, now_key: str, looked: dict[str, Found], *, read: bool
+        self, state: LeaseState, holder: str, now_key: str, looked: dict[Seen, Found], *, read: bool
     ) -> bool:
         """Whether another live holder whose job has not ended holds the lease (``read``: look it up;
         else only what is known, anything else counting as held)."""
         other = state.live_holder(now_key)
         if other in (None, holder):
             return False
-        found = self._look(other, looked) if read else self._known(other, looked)
+        seen = (other, state.expires_key)
+        found = self._look(seen, looked) if read else self._known(seen, looked)
         return not isinstance(found, Ended)
 
     # -- the port ---------------------------------------------------------------------------------
@@ -234,14 +234,14 @@ class TableLeases:
     def lease_facts(self, key: str, remediation: str, now: datetime, *, runs_since: datetime) -> LeaseFacts:
         check_lease(key, "facts")
         state = self._read_lease(key)
-        looked: dict[str, Found] = {}
+        looked: dict[Seen, Found] = {}
         holder = self._holder(state, time_key(now), looked)
         records = state.records if state is not None else {}
         ended = recorded_end(records, suffix_of(remediation)) or None
         pending = pending_run(records.get(pending_property(remediation)))
         if pending is not None and pending[1] > time_key(runs_since):
             # The pending run may fall in the window: its job says whether and when it ran.
-            found = self._look(pending[0], looked)
+            found = self._look(pending, looked)
             run_end = found.run_end if isinstance(found, Ended) else pending[1] if found == GONE else None
             if run_end is not None and run_end > (ended or ""):
                 ended = run_end
@@ -301,7 +301,7 @@ class TableLeases:
         lease = {"Key": key, "Holder": holder, "ExpiresKey": expires_key}
         own = suffix_of(remediation) if remediation else None
         keys = {"PartitionKey": _lease_partition(key), "RowKey": _LEASE_ROW}
-        looked: dict[str, Found] = {}
+        looked: dict[Seen, Found] = {}
         # What this store saw last (the read just before, or its own last write) makes this one request:
         # an insert when the entity did not exist, a compare-and-swap on its ETag when it was free, ours,
         # or held by a job this store saw ended. Remembered as someone else's, it is read again before
@@ -349,7 +349,7 @@ class TableLeases:
         return False
 
     def _folded(
-        self, current: LeaseState, holder: str, own: str | None, bound: str, looked: dict[str, Found]
+        self, current: LeaseState, holder: str, own: str | None, bound: str, looked: dict[Seen, Found]
     ) -> dict[str, str]:
         """What a take writes besides the lease, in the same request: for its own remediation (``own``,
         a property suffix) its pending run, the exact record with the pending run it replaces folded
@@ -363,14 +363,14 @@ class TableLeases:
             suffix = name[len(PENDING_PREFIX) :]
             if found_pending is None or found_pending[0] == holder or suffix == own:
                 continue
-            found = self._known(found_pending[0], looked)
+            found = self._known(found_pending, looked)
             if isinstance(found, Ended):
                 change.update(settled(current.records, suffix, found.run_end))
         if own is not None:
             fold: str | None = None
             replaced = pending_run(current.records.get(PENDING_PREFIX + own))
             if replaced is not None and replaced[0] != holder:
-                found = self._known(replaced[0], looked)
+                found = self._known(replaced, looked)
                 fold = found.run_end if isinstance(found, Ended) else None if found == LIVE else replaced[1]
             change.update(taken_for(current.records, own, holder, bound, fold))
         return change
