@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +113,8 @@ class LeaseState:
     # False: only the ETag is known (a tag a job carried from the store that took its lease), so the
     # entity may hold records this view does not list: it is never deleted on that view.
     seen: bool = True
+    # What the read that saw it (``lease_facts``) found of the jobs it names, for the take that follows.
+    jobs: Mapping[Seen, Found] = field(default_factory=dict)
 
     @classmethod
     def of(cls, entity: Mapping[str, Any], etag: str) -> LeaseState:

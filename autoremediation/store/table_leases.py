@@ -71,7 +71,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,6 +163,13 @@ class TableLeases:
                 self._seen.popitem(last=False)
         return state
 
+    def _remember_jobs(self, key: str, state: LeaseState, looked: Mapping[Seen, Found]) -> None:
+        """What a read of the lease found of the jobs it names, kept with that view of the entity (for
+        the take that follows: ``_folded``), unless another view replaced it meanwhile."""
+        with self._lock:
+            if self._seen.get(key) is state:
+                self._seen[key] = replace(state, jobs=dict(looked))
+
     def _forget_lease(self, key: str) -> None:
         with self._lock:
             self._seen.pop(key, None)
@@ -245,6 +253,8 @@ class TableLeases:
             run_end = found.run_end if isinstance(found, Ended) else pending[1] if found == GONE else None
             if run_end is not None and run_end > (ended or ""):
                 ended = run_end
+        if state is not None and looked:
+            self._remember_jobs(key, state, looked)
         last = from_time_key(ended) if ended else None
         if last is None and self._runs_recorded_since() > time_key(runs_since):
             # Jobs that ended before this store kept runs on leases may fall in the window: ask them.
@@ -331,7 +341,7 @@ class TableLeases:
                 return True
             if self._blocked_by(current, holder, now_key, looked, read=True):
                 return False
-            change = {**lease, **self._folded(current, holder, own, expires_key, looked)}
+            change = {**lease, **self._folded(current, holder, own, expires_key, {**current.jobs, **looked})}
             try:
                 # MERGE: the records on the entity stay, but for what this take folds or replaces.
                 written = table.update_entity(
@@ -353,10 +363,12 @@ class TableLeases:
     ) -> dict[str, str]:
         """What a take writes besides the lease, in the same request: for its own remediation (``own``,
         a property suffix) its pending run, the exact record with the pending run it replaces folded
-        in (its end when this store knows the job ended, nothing when its job is still going and so
-        will release its lapsed lease itself, else its bound) and the provisional bound (see the
-        module); and every other pending run this store knows ended, settled (blanked, its run in the
-        record, so no one reads its job again)."""
+        in and the provisional bound (see the module); and every other pending run this store knows
+        ended, settled (blanked, its run in the record, so no one reads its job again). ``looked``:
+        what this store read of the jobs for this view of the entity (its ``lease_facts``, or the
+        take's own look at a holder). The replaced run is its job's end when that read found it ended,
+        nothing when it found it still going (its lease lapsed: such a job releases it with its run
+        itself, since it ends after its bound), and the bound when it found no job or read none."""
         change: dict[str, str] = {}
         for name, value in current.records.items():
             found_pending = pending_run(value) if name.startswith(PENDING_PREFIX) else None

@@ -164,6 +164,20 @@ class TestTheCooldown:
         assert _last(store, R, now) == renewed + timedelta(seconds=600)
         assert store.lease_holder(VM, now) is None
 
+    def test_a_replaced_pending_job_still_going_that_never_runs_leaves_no_run(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        never = _stored(store, make_job, "x")
+        assert store.acquire_lease(VM, never.id, 600, T0, remediation=R)  # and never dispatched
+        lapsed = T0 + timedelta(seconds=601)
+        assert _last(store, R, lapsed) is None  # what the next job's guards read: x still going
+        nxt = _stored(store, make_job, "y")
+        assert store.acquire_lease(VM, nxt.id, 600, lapsed, remediation=R)
+        _move(store, never, jobs.CANCELLED, at=lapsed + timedelta(seconds=1))
+        _move(store, nxt, jobs.CANCELLED, at=lapsed + timedelta(seconds=2))
+
+        assert _last(store, R, lapsed + timedelta(seconds=3)) is None
+
     def test_a_lapsed_jobs_release_records_its_run_and_leaves_the_new_holder(
         self, store: JobStore, make_job: MakeJob
     ) -> None:
