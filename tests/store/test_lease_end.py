@@ -178,6 +178,19 @@ class TestTheCooldown:
 
         assert _last(store, R, lapsed + timedelta(seconds=3)) is None
 
+    def test_a_take_replacing_a_pending_job_that_retention_deleted_keeps_its_bound(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        ended = T0 + timedelta(minutes=1)
+        _ran(store, _stored(store, make_job, "x"), took=T0, ended=ended, ttl=600)
+        assert store.delete_jobs(ended + timedelta(seconds=1)) == 1
+        bound = T0 + timedelta(seconds=600)
+        taken = bound + timedelta(seconds=1)
+        assert _last(store, R, taken) == bound  # what the next job's guards read
+        assert store.acquire_lease(VM, _stored(store, make_job, "y").id, 600, taken, remediation=R)
+
+        assert _last(store, R, taken + timedelta(seconds=1)) == bound  # folded into the record
+
     def test_a_lapsed_jobs_release_records_its_run_and_leaves_the_new_holder(
         self, store: JobStore, make_job: MakeJob
     ) -> None:
