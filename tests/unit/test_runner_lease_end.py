@@ -162,3 +162,26 @@ def test_a_renewal_moves_the_bound_the_cooldown_falls_back_on(world: World) -> N
     held = _run(world, "r-next")
 
     assert held.status == jobs.SKIPPED and held.history[-1].reason.startswith("cooldown")
+
+
+@pytest.mark.parametrize(("left", "releases"), [(30.0, 1), (90.0, 0)])
+def test_a_run_that_ends_within_a_minute_of_its_leases_bound_gives_the_lease_back(
+    world: World, left: float, releases: int
+) -> None:
+    # Two instances' clocks may disagree by tens of seconds: 30 s before the bound, the lease may
+    # already be someone else's, so the run is recorded with a release; 90 s before, the end frees it.
+    world.compute.polls_until_done = 10**9
+    job = world.job(world.manual("free-disk-space", request_id="r-1"))
+    world.runner.advance(job.id)  # the lease is taken
+    world.runner.advance(job.id)  # dispatched
+    world.compute.polls_until_done = 0
+    _near_its_bound(world, job.id, left)
+    store = _counted(world)
+
+    world.runner.advance(job.id)  # the poll that finds the result, ``left`` seconds before the bound
+
+    ended = world.store.get(job.id)
+    end, until = ended_at(ended), parse_time(ended.run["leaseUntil"])
+    assert ended.status == jobs.SUCCEEDED and end is not None and until is not None
+    assert (until - end).total_seconds() == left
+    assert store.calls["release_lease"] == releases
