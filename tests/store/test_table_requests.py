@@ -243,6 +243,24 @@ class TestLeaseTags:
         facts = taker.lease_facts(VM, "free-disk-space", ended, runs_since=T0)
         assert facts.holder is None and facts.last_run_ended_at == ended
 
+    def test_a_release_with_the_tag_settles_the_holders_pending_run(
+        self, azurite: Azurite, store: TableJobStore, make_job: MakeJob
+    ) -> None:
+        taker = _same_tables(azurite, store)
+        job, _ = taker.create(make_job("x"))
+        assert taker.acquire_lease(VM, job.id, 600, T0, remediation="free-disk-space")
+        tag = taker.lease_tag(VM)
+        ended = T0 + timedelta(minutes=1)
+        for state in (jobs.DISPATCHING, jobs.RUNNING, jobs.VERIFYING, jobs.SUCCEEDED):
+            job = taker.update(jobs.transition(job, state, now=ended, actor="w", reason=state))
+        store.release_lease(VM, job.id, ran=("free-disk-space", ended), tag=tag)
+        assert store.delete_jobs(ended + timedelta(seconds=1)) == 1  # retention
+
+        # The run is exact on the lease, not the bound its deleted job would count as.
+        later = ended + timedelta(minutes=2)
+        facts = _same_tables(azurite, store).lease_facts(VM, "free-disk-space", later, runs_since=T0)
+        assert facts.holder is None and facts.last_run_ended_at == ended
+
     def test_a_stale_tag_never_frees_a_lease_someone_else_took_since(
         self, azurite: Azurite, store: TableJobStore, requests: Requests
     ) -> None:
