@@ -137,8 +137,11 @@ def requeue_stuck(store: JobStore, queue: Queue, now: datetime, policy: SweepPol
     candidates = store.list(status=[*IN_FLIGHT, jobs.AWAITING_APPROVAL])
     requeued = []
     for job in candidates:
-        holder = store.lease_holder(job.target_key, now) if job.status == jobs.PLANNED else None
-        if is_stuck(job, now, policy, holder):
+        # The VM's holder is read only for a planned job quiet past its limit (what may explain it).
+        stuck = is_stuck(job, now, policy, None)
+        if stuck and job.status == jobs.PLANNED:
+            stuck = is_stuck(job, now, policy, store.lease_holder(job.target_key, now))
+        if stuck:
             queue.send(job.id)
             requeued.append(job.id)
             log.warning("job %s quiet in %s since %s: sent a new message", job.id, job.status, job.updated_at)

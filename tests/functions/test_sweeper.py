@@ -26,6 +26,7 @@ from autoremediation.sweeper import (
     sweep,
 )
 from tests.functions.conftest import REPO, Engine, call, function_json, vm_id
+from tests.helpers.counting import CountedCalls
 
 POLICY = SweepPolicy.from_settings(Settings(poll_seconds=15, retention_days=90))
 
@@ -109,6 +110,20 @@ def test_a_planned_job_waiting_for_another_jobs_lease_is_left_alone(
     report = sweep(store, queue, clock, POLICY, no_advance)
 
     assert report.requeued == (orphan.id,)
+
+
+def test_the_sweep_reads_a_vms_lease_only_for_a_planned_job_quiet_past_its_limit(
+    store: SqliteJobStore, queue: InProcessQueue, clock: ManualClock
+) -> None:
+    quiet = put(store, clock, "q", vm="vm-1")
+    clock.advance(POLICY.quiet_limit.total_seconds() + 1)
+    put(store, clock, "fresh", vm="vm-2")  # just planned: its silence needs no explaining
+    counted = CountedCalls(store)
+
+    report = sweep(counted, queue, clock, POLICY, no_advance)  # type: ignore[arg-type]
+
+    assert report.requeued == (quiet.id,)
+    assert counted.calls["lease_holder"] == 1
 
 
 def test_an_approval_that_ran_out_is_advanced_to_expired(
