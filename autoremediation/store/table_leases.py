@@ -7,8 +7,9 @@ entity; a new lease is ``create_entity``, whose conflict means another holder go
 A holder whose job has ended holds nothing. A live holder (``Holder``, unexpired ``ExpiresKey``) is
 looked up among the jobs (one point read; a job seen ended is remembered with the lease bound it set:
 an end is for good, and a new job that gets the id of one retention deleted sets a new bound when it
-takes a lease, so it is looked up again): it holds the VM only while its job has not ended (a holder
-no job backs holds it until it expires). So a job that ran needs no write after its result to free its
+takes a lease, so it is looked up again; one read still going counts as such, for whether it holds
+the VM, for ``LIVE_REMEMBERED_SECONDS``, so jobs waiting for one VM share a read): it holds the VM only
+while its job has not ended (a holder no job backs holds it until it expires). So a job that ran needs no write after its result to free its
 VM; an explicit release is an early free that spares the next job that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
@@ -70,6 +71,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -120,6 +122,10 @@ _JOB_ROW = "job"
 # How many lease entities a store remembers (ETag, holder, records), and how many ended jobs: enough
 # for the VMs a busy worker has in flight, small enough to be nothing in memory.
 REMEMBERED = 8192
+# How long a job this store read still going counts as still going without another read, when the only
+# question is whether it holds its VM (the default poll interval: jobs waiting for the same VM, and the
+# sweep, share a read; a holder's end is seen at most this much later, a delay and never a second run).
+LIVE_REMEMBERED_SECONDS = 15.0
 
 
 def _lease_partition(key: str) -> str:
@@ -151,6 +157,8 @@ class TableLeases:
         # come from idempotency keys, which an operator's request may choose), and a job that takes a
         # lease writes a bound of its own, so a new job of an old id is looked up again.
         self._ended: OrderedDict[Seen, Ended] = OrderedDict()
+        # (job id, lease bound) -> when this store last read that job still going.
+        self._live: OrderedDict[Seen, float] = OrderedDict()
         self._records_since: str | None = None
         self._marker_lock = threading.Lock()
 
@@ -197,16 +205,25 @@ class TableLeases:
         with self._lock:
             return self._ended.get(job)
 
-    def _look(self, job: Seen, looked: dict[Seen, Found]) -> Found:
+    def _look(self, job: Seen, looked: dict[Seen, Found], *, lately: bool = False) -> Found:
         """The job that set that lease bound, as far as leases care: ended (with its run), live or
-        gone. Read at most once per call (``looked``), and not at all once this store saw it ended."""
+        gone. Read at most once per call (``looked``), and not at all once this store saw it ended.
+        ``lately``: a job this store read still going in the last ``LIVE_REMEMBERED_SECONDS`` counts
+        as still going with no read, and is not put in ``looked``, so no take folds on that answer."""
         found = self._known(job, looked)
+        if found is None and lately and self._live_lately(job):
+            return LIVE
         if found is None:
             stored = self._job(job[0])
             if stored is None:
                 found = GONE
             elif not stored.terminal:
                 found = LIVE
+                with self._lock:
+                    self._live[job] = time.monotonic()
+                    self._live.move_to_end(job)
+                    while len(self._live) > REMEMBERED:
+                        self._live.popitem(last=False)
             else:
                 ran = run_record(stored)
                 found = Ended(time_key(ran[1]) if ran else None)
@@ -218,12 +235,18 @@ class TableLeases:
         looked[job] = found
         return found
 
+    def _live_lately(self, job: Seen) -> bool:
+        with self._lock:
+            read_at = self._live.get(job)
+        return read_at is not None and time.monotonic() - read_at < LIVE_REMEMBERED_SECONDS
+
     def _holder(self, state: LeaseState | None, now_key: str, looked: dict[Seen, Found]) -> str | None:
-        """The lease's holder that counts: live, and its job not ended (a holder no job backs counts)."""
+        """The lease's holder that counts: live, and its job not ended (a holder no job backs counts).
+        A holder read still going lately is not read again (see ``_look``)."""
         live = state.live_holder(now_key) if state is not None else None
-        if live is None or state is None or isinstance(self._look((live, state.expires_key), looked), Ended):
+        if live is None or state is None:
             return None
-        return live
+        return None if isinstance(self._look((live, state.expires_key), looked, lately=True), Ended) else live
 
     def _blocked_by(
         self, state: LeaseState, holder: str, now_key: str, looked: dict[Seen, Found], *, read: bool
@@ -249,7 +272,10 @@ class TableLeases:
         pending = pending_run(records.get(pending_property(remediation)))
         if pending is not None and pending[1] > time_key(runs_since):
             # The pending run may fall in the window: its job says whether and when it ran.
-            found = self._look(pending, looked)
+            # Its job read still going lately is taken as still going only while it holds the VM: the
+            # caller then waits, whatever the cooldown (no take acts on that answer).
+            holding = state is not None and pending == (holder, state.expires_key)
+            found = self._look(pending, looked, lately=holding)
             run_end = found.run_end if isinstance(found, Ended) else pending[1] if found == GONE else None
             if run_end is not None and run_end > (ended or ""):
                 ended = run_end

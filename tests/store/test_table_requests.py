@@ -368,6 +368,39 @@ class TestLeaseLeftToItsEnd:
         assert other.lease_facts(VM, "free-disk-space", now, runs_since=cooldown).last_run_ended_at == ended
         assert holder != "job-y"
 
+    def test_jobs_waiting_for_a_live_holder_share_its_read_for_a_poll_interval(
+        self,
+        azurite: Azurite,
+        store: TableJobStore,
+        requests: Requests,
+        make_job: MakeJob,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        from autoremediation.store import table_leases
+
+        clock = {"now": 1000.0}
+        monkeypatch.setattr(table_leases.time, "monotonic", lambda: clock["now"])
+        store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's marker is made
+        holder, _ = store.create(make_job("x"))
+        assert _same_tables(azurite, store).acquire_lease(
+            VM, holder.id, 600, T0, remediation="free-disk-space"
+        )
+        now = T0 + timedelta(seconds=10)
+        window = now - timedelta(minutes=60)
+
+        def facts() -> list[tuple[str, str]]:
+            return requests.during(lambda: store.lease_facts(VM, "free-disk-space", now, runs_since=window))
+
+        assert [table for _, table in facts()] == [store.table_names["leases"], store.table_names["jobs"]]
+        # Another job waiting for the VM, and the sweep, within the poll interval: the lease alone.
+        assert facts() == [("GET", store.table_names["leases"])]
+        assert requests.during(lambda: store.lease_holder(VM, now)) == [("GET", store.table_names["leases"])]
+        # Later, the holder's job is read again: its end is seen at most an interval late.
+        store.update(jobs.transition(holder, jobs.CANCELLED, now=now, actor="t", reason="x"))
+        assert store.lease_holder(VM, now) == holder.id
+        clock["now"] += table_leases.LIVE_REMEMBERED_SECONDS
+        assert store.lease_holder(VM, now) is None
+
     def test_a_take_folds_the_pending_run_so_later_readers_read_no_job(
         self, azurite: Azurite, store: TableJobStore, requests: Requests, make_job: MakeJob
     ) -> None:
