@@ -5,12 +5,12 @@ keys forbid), RowKey = ``lease``. Acquire, renew and release are ETag compare-an
 entity; a new lease is ``create_entity``, whose conflict means another holder got there first.
 
 A holder whose job has ended holds nothing. A live holder (``Holder``, unexpired ``ExpiresKey``) is
-looked up among the jobs (one point read; a job seen ended is remembered with the lease bound it set:
-an end is for good, and a new job that gets the id of one retention deleted sets a new bound when it
-takes a lease, so it is looked up again; one read still going counts as such, for whether it holds
-the VM, for ``LIVE_REMEMBERED_SECONDS``, so jobs waiting for one VM share a read): it holds the VM only
-while its job has not ended (a holder no job backs holds it until it expires). So a job that ran needs no write after its result to free its
-VM; an explicit release is an early free that spares the next job that read.
+looked up among the jobs (one point read; a job seen ended is remembered with the lease bound it set: an
+end is for good, and a new job that gets the id of one retention deleted sets a new bound when it takes a
+lease, so it is looked up again; one read still going counts as such, for whether it holds the VM, for
+``LIVE_REMEMBERED_SECONDS``, so jobs waiting for one VM share a read): it holds the VM only while its job
+has not ended (a holder no job backs holds it until it expires). So a job that ran needs no write after
+its result to free its VM; an explicit release is an early free that spares the next job that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
 key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*, and the
