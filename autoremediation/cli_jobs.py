@@ -209,17 +209,17 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
     else:
         with engine(args, out) as services:
 
-            def stop_run(running: Job) -> str:
+            def stop_run(running: Job) -> tuple[str, bool]:
                 name = running.run.get("name", "")
                 if running.run.get("mode") == "action":
-                    return "a classic run command cannot be stopped: it runs to its end"
+                    return "a classic run command cannot be stopped: it runs to its end", False
                 try:
                     services.compute.cancel_run(running.target, name)
                 except NotFound:
-                    return f"run command {name} was already gone"
+                    return f"run command {name} was already gone", True
                 except RemediationError as error:
-                    return f"run command {name} could not be deleted ({error}): it may run to its end"
-                return f"run command {name} deleted, which stops its script"
+                    return f"run command {name} could not be deleted ({error}): it may run to its end", False
+                return f"run command {name} deleted, which stops its script", True
 
             saved = operations.cancel(
                 services.store,

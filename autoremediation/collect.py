@@ -64,15 +64,20 @@ class CollectSteps(StepBase):
         started = parse_time(job.run.get("startedAt")) or now
         deadline = started + timedelta(seconds=remediation.timeout_seconds + RUN_GRACE_SECONDS)
         if now >= deadline:
+            reason = f"no result within {remediation.timeout_seconds}s (+{RUN_GRACE_SECONDS}s)"
             try:
                 self.compute.cancel_run(job.target, job.run["name"])
+                running = False
             except CloudError as error:
                 log.warning("job %s: could not delete run command: %s", job.id, error)
+                reason += f"; the run command could not be deleted ({error}): it may still run"
+                running = True
             return self._finish(
                 job,
                 jobs.TIMED_OUT,
-                f"no result within {remediation.timeout_seconds}s (+{RUN_GRACE_SECONDS}s)",
+                reason,
                 outcome={**job.outcome, "executionState": status.state, "outputTail": status.output},
+                still_running=running,
             )
         # A write per poll: a duplicate message for this job loses the swap and stops here.
         polls = int(job.run.get("polls", 0)) + 1

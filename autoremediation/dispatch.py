@@ -273,6 +273,7 @@ class DispatchSteps(StepBase):
                     jobs.FAILED,
                     "outcome unknown: an earlier classic run command dispatch ended without a result; "
                     "it is not run again (classic mode cannot re-attach)",
+                    still_running=True,
                 )
             job = self._write(
                 replace(job, run={**job.run, "attemptedAt": now.isoformat()}, updated_at=now.isoformat())
@@ -304,6 +305,7 @@ class DispatchSteps(StepBase):
                 job,
                 jobs.FAILED,
                 f"outcome unknown: the run command may have run; it is not sent again ({error})",
+                still_running=True,
             )
         except CloudError as error:
             if error.retryable and job.run.get("mode") != "action":

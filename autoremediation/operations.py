@@ -10,7 +10,8 @@ from . import jobs
 from .errors import ConcurrencyConflict, InvalidTransition
 from .jobs import Job
 from .ports import Clock, JobStore, Queue
-from .verification import run_record
+from .step_common import keeps_its_lease
+from .verification import MAY_STILL_RUN, run_record
 
 CAS_ATTEMPTS = 5
 
@@ -101,7 +102,8 @@ def reject(
 
 
 # Stops a job's run command (deletes a managed one); returns what happened, in words, for the record.
-StopRun = Callable[[Job], str]
+# What became of a running job's run command: a line for the record, and whether it is stopped.
+StopRun = Callable[[Job], tuple[str, bool]]
 
 
 def cancel(
@@ -116,24 +118,31 @@ def cancel(
     """Stop a planned, waiting or running job, with what became of its run command on record.
 
     A running job's run command is stopped by ``stop_run`` (deleting a managed run command stops its
-    script); without one, or when it cannot be stopped, the record says the script may run to its end.
-    The job's messages find it cancelled and do nothing more.
+    script); without one, or when it cannot be stopped, the record says the script may run to its end,
+    and the job keeps its VM to its lease's bound (``run.mayStillRun``). The job's messages find it
+    cancelled and do nothing more.
     """
     for _ in range(CAS_ATTEMPTS):
         job = store.get(job_id)
         why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
         jobs.cancel(job, now=clock.now(), actor=actor, reason=why)  # refuses early, before any ARM call
+        stopped = True
         if job.status == jobs.RUNNING:
             if stop_run is None:
-                why += "; the run command was not stopped: it may run to its end"
+                why, stopped = why + "; the run command was not stopped: it may run to its end", False
             else:
-                why += "; " + stop_run(job)
+                said, stopped = stop_run(job)
+                why += "; " + said
+        cancelled = jobs.cancel(job, now=clock.now(), actor=actor, reason=why)
+        if not stopped:
+            cancelled = replace(cancelled, run={**cancelled.run, MAY_STILL_RUN: True})
         try:
-            saved = store.update(jobs.cancel(job, now=clock.now(), actor=actor, reason=why))
+            saved = store.update(cancelled)
         except ConcurrencyConflict:
             continue
-        # A run stopped part way may have changed the VM: its end is what the cooldown counts from.
-        store.release_lease(job.target_key, job.id, ran=run_record(saved))
+        if not keeps_its_lease(saved):
+            # A run stopped part way may have changed the VM: its end is what the cooldown counts from.
+            store.release_lease(job.target_key, job.id, ran=run_record(saved))
         return saved
     raise ConcurrencyConflict(f"job {job_id}: could not record the cancellation")
 

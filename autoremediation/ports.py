@@ -236,7 +236,8 @@ class JobStore(Protocol):
         """Take (or renew, when ``holder`` has it) the lease on ``key``; False while another holds it.
 
         A holder whose job has ended holds nothing: a live lease counts only while its holder's job
-        exists and has not ended (a holder that no job backs counts until the lease expires).
+        exists and has not ended (a holder that no job backs, or whose job ended while its script may
+        still run, ``verification.may_still_run``, counts until the lease expires).
         ``remediation``: ``holder`` is a job of it, whose run, once the job ends, counts for that
         remediation's cooldown on ``key`` as a recorded one does (``verification.run_record``), up to
         the lease's expiry this take sets; every renewal passes it too, to move that bound."""
@@ -260,8 +261,8 @@ class JobStore(Protocol):
         ...
 
     def lease_holder(self, key: str, now: datetime) -> str | None:
-        """The live holder whose job has not ended; None when the lease is free, expired or its
-        holder's job ended."""
+        """The live holder whose job has not ended (or ended while its script may still run); None
+        when the lease is free, expired or its holder's job ended."""
         ...
 
     def sweep_leases(self, now: datetime) -> int:

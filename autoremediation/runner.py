@@ -127,8 +127,9 @@ class Runner(DispatchSteps, CollectSteps):
             if job.terminal:
                 return job
             target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
+            why, running = self._abandon(job, reason)
             try:
-                step = self._finish(job, target, self._abandon(job, reason), actor="queue")
+                step = self._finish(job, target, why, actor="queue", still_running=running)
             except ConcurrencyConflict:
                 continue
             if self.on_transition is not None:

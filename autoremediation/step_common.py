@@ -39,7 +39,7 @@ from .ports import (
 )
 from .settings import Settings
 from .switches import current_switches
-from .verification import ended_at, refused_run, run_record
+from .verification import MAY_STILL_RUN, ended_at, may_still_run, refused_run, run_record
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
@@ -113,6 +113,13 @@ def lease_left_to_end(job: Job) -> bool:
     if until is None or ended is None:
         return False
     return (until - ended).total_seconds() > LEASE_END_MARGIN_SECONDS
+
+
+def keeps_its_lease(job: Job) -> bool:
+    """Whether the ended job holds its VM to its lease's bound with no release: its script may still
+    run, and its lease was surely still its own when it ended (else it is released with its run, which
+    counts to the bound: ``verification.run_record``)."""
+    return may_still_run(job) and lease_left_to_end(job)
 
 
 class StepBase:
@@ -213,13 +220,17 @@ class StepBase:
         actor: str = ACTOR,
         outcome: dict[str, Any] | None = None,
         release: bool = True,
+        still_running: bool = False,
     ) -> Step:
         """End the job (one write), then give its VM's lease back with its run on record. ``release``
-        False: the caller knows the job does not hold the lease."""
+        False: the caller knows the job does not hold the lease. ``still_running``: its script may still
+        run (it could not be stopped): the job is marked so, and keeps its VM to its lease's bound."""
         now = self.clock.now()
         changes: dict[str, Any] = {}
         if outcome is not None:
             changes["outcome"] = outcome
+        if still_running:
+            changes["run"] = {**job.run, MAY_STILL_RUN: True}
         created = parse_time(job.created_at)
         if created:
             changes["outcome"] = {
@@ -235,20 +246,23 @@ class StepBase:
 
     def _release_lease(self, job: Job) -> None:
         """Give the job's lease back early, recording its run (if it ran) for the cooldown; safe to
-        repeat. (Its end frees it anyway; a release is needed only when the lease may have lapsed.)"""
+        repeat. (Its end frees it anyway; a release is needed only when the lease may have lapsed.) A job
+        whose script may still run keeps its VM to its lease's bound: no release then."""
+        if keeps_its_lease(job):
+            return
         self.store.release_lease(job.target_key, job.id, ran=run_record(job), tag=job.run.get("leaseTag"))
 
     def _retry_later(self, job: Job, error: CloudError) -> Step:
         if isinstance(error, Permanent):
             # TLS verification, no credential, 401/403, a refusal: retrying for minutes changes nothing.
             target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
-            return self._finish(job, target, self._abandon(job, f"{type(error).__name__}: {error}"))
+            why, running = self._abandon(job, f"{type(error).__name__}: {error}")
+            return self._finish(job, target, why, still_running=running)
         attempts = job.attempts + 1
         if attempts > MAX_RETRIES:
             target = jobs.FAILED if jobs.FAILED in jobs.ALLOWED[job.status] else jobs.EXPIRED
-            return self._finish(
-                job, target, self._abandon(job, f"gave up after {MAX_RETRIES} retries: {error}")
-            )
+            why, running = self._abandon(job, f"gave up after {MAX_RETRIES} retries: {error}")
+            return self._finish(job, target, why, still_running=running)
         if isinstance(error, Throttled) and error.retry_after:
             delay = error.retry_after
         else:
@@ -264,15 +278,16 @@ class StepBase:
         )
         return Step(job, delay, f"retry {attempts} in {delay:g}s: {error}")
 
-    def _abandon(self, job: Job, reason: str) -> str:
-        """Before a live run's job is closed, stop the run: its lease is about to be released."""
+    def _abandon(self, job: Job, reason: str) -> tuple[str, bool]:
+        """Before a live run's job is closed, stop the run: the reason to record, and whether the script
+        may still run (it could not be stopped: the job then keeps its VM to its lease's bound)."""
         if job.status != jobs.RUNNING:
-            return reason
+            return reason, False
         try:
             self.compute.cancel_run(job.target, job.run["name"])
         except RemediationError as error:
-            return f"{reason}; the run command could not be stopped ({error}): its outcome is unknown"
-        return f"{reason}; the run command was stopped, its outcome is unknown"
+            return f"{reason}; the run command could not be stopped ({error}): its outcome is unknown", True
+        return f"{reason}; the run command was stopped, its outcome is unknown", False
 
     def _write(self, job: Job) -> Job:
         return self.store.update(job)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .catalog import Remediation
-from .jobs import DISPATCHED, Job
+from .jobs import DISPATCHED, Job, parse_time
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -68,6 +68,10 @@ def ran_script(job: Job) -> bool:
     return job.status in DISPATCHED or any(t.target in DISPATCHED for t in job.history)
 
 
+# What a terminal write puts in ``run`` when the job's script may still be running (see ``may_still_run``).
+MAY_STILL_RUN = "mayStillRun"
+
+
 def ended_at(job: Job) -> datetime | None:
     """When an ended job ended: the time of its move to its final state (a write after it, such as a
     note on a run command left behind, does not move the end); None while it has not ended."""
@@ -80,14 +84,25 @@ def ended_at(job: Job) -> datetime | None:
         return None
 
 
+def may_still_run(job: Job) -> bool:
+    """Whether the job ended while its script may still run on the VM (a run command that could not be
+    stopped, a dispatch whose outcome is unknown): it then holds its VM's lease up to the lease's bound
+    (``run.leaseUntil``), the latest its run can end while the lease holds."""
+    return job.terminal and bool(job.run.get(MAY_STILL_RUN))
+
+
 def run_record(job: Job) -> tuple[str, datetime] | None:
     """An ended job's run, as the cooldown counts it: its remediation and end time, when its script may
     have changed the VM; else None. Recorded on the VM's lease by a release, or read from the job by the
-    store while the lease names it as that remediation's pending run."""
+    store while the lease names it as that remediation's pending run. A job that ended while its script
+    may still run counts as ending at its lease's bound, when that is later."""
     if not job.terminal or not ran_script(job):
         return None
     ended = ended_at(job)
-    return (job.remediation, ended) if ended is not None else None
+    if ended is None:
+        return None
+    until = parse_time(job.run.get("leaseUntil")) if may_still_run(job) else None
+    return job.remediation, max(ended, until) if until is not None else ended
 
 
 def _lookup(result: Mapping[str, Any], dotted: str) -> Any:

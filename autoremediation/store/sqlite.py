@@ -6,7 +6,8 @@ writers never both read the old row. WAL lets readers run while one writer write
 stored as JSON; the columns the ``list`` filters use are copied out and indexed.
 
 A holder whose job has ended holds nothing: a live lease counts only while its holder's job exists and
-has not ended (read in the same transaction; a holder no job backs counts until it expires).
+has not ended (read in the same transaction; a holder no job backs, or whose job ended while its script
+may still run, counts until it expires).
 
 ``runs`` holds, per lease key and remediation, when the last run that may have changed the VM ended
 (recorded by ``release_lease``, or folded in by a take): the cooldown's fact, as on Table Storage.
@@ -35,7 +36,7 @@ from ..errors import ConcurrencyConflict, InvalidInput, NotFound, Transient
 from ..jobs import Job
 from ..ports import LeaseFacts
 from ..resources import normalize
-from ..verification import run_record
+from ..verification import may_still_run, run_record
 from .records import (
     JobFilter,
     as_utc,
@@ -387,7 +388,7 @@ class SqliteJobStore:
                     # Its run, if it had one, becomes the recorded one (a job still going releases its
                     # lapsed lease itself, with its run).
                     kind, run_end = _look(conn, replaced[0])
-                    ended = run_end if kind == "ended" else replaced[1] if kind == "gone" else None
+                    ended = run_end if kind in _ENDED else replaced[1] if kind == "gone" else None
                     if ended is not None:
                         _record_run(conn, key, remediation, ended)
                 conn.execute(
@@ -425,7 +426,7 @@ class SqliteJobStore:
             ).fetchone()
             if pending is not None and pending[1] > time_key(runs_since):
                 kind, run_end = _look(conn, pending[0])
-                pending_end = run_end if kind == "ended" else pending[1] if kind == "gone" else None
+                pending_end = run_end if kind in _ENDED else pending[1] if kind == "gone" else None
                 if pending_end is not None and pending_end > (ended_key or ""):
                     ended_key = pending_end
         if ended_key is not None:
@@ -505,15 +506,21 @@ def _columns(job: Job) -> tuple[Any, ...]:
     )
 
 
+_ENDED = ("ended", "held")
+
+
 def _look(conn: sqlite3.Connection, job_id: str) -> tuple[str, str | None]:
-    """A lease holder's job: ("ended", end of its run or None), ("live", None) or ("gone", None)."""
+    """A lease holder's job: ("ended", end of its run or None), ("held", the same) when it ended while
+    its script may still run (it holds its lease until the lease expires), ("live", None) or ("gone",
+    None)."""
     row = conn.execute("SELECT terminal, body FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         return "gone", None
     if not row[0]:
         return "live", None
-    ran = run_record(decode_job(row[1]))
-    return "ended", time_key(ran[1]) if ran else None
+    job = decode_job(row[1])
+    ran = run_record(job)
+    return "held" if may_still_run(job) else "ended", time_key(ran[1]) if ran else None
 
 
 def _holder(conn: sqlite3.Connection, key: str, at: float) -> str | None:

@@ -73,6 +73,7 @@ class Ended:
     """A holder's job that has ended, and the end of its run when its script may have changed the VM."""
 
     run_end: str | None  # time key
+    holds: bool = False  # its script may still run: it holds its lease until the lease expires
 
 
 LIVE = "live"  # the job exists and has not ended

@@ -9,7 +9,8 @@ looked up among the jobs (one point read; a job seen ended is remembered with th
 end is for good, and a new job that gets the id of one retention deleted sets a new bound when it takes a
 lease, so it is looked up again; one read still going counts as such, for whether it holds the VM, for
 ``LIVE_REMEMBERED_SECONDS``, so jobs waiting for one VM share a read): it holds the VM only while its job
-has not ended (a holder no job backs holds it until it expires). So a job that ran needs no write after
+has not ended (a holder no job backs, or whose job ended while its script may still run, holds it until
+it expires). So a job that ran needs no write after
 its result to free its VM; an explicit release is an early free that spares the next job that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
@@ -81,7 +82,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..jobs import Job
 from ..ports import LeaseFacts
-from ..verification import run_record
+from ..verification import may_still_run, run_record
 from .records import as_utc, check_lease, time_key
 from .table_lease_state import (
     GONE,
@@ -126,6 +127,12 @@ REMEMBERED = 8192
 # question is whether it holds its VM (the default poll interval: jobs waiting for the same VM, and the
 # sweep, share a read; a holder's end is seen at most this much later, a delay and never a second run).
 LIVE_REMEMBERED_SECONDS = 15.0
+
+
+def _frees(found: Found | None) -> bool:
+    """Whether a live lease's holder, as found, holds nothing: its job ended, and its script cannot
+    still run (``verification.may_still_run``)."""
+    return isinstance(found, Ended) and not found.holds
 
 
 def _lease_partition(key: str) -> str:
@@ -226,7 +233,7 @@ class TableLeases:
                         self._live.popitem(last=False)
             else:
                 ran = run_record(stored)
-                found = Ended(time_key(ran[1]) if ran else None)
+                found = Ended(time_key(ran[1]) if ran else None, may_still_run(stored))
                 with self._lock:
                     self._ended[job] = found
                     self._ended.move_to_end(job)
@@ -246,7 +253,7 @@ class TableLeases:
         live = state.live_holder(now_key) if state is not None else None
         if live is None or state is None:
             return None
-        return None if isinstance(self._look((live, state.expires_key), looked, lately=True), Ended) else live
+        return None if _frees(self._look((live, state.expires_key), looked, lately=True)) else live
 
     def _blocked_by(
         self, state: LeaseState, holder: str, now_key: str, looked: dict[Seen, Found], *, read: bool
@@ -258,7 +265,7 @@ class TableLeases:
             return False
         seen = (other, state.expires_key)
         found = self._look(seen, looked) if read else self._known(seen, looked)
-        return not isinstance(found, Ended)
+        return not _frees(found)
 
     # -- the port ---------------------------------------------------------------------------------
 

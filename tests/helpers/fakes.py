@@ -105,6 +105,7 @@ class FakeCompute:
         return self.outcome(run["request"])
 
     def cancel_run(self, vm_id: str, run_name: str) -> None:
+        self._maybe_fail("cancel_run")
         self.cancelled.append(run_name)
         self._runs.pop((normalize(vm_id), run_name), None)
 

@@ -8,6 +8,7 @@ retention counts as the latest it could have ended (its lease's bound).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -86,6 +87,24 @@ class TestTheHolder:
 
         assert store.lease_facts(VM, R, lapsed, runs_since=lapsed - COOLDOWN).holder is None
         assert store.acquire_lease(VM, _stored(store, make_job, "y").id, 600, lapsed, remediation=R)
+
+    def test_a_job_that_ended_while_its_script_may_still_run_holds_its_vm_until_the_lease_expires(
+        self, store: JobStore, make_job: MakeJob
+    ) -> None:
+        job = _stored(store, make_job, "x")
+        assert store.acquire_lease(VM, job.id, 600, T0, remediation=R)
+        bound = T0 + timedelta(seconds=600)
+        job = _move(store, job, jobs.DISPATCHING, jobs.RUNNING, at=T0)
+        ended = T0 + timedelta(minutes=1)
+        marked = replace(job, run={**job.run, "leaseUntil": bound.isoformat(), "mayStillRun": True})
+        store.update(jobs.transition(marked, jobs.TIMED_OUT, now=ended, actor="test", reason="stuck"))
+        later = ended + timedelta(seconds=1)
+
+        assert store.lease_facts(VM, S, later, runs_since=later - COOLDOWN).holder == job.id
+        assert store.lease_holder(VM, later) == job.id
+        assert not store.acquire_lease(VM, _stored(store, make_job, "y").id, 600, later, remediation=S)
+        assert store.lease_holder(VM, bound) is None
+        assert _last(store, R, bound) == bound  # its script may have run until then
 
 
 class TestTheCooldown:

@@ -58,7 +58,12 @@ def test_cancel_stops_a_job_not_yet_running_without_touching_azure(
     stops: list[str] = []
 
     saved = operations.cancel(
-        store, clock, job.id, actor="alice", reason="wrong VM", stop_run=lambda j: stops.append(j.id) or ""
+        store,
+        clock,
+        job.id,
+        actor="alice",
+        reason="wrong VM",
+        stop_run=lambda j: (stops.append(j.id) or "", True),
     )
 
     assert saved.status == jobs.CANCELLED
@@ -73,9 +78,9 @@ def test_cancel_of_a_running_job_stops_its_run_command_and_says_so(store: Sqlite
     store.acquire_lease(job.target_key, job.id, 60, clock.now())
     stopped: list[str] = []
 
-    def stop(running: Job) -> str:
+    def stop(running: Job) -> tuple[str, bool]:
         stopped.append(running.id)
-        return "run command remediate-x deleted, which stops its script"
+        return "run command remediate-x deleted, which stops its script", True
 
     saved = operations.cancel(store, clock, job.id, actor="bob", stop_run=stop)
 

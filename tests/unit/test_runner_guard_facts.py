@@ -141,7 +141,7 @@ def test_a_run_an_operator_cancels_still_starts_the_cooldown(world: World) -> No
     world.runner.advance(first)
     world.runner.advance(first)
     assert world.store.get(first).status == jobs.RUNNING
-    operations.cancel(world.store, world.clock, first, actor="alice", stop_run=lambda job: "stopped")
+    operations.cancel(world.store, world.clock, first, actor="alice", stop_run=lambda job: ("stopped", True))
     world.store.delete_jobs(world.clock.now() + timedelta(seconds=1))  # only the lease's record is left
 
     step = world.runner.advance(_job(world, "vm1", "r-2"))

@@ -185,3 +185,94 @@ def test_a_run_that_ends_within_a_minute_of_its_leases_bound_gives_the_lease_bac
     assert ended.status == jobs.SUCCEEDED and end is not None and until is not None
     assert (until - end).total_seconds() == left
     assert store.calls["release_lease"] == releases
+
+
+def _running(world: World, request_id: str = "r-1") -> Job:
+    world.compute.polls_until_done = 10**9
+    job = world.job(world.manual("free-disk-space", request_id=request_id))
+    world.runner.advance(job.id)  # the lease is taken
+    world.runner.advance(job.id)  # dispatched
+    running = world.store.get(job.id)
+    assert running.status == jobs.RUNNING
+    return running
+
+
+def _holds_to_its_bound(world: World, ended: Job) -> None:
+    """The ended job keeps its VM until its lease's bound, and its run counts as ending there."""
+    until = parse_time(ended.run["leaseUntil"])
+    assert ended.run.get("mayStillRun") is True and until is not None
+    now = world.clock.now()
+    assert world.store.lease_holder(ended.target_key, now) == ended.id
+    assert not world.store.acquire_lease(
+        ended.target_key, "job-other", 600, now, remediation="collect-diagnostics"
+    )
+    assert world.store.lease_holder(ended.target_key, until) is None  # and no longer
+    facts = world.store.lease_facts(ended.target_key, "free-disk-space", until, runs_since=until - COOLDOWN)
+    assert facts.last_run_ended_at == until
+
+
+def test_a_timeout_whose_run_command_cannot_be_deleted_keeps_the_vm_to_the_leases_bound(
+    world: World,
+) -> None:
+    from autoremediation.errors import Transient
+
+    running = _running(world)
+    world.clock.advance(900 + RUN_GRACE_SECONDS)  # the remediation's timeout and the grace
+    world.compute.errors["cancel_run"] = [Transient("ARM is unavailable")]
+    store = _counted(world)
+
+    world.runner.advance(running.id)
+
+    ended = world.store.get(running.id)
+    assert ended.status == jobs.TIMED_OUT and "it may still run" in ended.history[-1].reason
+    assert store.calls["release_lease"] == 0
+    _holds_to_its_bound(world, ended)
+    world.runner.advance(running.id)  # a redelivered message releases nothing either
+    assert store.calls["release_lease"] == 0
+
+
+def test_a_timeout_whose_run_command_is_deleted_frees_the_vm(world: World) -> None:
+    running = _running(world)
+    world.clock.advance(900 + RUN_GRACE_SECONDS)
+
+    world.runner.advance(running.id)
+
+    ended = world.store.get(running.id)
+    assert ended.status == jobs.TIMED_OUT and "mayStillRun" not in ended.run
+    assert world.store.lease_holder(ended.target_key, world.clock.now()) is None
+
+
+def test_a_job_given_up_while_its_run_cannot_be_stopped_keeps_the_vm(world: World) -> None:
+    from autoremediation.errors import Transient
+
+    running = _running(world)
+    world.compute.errors["cancel_run"] = [Transient("ARM is unavailable")]
+
+    ended = world.runner.give_up(running.id, "the queue gave up on its message")
+
+    assert ended.status == jobs.FAILED and "outcome is unknown" in ended.history[-1].reason
+    _holds_to_its_bound(world, world.store.get(running.id))
+
+
+def test_an_operator_cancel_whose_stop_failed_keeps_the_vm(world: World) -> None:
+    from autoremediation import operations
+
+    running = _running(world)
+    saved = operations.cancel(
+        world.store, world.clock, running.id, actor="alice", stop_run=lambda job: ("could not delete", False)
+    )
+
+    assert saved.status == jobs.CANCELLED
+    _holds_to_its_bound(world, saved)
+
+
+def test_an_operator_cancel_that_stopped_the_run_frees_the_vm(world: World) -> None:
+    from autoremediation import operations
+
+    running = _running(world)
+    saved = operations.cancel(
+        world.store, world.clock, running.id, actor="alice", stop_run=lambda job: ("deleted", True)
+    )
+
+    assert "mayStillRun" not in saved.run
+    assert world.store.lease_holder(saved.target_key, world.clock.now()) is None
