@@ -10,8 +10,8 @@ end is for good, and a new job that gets the id of one retention deleted sets a 
 lease, so it is looked up again; one read still going counts as such, for whether it holds the VM, for
 ``LIVE_REMEMBERED_SECONDS``, so jobs waiting for one VM share a read): it holds the VM only while its job
 has not ended (a holder no job backs, or whose job ended while its script may still run, holds it until
-it expires). So a job that ran needs no write after
-its result to free its VM; an explicit release is an early free that spares the next job that read.
+it expires). So a job that ran needs no write after its result to free its VM; an explicit release is an
+early free that spares the next job that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
 key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*, and the
