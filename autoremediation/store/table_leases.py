@@ -5,13 +5,10 @@ keys forbid), RowKey = ``lease``. Acquire, renew and release are ETag compare-an
 entity; a new lease is ``create_entity``, whose conflict means another holder got there first.
 
 A holder whose job has ended holds nothing. A live holder (``Holder``, unexpired ``ExpiresKey``) is
-looked up among the jobs (one point read; a job seen ended is remembered with the lease bound it set: an
-end is for good, and a new job that gets the id of one retention deleted sets a new bound when it takes a
-lease, so it is looked up again; one read still going counts as such, for whether it holds the VM, for
-``LIVE_REMEMBERED_SECONDS``, so jobs waiting for one VM share a read): it holds the VM only while its job
-has not ended (a holder no job backs, or whose job ended while its script may still run, holds it until
-it expires). So a job that ran needs no write after its result to free its VM; an explicit release is an
-early free that spares the next job that read.
+looked up among the jobs (one point read, which the store keeps: ``table_lease_jobs``): it holds the VM
+only while its job has not ended (a holder no job backs, or whose job ended while its script may still
+run, holds it until it expires). So a job that ran needs no write after its result to free its VM; an
+explicit release is an early free that spares the next job that read.
 
 The entity records, per remediation, what the cooldown counts from. ``Last_<id>`` = ``"<job id> <time
 key>"``: the job that took (or renewed) the lease for that remediation last, its *pending run*, and the
@@ -61,29 +58,25 @@ whose lease that version took carries no bound of its own (``run.leaseUntil``), 
 releases it explicitly; one that version renewed keeps the bound this version set, the one its pending
 run names, and is judged on it.
 
-Jobs that ended before runs were recorded here are not on any lease entity. A marker entity
-(PartitionKey ``runs-recorded``) says since when every run is: made by the first store that needs it,
-with the earliest time when no job had run yet (a new deployment), else the time it was made. A
-``lease_facts`` whose cooldown window reaches back before that moment, and that finds no run on the
-entity, asks the jobs (the old scan); a window after it never does.
+Jobs that ended before runs were recorded here are not on any lease entity: a ``lease_facts`` that finds
+no run asks the jobs when its cooldown window reaches back before runs were (``table_runs_recorded``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import InvalidInput
 from ..jobs import Job
 from ..ports import LeaseFacts
-from ..verification import may_still_run, run_record
 from .records import as_utc, check_lease, time_key
+from .table_lease_jobs import LeaseJobs, frees
 from .table_lease_state import (
     GONE,
     LIVE,
@@ -108,31 +101,16 @@ from .table_lease_state import (
     taken_for,
     with_run,
 )
+from .table_runs_recorded import RunsRecorded
 from .table_support import delete_if_unchanged, etag
 
 _LEASE_ROW = "lease"
-# The marker that says since when runs are recorded on lease entities (it has no ExpiresKey, so the
-# lease sweep never matches it; lease partitions all start with "lease-").
-_MARKER_PARTITION = "runs-recorded"
-_MARKER_ROW = "since"
-_EARLIEST = "0001-01-01T00:00:00.000000Z"
 # Compare-and-swap retries for a lease before answering "someone else has it": losing this many races
 # in a row means another holder is active, and the safe answer is not to run.
 _LEASE_ATTEMPTS = 8
-_JOB_ROW = "job"
-# How many lease entities a store remembers (ETag, holder, records), and how many ended jobs: enough
-# for the VMs a busy worker has in flight, small enough to be nothing in memory.
+# How many lease entities a store remembers (ETag, holder, records): enough for the VMs a busy worker
+# has in flight, small enough to be nothing in memory.
 REMEMBERED = 8192
-# How long a job this store read still going counts as still going without another read, when the only
-# question is whether it holds its VM (the default poll interval: jobs waiting for the same VM, and the
-# sweep, share a read; a holder's end is seen at most this much later, a delay and never a second run).
-LIVE_REMEMBERED_SECONDS = 15.0
-
-
-def _frees(found: Found | None) -> bool:
-    """Whether a live lease's holder, as found, holds nothing: its job ended, and its script cannot
-    still run (``verification.may_still_run``)."""
-    return isinstance(found, Ended) and not found.holds
 
 
 def _lease_partition(key: str) -> str:
@@ -153,21 +131,13 @@ class TableLeases:
         job: Callable[[str], Job | None],
     ) -> None:
         self._leases = leases
-        self._jobs = jobs
         self._last_outcome = last_outcome
-        self._job = job
         self._lock = threading.Lock()
         # lease key -> the lease entity as last seen (None: it did not exist); see ``acquire_lease``.
         self._seen: OrderedDict[str, LeaseState | None] = OrderedDict()
-        # (job id, lease bound) -> how it ended, for the holders and pending runs this store read: an end
-        # is for good. Keyed on the bound too: a job id comes back once retention deleted its job (ids
-        # come from idempotency keys, which an operator's request may choose), and a job that takes a
-        # lease writes a bound of its own, so a new job of an old id is looked up again.
-        self._ended: OrderedDict[Seen, Ended] = OrderedDict()
-        # (job id, lease bound) -> when this store last read that job still going.
-        self._live: OrderedDict[Seen, float] = OrderedDict()
-        self._records_since: str | None = None
-        self._marker_lock = threading.Lock()
+        # What this store knows of the jobs that leases name (see ``table_lease_jobs``).
+        self._jobs_seen = LeaseJobs(job)
+        self._runs_recorded = RunsRecorded(leases, jobs)
 
     def _remember_lease(self, key: str, state: LeaseState | None) -> LeaseState | None:
         """What this store last saw of a lease entity (None: it does not exist), for the next CAS."""
@@ -202,58 +172,13 @@ class TableLeases:
             return self._remember_lease(key, None)
         return self._remember_lease(key, LeaseState.of(entity, etag(entity)))
 
-    # -- the jobs behind holders and pending runs ---------------------------------------------------
-
-    def _known(self, job: Seen, looked: dict[Seen, Found]) -> Found | None:
-        """What this call or this store already knows of the job that set that bound (no request); None
-        when nothing."""
-        if job in looked:
-            return looked[job]
-        with self._lock:
-            return self._ended.get(job)
-
-    def _look(self, job: Seen, looked: dict[Seen, Found], *, lately: bool = False) -> Found:
-        """The job that set that lease bound, as far as leases care: ended (with its run), live or
-        gone. Read at most once per call (``looked``), and not at all once this store saw it ended.
-        ``lately``: a job this store read still going in the last ``LIVE_REMEMBERED_SECONDS`` counts
-        as still going with no read, and is not put in ``looked``, so no take folds on that answer."""
-        found = self._known(job, looked)
-        if found is None and lately and self._live_lately(job):
-            return LIVE
-        if found is None:
-            stored = self._job(job[0])
-            if stored is None:
-                found = GONE
-            elif not stored.terminal:
-                found = LIVE
-                with self._lock:
-                    self._live[job] = time.monotonic()
-                    self._live.move_to_end(job)
-                    while len(self._live) > REMEMBERED:
-                        self._live.popitem(last=False)
-            else:
-                ran = run_record(stored)
-                found = Ended(time_key(ran[1]) if ran else None, may_still_run(stored))
-                with self._lock:
-                    self._ended[job] = found
-                    self._ended.move_to_end(job)
-                    while len(self._ended) > REMEMBERED:
-                        self._ended.popitem(last=False)
-        looked[job] = found
-        return found
-
-    def _live_lately(self, job: Seen) -> bool:
-        with self._lock:
-            read_at = self._live.get(job)
-        return read_at is not None and time.monotonic() - read_at < LIVE_REMEMBERED_SECONDS
-
     def _holder(self, state: LeaseState | None, now_key: str, looked: dict[Seen, Found]) -> str | None:
         """The lease's holder that counts: live, and its job not ended (a holder no job backs counts).
         A holder read still going lately is not read again (see ``_look``)."""
         live = state.live_holder(now_key) if state is not None else None
         if live is None or state is None:
             return None
-        return None if _frees(self._look((live, state.expires_key), looked, lately=True)) else live
+        return None if frees(self._jobs_seen.look((live, state.expires_key), looked, lately=True)) else live
 
     def _blocked_by(
         self, state: LeaseState, holder: str, now_key: str, looked: dict[Seen, Found], *, read: bool
@@ -264,8 +189,8 @@ class TableLeases:
         if other in (None, holder):
             return False
         seen = (other, state.expires_key)
-        found = self._look(seen, looked) if read else self._known(seen, looked)
-        return not _frees(found)
+        found = self._jobs_seen.look(seen, looked) if read else self._jobs_seen.known(seen, looked)
+        return not frees(found)
 
     # -- the port ---------------------------------------------------------------------------------
 
@@ -282,51 +207,18 @@ class TableLeases:
             # Its job read still going lately is taken as still going only while it holds the VM: the
             # caller then waits, whatever the cooldown (no take acts on that answer).
             holding = state is not None and pending == (holder, state.expires_key)
-            found = self._look(pending, looked, lately=holding)
+            found = self._jobs_seen.look(pending, looked, lately=holding)
             run_end = found.run_end if isinstance(found, Ended) else pending[1] if found == GONE else None
             if run_end is not None and run_end > (ended or ""):
                 ended = run_end
         if state is not None and looked:
             self._remember_jobs(key, state, looked)
         last = from_time_key(ended) if ended else None
-        if last is None and self._runs_recorded_since() > time_key(runs_since):
+        if last is None and self._runs_recorded.since() > time_key(runs_since):
             # Jobs that ended before this store kept runs on leases may fall in the window: ask them.
             job = self._last_outcome(key, remediation)
             last = as_utc(datetime.fromisoformat(job.updated_at or job.created_at)) if job else None
         return LeaseFacts(holder, last)
-
-    def _runs_recorded_since(self) -> str:
-        """Since when every run's end is recorded on its lease entity (a time key; the earliest one when
-        the store kept them from its first run on). Read once per store from a marker entity, made by the
-        first store that needed it: if jobs had run by then, the runs before are only in the jobs."""
-        if self._records_since is not None:
-            return self._records_since
-        table = self._leases()
-        with self._marker_lock:  # threads of one process read (or make) it once between them
-            if self._records_since is None:
-                self._records_since = self._read_or_make_marker(table)
-        return self._records_since
-
-    def _read_or_make_marker(self, table: Any) -> str:
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-        try:
-            since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
-        except ResourceNotFoundError:
-            ran = self._jobs().query_entities(
-                "RowKey eq @row and RanScript eq true",
-                parameters={"row": _JOB_ROW},
-                select=["PartitionKey"],
-                results_per_page=1,
-            )
-            since = _EARLIEST if next(iter(ran), None) is None else time_key(datetime.now(UTC))
-            try:
-                table.create_entity(
-                    {"PartitionKey": _MARKER_PARTITION, "RowKey": _MARKER_ROW, "Since": since}
-                )
-            except ResourceExistsError:  # another store made it first: theirs is the one
-                since = str(table.get_entity(_MARKER_PARTITION, _MARKER_ROW)["Since"])
-        return since
 
     def acquire_lease(
         self, key: str, holder: str, ttl_seconds: float, now: datetime, *, remediation: str | None = None
@@ -408,14 +300,14 @@ class TableLeases:
             suffix = name[len(PENDING_PREFIX) :]
             if found_pending is None or found_pending[0] == holder or suffix == own:
                 continue
-            found = self._known(found_pending, looked)
+            found = self._jobs_seen.known(found_pending, looked)
             if isinstance(found, Ended):
                 change.update(settled(current.records, suffix, found.run_end))
         if own is not None:
             fold: str | None = None
             replaced = pending_run(current.records.get(PENDING_PREFIX + own))
             if replaced is not None and replaced[0] != holder:
-                found = self._known(replaced, looked)
+                found = self._jobs_seen.known(replaced, looked)
                 fold = found.run_end if isinstance(found, Ended) else None if found == LIVE else replaced[1]
             change.update(taken_for(current.records, own, holder, bound, fold))
         return change

@@ -376,10 +376,10 @@ class TestLeaseLeftToItsEnd:
         make_job: MakeJob,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        from autoremediation.store import table_leases
+        from autoremediation.store import table_lease_jobs
 
         clock = {"now": 1000.0}
-        monkeypatch.setattr(table_leases.time, "monotonic", lambda: clock["now"])
+        monkeypatch.setattr(table_lease_jobs.time, "monotonic", lambda: clock["now"])
         store.lease_facts(VM2, "free-disk-space", T0, runs_since=T0)  # the store's marker is made
         holder, _ = store.create(make_job("x"))
         assert _same_tables(azurite, store).acquire_lease(
@@ -398,7 +398,7 @@ class TestLeaseLeftToItsEnd:
         # Later, the holder's job is read again: its end is seen at most an interval late.
         store.update(jobs.transition(holder, jobs.CANCELLED, now=now, actor="t", reason="x"))
         assert store.lease_holder(VM, now) == holder.id
-        clock["now"] += table_leases.LIVE_REMEMBERED_SECONDS
+        clock["now"] += table_lease_jobs.LIVE_REMEMBERED_SECONDS
         assert store.lease_holder(VM, now) is None
 
     def test_a_take_folds_the_pending_run_so_later_readers_read_no_job(
