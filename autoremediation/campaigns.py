@@ -202,9 +202,10 @@ def _check_same_targets(services: Services, record: Mapping[str, Any], targets: 
     if len(targets) == expected and not moved:
         return
     minutes = int(CREATION_TIMEOUT.total_seconds() // 60)
+    differ = f" ({len(moved)} of the jobs made would sit or chain differently)" if moved else ""
     raise InvalidInput(
         f"campaign {record['id']} was being created for {expected} VM(s) and its targets now name "
-        f"{len(targets)}{'' if not moved else f' ({len(moved)} of the jobs made would sit or chain differently)'}: it cannot "
+        f"{len(targets)}{differ}: it cannot "
         f"be finished with other targets; if its creation was interrupted, it is stopped {minutes} minutes "
         "after it began: start a new campaign"
     )
