@@ -15,11 +15,8 @@ Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
     partition); the scan is correct by construction, so it is the choice until volume says otherwise.
     A job's own steps run no such scan: the cooldown reads the VM's lease entity (``table_leases``) and
     the breaker's failure list is read at most every few seconds per process (``step_common``).
-    The job JSON is split over ``Body00``.. properties: a string property holds at most 64 KiB.
-    The store remembers the ETag of each job (and campaign) it last read or wrote, with its version, in
-    a bounded map: a step reads its job and writes it, so the compare-and-swap is one conditional
-    request instead of a read and a write. A remembered ETag that is stale (412) or unknown falls back
-    to reading the entity; a newer version there is the caller's ConcurrencyConflict, as before.
+    The job JSON is split over ``Body00``.. properties, and written by a compare-and-swap on its
+    version that the ETag the store remembers makes one request (``table_versions``).
 
 ``<prefix>leases``
     One entity per VM lease (a holder whose job has ended holds nothing), which also records when each
@@ -27,7 +24,8 @@ Tables, named from the table prefix (alphanumeric, e.g. ``remediation``):
     ``table_leases``.
 
 ``<prefix>campaigns``
-    PartitionKey = campaign id, RowKey = ``campaign``; CAS on the ``version`` field like jobs.
+    PartitionKey = campaign id, RowKey = ``campaign``; CAS on the ``version`` field like jobs: see
+    ``table_campaigns``.
 
 Dates are compared as fixed-width UTC text (``records.time_key``), which OData compares correctly and
 which keeps microseconds that Edm.DateTime may round.
@@ -35,10 +33,8 @@ which keeps microseconds that Edm.DateTime may round.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -54,12 +50,9 @@ from ..ports import LeaseFacts
 from ..resources import normalize
 from .records import (
     JobFilter,
-    campaign_id_of,
-    campaign_version_of,
     check_id,
     created_key,
     decode_job,
-    encode_document,
     encode_job,
     is_valid_id,
     newest_first,
@@ -67,19 +60,16 @@ from .records import (
     time_key,
     updated_key,
 )
+from .table_campaigns import TableCampaigns
 from .table_leases import TableLeases
-from .table_support import delete_if_unchanged, etag, storage_errors, translate_storage_error
+from .table_support import delete_if_unchanged, storage_errors, translate_storage_error
+from .table_versions import CHUNK_CHARS, JOB_ROW, VersionedEntities, joined_body, split_body
 
-# 64 KiB per string property = 32,768 UTF-16 units; the JSON is ASCII, so one unit a character.
-CHUNK_CHARS = 32_000
-_JOB_ROW = "job"
+__all__ = ["CHUNK_CHARS", "CREATE_THREADS", "TableJobStore", "table_names"]
+
 CREATE_THREADS = 8  # inserts in flight at once for create_many
 _JOBS_PER_QUERY = 14  # Table Storage: at most 15 comparisons in one filter, one of them the RowKey
-_CAMPAIGN_ROW = "campaign"
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")
-# How many ETags the store remembers (job and campaign entities it read or wrote last): enough for the
-# jobs a busy worker has in flight, small enough to be nothing in memory.
-_REMEMBERED_ETAGS = 8192
 
 
 def table_names(prefix: str) -> dict[str, str]:
@@ -92,22 +82,10 @@ def table_names(prefix: str) -> dict[str, str]:
     return {kind: f"{prefix}{kind}" for kind in ("jobs", "leases", "campaigns")}
 
 
-def _split(text: str) -> dict[str, Any]:
-    parts = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
-    entity: dict[str, Any] = {"BodyParts": len(parts)}
-    entity.update({f"Body{i:02d}": part for i, part in enumerate(parts)})
-    return entity
-
-
-def _joined(entity: Mapping[str, Any]) -> str:
-    parts = int(entity.get("BodyParts", 0))
-    return "".join(str(entity[f"Body{i:02d}"]) for i in range(parts))
-
-
 def _job_entity(job: Job, body: str) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "PartitionKey": job.id,
-        "RowKey": _JOB_ROW,
+        "RowKey": JOB_ROW,
         "TargetKey": job.target_key,
         "Status": job.status,
         "Remediation": job.remediation,
@@ -122,7 +100,7 @@ def _job_entity(job: Job, body: str) -> dict[str, Any]:
         entity["AlertId"] = job.alert_id
     if job.campaign_id is not None:
         entity["CampaignId"] = job.campaign_id
-    entity.update(_split(body))
+    entity.update(split_body(body))
     return entity
 
 
@@ -160,9 +138,8 @@ class TableJobStore:
         self._leases = TableLeases(
             lambda: self._table("leases"), lambda: self._table("jobs"), self.last_outcome, self._job_if_any
         )
-        # (table kind, entity id) -> (version, ETag) of what this store last read or wrote, so that the
-        # compare-and-swap that follows is one request; see ``_write_versioned``.
-        self._etags: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
+        self._versions = VersionedEntities(self._table)
+        self._campaigns = TableCampaigns(lambda: self._table("campaigns"), self._versions)
 
     @classmethod
     def from_connection_string(
@@ -222,76 +199,6 @@ class TableJobStore:
                 client.close()
             self._clients.clear()
 
-    # -- ETags ------------------------------------------------------------------------------------
-
-    def _remember(self, kind: str, entity_id: str, version: Any, tag: Any) -> None:
-        if tag is None:
-            return
-        with self._lock:
-            self._etags[(kind, entity_id)] = (int(version), str(tag))
-            self._etags.move_to_end((kind, entity_id))
-            while len(self._etags) > _REMEMBERED_ETAGS:
-                self._etags.popitem(last=False)
-
-    def _remembered(self, kind: str, entity_id: str, version: int) -> str | None:
-        with self._lock:
-            known = self._etags.get((kind, entity_id))
-        return known[1] if known is not None and known[0] == version else None
-
-    def _forget(self, kind: str, entity_id: str) -> None:
-        with self._lock:
-            self._etags.pop((kind, entity_id), None)
-
-    def _remember_entity(self, kind: str, entity: Any) -> None:
-        metadata = getattr(entity, "metadata", None) or {}
-        self._remember(kind, str(entity["PartitionKey"]), entity.get("Version", 0), metadata.get("etag"))
-
-    def _write_versioned(
-        self, kind: str, entity_id: str, version: int, entity: dict[str, Any], conflict: Exception
-    ) -> None:
-        """Replace the entity if it is still at ``version``: the compare-and-swap of jobs and campaigns.
-
-        The ETag of the read or write this store last did on the entity makes it one request (a job is
-        read at the start of a step and written at its end, often more than once). Without one, or when
-        the entity changed since (412), the entity is read: a different version is the caller's conflict;
-        the same version with a new ETag (rewritten by another writer at that version) gets one more
-        compare-and-swap on the fresh ETag, whose 412 is a conflict too.
-        """
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
-        table = self._table(kind)
-        what = "job" if kind == "jobs" else "campaign"
-        known = self._remembered(kind, entity_id, version)
-        for remembered in ([known] if known else []) + [None]:
-            tag = remembered
-            if tag is None:
-                try:
-                    current = table.get_entity(entity_id, _JOB_ROW if kind == "jobs" else _CAMPAIGN_ROW)
-                except ResourceNotFoundError:
-                    self._forget(kind, entity_id)
-                    raise NotFound(f"no {what} {entity_id!r} to update: it was deleted") from None
-                self._remember_entity(kind, current)
-                if int(current["Version"]) != version:
-                    raise conflict
-                tag = etag(current)
-            try:
-                written = table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=tag, match_condition=MatchConditions.IfNotModified
-                )
-            except ResourceModifiedError:
-                self._forget(kind, entity_id)
-                if remembered is not None:
-                    continue  # what this store remembered is stale: look at what is stored now
-                raise conflict from None
-            except ResourceNotFoundError:
-                self._forget(kind, entity_id)
-                raise NotFound(f"no {what} {entity_id!r} to update: it was deleted") from None
-            self._remember(kind, entity_id, entity["Version"], (written or {}).get("etag"))
-            return
-        raise conflict  # pragma: no cover - the loop always ends with the read attempt
-
     # -- jobs -------------------------------------------------------------------------------------
 
     @storage_errors
@@ -304,7 +211,7 @@ class TableJobStore:
             written = self._table("jobs").create_entity(_job_entity(job, body))
         except ResourceExistsError:
             return self.get(job.id), False
-        self._remember("jobs", job.id, job.version, (written or {}).get("etag"))
+        self._versions.remember("jobs", job.id, job.version, (written or {}).get("etag"))
         return job, True
 
     def create_many(self, new_jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
@@ -321,12 +228,12 @@ class TableJobStore:
 
     @storage_errors
     def get(self, job_id: str) -> Job:
-        return decode_job(_joined(self._job_entity(job_id)))
+        return decode_job(joined_body(self._job_entity(job_id)))
 
     def _job_if_any(self, job_id: str) -> Job | None:
         """The job, or None when there is none (a lease's holder that no job backs)."""
         try:
-            return decode_job(_joined(self._job_entity(job_id)))
+            return decode_job(joined_body(self._job_entity(job_id)))
         except NotFound:
             return None
 
@@ -340,7 +247,7 @@ class TableJobStore:
             chunk = wanted[first : first + _JOBS_PER_QUERY]
             names = [f"p{i}" for i in range(len(chunk))]
             query = "RowKey eq @row and ( " + " or ".join(f"PartitionKey eq @{n}" for n in names) + " )"
-            for job in self._query_jobs(query, {"row": _JOB_ROW, **dict(zip(names, chunk, strict=True))}):
+            for job in self._query_jobs(query, {"row": JOB_ROW, **dict(zip(names, chunk, strict=True))}):
                 found[job.id] = job
         return found
 
@@ -350,11 +257,11 @@ class TableJobStore:
         if not is_valid_id(job_id):
             raise NotFound(f"no job {job_id!r}")
         try:
-            entity = self._table("jobs").get_entity(job_id, _JOB_ROW)
+            entity = self._table("jobs").get_entity(job_id, JOB_ROW)
         except ResourceNotFoundError:
-            self._forget("jobs", job_id)
+            self._versions.forget("jobs", job_id)
             raise NotFound(f"no job {job_id!r}") from None
-        self._remember_entity("jobs", entity)
+        self._versions.remember_entity("jobs", entity)
         return entity
 
     @storage_errors
@@ -362,7 +269,7 @@ class TableJobStore:
         check_id(job.id)
         stored, body = encode_job(replace(job, version=job.version + 1))
         conflict = self._conflict(job.id, "newer", job.version)
-        self._write_versioned("jobs", job.id, job.version, _job_entity(stored, body), conflict)
+        self._versions.write_versioned("jobs", job.id, job.version, _job_entity(stored, body), conflict)
         return stored
 
     @staticmethod
@@ -397,7 +304,7 @@ class TableJobStore:
             return []
         # The SDK substitutes @names word by word: every parameter stands between spaces.
         clauses = ["RowKey eq @row"]
-        params: dict[str, Any] = {"row": _JOB_ROW}
+        params: dict[str, Any] = {"row": JOB_ROW}
         if wanted.target_key is not None:
             clauses.append("TargetKey eq @target")
             params["target"] = wanted.target_key
@@ -422,14 +329,14 @@ class TableJobStore:
 
     def _query_jobs(self, query: str, params: Mapping[str, Any]) -> Iterable[Job]:
         for entity in self._table("jobs").query_entities(query, parameters=dict(params)):
-            self._remember_entity("jobs", entity)
-            yield decode_job(_joined(entity))
+            self._versions.remember_entity("jobs", entity)
+            yield decode_job(joined_body(entity))
 
     @storage_errors
     def last_outcome(self, target: str, remediation: str) -> Job | None:
         jobs = self._query_jobs(
             "RowKey eq @row and TargetKey eq @target and Remediation eq @remediation and RanScript eq true",
-            {"row": _JOB_ROW, "target": normalize(target), "remediation": remediation},
+            {"row": JOB_ROW, "target": normalize(target), "remediation": remediation},
         )
         newest = newest_first([j for j in jobs if ran_script(j) and j.remediation == remediation], 1)
         return newest[0] if newest else None
@@ -443,7 +350,7 @@ class TableJobStore:
         candidates = list(
             table.query_entities(
                 "RowKey eq @row and Terminal eq true and UpdatedKey lt @cutoff",
-                parameters={"row": _JOB_ROW, "cutoff": cutoff},
+                parameters={"row": JOB_ROW, "cutoff": cutoff},
                 select=["PartitionKey", "RowKey", "Terminal", "UpdatedKey"],
             )
         )
@@ -483,58 +390,16 @@ class TableJobStore:
     def sweep_leases(self, now: datetime) -> int:
         return self._leases.sweep_leases(now)
 
-    # -- campaigns --------------------------------------------------------------------------------
+    # -- campaigns (table_campaigns.py) -----------------------------------------------------------
 
     @storage_errors
     def create_campaign(self, campaign: Mapping[str, Any]) -> bool:
-        from azure.core.exceptions import ResourceExistsError
-
-        campaign_id = campaign_id_of(campaign)
-        version = campaign_version_of(campaign)
-        body = encode_document({**campaign, "version": version}, f"campaign {campaign_id}")
-        entity = {"PartitionKey": campaign_id, "RowKey": _CAMPAIGN_ROW, "Version": version, **_split(body)}
-        try:
-            written = self._table("campaigns").create_entity(entity)
-        except ResourceExistsError:
-            return False
-        self._remember("campaigns", campaign_id, version, (written or {}).get("etag"))
-        return True
-
-    def _campaign_entity(self, campaign_id: str) -> Any:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        if not is_valid_id(campaign_id):
-            raise NotFound(f"no campaign {campaign_id!r}")
-        try:
-            entity = self._table("campaigns").get_entity(campaign_id, _CAMPAIGN_ROW)
-        except ResourceNotFoundError:
-            self._forget("campaigns", campaign_id)
-            raise NotFound(f"no campaign {campaign_id!r}") from None
-        self._remember_entity("campaigns", entity)
-        return entity
+        return self._campaigns.create_campaign(campaign)
 
     @storage_errors
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(_joined(self._campaign_entity(campaign_id)))
-        return document
+        return self._campaigns.get_campaign(campaign_id)
 
     @storage_errors
     def update_campaign(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
-        campaign_id = campaign_id_of(campaign)
-        version = campaign_version_of(campaign)
-        body = encode_document({**campaign, "version": version + 1}, f"campaign {campaign_id}")
-        conflict = ConcurrencyConflict(
-            f"campaign {campaign_id} changed since it was read (update from version {version}): "
-            "re-read it and decide again"
-        )
-        entity = {
-            "PartitionKey": campaign_id,
-            "RowKey": _CAMPAIGN_ROW,
-            "Version": version + 1,
-            **_split(body),
-        }
-        if not is_valid_id(campaign_id):
-            raise NotFound(f"no campaign {campaign_id!r}")
-        self._write_versioned("campaigns", campaign_id, version, entity, conflict)
-        document: dict[str, Any] = json.loads(body)
-        return document
+        return self._campaigns.update_campaign(campaign)
