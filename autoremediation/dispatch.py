@@ -145,7 +145,7 @@ class DispatchSteps(StepBase):
             return Step(
                 job,
                 max(self.settings.poll_seconds, 1.0),
-                f"waiting: remediation {holder or 'another job'} holds this VM",
+                f"waiting: job {holder} holds this VM" if holder else "waiting: another job holds this VM",
             )
         dry_run = job.dry_run or switches.dry_run
         run = {
