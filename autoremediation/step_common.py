@@ -116,10 +116,19 @@ def lease_left_to_end(job: Job) -> bool:
 
 
 def keeps_its_lease(job: Job) -> bool:
-    """Whether the ended job holds its VM to its lease's bound with no release: its script may still
-    run, and its lease was surely still its own when it ended (else it is released with its run, which
-    counts to the bound: ``verification.run_record``)."""
-    return may_still_run(job) and lease_left_to_end(job)
+    """Whether the ended job holds its VM with no release: its script may still run, so it never frees
+    the VM early, not even near its lease's bound: like a live job's, its lease frees the VM when it
+    lapses, and its run counts to that bound (``verification.run_record``, read from the job by the
+    store while the lease names it as its remediation's pending run). Only once the lease has surely
+    lapsed (its end is more than the clocks' margin after the bound) is it released, which then frees
+    nothing and records its run."""
+    if not may_still_run(job):
+        return False
+    until = parse_time(job.run.get("leaseUntil"))
+    ended = ended_at(job)
+    if until is None or ended is None:
+        return True
+    return (ended - until).total_seconds() <= LEASE_END_MARGIN_SECONDS
 
 
 class StepBase:
