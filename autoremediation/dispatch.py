@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from .catalog import Remediation, env_name, script_parameter_name
 from .errors import (
     Busy,
     CloudError,
+    ConcurrencyConflict,
     InvalidInput,
     NotFound,
     OutcomeUnknown,
@@ -39,8 +41,10 @@ from .step_common import (
     Step,
     StepBase,
     lease_taken,
+    log,
     parse_time,
 )
+from .verification import MAY_STILL_RUN, may_still_run
 
 
 def _with_control_plane_parameters(
@@ -331,10 +335,39 @@ class DispatchSteps(StepBase):
             run=run,
             attempts=0,
         )
-        job = self._write(started)
+        try:
+            job = self._write(started)
+        except ConcurrencyConflict:
+            self._started_after_its_end(job)
+            raise
         if status.done:
             return self._collect(job, status)
         return Step(job, self._poll_delay(job, 0))
+
+    def _started_after_its_end(self, job: Job) -> None:
+        """The run command started, but the job ended meanwhile (e.g. an operator's cancel whose delete
+        found no run command yet, the PUT still on its way): its script must not run unwatched. It is
+        deleted (which stops it); one that cannot be (classic mode, a delete that failed) is put on the
+        job's record as a script that may still run. A job another execution moved on is left to it."""
+        current = self.store.get(job.id)
+        if not current.terminal or may_still_run(current):
+            return
+        name = job.run["name"]
+        if job.run.get("mode") == "action":
+            why = f"classic run command {name} started after the job ended: its script may still run"
+        else:
+            try:
+                self.compute.cancel_run(job.target, name)
+                return
+            except NotFound:
+                return
+            except RemediationError as error:
+                why = f"run command {name} started after the job ended and could not be deleted ({error})"
+                why += ": its script may still run"
+        log.warning("job %s: %s", job.id, why)
+        now = self.clock.now()
+        with suppress(ConcurrencyConflict):  # another write saw to the ended job: it keeps its own record
+            self._write(jobs.note(replace(current, run={**current.run, MAY_STILL_RUN: True}), why, now=now))
 
     def _refused(self, job: Job, reason: str, *, sent_before: bool) -> Step:
         """The PUT was refused: nothing started under it, but a run command an earlier PUT under the job's

@@ -315,6 +315,52 @@ def test_a_refused_first_put_under_a_fresh_claim_stops_nothing(world: World) -> 
     _frees_the_vm(world, ended)
 
 
+# -- a run command that started after its job ended -----------------------------------------------
+
+
+def _cancelled_while_the_put_is_on_its_way(
+    world: World, job: Job, *, then: tuple[Exception, ...] = ()
+) -> None:
+    """An operator's cancel lands after the claim and before the PUT: its delete finds nothing yet; the
+    deletes after it raise ``then``."""
+    start_run = world.compute.start_run
+
+    def put(request: RunRequest):  # type: ignore[no-untyped-def]
+        operations.cancel(world.store, world.clock, job.id, actor="alice", stop_run=_stop_like_the_cli(world))
+        world.compute.errors["cancel_run"] = list(then)
+        return start_run(request)
+
+    world.compute.start_run = put  # type: ignore[method-assign]
+
+
+def test_a_run_command_that_started_after_its_job_was_cancelled_is_deleted(world: World) -> None:
+    from autoremediation.errors import NotFound
+
+    job = _dispatching(world)
+    _cancelled_while_the_put_is_on_its_way(world, job)
+
+    step = world.runner.advance(job.id)
+
+    assert step.job.status == jobs.CANCELLED
+    assert world.compute.cancelled == [job.run["name"]] * 2  # the operator's (nothing yet), then the step's
+    with pytest.raises(NotFound):
+        world.compute.get_run(job.target, job.run["name"])
+    assert "mayStillRun" not in world.store.get(job.id).run
+
+
+def test_a_run_command_that_started_after_its_job_ended_and_cannot_be_deleted_is_on_record(
+    world: World,
+) -> None:
+    job = _dispatching(world)
+    _cancelled_while_the_put_is_on_its_way(world, job, then=(Transient("ARM is unavailable"),))
+
+    world.runner.advance(job.id)
+
+    ended = world.store.get(job.id)
+    assert ended.status == jobs.CANCELLED and ended.run.get("mayStillRun") is True
+    assert "could not be deleted" in ended.notes[-1]
+
+
 # -- the CLI's cancel -------------------------------------------------------------------------------
 
 
