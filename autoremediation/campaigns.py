@@ -181,20 +181,31 @@ def _check_same_targets(services: Services, record: Mapping[str, Any], targets: 
     retry then changes nothing; the request that made the record (if it still runs) finishes it, or the
     sweeper stops it once abandoned."""
     expected = int(record.get("targetCount") or 0)
+    campaign_id = str(record["id"])
+    remediation = str(record["remediation"])
     keys = [normalize(target) for target in targets]
-    made = services.store.list(campaign_id=str(record["id"]))
+    # The chain the retry would write: a made job must sit at its place and release the same job.
+    chain = successors(
+        [jobs.job_id_for(idempotency_key(campaign_id, target, remediation)) for target in targets],
+        int(record["concurrency"]),
+    )
     moved = [
         job
-        for job in made
+        for job in services.store.list(campaign_id=campaign_id)
         if job.campaign_index is not None
-        and (job.campaign_index >= len(keys) or keys[job.campaign_index] != job.target_key)
+        and (
+            job.campaign_index >= len(keys)
+            or keys[job.campaign_index] != job.target_key
+            or chain[job.campaign_index] != job.releases
+        )
     ]
     if len(targets) == expected and not moved:
         return
     minutes = int(CREATION_TIMEOUT.total_seconds() // 60)
+    differ = f" ({len(moved)} of the jobs made would sit or chain differently)" if moved else ""
     raise InvalidInput(
         f"campaign {record['id']} was being created for {expected} VM(s) and its targets now name "
-        f"{len(targets)}{'' if not moved else f', {len(moved)} of its jobs at another place'}: it cannot "
+        f"{len(targets)}{differ}: it cannot "
         f"be finished with other targets; if its creation was interrupted, it is stopped {minutes} minutes "
         "after it began: start a new campaign"
     )

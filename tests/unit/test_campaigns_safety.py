@@ -83,14 +83,18 @@ def test_an_interrupted_creation_releases_nothing_and_a_retried_request_finishes
     assert set(world.compute.runs_per_vm().values()) == {1}
 
 
-@pytest.mark.parametrize("change", ["a VM created", "a VM deleted"])
+@pytest.mark.parametrize("change", ["a VM created", "a VM deleted", "a VM not yet made replaced"])
 def test_a_retry_whose_targets_changed_is_refused_and_changes_nothing(tmp_path: Path, change: str) -> None:
     world = CampaignWorld(tmp_path, make_compute(6))
     interrupted(world, "c-moved", made=3)
     if change == "a VM created":
         world.compute.add(vm_facts("vm000a"))  # sorts between vm000 and vm001: every later job moves
-    else:
+    elif change == "a VM deleted":
         del world.compute.vms[normalize(vm_id("vm001"))]
+    else:
+        # Same count, every made job at its place; but job 1 releases vm003's job, never to be made.
+        del world.compute.vms[normalize(vm_id("vm003"))]
+        world.compute.add(vm_facts("vm003a"))
     before = {job.id: job for job in world.services.store.list(campaign_id="c-moved")}
 
     with pytest.raises(InvalidInput, match="was being created for 6 VM"):
