@@ -21,6 +21,7 @@ from . import jobs
 from .catalog import Catalog, Remediation
 from .errors import (
     CloudError,
+    NotFound,
     Permanent,
     RemediationError,
     Throttled,
@@ -39,7 +40,14 @@ from .ports import (
 )
 from .settings import Settings
 from .switches import current_switches
-from .verification import MAY_STILL_RUN, ended_at, may_still_run, refused_run, run_record
+from .verification import (
+    MAY_STILL_RUN,
+    ended_at,
+    may_have_started,
+    may_still_run,
+    refused_run,
+    run_record,
+)
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
@@ -116,10 +124,19 @@ def lease_left_to_end(job: Job) -> bool:
 
 
 def keeps_its_lease(job: Job) -> bool:
-    """Whether the ended job holds its VM to its lease's bound with no release: its script may still
-    run, and its lease was surely still its own when it ended (else it is released with its run, which
-    counts to the bound: ``verification.run_record``)."""
-    return may_still_run(job) and lease_left_to_end(job)
+    """Whether the ended job holds its VM with no release: its script may still run, so it never frees
+    the VM early, not even near its lease's bound: like a live job's, its lease frees the VM when it
+    lapses, and its run counts to that bound (``verification.run_record``, read from the job by the
+    store while the lease names it as its remediation's pending run). Only once the lease has surely
+    lapsed (its end is more than the clocks' margin after the bound) is it released, which then frees
+    nothing and records its run."""
+    if not may_still_run(job):
+        return False
+    until = parse_time(job.run.get("leaseUntil"))
+    ended = ended_at(job)
+    if until is None or ended is None:
+        return True
+    return (ended - until).total_seconds() <= LEASE_END_MARGIN_SECONDS
 
 
 class StepBase:
@@ -196,12 +213,17 @@ class StepBase:
     def _switches(self) -> tuple[Switches, str]:
         return current_switches(self.settings.kill_switch, self.settings.dry_run, self.switch_source)
 
-    def _recheck_switches(self, job: Job, before: str) -> Job | Step:
-        """Right before an outside action: a Step ending the job when the kill switch is on; else the
-        job, turned into a dry run when dry run was switched on since it was planned."""
+    def _recheck_switches(self, job: Job, before: str, *, sent_nothing: bool = False) -> Job | Step:
+        """Right before an outside action: a Step ending the job when the kill switch is on (a run
+        command an earlier execution may have started under the job's claim is stopped first: see
+        ``_abandon``); else the job, turned into a dry run when dry run was switched on since it was
+        planned."""
         switches, why = self._switches()
         if switches.kill_switch:
-            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why} (checked before {before})")
+            reason, running = self._abandon(
+                job, f"kill-switch: {why} (checked before {before})", sent_nothing=sent_nothing
+            )
+            return self._finish(job, jobs.SKIPPED, reason, still_running=running)
         if switches.dry_run and not job.dry_run:
             now = self.clock.now()
             job = jobs.note(
@@ -278,13 +300,24 @@ class StepBase:
         )
         return Step(job, delay, f"retry {attempts} in {delay:g}s: {error}")
 
-    def _abandon(self, job: Job, reason: str) -> tuple[str, bool]:
-        """Before a live run's job is closed, stop the run: the reason to record, and whether the script
-        may still run (it could not be stopped: the job then keeps its VM to its lease's bound)."""
-        if job.status != jobs.RUNNING:
+    def _abandon(self, job: Job, reason: str, *, sent_nothing: bool = False) -> tuple[str, bool]:
+        """Before a job whose run command may have started is closed, stop the run: the reason to
+        record, and whether the script may still run (it could not be stopped: the job then keeps its VM
+        to its lease's bound). A dispatching job under a claim or an attempt mark counts as started
+        (``verification.may_have_started``), unless ``sent_nothing``: the step holds a claim it made
+        itself and has not sent (``_take_claim``). A managed run command is deleted by name ("not found":
+        it never started, or is gone); a classic one cannot be stopped."""
+        if sent_nothing or not may_have_started(job):
             return reason, False
+        name = job.run.get("name", "")
+        if job.run.get("mode") == "action":
+            return f"{reason}; a classic run command cannot be stopped: its script may still run", True
         try:
-            self.compute.cancel_run(job.target, job.run["name"])
+            self.compute.cancel_run(job.target, name)
+        except NotFound:
+            if job.status == jobs.DISPATCHING:
+                return f"{reason}; no run command {name} was found: it did not start", False
+            return f"{reason}; the run command was already gone, its outcome is unknown", False
         except RemediationError as error:
             return f"{reason}; the run command could not be stopped ({error}): its outcome is unknown", True
         return f"{reason}; the run command was stopped, its outcome is unknown", False

@@ -436,7 +436,7 @@ def test_a_second_job_on_a_busy_vm_waits_and_names_the_holder(tmp_path: Path, ca
     )
     step = bench.runner.advance(second.id)
     assert step.job.status == jobs.AWAITING_APPROVAL
-    assert (step.requeue_after, step.note) == (1.0, f"waiting: remediation {first.id} holds this VM")
+    assert (step.requeue_after, step.note) == (1.0, f"waiting: job {first.id} holds this VM")
 
 
 def fail_recently(bench: Bench, remediation: str, count: int, status: str = jobs.FAILED) -> None:
