@@ -23,7 +23,6 @@ from .cli_output import dump_json, outcome_lines, short, table, write_job
 from .errors import InvalidInput, NotFound, RemediationError
 from .jobs import Job, outcome_kind
 from .settings import Settings
-from .verification import may_have_started
 
 if TYPE_CHECKING:
     from .services import Services
@@ -199,7 +198,7 @@ def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
     store = read_store()
     job = find_job(store, args.job)
-    if not may_have_started(job):
+    if job.status != jobs.RUNNING:
         from .services import Services
 
         services = Services(Settings.from_env())
@@ -217,8 +216,6 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
                 try:
                     services.compute.cancel_run(running.target, name)
                 except NotFound:
-                    if running.status == jobs.DISPATCHING:
-                        return f"no run command {name} was found: it did not start", True
                     return f"run command {name} was already gone", True
                 except RemediationError as error:
                     return f"run command {name} could not be deleted ({error}): it may run to its end", False

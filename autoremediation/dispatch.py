@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -19,7 +18,6 @@ from .catalog import Remediation, env_name, script_parameter_name
 from .errors import (
     Busy,
     CloudError,
-    ConcurrencyConflict,
     InvalidInput,
     NotFound,
     OutcomeUnknown,
@@ -41,10 +39,8 @@ from .step_common import (
     Step,
     StepBase,
     lease_taken,
-    log,
     parse_time,
 )
-from .verification import MAY_STILL_RUN, may_still_run
 
 
 def _with_control_plane_parameters(
@@ -203,8 +199,6 @@ class DispatchSteps(StepBase):
             age = (now - claimed).total_seconds()
             if 0 <= age < CLAIM_GRACE_SECONDS:
                 return Step(job, CLAIM_GRACE_SECONDS - age, "another execution is dispatching this job")
-        # A PUT under the job's claim may have been sent by an earlier step (managed mode).
-        sent_before = claimed is not None and not fresh_claim
         done = dict(job.outcome.get("controlPlane") or {})
         for name in remediation.control_plane:
             if name in done:
@@ -212,7 +206,7 @@ class DispatchSteps(StepBase):
             step = self.control_plane.get(name)
             if step is None:
                 return self._finish(job, jobs.FAILED, f"control-plane step {name} is not available here")
-            checked = self._recheck_switches(job, f"control-plane step {name}", sent_nothing=fresh_claim)
+            checked = self._recheck_switches(job, f"control-plane step {name}")
             if isinstance(checked, Step):
                 return checked
             job = checked
@@ -238,7 +232,7 @@ class DispatchSteps(StepBase):
             job = self._write(
                 replace(job, outcome={**job.outcome, "controlPlane": done}, updated_at=now.isoformat())
             )
-        checked = self._recheck_switches(job, "the run command", sent_nothing=fresh_claim)
+        checked = self._recheck_switches(job, "the run command")
         if isinstance(checked, Step):
             return checked
         job = checked
@@ -301,14 +295,10 @@ class DispatchSteps(StepBase):
             status = self.compute.start_run(request)
         except (Busy, Throttled) as error:
             # Refused before it started (409 / 429): safe to dispatch again later, in both modes, with a
-            # claim of its own then (nothing was sent under this one). A claim an earlier PUT may have
-            # been sent under stays, answered, so that ending the job first stops that run command.
-            if sent_before:
-                job = replace(job, run={**job.run, "answeredAt": now.isoformat()})
-            else:
-                job = replace(
-                    job, run={k: v for k, v in job.run.items() if k not in ("attemptedAt", "claimedAt")}
-                )
+            # claim of its own then (nothing was sent under this one).
+            job = replace(
+                job, run={k: v for k, v in job.run.items() if k not in ("attemptedAt", "claimedAt")}
+            )
             return self._retry_later(job, error)
         except OutcomeUnknown as error:
             return self._finish(
@@ -322,60 +312,24 @@ class DispatchSteps(StepBase):
                 # The PUT under this claim was answered: whoever comes next need not wait for it.
                 job = replace(job, run={**job.run, "answeredAt": now.isoformat()})
                 return self._retry_later(job, error)
-            return self._refused(job, f"dispatch refused: {error}", sent_before=sent_before)
+            return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         except RemediationError as error:  # e.g. protected parameters in classic mode
-            return self._refused(job, f"dispatch refused: {error}", sent_before=sent_before)
+            return self._finish(job, jobs.FAILED, f"dispatch refused: {error}")
         run = {**job.run, "startedAt": status.started_at or now.isoformat(), "dispatchedAt": now.isoformat()}
-        started = jobs.transition(
-            job,
-            jobs.RUNNING,
-            now=now,
-            actor=ACTOR,
-            reason=f"run command {run['name']} started",
-            run=run,
-            attempts=0,
+        job = self._write(
+            jobs.transition(
+                job,
+                jobs.RUNNING,
+                now=now,
+                actor=ACTOR,
+                reason=f"run command {run['name']} started",
+                run=run,
+                attempts=0,
+            )
         )
-        try:
-            job = self._write(started)
-        except ConcurrencyConflict:
-            self._started_after_its_end(job)
-            raise
         if status.done:
             return self._collect(job, status)
         return Step(job, self._poll_delay(job, 0))
-
-    def _started_after_its_end(self, job: Job) -> None:
-        """The run command started, but the job ended meanwhile (e.g. an operator's cancel whose delete
-        found no run command yet, the PUT still on its way): its script must not run unwatched. It is
-        deleted (which stops it); one that cannot be (classic mode, a delete that failed) is put on the
-        job's record as a script that may still run. A job another execution moved on is left to it."""
-        current = self.store.get(job.id)
-        if not current.terminal or may_still_run(current):
-            return
-        name = job.run["name"]
-        if job.run.get("mode") == "action":
-            why = f"classic run command {name} started after the job ended: its script may still run"
-        else:
-            try:
-                self.compute.cancel_run(job.target, name)
-                return
-            except NotFound:
-                return
-            except RemediationError as error:
-                why = f"run command {name} started after the job ended and could not be deleted ({error})"
-                why += ": its script may still run"
-        log.warning("job %s: %s", job.id, why)
-        now = self.clock.now()
-        with suppress(ConcurrencyConflict):  # another write saw to the ended job: it keeps its own record
-            self._write(jobs.note(replace(current, run={**current.run, MAY_STILL_RUN: True}), why, now=now))
-
-    def _refused(self, job: Job, reason: str, *, sent_before: bool) -> Step:
-        """The PUT was refused: nothing started under it, but a run command an earlier PUT under the job's
-        claim may have started is stopped first (``_abandon``)."""
-        if not sent_before:
-            return self._finish(job, jobs.FAILED, reason)
-        why, running = self._abandon(job, reason)
-        return self._finish(job, jobs.FAILED, why, still_running=running)
 
     def _grant_upload(
         self,

@@ -11,7 +11,7 @@ from .errors import ConcurrencyConflict, InvalidTransition
 from .jobs import Job
 from .ports import Clock, JobStore, Queue
 from .step_common import keeps_its_lease
-from .verification import MAY_STILL_RUN, may_have_started, run_record
+from .verification import MAY_STILL_RUN, run_record
 
 CAS_ATTEMPTS = 5
 
@@ -101,8 +101,8 @@ def reject(
     raise ConcurrencyConflict(f"job {job_id}: could not record the rejection")
 
 
-# Stops a job's run command (deletes a managed one): what became of it, a line for the record, and whether
-# it is stopped (or never started).
+# Stops a job's run command (deletes a managed one); returns what happened, in words, for the record.
+# What became of a running job's run command: a line for the record, and whether it is stopped.
 StopRun = Callable[[Job], tuple[str, bool]]
 
 
@@ -115,20 +115,19 @@ def cancel(
     reason: str = "",
     stop_run: StopRun | None = None,
 ) -> Job:
-    """Stop a planned, waiting, dispatching or running job, with what became of its run command on record.
+    """Stop a planned, waiting or running job, with what became of its run command on record.
 
-    A job whose run command may have started (running, or dispatching under a claim or an attempt mark:
-    ``verification.may_have_started``) has it stopped by ``stop_run`` (deleting a managed run command
-    stops its script; "not found" means it never started); without one, or when it cannot be stopped,
-    the record says the script may run to its end, and the job keeps its VM to its lease's bound
-    (``run.mayStillRun``). The job's messages find it cancelled and do nothing more.
+    A running job's run command is stopped by ``stop_run`` (deleting a managed run command stops its
+    script); without one, or when it cannot be stopped, the record says the script may run to its end,
+    and the job keeps its VM to its lease's bound (``run.mayStillRun``). The job's messages find it
+    cancelled and do nothing more.
     """
     for _ in range(CAS_ATTEMPTS):
         job = store.get(job_id)
         why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
         jobs.cancel(job, now=clock.now(), actor=actor, reason=why)  # refuses early, before any ARM call
         stopped = True
-        if may_have_started(job):  # running, or dispatching under a claim whose PUT may have been sent
+        if job.status == jobs.RUNNING:
             if stop_run is None:
                 why, stopped = why + "; the run command was not stopped: it may run to its end", False
             else:

@@ -21,7 +21,6 @@ from . import jobs
 from .catalog import Catalog, Remediation
 from .errors import (
     CloudError,
-    NotFound,
     Permanent,
     RemediationError,
     Throttled,
@@ -40,14 +39,7 @@ from .ports import (
 )
 from .settings import Settings
 from .switches import current_switches
-from .verification import (
-    MAY_STILL_RUN,
-    ended_at,
-    may_have_started,
-    may_still_run,
-    refused_run,
-    run_record,
-)
+from .verification import MAY_STILL_RUN, ended_at, may_still_run, refused_run, run_record
 
 log = logging.getLogger("autoremediation.runner")
 ACTOR = "worker"
@@ -213,17 +205,12 @@ class StepBase:
     def _switches(self) -> tuple[Switches, str]:
         return current_switches(self.settings.kill_switch, self.settings.dry_run, self.switch_source)
 
-    def _recheck_switches(self, job: Job, before: str, *, sent_nothing: bool = False) -> Job | Step:
-        """Right before an outside action: a Step ending the job when the kill switch is on (a run
-        command an earlier execution may have started under the job's claim is stopped first: see
-        ``_abandon``); else the job, turned into a dry run when dry run was switched on since it was
-        planned."""
+    def _recheck_switches(self, job: Job, before: str) -> Job | Step:
+        """Right before an outside action: a Step ending the job when the kill switch is on; else the
+        job, turned into a dry run when dry run was switched on since it was planned."""
         switches, why = self._switches()
         if switches.kill_switch:
-            reason, running = self._abandon(
-                job, f"kill-switch: {why} (checked before {before})", sent_nothing=sent_nothing
-            )
-            return self._finish(job, jobs.SKIPPED, reason, still_running=running)
+            return self._finish(job, jobs.SKIPPED, f"kill-switch: {why} (checked before {before})")
         if switches.dry_run and not job.dry_run:
             now = self.clock.now()
             job = jobs.note(
@@ -300,24 +287,13 @@ class StepBase:
         )
         return Step(job, delay, f"retry {attempts} in {delay:g}s: {error}")
 
-    def _abandon(self, job: Job, reason: str, *, sent_nothing: bool = False) -> tuple[str, bool]:
-        """Before a job whose run command may have started is closed, stop the run: the reason to
-        record, and whether the script may still run (it could not be stopped: the job then keeps its VM
-        to its lease's bound). A dispatching job under a claim or an attempt mark counts as started
-        (``verification.may_have_started``), unless ``sent_nothing``: the step holds a claim it made
-        itself and has not sent (``_take_claim``). A managed run command is deleted by name ("not found":
-        it never started, or is gone); a classic one cannot be stopped."""
-        if sent_nothing or not may_have_started(job):
+    def _abandon(self, job: Job, reason: str) -> tuple[str, bool]:
+        """Before a live run's job is closed, stop the run: the reason to record, and whether the script
+        may still run (it could not be stopped: the job then keeps its VM to its lease's bound)."""
+        if job.status != jobs.RUNNING:
             return reason, False
-        name = job.run.get("name", "")
-        if job.run.get("mode") == "action":
-            return f"{reason}; a classic run command cannot be stopped: its script may still run", True
         try:
-            self.compute.cancel_run(job.target, name)
-        except NotFound:
-            if job.status == jobs.DISPATCHING:
-                return f"{reason}; no run command {name} was found: it did not start", False
-            return f"{reason}; the run command was already gone, its outcome is unknown", False
+            self.compute.cancel_run(job.target, job.run["name"])
         except RemediationError as error:
             return f"{reason}; the run command could not be stopped ({error}): its outcome is unknown", True
         return f"{reason}; the run command was stopped, its outcome is unknown", False

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .catalog import Remediation
-from .jobs import DISPATCHED, DISPATCHING, RUNNING, Job, parse_time
+from .jobs import DISPATCHED, Job, parse_time
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -89,16 +89,6 @@ def may_still_run(job: Job) -> bool:
     stopped, a dispatch whose outcome is unknown): it then holds its VM's lease up to the lease's bound
     (``run.leaseUntil``), the latest its run can end while the lease holds."""
     return job.terminal and bool(job.run.get(MAY_STILL_RUN))
-
-
-def may_have_started(job: Job) -> bool:
-    """Whether the job's run command may be running: the job is running, or it is dispatching under a
-    dispatch claim (managed mode: its PUT may have been sent) or an attempt mark (classic mode: its POST
-    may have been sent). A job ended in either state without its run command stopped ends with
-    ``MAY_STILL_RUN``."""
-    if job.status == RUNNING:
-        return True
-    return job.status == DISPATCHING and bool(job.run.get("claimedAt") or job.run.get("attemptedAt"))
 
 
 def run_record(job: Job) -> tuple[str, datetime] | None:
