@@ -197,7 +197,7 @@ def _running(world: World, request_id: str = "r-1") -> Job:
     return running
 
 
-def _holds_to_its_bound(world: World, ended: Job) -> None:
+def assert_holds_to_its_bound(world: World, ended: Job) -> None:
     """The ended job keeps its VM until its lease's bound, and its run counts as ending there."""
     until = parse_time(ended.run["leaseUntil"])
     assert ended.run.get("mayStillRun") is True and until is not None
@@ -226,7 +226,7 @@ def test_a_timeout_whose_run_command_cannot_be_deleted_keeps_the_vm_to_the_lease
     ended = world.store.get(running.id)
     assert ended.status == jobs.TIMED_OUT and "it may still run" in ended.history[-1].reason
     assert store.calls["release_lease"] == 0
-    _holds_to_its_bound(world, ended)
+    assert_holds_to_its_bound(world, ended)
     world.runner.advance(running.id)  # a redelivered message releases nothing either
     assert store.calls["release_lease"] == 0
 
@@ -251,7 +251,7 @@ def test_a_job_given_up_while_its_run_cannot_be_stopped_keeps_the_vm(world: Worl
     ended = world.runner.give_up(running.id, "the queue gave up on its message")
 
     assert ended.status == jobs.FAILED and "outcome is unknown" in ended.history[-1].reason
-    _holds_to_its_bound(world, world.store.get(running.id))
+    assert_holds_to_its_bound(world, world.store.get(running.id))
 
 
 def test_an_operator_cancel_whose_stop_failed_keeps_the_vm(world: World) -> None:
@@ -263,7 +263,7 @@ def test_an_operator_cancel_whose_stop_failed_keeps_the_vm(world: World) -> None
     )
 
     assert saved.status == jobs.CANCELLED
-    _holds_to_its_bound(world, saved)
+    assert_holds_to_its_bound(world, saved)
 
 
 def test_an_operator_cancel_that_stopped_the_run_frees_the_vm(world: World) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from autoremediation import jobs
 from autoremediation.errors import Transient
-from autoremediation.jobs import Job, parse_time
+from autoremediation.jobs import Job
 from autoremediation.step_common import LEASE_END_MARGIN_SECONDS
 from tests.helpers.counting import CountedCalls
 from tests.unit.test_runner import World
@@ -23,20 +23,6 @@ COOLDOWN = timedelta(minutes=60)  # free-disk-space in the test catalog
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return World(tmp_path)
-
-
-def _holds_to_its_bound(world: World, ended: Job) -> None:
-    """The ended job keeps its VM until its lease's bound, and its run counts as ending there."""
-    until = parse_time(ended.run["leaseUntil"])
-    assert ended.run.get("mayStillRun") is True and until is not None
-    now = world.clock.now()
-    assert world.store.lease_holder(ended.target_key, now) == ended.id
-    assert not world.store.acquire_lease(
-        ended.target_key, "job-other", 600, now, remediation="collect-diagnostics"
-    )
-    assert world.store.lease_holder(ended.target_key, until) is None  # and no longer
-    facts = world.store.lease_facts(ended.target_key, "free-disk-space", until, runs_since=until - COOLDOWN)
-    assert facts.last_run_ended_at == until
 
 
 # -- a job that may still run never frees its VM early -------------------------------------------
