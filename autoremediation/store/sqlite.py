@@ -6,7 +6,7 @@ writers never both read the old row. WAL lets readers run while one writer write
 stored as JSON; the columns the ``list`` filters use are copied out and indexed.
 
 The leases, and the cooldown's record of runs beside them, are ``sqlite_leases``: its operations run
-in the transactions this module gives, the only place a write transaction begins.
+in the transactions this module gives (``SqliteJobStore._tx``).
 """
 
 from __future__ import annotations
@@ -94,23 +94,6 @@ CREATE TABLE IF NOT EXISTS campaigns (
 
 # Long enough that contention among workers on one machine waits instead of failing.
 _BUSY_TIMEOUT_SECONDS = 60.0
-# One writer at a time per database file and process, queued on a lock: threads of one process that
-# met on SQLite's write lock instead would wait in its busy handler, which sleeps in steps of up to
-# 100 ms whatever the holder's commit takes. Other processes still meet on SQLite's lock. Keyed by the
-# process too: a forked child never inherits a lock a thread of its parent held.
-_WRITERS: dict[tuple[int, str], threading.RLock] = {}
-_WRITERS_LOCK = threading.Lock()
-
-
-def _writer_lock(path: str) -> threading.RLock:
-    key = (os.getpid(), os.path.realpath(path))
-    with _WRITERS_LOCK:
-        lock = _WRITERS.get(key)
-        if lock is None:
-            lock = _WRITERS[key] = threading.RLock()
-        return lock
-
-
 _IN_CHUNK = 500  # SQLite allows 999 parameters per statement in older builds
 
 
@@ -209,26 +192,19 @@ class SqliteJobStore:
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        writer = _writer_lock(self.path) if write else None
-        if writer is not None:
-            writer.acquire()
         try:
-            try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                raise _translate(exc, self.path) from None
-            except BaseException:
-                _rollback(conn)
-                raise
-        finally:
-            if writer is not None:
-                writer.release()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise _translate(exc, self.path) from None
+        except BaseException:
+            _rollback(conn)
+            raise
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
