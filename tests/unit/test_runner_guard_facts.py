@@ -27,7 +27,7 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path)
 
 
-def _counted(world: World) -> CountedCalls:
+def counted_store(world: World) -> CountedCalls:
     counted = CountedCalls(world.store)
     world.runner.store = counted  # type: ignore[assignment]
     return counted
@@ -44,7 +44,7 @@ def _job(world: World, vm: str, request_id: str) -> str:
 
 def test_a_dispatch_reads_the_lease_once_and_takes_it_once(world: World) -> None:
     job_id = _job(world, "vm1", "r-1")
-    store = _counted(world)
+    store = counted_store(world)
 
     step = world.runner.advance(job_id)
 
@@ -57,7 +57,7 @@ def test_a_vm_held_by_another_job_waits_without_trying_to_take_it(world: World) 
     job_id = _job(world, "vm1", "r-1")
     key = world.store.get(job_id).target_key
     assert world.store.acquire_lease(key, "job-other", 600, world.clock.now())
-    store = _counted(world)
+    store = counted_store(world)
 
     step = world.runner.advance(job_id)
 
@@ -69,7 +69,7 @@ def test_a_vm_held_by_another_job_waits_without_trying_to_take_it(world: World) 
 def test_a_vm_that_fails_its_own_guards_costs_no_lease_or_history_read(world: World) -> None:
     world.compute.add(vm_facts("vm-off", power_state="deallocated"))
     job_id = world.job(world.manual("free-disk-space", target="vm-off", request_id="r-off")).id
-    store = _counted(world)
+    store = counted_store(world)
 
     step = world.runner.advance(job_id)
 
@@ -183,7 +183,7 @@ def test_a_cooldown_skip_gives_back_no_lease_it_never_took(world: World) -> None
     second = _job(world, "vm1", "r-2")
     key = world.store.get(second).target_key
     assert world.store.acquire_lease(key, "job-other", 600, world.clock.now())
-    store = _counted(world)
+    store = counted_store(world)
 
     step = world.runner.advance(second)
 

@@ -17,8 +17,8 @@ from autoremediation.jobs import Job, parse_time
 from autoremediation.runner import MAX_BACKOFF_SECONDS, RUN_GRACE_SECONDS
 from autoremediation.step_common import LEASE_END_MARGIN_SECONDS, lease_left_to_end
 from autoremediation.verification import ended_at
-from tests.helpers.counting import CountedCalls
 from tests.unit.test_runner import World
+from tests.unit.test_runner_guard_facts import counted_store
 
 COOLDOWN = timedelta(minutes=60)  # free-disk-space in the test catalog
 TTL = 900 + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
@@ -27,12 +27,6 @@ TTL = 900 + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return World(tmp_path)
-
-
-def _counted(world: World) -> CountedCalls:
-    counted = CountedCalls(world.store)
-    world.runner.store = counted  # type: ignore[assignment]
-    return counted
 
 
 def _run(world: World, request_id: str) -> Job:
@@ -46,7 +40,7 @@ def _at(world: World, moment: datetime) -> None:
 
 
 def test_a_managed_run_that_ends_frees_its_vm_without_a_release(world: World) -> None:
-    store = _counted(world)
+    store = counted_store(world)
     job = world.job(world.manual("free-disk-space", request_id="r-1"))
 
     world.drain()
@@ -77,7 +71,7 @@ def test_a_redelivered_message_of_a_job_that_left_its_lease_to_its_end_releases_
     world: World,
 ) -> None:
     first = _run(world, "r-1")
-    store = _counted(world)
+    store = counted_store(world)
 
     step = world.runner.advance(first.id)
 
@@ -98,7 +92,7 @@ def test_a_run_that_ends_close_to_its_leases_bound_gives_the_lease_back_with_its
     world.runner.advance(job.id)  # the lease is taken
     world.runner.advance(job.id)  # dispatched
     _near_its_bound(world, job.id, LEASE_END_MARGIN_SECONDS - 1)
-    store = _counted(world)
+    store = counted_store(world)
 
     world.drain()
 
@@ -176,7 +170,7 @@ def test_a_run_that_ends_within_a_minute_of_its_leases_bound_gives_the_lease_bac
     world.runner.advance(job.id)  # dispatched
     world.compute.polls_until_done = 0
     _near_its_bound(world, job.id, left)
-    store = _counted(world)
+    store = counted_store(world)
 
     world.runner.advance(job.id)  # the poll that finds the result, ``left`` seconds before the bound
 
@@ -219,7 +213,7 @@ def test_a_timeout_whose_run_command_cannot_be_deleted_keeps_the_vm_to_the_lease
     running = _running(world)
     world.clock.advance(900 + RUN_GRACE_SECONDS)  # the remediation's timeout and the grace
     world.compute.errors["cancel_run"] = [Transient("ARM is unavailable")]
-    store = _counted(world)
+    store = counted_store(world)
 
     world.runner.advance(running.id)
 
