@@ -108,11 +108,8 @@ def lease_left_to_end(job: Job) -> bool:
     margin, is after the end), so no one else took it meanwhile and the run ended within its bound. A
     lease that may have lapsed (someone may have taken the VM over), or one a job of the previous
     version took (no ``leaseUntil``), is released explicitly, with the run."""
-    until = parse_time(job.run.get("leaseUntil"))
-    ended = ended_at(job)
-    if until is None or ended is None:
-        return False
-    return (until - ended).total_seconds() > LEASE_END_MARGIN_SECONDS
+    ahead = _bound_after_end(job)
+    return ahead is not None and ahead > LEASE_END_MARGIN_SECONDS
 
 
 def keeps_its_lease(job: Job) -> bool:
@@ -124,11 +121,18 @@ def keeps_its_lease(job: Job) -> bool:
     nothing and records its run."""
     if not may_still_run(job):
         return False
+    ahead = _bound_after_end(job)
+    return ahead is None or -ahead <= LEASE_END_MARGIN_SECONDS
+
+
+def _bound_after_end(job: Job) -> float | None:
+    """Seconds from the ended job's end to its lease's bound as its own take or renewal set it
+    (negative: it ended after the bound); None when either is unknown."""
     until = parse_time(job.run.get("leaseUntil"))
     ended = ended_at(job)
     if until is None or ended is None:
-        return True
-    return (ended - until).total_seconds() <= LEASE_END_MARGIN_SECONDS
+        return None
+    return (until - ended).total_seconds()
 
 
 class StepBase:
