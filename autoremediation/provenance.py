@@ -186,7 +186,8 @@ class AlertGate:
             ) from error
         except RemediationError as error:
             return Verdict(signal, refusal=f"{PREFIX} alert {signal.id} could not be read: {error}")
-        self._alerts.put(normalize(signal.id), record)
+        if self._alerts.enabled:  # the key is worked out only when there is a memory to put it in
+            self._alerts.put(normalize(signal.id), record)
         return self._judge(signal, record)
 
     def _remembered(self, signal: Signal) -> AlertRecord | None:
@@ -195,7 +196,7 @@ class AlertGate:
         A Resolved notification is always read afresh: it cancels jobs, and a remembered Fired record
         would refuse it.
         """
-        if signal.state != "fired":
+        if signal.state != "fired" or not self._alerts.enabled:
             return None
         record = self._alerts.get(normalize(signal.id))
         if record is None or record.monitor_condition.strip().lower() != "fired":
