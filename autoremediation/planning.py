@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ALERT, OPERATOR, Catalog
+from .errors import SignalError
 from .frozen import build
 from .policy import Decision, plan_decision
 from .ports import AlertRecord
@@ -19,6 +20,7 @@ from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_ref
 from .resources import normalize
 from .routing import Finding, Route, route_signal
 from .signals import parse
+from .signals.alerts import is_alert, read_alert_claim
 from .signals.model import Signal
 from .signals.refs import vm_of
 
@@ -189,6 +191,14 @@ class Planner:
 
     def plan_payload(self, payload: object) -> PlanReport:
         """Parse (SignalError on bad input) and plan every signal of one payload."""
+        if self.gate is not None and type(payload) is dict and is_alert(payload):
+            # An alert that Azure's record confirms is routed on that record, not on its body: the body
+            # is read as far as provenance needs, the rest only when the body itself is reported.
+            try:
+                claim = read_alert_claim(payload)
+            except RecursionError:  # as parse says it
+                raise SignalError("payload is nested too deeply") from None
+            return self._plan(claim.claim, claim.signal, fresh=False)
         return self.plan_signals(parse(payload))
 
     def plan_signals(self, signals: Sequence[Signal]) -> PlanReport:
@@ -202,6 +212,11 @@ class Planner:
     def plan_signal(self, signal: Signal, *, fresh: bool = False) -> PlanReport:
         """Plan one signal. ``fresh``: confirm an alert with a new read of Azure Monitor, never with
         this process's recent read of it."""
+        return self._plan(signal, None, fresh=fresh)
+
+    def _plan(self, signal: Signal, delivered: Callable[[], Signal] | None, *, fresh: bool) -> PlanReport:
+        """``plan_signal``; ``delivered``: for an alert's claim (see ``read_alert_claim``), the whole
+        body, reported instead of the claim when the alert is refused or confirmed on a remembered read."""
         record = None
         remembered: tuple[Signal, ...] = ()
         is_alert = signal.source == "alert"
@@ -212,8 +227,10 @@ class Planner:
             # ProvenanceUnavailable: fail closed, the caller retries
             verdict = self.gate.verdict(signal, fresh=fresh)
             if verdict.refusal is not None:
-                return _report((signal,), (), (_note(signal.id, verdict.refusal),), (signal.id,), ())
-            remembered = (signal,) if verdict.remembered else ()
+                body = delivered() if delivered is not None else signal
+                return _report((body,), (), (_note(body.id, verdict.refusal),), (body.id,), ())
+            if verdict.remembered:
+                remembered = (delivered() if delivered is not None else signal,)
             signal, record = verdict.signal, verdict.record
             gate_notes = verdict.notes
         else:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from .errors import SignalError
 from .ports import AlertRecord, AlertRuleRecord
 from .resources import VmRef, normalize
-from .signals.alerts import AlertContext, read_alert_context
+from .signals.alert_context import AlertContext, read_alert_context
 from .signals.model import Signal
 from .signals.refs import vm_of
 
