@@ -18,7 +18,7 @@ from .policy import Decision, plan_decision
 from .ports import AlertRecord
 from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
 from .resources import normalize
-from .routing import Finding, Route, route_signal
+from .routing import Finding, Route, RouteTable, route_table
 from .signals import parse
 from .signals.alerts import is_alert, read_alert_claim
 from .signals.model import Signal
@@ -183,6 +183,7 @@ class Planner:
     ) -> None:
         self.catalog = catalog
         self.routes = tuple(routes)
+        self._table: RouteTable | None = None
         self.detect = detect
         self.gate = gate
         self.max_jobs = (
@@ -214,6 +215,14 @@ class Planner:
         this process's recent read of it."""
         return self._plan(signal, None, fresh=fresh)
 
+    def _route_table(self) -> RouteTable:
+        """``route_table(self.routes, self.catalog)``, kept while both stay the same objects."""
+        table, routes = self._table, self.routes
+        if table is None or table.routes is not routes or table.catalog is not self.catalog:
+            table = route_table(routes, self.catalog)
+            self._table = table if type(routes) is tuple else None  # a list may change: never kept
+        return table
+
     def _plan(self, signal: Signal, delivered: Callable[[], Signal] | None, *, fresh: bool) -> PlanReport:
         """``plan_signal``; ``delivered``: for an alert's claim (see ``read_alert_claim``), the whole
         body, reported instead of the claim when the alert is refused or confirmed on a remembered read."""
@@ -235,7 +244,7 @@ class Planner:
             gate_notes = verdict.notes
         else:
             gate_notes = ()
-        routing = route_signal(signal, self.routes, self.catalog)
+        routing = self._route_table().route(signal)  # route_signal(signal, self.routes, self.catalog)
         signal_id = signal.id
         notes = [_note(signal_id, text) for text in (*gate_notes, *routing.notes)]
         findings = list(routing.findings)

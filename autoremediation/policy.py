@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from .catalog import ParameterError, Remediation
+from .frozen import build
 from .ports import VmFacts
 from .resources import normalize
 
@@ -36,8 +37,13 @@ class Decision:
         return self.action == "skip"
 
 
+def _decision(action: Action, reason: str, guard: str | None, parameters: Mapping[str, str]) -> Decision:
+    """``Decision(...)``, built once per finding (see frozen.build)."""
+    return build(Decision, {"action": action, "reason": reason, "guard": guard, "parameters": parameters})
+
+
 def _skip(guard: str, reason: str) -> Decision:
-    return Decision("skip", reason, guard)
+    return _decision("skip", reason, guard, {})
 
 
 def _approval_or_dispatch(
@@ -45,10 +51,10 @@ def _approval_or_dispatch(
 ) -> Decision:
     if remediation.approval_required and not approved:
         why = "risk high" if remediation.risk == "high" else "the catalog asks for approval"
-        return Decision(
+        return _decision(
             "await-approval", f"{why}: an operator must approve {remediation.id}", "approval", parameters
         )
-    return Decision("dispatch", passed, None, parameters)
+    return _decision("dispatch", passed, None, parameters)
 
 
 def plan_decision(

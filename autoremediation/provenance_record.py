@@ -159,7 +159,8 @@ def recorded_signal(
             "metric, dimension or operation do not match"
         )
     vm = vm_of(target)
-    others = [t.id for t in signal.targets if vm is None or t != vm]
+    vm_key = vm.key if vm is not None else None  # VmRefs are equal when their keys are
+    others = [t.id for t in signal.targets if t.key != vm_key]
     if others:
         notes.append(
             f"{PREFIX} the payload names {len(others)} VM(s) that are not the target of alert {record.id} "
