@@ -246,7 +246,8 @@ class Planner:
             gate_notes = ()
         routing = self._route_table().route(signal)  # route_signal(signal, self.routes, self.catalog)
         signal_id = signal.id
-        notes = [_note(signal_id, text) for text in (*gate_notes, *routing.notes)]
+        texts = (*gate_notes, *routing.notes) if gate_notes else routing.notes
+        notes = [_note(signal_id, text) for text in texts] if texts else []
         findings = list(routing.findings)
         if routing.detector:
             if self.detect is None:
@@ -311,7 +312,9 @@ def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple
     keys: set[str] = set()
     recorded = vm_of(record.target_resource) if record is not None else None
     for finding in findings:
-        if finding.route.startswith("detector:") or (recorded is not None and recorded == finding.target):
+        if finding.route.startswith("detector:") or (
+            recorded is not None and recorded.key == finding.target.key
+        ):
             off_target = None  # what target_refusal says of the alert's own target, without parsing it again
         else:
             off_target = target_refusal(finding.target, record)

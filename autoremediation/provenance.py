@@ -58,6 +58,7 @@ from .provenance_record import (
     check_record,
     parse_time,
     recorded_signal,
+    rule_key,
     service_name,
     target_refusal,
 )
@@ -205,7 +206,7 @@ class AlertGate:
 
     def _rule(self, rule_id: str) -> AlertRuleRecord:
         """The alert rule, from ARM or from this process's read of it less than ``rule_ttl`` ago."""
-        key = normalize(rule_id)
+        key = rule_key(rule_id)  # normalize(rule_id), worked out once per rule
         rule = self._rules.get(key)
         if rule is None:
             assert self.alerts is not None  # checked by verdict

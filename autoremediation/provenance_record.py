@@ -68,6 +68,11 @@ def _keys_of_rule(rule_id: str) -> tuple[str, str]:
     return _rule_keys_remembered(rule_id) if len(rule_id) <= _REMEMBERED_TEXT_MAX else _rule_keys(rule_id)
 
 
+def rule_key(rule_id: str) -> str:
+    """``normalize(rule_id)``, remembered as check_record remembers it."""
+    return _keys_of_rule(rule_id)[0]
+
+
 def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: timedelta) -> str | None:
     """Why Azure's record does not confirm the payload (a ``provenance:`` reason), or None."""
     said = (signal.state or "").lower()

@@ -136,6 +136,7 @@ class RouteTable:
         self._sources = {
             id(r): (r, tuple(ParameterSource(n, v) for n, v in r.parameters.items())) for r in self.routes
         }
+        self._remediations: dict[int, tuple[Route, Remediation | None]] = {}
 
     def matchers(self, source: str) -> tuple[RouteMatcher, ...]:
         """The routes a signal from ``source`` may match, in file order."""
@@ -153,6 +154,17 @@ class RouteTable:
                 self._for_condition[condition] = found
         return found
 
+    def _remediation_of(self, route: Route) -> Remediation | None:
+        """The remediation a route names, else the catalog's for its condition (looked up once for a
+        route of this table)."""
+        known = self._remediations.get(id(route))
+        if known is not None and known[0] is route:
+            return known[1]
+        found = self.catalog.remediations.get(route.remediation or "") or self.for_condition(route.condition)
+        if id(route) in self._sources and self._sources[id(route)][0] is route:  # one of this table's
+            self._remediations[id(route)] = (route, found)
+        return found
+
     def parameter_sources(self, route: Route) -> tuple[ParameterSource, ...]:
         """The parameter sources of a route of this table (worked out once), or of any other route (an
         override made for one signal: worked out for it)."""
@@ -164,7 +176,7 @@ class RouteTable:
     def route(self, signal: Signal) -> Routing:
         """Route one signal. Never raises for a well-formed signal: what cannot be done is a note."""
         catalog = self.catalog
-        if signal.is_validation:
+        if signal.validation_code is not None:  # signal.is_validation
             return _routing(signal, notes=("Event Grid subscription validation: answered, never routed",))
         if signal.manual is not None:
             remediation = catalog.get(signal.manual.remediation)  # unknown -> UnknownRemediation (rejected)
@@ -193,8 +205,10 @@ class RouteTable:
             return _routing(signal, notes=(override,))
         route = override
         if route is None:
-            matched = (m.route for m in self.matchers(signal.source) if m.matches(signal, props))
-            route = next(matched, None)
+            for matcher in self.matchers(signal.source):  # the first route whose match holds
+                if matcher.matches(signal, props):
+                    route = matcher.route
+                    break
         if route is None:
             return _routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
         if route.detector:
@@ -203,7 +217,7 @@ class RouteTable:
             return _routing(
                 signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",)
             )
-        found = catalog.remediations.get(route.remediation or "") or self.for_condition(route.condition)
+        found = self._remediation_of(route)
         if found is not None and self._secret[found.id]:
             # A secret (e.g. an upload SAS URL) must come from an authenticated operator, never from an
             # alert payload whose custom properties anyone who can edit an alert rule controls.
