@@ -192,9 +192,10 @@ class Planner:
 
     def plan_payload(self, payload: object) -> PlanReport:
         """Parse (SignalError on bad input) and plan every signal of one payload."""
-        if self.gate is not None and type(payload) is dict and is_alert(payload):
-            # An alert that Azure's record confirms is routed on that record, not on its body: the body
-            # is read as far as provenance needs, the rest only when the body itself is reported.
+        if type(self.gate) is AlertGate and type(payload) is dict and is_alert(payload):
+            # AlertGate routes a confirmed alert on Azure's record of it, never on its body: the body is
+            # read as far as provenance needs, the rest only when the body itself is reported. (Another
+            # gate may route the signal it is given: it gets the whole body, as plan_signal gives it.)
             try:
                 claim = read_alert_claim(payload)
             except RecursionError:  # as parse says it

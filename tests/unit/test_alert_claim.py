@@ -18,6 +18,7 @@ from autoremediation.routing import load_routes
 from autoremediation.signals import parse
 from autoremediation.signals.alerts import parse_alert, read_alert_claim
 from tests.helpers.catalogs import SHIPPED
+from tests.helpers.fakes import TrustingGate
 from tests.unit.test_provenance import World, log_alert, record, vm
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -198,3 +199,11 @@ def test_without_a_gate_every_alert_is_refused_as_before(catalog: Catalog) -> No
     body = log_alert("any", [vm("vm-1")])
     claimed, parsed = planner.plan_payload(copy.deepcopy(body)), planner.plan_signals(parse(body))
     assert claimed == parsed and claimed.refused and "nothing here can confirm" in claimed.notes[0].message
+
+
+def test_a_gate_that_routes_the_signal_it_is_given_gets_the_whole_body(catalog: Catalog) -> None:
+    planner = Planner(catalog, load_routes(SHIPPED, catalog), gate=TrustingGate())
+    body = log_alert("any", [vm("vm-1")], custom={"mountPoint": "/data"})
+    claimed, parsed = planner.plan_payload(copy.deepcopy(body)), planner.plan_signals(parse(body))
+    assert claimed == parsed and claimed.signals[0].query
+    assert [p.finding.parameters["mountPoint"] for p in claimed.plans] == ["/var"]  # the row's dimension
