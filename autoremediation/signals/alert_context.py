@@ -93,14 +93,21 @@ def dimensions_of(
     return dimensions
 
 
-def read_context(ctx: object, dimensions: list[dict[str, str]] | None = None) -> AlertContext:
+def read_context(
+    ctx: object,
+    conditions: list[object] | None = None,
+    dimensions: list[dict[str, str]] | None = None,
+    affected: tuple[str, ...] | None = None,
+) -> AlertContext:
     """An alert context (an object or None, already checked): only the shape of ``condition`` is an
-    error; every other field of a bad shape is read as absent. ``dimensions``: ``dimensions_of`` this
-    context, when read already."""
+    error; every other field of a bad shape is read as absent. ``conditions``, ``dimensions``,
+    ``affected``: ``conditions_in(condition_of(ctx))``, ``dimensions_of`` and ``affected_of`` this
+    context, when read already (all three)."""
     plain = ctx if type(ctx) is dict else None  # the usual case, read without a call per key
-    conditions = conditions_in(condition_of(ctx))
-    if dimensions is None:
+    if conditions is None or dimensions is None or affected is None:
+        conditions = conditions_in(condition_of(ctx))
         dimensions = dimensions_of(ctx, conditions, plain)
+        affected = affected_of(ctx, plain)
     metrics: list[str] = []
     queries: list[str] = []
     for c in conditions:  # each list keeps the order of the conditions
@@ -110,7 +117,6 @@ def read_context(ctx: object, dimensions: list[dict[str, str]] | None = None) ->
         query = text_in(c, "searchQuery")
         if query and query not in queries:
             queries.append(query)
-    affected = affected_of(ctx, plain)
 
     query = text_in(ctx, "SearchQuery")
     if query and query not in queries:

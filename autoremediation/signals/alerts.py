@@ -21,7 +21,6 @@ from typing import Any
 from ..errors import SignalError
 from ..resources import is_arm_id
 from .alert_context import (
-    AlertContext,
     affected_of,
     condition_of,
     conditions_in,
@@ -58,14 +57,8 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
 
     One pass over the decoded dicts: a node (with its path) is made only where a value is wrong.
     """
-    body = _read_body(payload)
-    read = read_context(body.context)
-    collector = body.collector()
-    for mapping in read.dimensions:
-        _add_resource_dimensions(collector, mapping)
-    collector.add_all(read.affected)
-    resource_id = body.activity_resource(collector, read.operation)
-    return Signal.of(_with_context(body.values(collector, resource_id, read.operation), body, read))
+    values, rest = _read_alert(payload)
+    return Signal.of(rest.complete(values))
 
 
 def read_alert_claim(payload: Mapping[str, object]) -> AlertClaim:
@@ -76,19 +69,8 @@ def read_alert_claim(payload: Mapping[str, object]) -> AlertClaim:
     record anyway (the context's routing fields, the body's custom properties), so a confirmed alert
     is never read twice.
     """
-    body = _read_body(payload)
-    ctx = body.context
-    condition = condition_of(ctx)  # the one error of the context, raised where parse_alert raises it
-    collector = body.collector()
-    plain = ctx if type(ctx) is dict else None
-    dimensions = dimensions_of(ctx, conditions_in(condition), plain)
-    for mapping in dimensions:
-        _add_resource_dimensions(collector, mapping)
-    collector.add_all(affected_of(ctx, plain))
-    operation = text_in(ctx, "operationName")
-    resource_id = body.activity_resource(collector, operation)
-    claim = Signal.of(body.values(collector, resource_id, operation))
-    return AlertClaim(claim, body, dimensions)
+    values, rest = _read_alert(payload)
+    return AlertClaim(Signal.of(values), rest)
 
 
 class AlertClaim:
@@ -101,139 +83,134 @@ class AlertClaim:
     or report it. ``signal()``: the whole body as :func:`parse_alert` reads it (worked out once).
     """
 
-    __slots__ = ("_body", "_dimensions", "_signal", "claim")
+    __slots__ = ("_rest", "_signal", "claim")
 
-    def __init__(self, claim: Signal, body: _Body, dimensions: list[dict[str, str]]) -> None:
+    def __init__(self, claim: Signal, rest: _Unread) -> None:
         self.claim = claim
-        self._body = body
-        self._dimensions = dimensions  # read already for their resource ids: not read again
+        self._rest = rest
         self._signal: Signal | None = None
 
     def signal(self) -> Signal:
         if self._signal is None:
-            read = read_context(self._body.context, self._dimensions)
-            self._signal = Signal.of(_with_context(dict(vars(self.claim)), self._body, read))
+            values = dict(vars(self.claim))  # the claim stays as it is
+            values["extra"] = dict(values["extra"])
+            self._signal = Signal.of(self._rest.complete(values))
         return self._signal
 
 
-class _Body:
-    """An alert body's essentials, read and checked in parse_alert's order, and its context object."""
+class _Unread:
+    """What a body's Signal still needs after ``_read_alert``: its context's routing fields and its
+    custom properties (what was read of the context already is not read again)."""
 
-    __slots__ = (
-        "alert_id",
-        "context",
-        "data",
-        "fields",
-        "fired_at",
-        "resolved_at",
-        "service",
-        "state",
-        "targets",
-    )
+    __slots__ = ("affected", "conditions", "context", "data", "dimensions")
 
-    def __init__(self, payload: Mapping[str, object]) -> None:
-        schema_id = text_in(payload, "schemaId")
-        if schema_id is None or schema_id.lower() != _SCHEMA_ID_KEY:
-            shown = repr(schema_id) if schema_id else f"({kind_of(member(payload, 'schemaId'))})"
-            raise SignalError(
-                f"alert: schemaId {shown} is not supported: enable the common alert schema "
-                f"({SCHEMA_ID}) on the action group"
-            )
-        data = payload.get("data") if type(payload) is dict else None
-        if type(data) is not dict:
-            data = Node(payload, "", "alert")["data"].mapping(required=True)
-        fields: Mapping[str, object] | None = data.get("essentials") if type(data) is dict else None
-        if type(fields) is not dict:
-            fields = _section(data, "essentials").mapping(required=True)
-        assert fields is not None  # mapping(required=True) raises instead
-        context = data.get("alertContext") if type(data) is dict else _MISSING
-        if not (context is None or type(context) is dict):
-            context = _section(data, "alertContext").section().value
-        self.data, self.fields, self.context = data, fields, context
-        self.alert_id = _required(fields, "alertId")
-        self.service = _required(fields, "monitoringService")
-        self.state = _state(fields, self.service)
-        self.fired_at = text_in(fields, "firedDateTime")
-        self.resolved_at = text_in(fields, "resolvedDateTime")
-        self.targets = as_texts(member(fields, "alertTargetIDs"))
+    def __init__(
+        self,
+        context: object,
+        data: object,
+        conditions: list[object],
+        dimensions: list[dict[str, str]],
+        affected: tuple[str, ...],
+    ) -> None:
+        self.context = context
+        self.data = data
+        self.conditions = conditions
+        self.dimensions = dimensions
+        self.affected = affected
 
-    def collector(self) -> ResourceCollector:
-        """The ids of the essentials; the context's are added after them."""
-        collector = ResourceCollector()
-        collector.add_all(self.targets)
-        collector.add_all(as_texts(member(self.fields, "configurationItems")))  # add keeps the ARM ids only
-        return collector
+    def complete(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (of ``_read_alert``, its ``extra`` a dict of its own) with the context's fields."""
+        context = self.context
+        read = read_context(context, self.conditions, self.dimensions, self.affected)
+        custom = text_mapping(member(context, "properties"))
+        custom.update(text_mapping(member(self.data, "customProperties")))
+        values["status"] = read.status
+        values["query"] = read.query
+        values["metrics"] = read.metrics
+        values["dimensions"] = read.dimensions
+        values["custom_properties"] = custom
+        values["extra"].update(read.extra)
+        return values
 
-    def activity_resource(self, collector: ResourceCollector, operation: str | None) -> str | None:
-        """An activity log alert's resource (added to the collector, after the context's ids)."""
-        if operation is None:
-            return None
-        resource_id = _activity_resource(self.context, self.targets)
+
+def _read_alert(payload: Mapping[str, object]) -> tuple[dict[str, Any], _Unread]:
+    """The fields of a body's Signal but its context's routing fields and its custom properties (status,
+    query, metrics, dimensions, custom properties, the context's extras: left empty), and what reads
+    them. Raises every SignalError parse_alert raises."""
+    schema_id = text_in(payload, "schemaId")
+    if schema_id is None or schema_id.lower() != _SCHEMA_ID_KEY:
+        shown = repr(schema_id) if schema_id else f"({kind_of(member(payload, 'schemaId'))})"
+        raise SignalError(
+            f"alert: schemaId {shown} is not supported: enable the common alert schema "
+            f"({SCHEMA_ID}) on the action group"
+        )
+    data = payload.get("data") if type(payload) is dict else None
+    if type(data) is not dict:
+        data = Node(payload, "", "alert")["data"].mapping(required=True)
+    fields: Mapping[str, object] | None = data.get("essentials") if type(data) is dict else None
+    if type(fields) is not dict:
+        fields = _section(data, "essentials").mapping(required=True)
+    assert fields is not None  # mapping(required=True) raises instead
+    ctx = data.get("alertContext") if type(data) is dict else _MISSING
+    if not (ctx is None or type(ctx) is dict):
+        ctx = _section(data, "alertContext").section().value
+
+    alert_id = _required(fields, "alertId")
+    service = _required(fields, "monitoringService")
+    state = _state(fields, service)
+    fired_at = text_in(fields, "firedDateTime")
+    resolved_at = text_in(fields, "resolvedDateTime")
+    conditions = conditions_in(condition_of(ctx))  # the one error of a context
+
+    collector = ResourceCollector()
+    target_ids = as_texts(member(fields, "alertTargetIDs"))
+    collector.add_all(target_ids)
+    collector.add_all(as_texts(member(fields, "configurationItems")))  # add keeps the ARM ids only
+    plain = ctx if type(ctx) is dict else None
+    dimensions = dimensions_of(ctx, conditions, plain)
+    for mapping in dimensions:
+        for name, named in mapping.items():  # lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS), said inline
+            if name.lower() in _RESOURCE_ID_KEYS:
+                collector.add(named)
+    affected = affected_of(ctx, plain)
+    collector.add_all(affected)
+    operation = text_in(ctx, "operationName")
+    resource_id: str | None = None
+    if operation is not None:
+        resource_id = _activity_resource(ctx, target_ids)
         collector.add(resource_id)
-        return resource_id
 
-    def values(
-        self, collector: ResourceCollector, resource_id: str | None, operation: str | None
-    ) -> dict[str, Any]:
-        """Every field of this body's Signal but what its context says beyond ids and operation (status,
-        query, metrics, dimensions, custom properties, the context's extras: see ``_with_context``)."""
-        fields, state = self.fields, self.state
-        extra: dict[str, Any] = {}
-        for key in _BODY_EXTRA:
-            value = text_in(fields, key)
-            if value:
-                extra[key] = value
-        fired_at, resolved_at = self.fired_at, self.resolved_at
-        return {
-            "id": self.alert_id,
-            "source": "alert",
-            "type": self.service,
-            "state": state,
-            "targets": collector.targets,
-            "resources": collector.resources,
-            "rule": text_in(fields, "alertRule"),
-            "severity": _severity(text_in(fields, "severity")),
-            "signal_type": text_in(fields, "signalType"),
-            "fired_at": fired_at,
-            "resolved_at": resolved_at,
-            "time": resolved_at if state == "resolved" and resolved_at else fired_at,
-            "operation_name": operation,
-            "resource_id": resource_id,
-            "status": None,
-            "query": None,
-            "metrics": (),
-            "dimensions": (),
-            "custom_properties": {},
-            "manual": None,
-            "validation_code": None,
-            "description": text_in(fields, "description"),
-            "extra": extra,
-        }
-
-
-def _with_context(values: dict[str, Any], body: _Body, read: AlertContext) -> dict[str, Any]:
-    """``values`` (of ``_Body.values``) completed with what the body's context says."""
-    custom = text_mapping(member(body.context, "properties"))
-    custom.update(text_mapping(member(body.data, "customProperties")))
-    extra = dict(values["extra"])  # the claim's own dict stays as it is
-    extra.update(read.extra)
-    values["status"] = read.status
-    values["query"] = read.query
-    values["metrics"] = read.metrics
-    values["dimensions"] = read.dimensions
-    values["custom_properties"] = custom
-    values["extra"] = extra
-    return values
-
-
-def _read_body(payload: Mapping[str, object]) -> _Body:
-    return _Body(payload)
-
-
-def _add_resource_dimensions(collector: ResourceCollector, mapping: Mapping[str, str]) -> None:
-    for name, named in mapping.items():  # lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS), said inline
-        if name.lower() in _RESOURCE_ID_KEYS:
-            collector.add(named)
+    extra: dict[str, Any] = {}
+    for key in _BODY_EXTRA:
+        value = text_in(fields, key)
+        if value:
+            extra[key] = value
+    values = {
+        "id": alert_id,
+        "source": "alert",
+        "type": service,
+        "state": state,
+        "targets": collector.targets,
+        "resources": collector.resources,
+        "rule": text_in(fields, "alertRule"),
+        "severity": _severity(text_in(fields, "severity")),
+        "signal_type": text_in(fields, "signalType"),
+        "fired_at": fired_at,
+        "resolved_at": resolved_at,
+        "time": resolved_at if state == "resolved" and resolved_at else fired_at,
+        "operation_name": operation,
+        "resource_id": resource_id,
+        "status": None,
+        "query": None,
+        "metrics": (),
+        "dimensions": (),
+        "custom_properties": {},
+        "manual": None,
+        "validation_code": None,
+        "description": text_in(fields, "description"),
+        "extra": extra,
+    }
+    return values, _Unread(ctx, data, conditions, dimensions, affected)
 
 
 _SCHEMA_ID_KEY = SCHEMA_ID.lower()
