@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from autoremediation import campaigns, jobs
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.campaigns import Limit, next_poll_delay
 from autoremediation.errors import InvalidInput, NotFound, UnknownRemediation
 from autoremediation.store.memory_queue import InProcessQueue
