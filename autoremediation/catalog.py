@@ -202,6 +202,12 @@ class Remediation:
     def _resolved(self) -> dict[Any, dict[str, str]]:
         return {}
 
+    @cached_property
+    def planned(self) -> dict[Any, Any]:
+        """The static decisions made on this remediation, by what they were made of (see
+        ``policy.plan_decision``): an alert storm asks again and again for the same few."""
+        return {}
+
     def _resolve(self, given: Mapping[str, Any], os_type: str | None) -> dict[str, str]:
         if any(name not in self.parameters for name in given):
             unknown = sorted(set(given) - set(self.parameters))

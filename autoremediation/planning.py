@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ALERT, OPERATOR, Catalog
+from .errors import SignalError
 from .frozen import build
 from .policy import Decision, plan_decision
 from .ports import AlertRecord
 from .provenance import DEFAULT_MAX_JOBS, AlertGate, fan_out_refusal, target_refusal
 from .resources import normalize
-from .routing import Finding, Route, route_signal
+from .routing import Finding, Route, RouteTable, route_table
 from .signals import parse
+from .signals.alerts import is_alert, read_alert_claim
 from .signals.model import Signal
 from .signals.refs import vm_of
 
@@ -181,6 +183,7 @@ class Planner:
     ) -> None:
         self.catalog = catalog
         self.routes = tuple(routes)
+        self._table: RouteTable | None = None
         self.detect = detect
         self.gate = gate
         self.max_jobs = (
@@ -189,6 +192,15 @@ class Planner:
 
     def plan_payload(self, payload: object) -> PlanReport:
         """Parse (SignalError on bad input) and plan every signal of one payload."""
+        if type(self.gate) is AlertGate and type(payload) is dict and is_alert(payload):
+            # AlertGate routes a confirmed alert on Azure's record of it, never on its body: the body is
+            # read as far as provenance needs, the rest only when the body itself is reported. (Another
+            # gate may route the signal it is given: it gets the whole body, as plan_signal gives it.)
+            try:
+                claim = read_alert_claim(payload)
+            except RecursionError:  # as parse says it
+                raise SignalError("payload is nested too deeply") from None
+            return self._plan(claim.claim, claim.signal, fresh=False)
         return self.plan_signals(parse(payload))
 
     def plan_signals(self, signals: Sequence[Signal]) -> PlanReport:
@@ -202,6 +214,19 @@ class Planner:
     def plan_signal(self, signal: Signal, *, fresh: bool = False) -> PlanReport:
         """Plan one signal. ``fresh``: confirm an alert with a new read of Azure Monitor, never with
         this process's recent read of it."""
+        return self._plan(signal, None, fresh=fresh)
+
+    def _route_table(self) -> RouteTable:
+        """``route_table(self.routes, self.catalog)``, kept while both stay the same objects."""
+        table, routes = self._table, self.routes
+        if table is None or table.routes is not routes or table.catalog is not self.catalog:
+            table = route_table(routes, self.catalog)
+            self._table = table if type(routes) is tuple else None  # a list may change: never kept
+        return table
+
+    def _plan(self, signal: Signal, delivered: Callable[[], Signal] | None, *, fresh: bool) -> PlanReport:
+        """``plan_signal``; ``delivered``: for an alert's claim (see ``read_alert_claim``), the whole
+        body, reported instead of the claim when the alert is refused or confirmed on a remembered read."""
         record = None
         remembered: tuple[Signal, ...] = ()
         is_alert = signal.source == "alert"
@@ -212,15 +237,18 @@ class Planner:
             # ProvenanceUnavailable: fail closed, the caller retries
             verdict = self.gate.verdict(signal, fresh=fresh)
             if verdict.refusal is not None:
-                return _report((signal,), (), (_note(signal.id, verdict.refusal),), (signal.id,), ())
-            remembered = (signal,) if verdict.remembered else ()
+                body = delivered() if delivered is not None else signal
+                return _report((body,), (), (_note(body.id, verdict.refusal),), (body.id,), ())
+            if verdict.remembered:
+                remembered = (delivered() if delivered is not None else signal,)
             signal, record = verdict.signal, verdict.record
             gate_notes = verdict.notes
         else:
             gate_notes = ()
-        routing = route_signal(signal, self.routes, self.catalog)
+        routing = self._route_table().route(signal)  # route_signal(signal, self.routes, self.catalog)
         signal_id = signal.id
-        notes = [_note(signal_id, text) for text in (*gate_notes, *routing.notes)]
+        texts = (*gate_notes, *routing.notes) if gate_notes else routing.notes
+        notes = [_note(signal_id, text) for text in texts] if texts else []
         findings = list(routing.findings)
         if routing.detector:
             if self.detect is None:
@@ -285,7 +313,9 @@ def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple
     keys: set[str] = set()
     recorded = vm_of(record.target_resource) if record is not None else None
     for finding in findings:
-        if finding.route.startswith("detector:") or (recorded is not None and recorded == finding.target):
+        if finding.route.startswith("detector:") or (
+            recorded is not None and recorded.key == finding.target.key
+        ):
             off_target = None  # what target_refusal says of the alert's own target, without parsing it again
         else:
             off_target = target_refusal(finding.target, record)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from .catalog import ParameterError, Remediation
+from .frozen import build
 from .ports import VmFacts
 from .resources import normalize
 
@@ -36,8 +37,13 @@ class Decision:
         return self.action == "skip"
 
 
+def _decision(action: Action, reason: str, guard: str | None, parameters: Mapping[str, str]) -> Decision:
+    """``Decision(...)``, built once per finding (see frozen.build)."""
+    return build(Decision, {"action": action, "reason": reason, "guard": guard, "parameters": parameters})
+
+
 def _skip(guard: str, reason: str) -> Decision:
-    return Decision("skip", reason, guard)
+    return _decision("skip", reason, guard, {})
 
 
 def _approval_or_dispatch(
@@ -45,10 +51,10 @@ def _approval_or_dispatch(
 ) -> Decision:
     if remediation.approval_required and not approved:
         why = "risk high" if remediation.risk == "high" else "the catalog asks for approval"
-        return Decision(
+        return _decision(
             "await-approval", f"{why}: an operator must approve {remediation.id}", "approval", parameters
         )
-    return Decision("dispatch", passed, None, parameters)
+    return _decision("dispatch", passed, None, parameters)
 
 
 def plan_decision(
@@ -63,6 +69,37 @@ def plan_decision(
     (``alert``, ``operator``, ...); a value from a source its parameter does not allow is refused."""
     if state == "resolved":
         return _skip("alert-state", "the alert is resolved: nothing to remediate")
+    # The decision depends on nothing else: one made on the same values from the same sources is
+    # answered from memory (its parameters a copy: the caller may change its dict).
+    try:
+        key = (
+            os_type,
+            tuple((name, type(value), value) for name, value in raw_parameters.items()),  # 10 != 10.0
+            tuple(origins.items()) if origins else (),
+        )
+        known = remediation.planned.get(key)
+    except TypeError:  # a value that cannot be a key (a list, say): decided every time
+        return _static_decision(remediation, raw_parameters, os_type, origins)
+    if known is None:
+        decision = _static_decision(remediation, raw_parameters, os_type, origins)
+        planned = remediation.planned
+        if len(planned) >= _DECISIONS_REMEMBERED:
+            planned.clear()
+        planned[key] = (decision.action, decision.reason, decision.guard, dict(decision.parameters))
+        return decision
+    action, reason, guard, parameters = known
+    return _decision(action, reason, guard, dict(parameters))
+
+
+_DECISIONS_REMEMBERED = 256
+
+
+def _static_decision(
+    remediation: Remediation,
+    raw_parameters: Mapping[str, str],
+    os_type: str | None,
+    origins: Mapping[str, str] | None,
+) -> Decision:
     refused = remediation.source_problem(raw_parameters, origins or {})
     if refused is not None:
         return _skip("parameters", str(refused))

@@ -58,6 +58,7 @@ from .provenance_record import (
     check_record,
     parse_time,
     recorded_signal,
+    rule_key,
     service_name,
     target_refusal,
 )
@@ -186,7 +187,8 @@ class AlertGate:
             ) from error
         except RemediationError as error:
             return Verdict(signal, refusal=f"{PREFIX} alert {signal.id} could not be read: {error}")
-        self._alerts.put(normalize(signal.id), record)
+        if self._alerts.enabled:  # the key is worked out only when there is a memory to put it in
+            self._alerts.put(normalize(signal.id), record)
         return self._judge(signal, record)
 
     def _remembered(self, signal: Signal) -> AlertRecord | None:
@@ -195,7 +197,7 @@ class AlertGate:
         A Resolved notification is always read afresh: it cancels jobs, and a remembered Fired record
         would refuse it.
         """
-        if signal.state != "fired":
+        if signal.state != "fired" or not self._alerts.enabled:
             return None
         record = self._alerts.get(normalize(signal.id))
         if record is None or record.monitor_condition.strip().lower() != "fired":
@@ -204,7 +206,7 @@ class AlertGate:
 
     def _rule(self, rule_id: str) -> AlertRuleRecord:
         """The alert rule, from ARM or from this process's read of it less than ``rule_ttl`` ago."""
-        key = normalize(rule_id)
+        key = rule_key(rule_id)  # normalize(rule_id), worked out once per rule
         rule = self._rules.get(key)
         if rule is None:
             assert self.alerts is not None  # checked by verdict

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from .errors import SignalError
 from .ports import AlertRecord, AlertRuleRecord
 from .resources import VmRef, normalize
-from .signals.alerts import AlertContext, read_alert_context
+from .signals.alert_context import AlertContext, read_alert_context
 from .signals.model import Signal
 from .signals.refs import vm_of
 
@@ -43,6 +44,35 @@ def _rule_name(rule_id: str) -> str:
     return rule_id.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _rule_keys(rule_id: str) -> tuple[str, str]:
+    """A rule id's comparison key and its name in lower case (what ``check_record`` compares)."""
+    return normalize(rule_id), _rule_name(rule_id).lower()
+
+
+# An alert's fired time and its rule's id come back with every delivery, and a fleet has a few rules:
+# what check_record works out of them is remembered for the texts seen last (only texts as short as real
+# ones: a payload chooses them). datetimes and str tuples are immutable, so one may be shared.
+_REMEMBERED_TEXT_MAX = 1024
+_REMEMBERED = 4096
+_parse_time_remembered = lru_cache(maxsize=_REMEMBERED)(parse_time)
+_rule_keys_remembered = lru_cache(maxsize=_REMEMBERED)(_rule_keys)
+
+
+def _claimed_time(text: str | None) -> datetime | None:
+    if text is None or len(text) > _REMEMBERED_TEXT_MAX:
+        return parse_time(text)
+    return _parse_time_remembered(text)
+
+
+def _keys_of_rule(rule_id: str) -> tuple[str, str]:
+    return _rule_keys_remembered(rule_id) if len(rule_id) <= _REMEMBERED_TEXT_MAX else _rule_keys(rule_id)
+
+
+def rule_key(rule_id: str) -> str:
+    """``normalize(rule_id)``, remembered as check_record remembers it."""
+    return _keys_of_rule(rule_id)[0]
+
+
 def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: timedelta) -> str | None:
     """Why Azure's record does not confirm the payload (a ``provenance:`` reason), or None."""
     said = (signal.state or "").lower()
@@ -51,7 +81,7 @@ def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: ti
             f"{PREFIX} Azure Monitor records alert {signal.id} as {record.monitor_condition or 'unknown'}, "
             f"the payload says {signal.state}"
         )
-    claimed = parse_time(signal.fired_at)
+    claimed = _claimed_time(signal.fired_at)
     if claimed is None or record.fired_at is None:
         return f"{PREFIX} alert {signal.id}: no fired time to compare (payload {signal.fired_at!r})"
     if abs(claimed - record.fired_at) > FIRED_TOLERANCE:
@@ -60,12 +90,13 @@ def check_record(signal: Signal, record: AlertRecord, now: datetime, max_age: ti
             f"the payload says {signal.fired_at}"
         )
     claimed_rule_id = str(signal.extra.get("alertRuleId") or "")
-    if claimed_rule_id and normalize(claimed_rule_id) != normalize(record.rule_id):
+    rule_key, rule_name = _keys_of_rule(record.rule_id)
+    if claimed_rule_id and _keys_of_rule(claimed_rule_id)[0] != rule_key:
         return (
             f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, "
             f"the payload names {claimed_rule_id}"
         )
-    if (signal.rule or "").strip().lower() != _rule_name(record.rule_id).lower():
+    if (signal.rule or "").strip().lower() != rule_name:
         return (
             f"{PREFIX} alert {signal.id} comes from rule {record.rule_id}, the payload names {signal.rule!r}"
         )
@@ -133,7 +164,8 @@ def recorded_signal(
             "metric, dimension or operation do not match"
         )
     vm = vm_of(target)
-    others = [t.id for t in signal.targets if vm is None or t != vm]
+    vm_key = vm.key if vm is not None else None  # VmRefs are equal when their keys are
+    others = [t.id for t in signal.targets if t.key != vm_key]
     if others:
         notes.append(
             f"{PREFIX} the payload names {len(others)} VM(s) that are not the target of alert {record.id} "

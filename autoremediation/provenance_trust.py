@@ -93,10 +93,30 @@ def rule_refusal(record: AlertRecord, rule: AlertRuleRecord) -> str | None:
     outside the rule's scopes (a rule trusted by a glob must not reach any VM)."""
     if not rule.enabled:
         return f"{PREFIX} alert rule {record.rule_id} is disabled in ARM: its alerts start nothing"
-    target_key = normalize(record.target_resource)
-    if not any(_scope_holds(scope, target_key) for scope in rule.scopes):
+    if not _target_in_scopes(record.target_resource, rule.scopes):
         return (
             f"{PREFIX} alert {record.id} targets {record.target_resource or 'no resource'}, which is not "
             f"under the scopes of rule {record.rule_id} ({', '.join(rule.scopes) or 'none recorded'})"
         )
     return None
+
+
+def _target_in_scopes(target: str, scopes: tuple[str, ...]) -> bool:
+    """Whether one of ``scopes`` holds the resource ``target`` (see ``_scope_holds``)."""
+    if len(target) <= _REMEMBERED_TEXT_MAX:
+        try:
+            return _target_in_scopes_remembered(target, scopes)
+        except TypeError:  # scopes given as a list: worked out every time
+            pass
+    return _target_in_scopes_worked_out(target, scopes)
+
+
+def _target_in_scopes_worked_out(target: str, scopes: tuple[str, ...]) -> bool:
+    target_key = normalize(target)
+    return any(_scope_holds(scope, target_key) for scope in scopes)
+
+
+# A fleet's alerts name a bounded set of VMs under a few rules, and each alert asks again: answered once
+# per (target, scopes). Only texts as short as real ids are remembered.
+_REMEMBERED_TEXT_MAX = 1024
+_target_in_scopes_remembered = lru_cache(maxsize=4096)(_target_in_scopes_worked_out)

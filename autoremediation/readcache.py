@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from .ports import Clock
 
 V = TypeVar("V")
+_NO_TIME = timedelta(0)
 
 
 class TtlCache(Generic[V]):
@@ -27,18 +28,29 @@ class TtlCache(Generic[V]):
 
     def __init__(self, clock: Clock, ttl: timedelta, max_entries: int) -> None:
         self.clock = clock
-        self.ttl = ttl
-        self.max_entries = max_entries
+        self._ttl = ttl
+        self._max_entries = max_entries
         self._entries: OrderedDict[str, tuple[datetime, V]] = OrderedDict()
         self._lock = threading.Lock()
+        # Asked on every read of every alert: a timedelta comparison worked out once, not per call.
+        self._enabled = ttl > _NO_TIME and max_entries > 0
+
+    # Read-only: ``enabled`` is worked out from them once.
+    @property
+    def ttl(self) -> timedelta:
+        return self._ttl
+
+    @property
+    def max_entries(self) -> int:
+        return self._max_entries
 
     @property
     def enabled(self) -> bool:
-        return self.ttl > timedelta(0) and self.max_entries > 0
+        return self._enabled
 
     def get(self, key: str) -> V | None:
         """The value put under ``key`` less than ``ttl`` ago, else None (and the stale entry is dropped)."""
-        if not self.enabled:
+        if not self._enabled:
             return None
         now = self.clock.now()
         with self._lock:
@@ -46,19 +58,19 @@ class TtlCache(Generic[V]):
             if entry is None:
                 return None
             put_at, value = entry
-            if not timedelta(0) <= now - put_at < self.ttl:
+            if not _NO_TIME <= now - put_at < self._ttl:
                 del self._entries[key]
                 return None
             return value
 
     def put(self, key: str, value: V) -> None:
-        if not self.enabled:
+        if not self._enabled:
             return
         now = self.clock.now()
         with self._lock:
             self._entries[key] = (now, value)
             self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
+            while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)  # the oldest read goes first
 
     def drop(self, key: str) -> None:

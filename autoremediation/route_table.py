@@ -82,12 +82,20 @@ class RouteMatcher:
             if not signal.rule or not any(fnmatch.fnmatchcase(rule, g) for g in self.rules):
                 return False
         if self.queries is not None:
-            query = (signal.query or "").lower()
-            if not signal.query or not any(part in query for part in self.queries):
+            if not signal.query:
+                return False
+            query = signal.query.lower()
+            for part in self.queries:  # any part in the query
+                if part in query:
+                    break
+            else:
                 return False
         if self.metrics is not None:
             wanted = self.metrics
-            if not any(metric.lower() in wanted for metric in signal.metrics):
+            for metric in signal.metrics:  # any metric wanted
+                if metric.lower() in wanted:
+                    break
+            else:
                 return False
         if self.customs is not None:
             for key, value in self.customs:
@@ -136,6 +144,8 @@ class RouteTable:
         self._sources = {
             id(r): (r, tuple(ParameterSource(n, v) for n, v in r.parameters.items())) for r in self.routes
         }
+        self._remediations: dict[int, tuple[Route, Remediation | None]] = {}
+        self._declared_of: dict[str, tuple[Remediation, tuple[tuple[str, str], ...]]] = {}
 
     def matchers(self, source: str) -> tuple[RouteMatcher, ...]:
         """The routes a signal from ``source`` may match, in file order."""
@@ -153,6 +163,17 @@ class RouteTable:
                 self._for_condition[condition] = found
         return found
 
+    def _remediation_of(self, route: Route) -> Remediation | None:
+        """The remediation a route names, else the catalog's for its condition (looked up once for a
+        route of this table)."""
+        known = self._remediations.get(id(route))
+        if known is not None and known[0] is route:
+            return known[1]
+        found = self.catalog.remediations.get(route.remediation or "") or self.for_condition(route.condition)
+        if id(route) in self._sources and self._sources[id(route)][0] is route:  # one of this table's
+            self._remediations[id(route)] = (route, found)
+        return found
+
     def parameter_sources(self, route: Route) -> tuple[ParameterSource, ...]:
         """The parameter sources of a route of this table (worked out once), or of any other route (an
         override made for one signal: worked out for it)."""
@@ -164,7 +185,7 @@ class RouteTable:
     def route(self, signal: Signal) -> Routing:
         """Route one signal. Never raises for a well-formed signal: what cannot be done is a note."""
         catalog = self.catalog
-        if signal.is_validation:
+        if signal.validation_code is not None:  # signal.is_validation
             return _routing(signal, notes=("Event Grid subscription validation: answered, never routed",))
         if signal.manual is not None:
             remediation = catalog.get(signal.manual.remediation)  # unknown -> UnknownRemediation (rejected)
@@ -193,8 +214,10 @@ class RouteTable:
             return _routing(signal, notes=(override,))
         route = override
         if route is None:
-            matched = (m.route for m in self.matchers(signal.source) if m.matches(signal, props))
-            route = next(matched, None)
+            for matcher in self.matchers(signal.source):  # the first route whose match holds
+                if matcher.matches(signal, props):
+                    route = matcher.route
+                    break
         if route is None:
             return _routing(signal, notes=(f"no route matches this {signal.source} ({signal.type})",))
         if route.detector:
@@ -203,7 +226,7 @@ class RouteTable:
             return _routing(
                 signal, route=route, notes=(f"route {route.name}: the signal names no virtual machine",)
             )
-        found = catalog.remediations.get(route.remediation or "") or self.for_condition(route.condition)
+        found = self._remediation_of(route)
         if found is not None and self._secret[found.id]:
             # A secret (e.g. an upload SAS URL) must come from an authenticated operator, never from an
             # alert payload whose custom properties anyone who can edit an alert rule controls.
@@ -219,10 +242,11 @@ class RouteTable:
         sources = self.parameter_sources(route)
         rows = [lower_keys(row) for row in signal.dimensions]
         condition, remediation_id, route_name = route.condition, found.id, route.name
-        findings = tuple(
-            build(
-                Finding,
-                {
+        declared = self._declared(found)
+        made: list[Finding] = []
+        for target in signal.targets:
+            for values, origins in _values_for(props, _target_rows(rows, target), sources, declared):
+                finding = {
                     "signal": signal,
                     "condition": condition,
                     "remediation": remediation_id,
@@ -231,12 +255,17 @@ class RouteTable:
                     "route": route_name,
                     "evidence": {},
                     "origins": origins,
-                },
-            )
-            for target in signal.targets
-            for values, origins in _values_for(props, _target_rows(rows, target), sources, found.parameters)
-        )
-        return _routing(signal, route=route, findings=findings)
+                }
+                made.append(build(Finding, finding))
+        return _routing(signal, route=route, findings=tuple(made))
+
+    def _declared(self, remediation: Remediation) -> tuple[tuple[str, str], ...]:
+        """A remediation's parameters, each with its name in lower case (worked out once)."""
+        found = self._declared_of.get(remediation.id)
+        if found is None or found[0] is not remediation:
+            found = (remediation, tuple((name, name.lower()) for name in remediation.parameters))
+            self._declared_of[remediation.id] = found
+        return found[1]
 
     def _override(self, props: Mapping[str, Any]) -> Route | str | None:
         """A route made from the alert's own ``condition`` / ``remediation`` custom properties, if any.
@@ -306,7 +335,7 @@ def _values_for(
     props: Mapping[str, Any],
     rows: Sequence[Mapping[str, str]],
     sources: Sequence[ParameterSource],
-    declared: Iterable[str],
+    declared: Iterable[tuple[str, str]],
 ) -> list[tuple[dict[str, str], dict[str, str]]]:
     """One (parameters, origins) set per distinct row (several mounts full on one VM -> several findings):
     a dimension of the row first, then a custom property, then the route's literal; then the custom
@@ -331,9 +360,9 @@ def _values_for(
                 values[source.name] = value_text(value)
                 origins[source.name] = origin
         if props:  # without custom properties no declared parameter is named by one
-            for name in declared:
-                if name not in values and props.get(name.lower()) not in (None, ""):
-                    values[name] = value_text(props[name.lower()])
+            for name, lowered in declared:  # (name, name.lower())
+                if name not in values and props.get(lowered) not in (None, ""):
+                    values[name] = value_text(props[lowered])
                     origins[name] = ALERT
         if (values, origins) not in sets:
             sets.append((values, origins))

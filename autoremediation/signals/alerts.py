@@ -7,29 +7,33 @@ context is read by the shape it has rather than by the service it claims, becaus
 * ``condition.allOf[]``: metric alerts (static, dynamic) and Log Alerts V2 (``searchQuery``);
 * ``SearchQuery`` / ``SearchResults``: the older Log Analytics and Application Insights log alerts;
 * ``operationName``: activity log alerts (administrative, resource health, service health).
+
+The context is read in :mod:`.alert_context`. :func:`read_alert_claim` reads a body only as far as
+provenance needs before Azure's record of the alert replaces what the body says.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SignalError
-from ..frozen import build
 from ..resources import is_arm_id
+from .alert_context import (
+    affected_of,
+    condition_of,
+    conditions_in,
+    dimensions_of,
+    read_context,
+)
+from .alert_context import read_alert_context as read_alert_context  # where it was read before
 from .model import Signal, State
 from .reader import (
     Node,
-    as_text,
     as_texts,
     kind_of,
     member,
-    members,
-    name_value_pairs,
-    pairs_of_list,
-    scalar_text,
     text_in,
     text_mapping,
 )
@@ -53,6 +57,86 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
 
     One pass over the decoded dicts: a node (with its path) is made only where a value is wrong.
     """
+    values, rest = _read_alert(payload)
+    return Signal.of(rest.complete(values))
+
+
+def read_alert_claim(payload: Mapping[str, object]) -> AlertClaim:
+    """What an alert body claims, read as far as provenance needs it before Azure's record is read.
+
+    Raises the SignalError :func:`parse_alert` raises, for the same payloads. ``AlertClaim.signal``
+    is parse_alert's Signal; ``AlertClaim.claim`` leaves out what provenance replaces with Azure's
+    record anyway (the context's routing fields, the body's custom properties), so a confirmed alert
+    is never read twice.
+    """
+    values, rest = _read_alert(payload)
+    return AlertClaim(Signal.of(values), rest)
+
+
+class AlertClaim:
+    """An alert body's claim (see :func:`read_alert_claim`).
+
+    ``claim``: the Signal with what identifies the alert and what provenance compares or keeps of the
+    body (id, source, state, times, rule, severity, description, monitoring service, signal type,
+    operation, targets, resources, the body's ``alertRuleId`` / ``originAlertId``), but with no query,
+    metrics, dimensions, status, custom properties or context extras: confirm or refuse it, never route
+    or report it. ``signal()``: the whole body as :func:`parse_alert` reads it (worked out once).
+    """
+
+    __slots__ = ("_rest", "_signal", "claim")
+
+    def __init__(self, claim: Signal, rest: _Unread) -> None:
+        self.claim = claim
+        self._rest = rest
+        self._signal: Signal | None = None
+
+    def signal(self) -> Signal:
+        if self._signal is None:
+            values = dict(vars(self.claim))  # the claim stays as it is
+            values["extra"] = dict(values["extra"])
+            self._signal = Signal.of(self._rest.complete(values))
+        return self._signal
+
+
+class _Unread:
+    """What a body's Signal still needs after ``_read_alert``: its context's routing fields and its
+    custom properties (what was read of the context already is not read again)."""
+
+    __slots__ = ("affected", "conditions", "context", "data", "dimensions")
+
+    def __init__(
+        self,
+        context: object,
+        data: object,
+        conditions: list[object],
+        dimensions: list[dict[str, str]],
+        affected: tuple[str, ...],
+    ) -> None:
+        self.context = context
+        self.data = data
+        self.conditions = conditions
+        self.dimensions = dimensions
+        self.affected = affected
+
+    def complete(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (of ``_read_alert``, its ``extra`` a dict of its own) with the context's fields."""
+        context = self.context
+        read = read_context(context, self.conditions, self.dimensions, self.affected)
+        custom = text_mapping(member(context, "properties"))
+        custom.update(text_mapping(member(self.data, "customProperties")))
+        values["status"] = read.status
+        values["query"] = read.query
+        values["metrics"] = read.metrics
+        values["dimensions"] = read.dimensions
+        values["custom_properties"] = custom
+        values["extra"].update(read.extra)
+        return values
+
+
+def _read_alert(payload: Mapping[str, object]) -> tuple[dict[str, Any], _Unread]:
+    """The fields of a body's Signal but its context's routing fields and its custom properties (status,
+    query, metrics, dimensions, custom properties, the context's extras: left empty), and what reads
+    them. Raises every SignalError parse_alert raises."""
     schema_id = text_in(payload, "schemaId")
     if schema_id is None or schema_id.lower() != _SCHEMA_ID_KEY:
         shown = repr(schema_id) if schema_id else f"({kind_of(member(payload, 'schemaId'))})"
@@ -67,76 +151,71 @@ def parse_alert(payload: Mapping[str, object]) -> Signal:
     if type(fields) is not dict:
         fields = _section(data, "essentials").mapping(required=True)
     assert fields is not None  # mapping(required=True) raises instead
-    context = data.get("alertContext") if type(data) is dict else _MISSING
-    if not (context is None or type(context) is dict):
-        context = _section(data, "alertContext").section().value
+    ctx = data.get("alertContext") if type(data) is dict else _MISSING
+    if not (ctx is None or type(ctx) is dict):
+        ctx = _section(data, "alertContext").section().value
 
     alert_id = _required(fields, "alertId")
     service = _required(fields, "monitoringService")
     state = _state(fields, service)
     fired_at = text_in(fields, "firedDateTime")
     resolved_at = text_in(fields, "resolvedDateTime")
+    conditions = conditions_in(condition_of(ctx))  # the one error of a context
 
     collector = ResourceCollector()
     target_ids = as_texts(member(fields, "alertTargetIDs"))
     collector.add_all(target_ids)
     collector.add_all(as_texts(member(fields, "configurationItems")))  # add keeps the ARM ids only
-
-    read = _read_context(context)
-    for mapping in read.dimensions:
+    plain = ctx if type(ctx) is dict else None
+    dimensions = dimensions_of(ctx, conditions, plain)
+    for mapping in dimensions:
         for name, named in mapping.items():  # lookup_ci(mapping, *RESOURCE_ID_DIMENSIONS), said inline
             if name.lower() in _RESOURCE_ID_KEYS:
                 collector.add(named)
-    collector.add_all(read.affected)
-
+    affected = affected_of(ctx, plain)
+    collector.add_all(affected)
+    operation = text_in(ctx, "operationName")
     resource_id: str | None = None
-    if read.operation is not None:
-        resource_id = _activity_resource(context, target_ids)
+    if operation is not None:
+        resource_id = _activity_resource(ctx, target_ids)
         collector.add(resource_id)
-
-    custom = text_mapping(member(context, "properties"))
-    custom.update(text_mapping(member(data, "customProperties")))
 
     extra: dict[str, Any] = {}
     for key in _BODY_EXTRA:
         value = text_in(fields, key)
         if value:
             extra[key] = value
-    extra.update(read.extra)
-
-    return Signal.of(
-        {
-            "id": alert_id,
-            "source": "alert",
-            "type": service,
-            "state": state,
-            "targets": collector.targets,
-            "resources": collector.resources,
-            "rule": text_in(fields, "alertRule"),
-            "severity": _severity(text_in(fields, "severity")),
-            "signal_type": text_in(fields, "signalType"),
-            "fired_at": fired_at,
-            "resolved_at": resolved_at,
-            "time": resolved_at if state == "resolved" and resolved_at else fired_at,
-            "operation_name": read.operation,
-            "resource_id": resource_id,
-            "status": read.status,
-            "query": read.query,
-            "metrics": read.metrics,
-            "dimensions": read.dimensions,
-            "custom_properties": custom,
-            "manual": None,
-            "validation_code": None,
-            "description": text_in(fields, "description"),
-            "extra": extra,
-        }
-    )
+    values = {
+        "id": alert_id,
+        "source": "alert",
+        "type": service,
+        "state": state,
+        "targets": collector.targets,
+        "resources": collector.resources,
+        "rule": text_in(fields, "alertRule"),
+        "severity": _severity(text_in(fields, "severity")),
+        "signal_type": text_in(fields, "signalType"),
+        "fired_at": fired_at,
+        "resolved_at": resolved_at,
+        "time": resolved_at if state == "resolved" and resolved_at else fired_at,
+        "operation_name": operation,
+        "resource_id": resource_id,
+        "status": None,
+        "query": None,
+        "metrics": (),
+        "dimensions": (),
+        "custom_properties": {},
+        "manual": None,
+        "validation_code": None,
+        "description": text_in(fields, "description"),
+        "extra": extra,
+    }
+    return values, _Unread(ctx, data, conditions, dimensions, affected)
 
 
 _SCHEMA_ID_KEY = SCHEMA_ID.lower()
 _MISSING: Any = object()
 _BODY_EXTRA = ("alertRuleId", "originAlertId")
-_CONTEXT_EXTRA = ("conditionType", "caller", "correlationId", "eventTimestamp", "subStatus")
 
 
 def _at(value: object, *keys: str) -> Node:
@@ -159,92 +238,6 @@ def _required(fields: Mapping[str, object], key: str) -> str:
         if text:
             return text
     return _at(fields, "data", "essentials")[key].required_text()
-
-
-@dataclass(frozen=True)
-class AlertContext:
-    """What an ``alertContext`` says that routing reads, the same for a payload and for Azure's record."""
-
-    dimensions: tuple[dict[str, str], ...] = ()  # one mapping per condition / search-result row
-    affected: tuple[str, ...] = ()  # AffectedConfigurationItems that are ARM ids
-    metrics: tuple[str, ...] = ()
-    query: str | None = None
-    operation: str | None = None  # activity log alerts
-    status: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # conditionType, caller, correlationId, ...
-
-
-def read_alert_context(context: object) -> AlertContext:
-    """An ``alertContext`` read as :func:`parse_alert` reads it (SignalError names the bad section).
-
-    Used for Azure Monitor's record of an alert, whose context provenance routes instead of the body's.
-    """
-    if not (context is None or type(context) is dict):
-        context = (
-            Node({"data": {"alertContext": context}}, "", "alert")["data"]["alertContext"].section().value
-        )
-    return _read_context(context)
-
-
-def _read_context(ctx: object) -> AlertContext:
-    """An alert context (an object or None, already checked): only the shape of ``condition`` is an
-    error; every other field of a bad shape is read as absent."""
-    plain = ctx if type(ctx) is dict else None  # the usual case, read without a call per key
-    condition = member(ctx, "condition")
-    if condition is not None and type(condition) is not dict and not isinstance(condition, Mapping):
-        raise SignalError(f"alert: data.alertContext.condition must be an object, not {kind_of(condition)}")
-    all_of = condition.get("allOf") if type(condition) is dict else member(condition, "allOf")
-    conditions = all_of if type(all_of) is list else members(all_of)
-    dimensions: list[dict[str, str]] = []
-    metrics: list[str] = []
-    queries: list[str] = []
-    for c in conditions:  # one pass: each list keeps the order of the conditions
-        dims = c.get("dimensions") if type(c) is dict else member(c, "dimensions")
-        dimensions.append(pairs_of_list(dims) if type(dims) is list else name_value_pairs(dims))
-        metric = text_in(c, "metricName")
-        if metric and metric not in metrics:
-            metrics.append(metric)
-        query = text_in(c, "searchQuery")
-        if query and query not in queries:
-            queries.append(query)
-    # A plain object without the older log alerts' keys has none of their dimensions: no need to look.
-    if ctx is not None and (plain is None or "Dimensions" in plain or "SearchResults" in plain):
-        dimensions += _legacy_log_dimensions(ctx)
-    if plain is not None and "AffectedConfigurationItems" not in plain:
-        affected: tuple[str, ...] = ()
-    else:
-        affected = tuple(c for c in as_texts(member(ctx, "AffectedConfigurationItems")) if is_arm_id(c))
-
-    query = text_in(ctx, "SearchQuery")
-    if query and query not in queries:
-        queries.append(query)
-
-    operation = text_in(ctx, "operationName")
-    extra: dict[str, Any] = {}
-    for key in _CONTEXT_EXTRA:
-        if plain is not None:  # text_in, said here for the many keys a context does not have
-            found = plain.get(key)
-            if found is None:
-                continue
-            value = found.strip() if type(found) is str else as_text(found)
-        else:
-            value = text_in(ctx, key)
-        if value:
-            extra[key] = value
-    if len(queries) > 1:
-        extra["queries"] = queries
-    return build(
-        AlertContext,
-        {
-            "dimensions": tuple(dimensions),
-            "affected": affected,
-            "metrics": tuple(metrics),
-            "query": queries[0] if queries else None,
-            "operation": operation,
-            "status": text_in(ctx, "status") if operation is not None else None,
-            "extra": extra,
-        },
-    )
 
 
 def _state(fields: Mapping[str, object], service: str) -> State:
@@ -292,24 +285,3 @@ def _activity_resource(context: object, target_ids: list[str]) -> str | None:
         *target_ids,
     ]
     return next((c for c in candidates if c and is_arm_id(c)), None)
-
-
-def _legacy_log_dimensions(context: object) -> list[dict[str, str]]:
-    """Older log alerts: their ``Dimensions``, then one mapping per search-result row."""
-    result: list[dict[str, str]] = []
-    dimensions = name_value_pairs(member(context, "Dimensions"))
-    if dimensions:
-        result.append(dimensions)
-    for table in members(member(member(context, "SearchResults"), "tables")):
-        columns = [text_in(c, "name") or "" for c in members(member(table, "columns"))]
-        for row in members(member(table, "rows")):
-            if not isinstance(row, list | tuple):
-                continue
-            mapping = {
-                name: text
-                for name, cell in zip(columns, row, strict=False)
-                if name and (text := scalar_text(cell)) is not None
-            }
-            if mapping:
-                result.append(mapping)
-    return result

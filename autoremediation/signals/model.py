@@ -74,8 +74,8 @@ class Signal:
         if len(full) != len(_SIGNAL_DEFAULTS):
             unknown = sorted(set(full) - set(_SIGNAL_DEFAULTS))
             raise TypeError(f"Signal has no field {unknown[0]!r}")
-        missing = _SIGNAL_REQUIRED - values.keys()
-        if missing:
+        if not _SIGNAL_REQUIRED.issubset(values):  # no set made when nothing is missing
+            missing = _SIGNAL_REQUIRED - values.keys()
             raise TypeError(f"Signal needs field {sorted(missing)[0]!r}")
         return build(cls, full)
 

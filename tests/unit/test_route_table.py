@@ -13,7 +13,7 @@ from autoremediation.catalog import load_catalog
 from autoremediation.errors import SignalError
 from autoremediation.resources import VmRef
 from autoremediation.routing import Route, matches, route_signal, route_table
-from autoremediation.signals.alerts import read_alert_context
+from autoremediation.signals.alert_context import read_alert_context
 from autoremediation.signals.model import Signal
 
 VM = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
