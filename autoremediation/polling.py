@@ -6,9 +6,12 @@ import math
 import threading
 from collections import deque
 
-# The estimate is already the time by which nine runs in ten had their result, counted from the PUT's
-# answer (after the run may have started): the margin only covers the skew between this app's clock and
-# Azure's. Every link of a campaign's chain waits it once (2 % of a 2 s run was 0.8 s of a 20-wave campaign).
+# The estimate is already the time by which nine runs in ten had their result, counted from the dispatch
+# step's own stamp, as the first look's wait is (a steady skew between this app's clock and Azure's is
+# inside it): the margin only covers runs just above that quantile. A look too early costs a run command
+# GET, a job write, a message and the slot held base / 4 longer; each look after the end waits the
+# margin, once per link of a campaign's chain (2 % of a 2 s run was 0.8 s of a 20-wave campaign on the
+# emulator).
 FIRST_LOOK_MARGIN = 1.005
 QUANTILE = 0.9  # the first look waits for this share of recent runs to have ended
 

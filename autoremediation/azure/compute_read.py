@@ -123,7 +123,7 @@ def run_status(rc: Mapping[str, Any]) -> RunStatus:
     finished = state in ("succeeded", "failed") and provisioning != "failed"
     return RunStatus(
         state=state,
-        exit_code=int(exit_code) if exit_code is not None and finished else None,
+        exit_code=exit_code if type(exit_code) is int and finished else None,
         output=output,
         error=error,
         started_at=_stamp(_at(view, "startTime")),

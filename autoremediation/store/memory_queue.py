@@ -18,6 +18,9 @@ from ..errors import InvalidInput
 from ..ports import Clock, QueueMessage, SystemClock
 from .records import as_utc, check_id
 
+# As on Azure: a message's delay and a received message's invisibility last at most 7 days.
+LONGEST_SECONDS = 7 * 24 * 3600
+
 
 class ManualClock:
     """A clock that moves only when told to: for drivers that skip waiting, and for tests."""
@@ -67,8 +70,8 @@ class InProcessQueue:
 
     def send(self, job_id: str, delay_seconds: float = 0) -> None:
         check_id(job_id)
-        if delay_seconds < 0:
-            raise InvalidInput(f"queue delay {delay_seconds} s must not be negative")
+        if not 0 <= delay_seconds <= LONGEST_SECONDS:  # NaN too
+            raise InvalidInput(f"queue delay {delay_seconds} s must be between 0 and {LONGEST_SECONDS} s")
         with self._lock:
             seq = next(self._seq)
             entry = _Entry(
@@ -83,10 +86,13 @@ class InProcessQueue:
     def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]:
         if max_messages < 1:
             raise InvalidInput(f"max_messages {max_messages} must be at least 1")
-        if visibility_timeout < 0:
-            raise InvalidInput(f"visibility timeout {visibility_timeout} s must not be negative")
+        if not 0 <= visibility_timeout <= LONGEST_SECONDS:  # NaN too
+            raise InvalidInput(
+                f"visibility timeout {visibility_timeout} s must be between 0 and {LONGEST_SECONDS} s"
+            )
         with self._lock:
             now = self._clock.now()
+            hidden_until = now + timedelta(seconds=visibility_timeout)
             due: list[_Entry] = []
             while len(due) < max_messages:
                 entry = self._first()
@@ -96,7 +102,7 @@ class InProcessQueue:
                 due.append(entry)
             received = []
             for entry in due:
-                entry.visible_at = now + timedelta(seconds=visibility_timeout)
+                entry.visible_at = hidden_until
                 entry.pop_receipt = uuid.uuid4().hex
                 entry.dequeue_count += 1
                 self._push(entry)

@@ -200,6 +200,19 @@ class TestInProcessQueue:
         with pytest.raises(InvalidInput):
             clock.advance(-1)
 
+    @pytest.mark.parametrize("seconds", [-1, float("nan"), float("inf"), 8 * 24 * 3600])
+    def test_a_bad_delay_or_visibility_is_refused_and_loses_no_message(
+        self, clock: ManualClock, seconds: float
+    ) -> None:
+        queue = InProcessQueue(clock)
+        with pytest.raises(InvalidInput):
+            queue.send("job-a", delay_seconds=seconds)
+        queue.send("job-b")
+        with pytest.raises(InvalidInput):
+            queue.receive(visibility_timeout=seconds)
+        assert queue.due_in() == 0
+        assert [m.job_id for m in queue.receive()] == ["job-b"]
+
 
 class _ReferenceQueue:
     """The queue's contract said plainly: every receive looks at every message."""

@@ -115,6 +115,8 @@ def test_a_finished_run_with_its_output_exit_code_and_times() -> None:
         (None, "Creating", "pending", None),
         ({"executionState": "Succeeded", "exitCode": 0}, "Failed", "failed", None),
         ({"executionState": "Whatever"}, "Succeeded", "unknown", None),
+        ({"executionState": "Failed", "exitCode": "3"}, "Succeeded", "failed", None),  # not a number: none
+        ({"executionState": "Succeeded", "exitCode": True}, "Succeeded", "succeeded", None),
     ],
 )
 def test_run_states(
