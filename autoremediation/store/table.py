@@ -208,7 +208,10 @@ class TableJobStore:
         check_id(job.id)
         job, body = encode_job(job)
         try:
-            written = self._table("jobs").create_entity(_job_entity(job, body))
+            # No echo of the entity (204): the ETag, all the store keeps, is a response header.
+            written = self._table("jobs").create_entity(
+                _job_entity(job, body), response_preference="return-no-content"
+            )
         except ResourceExistsError:
             return self.get(job.id), False
         self._versions.remember("jobs", job.id, job.version, (written or {}).get("etag"))
