@@ -78,7 +78,7 @@ def _run(
     services: Any, group: str, concurrency: int, max_errors: int, workers: int
 ) -> tuple[dict[str, Any], float]:
     from autoremediation import campaigns
-    from autoremediation.campaign_cli import drive
+    from autoremediation.campaign_drive import drive
 
     started = time.perf_counter()
     status = campaigns.start_campaign(

@@ -1,8 +1,9 @@
 """``ports.Compute`` on ``azure-mgmt-compute``: VM facts and Run Command, managed or classic.
 
 Managed mode (default) creates a run command resource named after the job, with ``asyncExecution`` and
-``timeoutInSeconds``, and reads its instance view: a dispatch costs a GET (is it there already?) and a PUT;
-a worker that crashed after the PUT re-attaches to the same run instead of running the script twice.
+``timeoutInSeconds``, and reads its instance view: a first dispatch costs one PUT; a step that may have sent
+the PUT before (a worker that crashed after it) looks first and re-attaches to the same run instead of
+running the script twice. ARM's answers are read by ``compute_read``.
 
 Classic mode (``mode="action"``) uses ``virtual_machines.begin_run_command``. ARM treats it as one
 synchronous operation, so ``start_run`` waits for it and returns the terminal status; ``get_run`` answers
@@ -16,12 +17,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import runresult
 from ..errors import (
     AgentNotReady,
     Busy,
@@ -31,24 +31,14 @@ from ..errors import (
     OsMismatch,
     OutcomeUnknown,
     Throttled,
-    Transient,
     VmNotRunning,
 )
-from ..ports import RunRequest, RunState, RunStatus, VmFacts
+from ..ports import RunRequest, RunStatus, VmFacts
 from ..resources import VmRef
 from ..settings import Settings
-from . import clients, wrappers
+from . import clients, compute_read, wrappers
 from .calls import Retrier, map_error
 
-_EXECUTION_STATES: dict[str, RunState] = {
-    "pending": "pending",
-    "running": "running",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "timedout": "timed-out",
-    "canceled": "canceled",
-    "unknown": "unknown",
-}
 _COMMAND_IDS = {"linux": "RunShellScript", "windows": "RunPowerShellScript"}
 
 
@@ -64,122 +54,11 @@ def _refused_before_start(error: CloudError) -> bool:
     return isinstance(error, Throttled | Busy) or error.status == 503
 
 
-def _get(obj: Any, *names: str) -> Any:
-    """Follow attributes through the SDK's models; None as soon as one is missing.
-
-    A plain dict where a model belongs is the SDK's silent fallback when it failed to deserialise part of
-    ARM's answer (see ``modelrace``): reading it as "missing" could skip a job on a healthy VM, so it is a
-    transient error and the step is tried again.
-    """
-    for name in names:
-        if obj is None:
-            return None
-        if type(obj) is dict:
-            raise Transient(f"the SDK left part of ARM's answer undeserialised (reading {name!r})")
-        obj = getattr(obj, name, None)
-    return obj
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
-
-
-def _stamp(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
 def vm_ref(vm_id: str) -> VmRef:
     ref = VmRef.parse(vm_id)
     if ref is None:
         raise InvalidInput(f"{vm_id!r} is not a virtual machine resource id")
     return ref
-
-
-def facts_from_model(vm: Any) -> VmFacts:
-    """VmFacts from a VirtualMachine model; its power state and agent status come from its instance view
-    (read by ``get_vm``; a list has none: ``unknown``, not ready)."""
-    os_type = _text(_get(vm, "storage_profile", "os_disk", "os_type")).lower()
-    if os_type not in ("linux", "windows"):
-        os_type = "windows" if _get(vm, "os_profile", "windows_configuration") is not None else "linux"
-    view = _get(vm, "instance_view")
-    power = "unknown"
-    for status in _get(view, "statuses") or []:
-        code = _text(_get(status, "code"))
-        if code.lower().startswith("powerstate/"):
-            power = code.split("/", 1)[1].lower()
-    agent_ready = any(
-        _text(_get(s, "display_status")).lower() == "ready" for s in _get(view, "vm_agent", "statuses") or []
-    )
-    nics = tuple(str(n.id) for n in _get(vm, "network_profile", "network_interfaces") or [] if _get(n, "id"))
-    return VmFacts(
-        id=str(vm.id),
-        name=str(vm.name),
-        location=str(vm.location),
-        os_type=os_type,  # type: ignore[arg-type]  # narrowed just above
-        power_state=power,
-        agent_ready=agent_ready,
-        tags=dict(vm.tags or {}),
-        nic_ids=nics,
-    )
-
-
-def status_from_run_command(rc: Any) -> RunStatus:
-    """RunStatus from a managed run command read with ``$expand=instanceView``."""
-    view = _get(rc, "instance_view")
-    provisioning = _text(_get(rc, "provisioning_state")).lower()
-    output = runresult.tail(_text(_get(view, "output")))
-    error = runresult.tail(_text(_get(view, "error")))
-    messages = [_text(_get(s, "message")) for s in _get(view, "statuses") or [] if _get(s, "message")]
-    detail = "; ".join([m for m in [_text(_get(view, "execution_message")), *messages] if m])
-    raw_state = _text(_get(view, "execution_state")).lower()
-    state: RunState = _EXECUTION_STATES.get(raw_state, "unknown")
-    if provisioning == "failed":
-        state = "failed"
-        detail = detail or "the run command could not be provisioned"
-    elif view is None or raw_state in ("", "unknown"):
-        state = "pending"
-    exit_code = _get(view, "exit_code")
-    # Only a script that ran to its end has an exit code; ARM reports 0 for a timed-out or canceled one.
-    finished = state in ("succeeded", "failed") and provisioning != "failed"
-    return RunStatus(
-        state=state,
-        exit_code=int(exit_code) if exit_code is not None and finished else None,
-        output=output,
-        error=error,
-        started_at=_stamp(_get(view, "start_time")),
-        ended_at=_stamp(_get(view, "end_time")),
-        result=runresult.parse_result(output),
-        detail=detail,
-    )
-
-
-def status_from_action(value: list[Any]) -> RunStatus:
-    """RunStatus from an action run command's ``value`` list (either OS), via the wrapper's exit marker."""
-    statuses = [{"code": _text(_get(s, "code")), "message": _text(_get(s, "message"))} for s in value or []]
-    stdout, stderr = runresult.outputs_from_statuses(statuses)
-    stderr, exit_code = runresult.pop_exit_marker(stderr)
-    result = runresult.parse_result(stdout)
-    detail = ""
-    if exit_code is None:
-        detail = "the script's exit status was not reported"
-        ok = result is not None and result.get("status") in ("fixed", "already-ok")
-        state: RunState = "succeeded" if ok else "failed"
-    else:
-        state = "succeeded" if exit_code == 0 else "failed"
-    return RunStatus(
-        state=state,
-        exit_code=exit_code,
-        output=runresult.tail(stdout),
-        error=runresult.tail(stderr),
-        result=result,
-        detail=detail,
-    )
 
 
 class AzureCompute:
@@ -220,11 +99,17 @@ class AzureCompute:
     def get_vm(self, vm_id: str) -> VmFacts:
         ref = vm_ref(vm_id)
         client = self._client_for(ref.subscription)
-        vm = self.retrier.call(
-            f"read VM {ref.name}",
-            lambda: client.virtual_machines.get(ref.resource_group, ref.name, expand="instanceView"),
-        )
-        facts = facts_from_model(vm)
+        what = f"read VM {ref.name}"
+
+        def read() -> Any:
+            # Raw (stream=True): the guard reads a few fields, and building the VM's model was most of
+            # this read's cost.
+            chunks = client.virtual_machines.get(
+                ref.resource_group, ref.name, expand="instanceView", stream=True
+            )
+            return compute_read.raw_json(chunks, what)
+
+        facts = compute_read.vm_facts(self.retrier.call(what, read))
         with self._lock:
             self._locations[ref.key] = facts.location
         return facts
@@ -248,7 +133,7 @@ class AzureCompute:
                 return list(client.virtual_machines.list(parts[3]))
             return list(client.virtual_machines.list_all())
 
-        facts = [facts_from_model(vm) for vm in self.retrier.call(f"list VMs in {scope}", pages)]
+        facts = [compute_read.vm_facts(vm) for vm in self.retrier.call(f"list VMs in {scope}", pages)]
         with self._lock:
             for fact in facts:
                 ref = VmRef.parse(fact.id)
@@ -336,7 +221,8 @@ class AzureCompute:
                 status=getattr(cause, "status", None),
                 code=getattr(cause, "code", None),
             ) from exc
-        status = status_from_action(list(_get(result, "value") or []))
+        value = result.get("value") if isinstance(result, Mapping) else None
+        status = compute_read.action_status(value if isinstance(value, list) else [])
         ended = self._now()
         status = replace(status, started_at=started, ended_at=ended)
         with self._lock:
@@ -374,13 +260,15 @@ class AzureCompute:
                 detail="classic run command results are known only to the process that ran them",
             )
         client = self._client_for(ref.subscription)
-        rc = self.retrier.call(
-            f"read run command {run_name} on {ref.name}",
-            lambda: client.virtual_machine_run_commands.get_by_virtual_machine(
-                ref.resource_group, ref.name, run_name, expand="instanceView"
-            ),
-        )
-        return status_from_run_command(rc)
+        what = f"read run command {run_name} on {ref.name}"
+
+        def read() -> Any:
+            chunks = client.virtual_machine_run_commands.get_by_virtual_machine(
+                ref.resource_group, ref.name, run_name, expand="instanceView", stream=True
+            )
+            return compute_read.raw_json(chunks, what)
+
+        return compute_read.run_status(self.retrier.call(what, read))
 
     def cancel_run(self, vm_id: str, run_name: str) -> None:
         ref = vm_ref(vm_id)

@@ -7,6 +7,7 @@ runs a whole remediation (with its polling delays) instantly: ``due_in()`` says 
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import uuid
@@ -48,11 +49,19 @@ class _Entry:
 
 
 class InProcessQueue:
-    """``ports.Queue`` in memory, thread-safe. Due messages come out oldest-due first, then in send order."""
+    """``ports.Queue`` in memory, thread-safe. Due messages come out oldest-due first, then in send order.
+
+    The messages are kept in a heap by the time they become visible, so a receive or a look at the next
+    due time costs a few heap steps, not a pass over every message (a campaign's workers ask both after
+    every step). Each message has one heap entry (a receive takes it out and puts it back with the new
+    time); a deleted message's entry is dropped when it comes to the top.
+    """
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
         self._entries: dict[str, _Entry] = {}
+        # (visible_at, seq, message id), one per message, and those of deleted messages not yet dropped.
+        self._heap: list[tuple[datetime, int, str]] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
 
@@ -69,6 +78,7 @@ class InProcessQueue:
                 seq=seq,
             )
             self._entries[entry.id] = entry
+            self._push(entry)
 
     def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]:
         if max_messages < 1:
@@ -77,15 +87,19 @@ class InProcessQueue:
             raise InvalidInput(f"visibility timeout {visibility_timeout} s must not be negative")
         with self._lock:
             now = self._clock.now()
-            due = sorted(
-                (e for e in self._entries.values() if e.visible_at <= now),
-                key=lambda e: (e.visible_at, e.seq),
-            )[:max_messages]
+            due: list[_Entry] = []
+            while len(due) < max_messages:
+                entry = self._first()
+                if entry is None or entry.visible_at > now:
+                    break
+                heapq.heappop(self._heap)
+                due.append(entry)
             received = []
             for entry in due:
                 entry.visible_at = now + timedelta(seconds=visibility_timeout)
                 entry.pop_receipt = uuid.uuid4().hex
                 entry.dequeue_count += 1
+                self._push(entry)
                 received.append(QueueMessage(entry.id, entry.pop_receipt, entry.job_id, entry.dequeue_count))
             return received
 
@@ -99,12 +113,25 @@ class InProcessQueue:
     def due_in(self) -> float | None:
         """Seconds until the next message is visible (0 when one is due now); None when the queue is empty."""
         with self._lock:
-            if not self._entries:
+            first = self._first()
+            if first is None:
                 return None
-            first = min(e.visible_at for e in self._entries.values())
-            return max(0.0, (first - self._clock.now()).total_seconds())
+            return max(0.0, (first.visible_at - self._clock.now()).total_seconds())
 
     def __len__(self) -> int:
         """Messages in the queue, visible or not."""
         with self._lock:
             return len(self._entries)
+
+    def _push(self, entry: _Entry) -> None:
+        heapq.heappush(self._heap, (entry.visible_at, entry.seq, entry.id))
+
+    def _first(self) -> _Entry | None:
+        """The message that becomes visible first (its heap entry on top), deleted ones' entries dropped."""
+        heap = self._heap
+        while heap:
+            entry = self._entries.get(heap[0][2])
+            if entry is not None:
+                return entry
+            heapq.heappop(heap)
+        return None

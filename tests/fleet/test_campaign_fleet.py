@@ -18,7 +18,7 @@ from localfleet.server import FleetServer
 from autoremediation import campaigns
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.services import Services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock

@@ -6,11 +6,14 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoremediation.errors import InvalidInput
+from autoremediation.ports import QueueMessage
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 from autoremediation.store.messages import job_id_from_message, message_body
 from autoremediation.store.storage_queue import StorageQueue
@@ -196,3 +199,72 @@ class TestInProcessQueue:
             queue.receive(max_messages=0)
         with pytest.raises(InvalidInput):
             clock.advance(-1)
+
+
+class _ReferenceQueue:
+    """The queue's contract said plainly: every receive looks at every message."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.messages: dict[str, list] = {}  # id -> [visible_at, seq, job_id, receipt, dequeue_count]
+        self.seq = 0
+
+    def send(self, job_id: str, delay: float) -> None:
+        self.messages[f"m{self.seq}"] = [self.clock.now() + timedelta(seconds=delay), self.seq, job_id, "", 0]
+        self.seq += 1
+
+    def receive(self, max_messages: int, timeout: float) -> list[tuple[str, str, int]]:
+        now = self.clock.now()
+        due = sorted((m[0], m[1], key) for key, m in self.messages.items() if m[0] <= now)[:max_messages]
+        out = []
+        for _, _, key in due:
+            m = self.messages[key]
+            m[0], m[4] = now + timedelta(seconds=timeout), m[4] + 1
+            out.append((key, m[2], m[4]))
+        return out
+
+    def delete(self, key: str, count: int) -> None:
+        if key in self.messages and self.messages[key][4] == count:
+            del self.messages[key]
+
+    def due_in(self) -> float | None:
+        if not self.messages:
+            return None
+        return max(0.0, (min(m[0] for m in self.messages.values()) - self.clock.now()).total_seconds())
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(0, 40)),
+        st.tuples(st.just("receive"), st.integers(1, 4), st.integers(0, 30)),
+        st.tuples(st.just("delete"), st.integers(0, 60), st.booleans()),
+        st.tuples(st.just("advance"), st.integers(0, 25)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS)
+def test_in_process_queue_keeps_the_queue_contract_through_any_sequence(ops) -> None:
+    # Order (oldest due first, then send order), visibility, dequeue counts, stale receipts and the next
+    # due time, checked against the plain model above after every operation.
+    clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    queue, model = InProcessQueue(clock), _ReferenceQueue(clock)
+    received: list[tuple[QueueMessage, int]] = []  # every message handed out, with its dequeue count
+    for op in ops:
+        if op[0] == "send":
+            queue.send(f"job-{len(model.messages)}-{op[1]}", delay_seconds=op[1])
+            model.send(f"job-{len(model.messages)}-{op[1]}", op[1])
+        elif op[0] == "receive":
+            got = queue.receive(max_messages=op[1], visibility_timeout=op[2])
+            assert [(m.id, m.job_id, m.dequeue_count) for m in got] == model.receive(op[1], op[2])
+            received += [(m, m.dequeue_count) for m in got]
+        elif op[0] == "delete" and received:
+            message, count = received[op[1] % len(received)] if op[2] else received[-1]
+            queue.delete(message)
+            model.delete(message.id, count)
+        else:
+            clock.advance(op[1] if op[0] == "advance" else 0)
+        assert queue.due_in() == model.due_in()
+        assert len(queue) == len(model.messages)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from autoremediation import campaigns, jobs, operations
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.jobs import Job
 from autoremediation.store.memory_queue import InProcessQueue
 from tests.helpers.catalogs import base_remediation, make_catalog

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from autoremediation import campaigns, jobs
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.errors import Transient
 from autoremediation.jobs import Job
 from autoremediation.worker import handle

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autoremediation import campaigns, jobs
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.errors import NotFound
 from tests.unit.test_campaigns_support import CampaignWorld, make_compute, request
 

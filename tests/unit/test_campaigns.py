@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from autoremediation import campaigns, jobs
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.campaigns import Limit, next_poll_delay
 from autoremediation.errors import InvalidInput, NotFound, UnknownRemediation
 from autoremediation.store.memory_queue import InProcessQueue
@@ -315,7 +315,7 @@ def test_a_job_that_ends_sends_its_successor_and_writes_nothing(tmp_path: Path) 
 
 
 def test_next_poll_delay() -> None:
-    assert next_poll_delay(0, 15, 120) == pytest.approx(122.4)  # first look just after the expected end
+    assert next_poll_delay(0, 15, 120) == pytest.approx(120.6)  # first look just after the expected end
     assert next_poll_delay(1, 15, 120) == 3.75  # then tighter
     assert [next_poll_delay(n, 16, None) for n in range(7)] == [
         4,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from autoremediation import campaigns, jobs, sweeper
-from autoremediation.campaign_cli import drive
+from autoremediation.campaign_drive import drive
 from autoremediation.errors import InvalidInput
 from autoremediation.jobs import Job
 from autoremediation.resources import normalize

@@ -23,7 +23,7 @@ from autoremediation.polling import RunDurations, next_poll_delay
         (9, 10, None, 10.0),
         (1, 0.5, 10.0, 0.25),  # never below a quarter second
         (0, 10, 0.0, 2.5),  # no usable estimate: plain back-off
-        (0, 10, 0.5, 0.51),  # a short estimate: first look 2 % after it
+        (0, 10, 0.5, 0.5025),  # a short estimate: first look 0.5 % after it
         (1, 10, 60.0, 2.5),  # after the first look: tight polls at base / 4
         (5, 10, 60.0, 2.5),
     ],

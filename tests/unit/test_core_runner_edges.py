@@ -286,7 +286,7 @@ def test_a_finished_run_is_judged_and_its_duration_learned(bench: Bench) -> None
     bench.compute.polls_until_done = 10
     job = bench.job()
     bench.runner.advance(job.id)
-    assert bench.runner.advance(job.id).requeue_after == pytest.approx(30.123 * 1.02)
+    assert bench.runner.advance(job.id).requeue_after == pytest.approx(30.123 * 1.005)
 
 
 def test_a_run_past_its_deadline_is_stopped_and_timed_out(bench: Bench) -> None:

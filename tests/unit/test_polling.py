@@ -46,7 +46,7 @@ def test_runner_polls_soon_then_learns_the_usual_run_time(tmp_path: Path) -> Non
     next_id = world.job(nxt).id
     world.runner.advance(next_id)
     step = world.runner.advance(next_id)
-    assert step.requeue_after == pytest.approx(30.6)  # 2 % after the 30 s the last runs took
+    assert step.requeue_after == pytest.approx(30.15)  # just (0.5 %) after the 30 s the last runs took
 
 
 def test_the_first_look_counts_from_the_dispatch_not_from_a_slow_put_answer(tmp_path: Path) -> None:
@@ -69,12 +69,12 @@ def test_the_first_look_counts_from_the_dispatch_not_from_a_slow_put_answer(tmp_
     world.runner.advance(next_id)
     step = world.runner.advance(next_id)
 
-    # 2 % after the 30 s the last runs took from their dispatch: 30.6 s after it, 26.6 s from now.
-    assert step.requeue_after == pytest.approx(26.6)
+    # 0.5 % after the 30 s the last runs took from their dispatch: 30.15 s after it, 26.15 s from now.
+    assert step.requeue_after == pytest.approx(26.15)
 
 
 def test_next_poll_delay_counts_the_first_look_from_the_dispatch() -> None:
-    assert next_poll_delay(0, 10, 30, elapsed=4) == pytest.approx(26.6)
+    assert next_poll_delay(0, 10, 30, elapsed=4) == pytest.approx(26.15)
     assert next_poll_delay(0, 10, 30, elapsed=40) == 0  # past the expected end already: look now
     assert next_poll_delay(1, 10, 30, elapsed=4) == 2.5  # later polls keep their interval
     assert next_poll_delay(0, 10, None, elapsed=4) == 2.5  # no estimate: the cold back-off
