@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
@@ -51,6 +52,30 @@ def user_state_dir() -> Path:
 
 def default_sqlite_path() -> str:
     return str(user_state_dir() / "jobs.db")
+
+
+def http_environment(url: str) -> dict[str, Any]:
+    """What the HTTP stack reads from the process environment for requests to ``url``, read once, as
+    azure-core client options.
+
+    By default (``use_env_settings``) ``requests`` looks at the whole environment on every request: the
+    proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and the CA bundle
+    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), a tenth of a storage request's CPU in a Functions
+    process with its many app settings. A client whose every request goes to one service endpoint gets
+    the same answer each time: these options give it that answer, resolved here with ``requests``' own
+    rules, and turn the per-request look off. (``~/.netrc`` is not consulted: its Basic credentials would
+    replace the storage request's signature.)
+    """
+    from requests.utils import get_environ_proxies
+
+    options: dict[str, Any] = {"use_env_settings": False}
+    proxies = get_environ_proxies(url)
+    if proxies:
+        options["proxies"] = proxies
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        options["connection_verify"] = bundle
+    return options
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import InvalidInput, RemediationError
 from ..ports import QueueMessage
+from ..settings import http_environment
 from .messages import job_id_from_message, message_body
 from .table_support import translate_storage_error
 
@@ -97,11 +98,15 @@ class StorageQueue:
         options = {**self._options}
         if encode:
             options["message_encode_policy"] = TextBase64EncodePolicy()
-        try:
+
+        def build(options: dict[str, Any]) -> Any:
             if self._connection_string:
-                client = QueueClient.from_connection_string(self._connection_string, name, **options)
-            else:
-                client = QueueClient(str(self._account_url), name, credential=self._credential, **options)
+                return QueueClient.from_connection_string(self._connection_string, name, **options)
+            return QueueClient(str(self._account_url), name, credential=self._credential, **options)
+
+        try:
+            # The endpoint (from the connection string) decides the proxy; the caller's options win.
+            client = build({**http_environment(build(options).url), **options})
         except ValueError as exc:
             raise InvalidInput(f"the storage connection string is not valid: {exc}") from None
         try:

@@ -48,6 +48,7 @@ from ..errors import (
 from ..jobs import Job
 from ..ports import LeaseFacts
 from ..resources import normalize
+from ..settings import http_environment
 from .records import (
     JobFilter,
     check_id,
@@ -176,15 +177,19 @@ class TableJobStore:
         from azure.core.exceptions import ResourceExistsError
         from azure.data.tables import TableClient
 
-        if self._connection_string:
-            try:
-                client = TableClient.from_connection_string(
-                    self._connection_string, table_name=name, **self._options
-                )
-            except ValueError as exc:
-                raise InvalidInput(f"the storage connection string is not valid: {exc}") from None
-        else:
-            client = TableClient(str(self._endpoint), name, credential=self._credential, **self._options)
+        def build(options: Mapping[str, Any]) -> Any:
+            if self._connection_string:
+                return TableClient.from_connection_string(self._connection_string, table_name=name, **options)
+            return TableClient(str(self._endpoint), name, credential=self._credential, **options)
+
+        try:
+            endpoint = build(self._options).url
+        except ValueError as exc:
+            if not self._connection_string:
+                raise
+            raise InvalidInput(f"the storage connection string is not valid: {exc}") from None
+        # The endpoint (from the connection string) decides the proxy; the caller's options win.
+        client = build({**http_environment(endpoint), **self._options})
         try:
             client.create_table()
         except ResourceExistsError:
@@ -208,7 +213,10 @@ class TableJobStore:
         check_id(job.id)
         job, body = encode_job(job)
         try:
-            written = self._table("jobs").create_entity(_job_entity(job, body))
+            # No echo of the entity (204): the ETag, all the store keeps, is a response header.
+            written = self._table("jobs").create_entity(
+                _job_entity(job, body), response_preference="return-no-content"
+            )
         except ResourceExistsError:
             return self.get(job.id), False
         self._versions.remember("jobs", job.id, job.version, (written or {}).get("etag"))
