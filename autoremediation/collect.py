@@ -24,15 +24,18 @@ from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, lease_left_to
 from .verification import verify
 
 
-def result_latency(job: Job, run_seconds: float, ended: datetime) -> float:
+def result_latency(job: Job, run_seconds: float, ended: datetime, longest: float) -> float:
     """Seconds from the run command's PUT to its end: what the first poll should wait. On Azure the
     agent picks a run up seconds after the PUT, so the script's own run time alone would send first
     looks early. The end is Azure's clock and the PUT this app's: a skew that makes the span shorter
-    than the script itself is ignored."""
+    than the script itself is ignored, and so is a span longer than ``longest`` (the most a run may take
+    from its dispatch before it is given up: the remediation's timeout and the grace after it), which no
+    run took; counted, it would put the next runs' first looks days away."""
     dispatched = parse_time(job.run.get("dispatchedAt"))
     if dispatched is None:
         return run_seconds
-    return max(run_seconds, round((ended - dispatched).total_seconds(), 3))
+    span = round((ended - dispatched).total_seconds(), 3)
+    return run_seconds if span > longest else max(run_seconds, span)
 
 
 class CollectSteps(StepBase):
@@ -108,7 +111,9 @@ class CollectSteps(StepBase):
         if started and ended:
             outcome["runSeconds"] = round((ended - started).total_seconds(), 3)
             if status.state == "succeeded":
-                self.durations.record(job.remediation, result_latency(job, outcome["runSeconds"], ended))
+                longest = self.catalog.get(job.remediation).timeout_seconds + RUN_GRACE_SECONDS
+                latency = result_latency(job, outcome["runSeconds"], ended, longest)
+                self.durations.record(job.remediation, latency)
         if status.state == "timed-out":
             return self._finish(job, jobs.TIMED_OUT, "the run command timed out on the VM", outcome=outcome)
         if status.state == "canceled":

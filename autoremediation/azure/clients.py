@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
-from ..settings import Settings
+from ..settings import Settings, http_environment
 from . import modelrace
 
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -54,6 +54,9 @@ def _options(settings: Settings) -> dict[str, Any]:
             f"setting REMEDIATION_ARM_ENDPOINT={settings.arm_endpoint!r} must be an https:// URL"
         )
     options: dict[str, Any] = {
+        # The proxy and CA bundle of the environment, resolved once for ARM's endpoint instead of on every
+        # request (see settings.http_environment); REMEDIATION_ARM_CA_BUNDLE still wins.
+        **http_environment(settings.arm_endpoint),
         "base_url": settings.arm_endpoint,
         "credential_scopes": [ARM_SCOPE],
         "retry_total": 0,

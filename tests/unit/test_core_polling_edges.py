@@ -72,8 +72,13 @@ def test_the_first_look_learns_the_time_from_the_put_to_the_end() -> None:
 
     ended = datetime(2026, 1, 1, 0, 0, 40, tzinfo=UTC)
     # The agent took the run up 8 s after the PUT and ran it for 12 s: the first look waits 20 s.
-    assert result_latency(_job_dispatched_at("2026-01-01T00:00:20+00:00"), 12.0, ended) == 20.0
+    assert result_latency(_job_dispatched_at("2026-01-01T00:00:20+00:00"), 12.0, ended, 600) == 20.0
     # Azure's clock a little behind this app's: the span is never shorter than the script's own run.
-    assert result_latency(_job_dispatched_at("2026-01-01T00:00:35+00:00"), 12.0, ended) == 12.0
+    assert result_latency(_job_dispatched_at("2026-01-01T00:00:35+00:00"), 12.0, ended, 600) == 12.0
     # No record of the PUT (a job dispatched by an older version): the run time alone.
-    assert result_latency(_job_dispatched_at(None), 12.0, ended) == 12.0
+    assert result_latency(_job_dispatched_at(None), 12.0, ended, 600) == 12.0
+    # A span no run could take (longer than the timeout and its grace: clocks that disagree by days):
+    # the run time alone, not a first look days away.
+    assert result_latency(_job_dispatched_at("2025-12-01T00:00:00+00:00"), 12.0, ended, 600) == 12.0
+    assert result_latency(_job_dispatched_at("2026-01-01T00:00:00+00:00"), 12.0, ended, 40) == 40.0
+    assert result_latency(_job_dispatched_at("2026-01-01T00:00:00+00:00"), 12.0, ended, 39.9) == 12.0

@@ -1,0 +1,58 @@
+"""The ARM clients honour the process's proxy settings as ``requests`` would on every request, though they
+read them once, when a client is made (``settings.http_environment``)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from localfleet.server import FleetServer
+
+from autoremediation.azure import clients
+from autoremediation.azure.calls import Retrier
+from autoremediation.azure.compute import AzureCompute
+from autoremediation.errors import Transient
+from autoremediation.settings import Settings
+
+from .conftest import SUB
+
+pytestmark = pytest.mark.fleet
+
+VM = f"/subscriptions/{SUB}/resourceGroups/rg-demo/providers/Microsoft.Compute/virtualMachines/vm-linux-disk"
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    clients.clear_cache()  # a client is made with the environment of its first use
+    yield
+    clients.clear_cache()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _compute(fleet: FleetServer) -> AzureCompute:
+    settings = Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle)
+    return AzureCompute(settings, retrier=Retrier(attempts=1, sleep=lambda _: None))
+
+
+def test_arm_requests_go_through_the_environments_proxy(
+    fleet: FleetServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(Transient, match="connection failed"):
+        _compute(fleet).get_vm(VM)
+
+
+def test_a_no_proxy_host_is_reached_directly(fleet: FleetServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    facts = _compute(fleet).get_vm(VM)
+    assert (facts.name, facts.power_state) == ("vm-linux-disk", "running")
