@@ -69,20 +69,20 @@ def plan_decision(
     (``alert``, ``operator``, ...); a value from a source its parameter does not allow is refused."""
     if state == "resolved":
         return _skip("alert-state", "the alert is resolved: nothing to remediate")
-    # The decision depends on nothing else: one made on the same values from the same sources is
-    # answered from memory (its parameters a copy: the caller may change its dict).
-    try:
-        key = (
-            os_type,
-            tuple((name, type(value), value) for name, value in raw_parameters.items()),  # 10 != 10.0
-            tuple(origins.items()) if origins else (),
-        )
-        known = remediation.planned.get(key)
-    except TypeError:  # a value that cannot be a key (a list, say): decided every time
+    # The decision depends on nothing else: one made on the same texts from the same sources is
+    # answered from memory (its parameters a copy: the caller may change its dict). Only texts are
+    # remembered: values Python takes for equal (0.0 and -0.0, 10 and 10.0) are told apart in the
+    # reason; and only short ones (names too): a payload chooses them.
+    if not all(
+        type(value) is str and len(value) <= _REMEMBERED_TEXT_MAX and len(name) <= _REMEMBERED_TEXT_MAX
+        for name, value in raw_parameters.items()
+    ):
         return _static_decision(remediation, raw_parameters, os_type, origins)
+    key = (os_type, tuple(raw_parameters.items()), tuple(origins.items()) if origins else ())
+    planned = remediation.planned
+    known = planned.get(key)
     if known is None:
         decision = _static_decision(remediation, raw_parameters, os_type, origins)
-        planned = remediation.planned
         if len(planned) >= _DECISIONS_REMEMBERED:
             planned.clear()
         planned[key] = (decision.action, decision.reason, decision.guard, dict(decision.parameters))
@@ -92,6 +92,7 @@ def plan_decision(
 
 
 _DECISIONS_REMEMBERED = 256
+_REMEMBERED_TEXT_MAX = 1024  # characters of one name or value
 
 
 def _static_decision(

@@ -22,6 +22,9 @@ from tests.helpers.fakes import TrustingGate
 from tests.unit.test_provenance import World, log_alert, record, vm
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+# Microsoft's published alerts, kept next to the repository (see the shared_fixtures fixture): added when
+# present, the samples are read either way.
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "azure"
 OTHER = vm("vm-other")
 
 # What a claim leaves out, and what it keeps of a body: every other field.
@@ -34,13 +37,10 @@ def catalog() -> Catalog:
     return load_catalog(SHIPPED)
 
 
-def alert_bodies(folder: Path | None) -> list[tuple[str, Any]]:
+def alert_bodies() -> list[tuple[str, Any]]:
     """The alert samples and (when present) Microsoft's published alerts, each with harder variants."""
-    found = [(p.name, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(SAMPLES.glob("*.json"))]
-    if folder is not None:
-        found += [
-            (p.name, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("cas-*.json"))
-        ]
+    paths = sorted(SAMPLES.glob("*.json")) + sorted(REFERENCE.glob("cas-*.json"))
+    found = [(p.name, json.loads(p.read_text(encoding="utf-8"))) for p in paths]
     bodies = []
     for name, payload in found:
         if not (isinstance(payload, dict) and "schemaId" in payload):
@@ -78,9 +78,9 @@ def with_more_ids(payload: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def test_a_claim_reports_the_whole_body_as_parse_alert_reads_it(shared_fixtures: Path) -> None:
-    bodies = alert_bodies(shared_fixtures)
-    assert len(bodies) >= 20
+def test_a_claim_reports_the_whole_body_as_parse_alert_reads_it() -> None:
+    bodies = alert_bodies()
+    assert len(bodies) >= 10  # 5 alert samples, each twice
     for name, payload in bodies:
         whole = parse_alert(payload)
         claim = read_alert_claim(payload)
@@ -92,7 +92,28 @@ def test_a_claim_reports_the_whole_body_as_parse_alert_reads_it(shared_fixtures:
         assert dict(claim.claim.extra) == {k: v for k, v in whole.extra.items() if k in BODY_EXTRA}, name
 
 
-def test_the_claim_names_every_vm_of_the_body_in_its_order(shared_fixtures: Path) -> None:
+def test_the_claim_and_the_body_read_a_sample_as_it_says() -> None:
+    """Held to the sample's own text, not to the reader both share."""
+    body = json.loads((SAMPLES / "disk-full-alert.json").read_text(encoding="utf-8"))
+    claim = read_alert_claim(body)
+    for signal in (claim.claim, claim.signal()):
+        assert signal.id.endswith("/alerts/6a1f4e2c-9b3d-4c8e-a7f1-2d5b8c0e4f19")
+        assert (signal.source, signal.type, signal.state, signal.rule) == (
+            "alert",
+            "Log Alerts V2",
+            "fired",
+            "disk-full-linux",
+        )
+        assert [t.name for t in signal.targets] == ["vm-linux-disk"]
+        assert (signal.severity, signal.signal_type) == ("Sev2", "Log")
+        assert signal.fired_at == "2026-11-25T10:05:12.3456789Z" and signal.resolved_at is None
+    whole = claim.signal()
+    assert whole.custom_properties == {"owner": "platform-team"}
+    assert [d["Mount"] for d in whole.dimensions] == ["/var"] and "FreeSpacePercentage" in (whole.query or "")
+    assert whole.extra["conditionType"] == "LogQueryCriteria"
+
+
+def test_the_claim_names_every_vm_of_the_body_in_its_order() -> None:
     sample = json.loads((SAMPLES / "disk-full-alert.json").read_text(encoding="utf-8"))
     claim = read_alert_claim(with_more_ids(sample)).claim
     assert [t.name for t in claim.targets] == [
@@ -110,29 +131,48 @@ def test_the_claim_names_every_vm_of_the_body_in_its_order(shared_fixtures: Path
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "error"),
     [
-        lambda b: b.__setitem__("schemaId", "other"),
-        lambda b: b["data"].__setitem__("essentials", []),
-        lambda b: b["data"]["essentials"].pop("alertId"),
-        lambda b: b["data"]["essentials"].__setitem__("monitorCondition", "Maybe"),
-        lambda b: b["data"].__setitem__("alertContext", ["not", "an", "object"]),
-        lambda b: b["data"].__setitem__("alertContext", {"condition": "not an object"}),
-        # Two errors: the essentials' is the one said, as parse_alert says it.
-        lambda b: (
-            b["data"]["essentials"].pop("monitoringService"),
-            b["data"]["alertContext"].update(condition=[1]),
+        (
+            lambda b: b.__setitem__("schemaId", "other"),
+            "alert: schemaId 'other' is not supported: enable the common alert schema"
+            " (azureMonitorCommonAlertSchema) on the action group",
+        ),
+        (
+            lambda b: b["data"].__setitem__("essentials", []),
+            "alert: data.essentials must be an object, not an array",
+        ),
+        (lambda b: b["data"]["essentials"].pop("alertId"), "alert: data.essentials.alertId is missing"),
+        (
+            lambda b: b["data"]["essentials"].__setitem__("monitorCondition", "Maybe"),
+            "alert: data.essentials.monitorCondition must be Fired or Resolved, not 'Maybe'",
+        ),
+        (
+            lambda b: b["data"].__setitem__("alertContext", ["not", "an", "object"]),
+            "alert: data.alertContext must be an object, not an array",
+        ),
+        (
+            lambda b: b["data"].__setitem__("alertContext", {"condition": "not an object"}),
+            "alert: data.alertContext.condition must be an object, not a string",
+        ),
+        # Two errors: the essentials' is the one said, before the context's.
+        (
+            lambda b: (
+                b["data"]["essentials"].pop("monitoringService"),
+                b["data"]["alertContext"].update(condition=[1]),
+            ),
+            "alert: data.essentials.monitoringService is missing",
         ),
     ],
 )
-def test_a_bad_body_is_refused_with_the_error_parse_alert_gives(change: Any) -> None:
+def test_a_bad_body_is_refused_with_the_error_parse_alert_gives(change: Any, error: str) -> None:
     body = json.loads((SAMPLES / "disk-full-alert.json").read_text(encoding="utf-8"))
     change(body)
     with pytest.raises(SignalError) as parsed:
         parse_alert(body)
     with pytest.raises(SignalError) as claimed:
         read_alert_claim(body)
-    assert str(claimed.value) == str(parsed.value)
+    assert str(claimed.value) == str(parsed.value) == error
 
 
 def plans_both_ways(world: World, twin: World, payload: Any) -> tuple[Any, Any]:
@@ -194,11 +234,15 @@ def test_a_claim_confirmed_on_a_remembered_read_remembers_the_whole_body(
     assert again.remembered == (parse_alert(body),) and again.remembered[0].query
 
 
-def test_without_a_gate_every_alert_is_refused_as_before(catalog: Catalog) -> None:
+def test_without_a_gate_every_alert_is_refused_and_reported_whole(catalog: Catalog) -> None:
     planner = Planner(catalog, load_routes(SHIPPED, catalog))
-    body = log_alert("any", [vm("vm-1")])
+    body = log_alert("any", [vm("vm-1")], custom={"remediation": "restart-service"})
     claimed, parsed = planner.plan_payload(copy.deepcopy(body)), planner.plan_signals(parse(body))
     assert claimed == parsed and claimed.refused and "nothing here can confirm" in claimed.notes[0].message
+    # The refused body is the one reported, as delivered: never a claim read only for provenance.
+    reported = claimed.signals[0]
+    assert reported.custom_properties == {"remediation": "restart-service"}
+    assert reported.query and reported.dimensions[0]["Mount"] == "/var"
 
 
 def test_a_gate_that_routes_the_signal_it_is_given_gets_the_whole_body(catalog: Catalog) -> None:
