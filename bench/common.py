@@ -180,3 +180,9 @@ def azurite() -> Iterator[str | None]:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
+
+
+def memory_folder() -> str | None:
+    """A RAM-backed temporary folder where the system has one (Linux: /dev/shm), else the default."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None

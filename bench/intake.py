@@ -24,7 +24,7 @@ from autoremediation.services import Services
 from autoremediation.settings import Settings
 from autoremediation.store.memory_queue import InProcessQueue, ManualClock
 
-from .common import ROOT, Figure, azurite
+from .common import ROOT, Figure, azurite, memory_folder
 
 SAMPLES = ROOT / "samples"
 ALERT = SAMPLES / "disk-full-alert.json"
@@ -194,12 +194,6 @@ def _new_vms_rate(alerts: int) -> float:
     return median(rates)
 
 
-def _memory_folder() -> str | None:
-    """A RAM-backed temporary folder where the system has one (Linux: /dev/shm), else the default."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-
-
 INTAKE_PARTS = (
     "parse, route, provenance (Azure Monitor's record of the alert and of its rule, through AlertGate and "
     "provenance.py as a real record: the rule remembered 30 s as deployed), static policy, one SQLite "
@@ -235,7 +229,7 @@ def figures(alerts: int, storm_alerts: int, storm_vms: int, with_azurite: bool =
             "engine's memories (a fleet larger than they hold); baseline = parse_route_alerts_per_s",
         )
     )
-    with tempfile.TemporaryDirectory(dir=_memory_folder()) as folder:
+    with tempfile.TemporaryDirectory(dir=memory_folder()) as folder:
         sqlite_rate = _rate(_sqlite_services(Path(folder)), alerts)
     with tempfile.TemporaryDirectory() as folder:
         disk_rate = _rate(_sqlite_services(Path(folder)), alerts)
@@ -304,7 +298,7 @@ def figures(alerts: int, storm_alerts: int, storm_vms: int, with_azurite: bool =
                         f"time: {one_at_a_time:.0f} alerts/s; baseline = the SQLite figure",
                     )
                 )
-    with tempfile.TemporaryDirectory(dir=_memory_folder()) as folder:
+    with tempfile.TemporaryDirectory(dir=memory_folder()) as folder:
         services = _sqlite_services(Path(folder))
         per_vm = storm_alerts // storm_vms
         payloads = [_alert(f"storm-{v}", f"vm-{v:04d}") for v in range(storm_vms)]
@@ -372,7 +366,7 @@ def _https_figure(alerts: int, in_process_rate: float) -> Figure:
             )
         )
     fleet_spec = replace(DEMO, alerts=tuple(DEMO.alerts) + tuple(specs))
-    memory = _memory_folder()
+    memory = memory_folder()
     with FleetServer(fleet_spec, sandbox=False) as fleet, tempfile.TemporaryDirectory(dir=memory) as d:
         settings = replace(
             Settings(),
