@@ -176,11 +176,23 @@ class Remediation:
         return tuple(os for os in OS_TYPES if os in self.scripts)
 
     def script(self, os_type: str) -> str:
-        """The script text for an OS; InvalidInput when the remediation has none for it."""
+        """The script text for an OS; InvalidInput when the remediation has none for it.
+
+        Read once and kept, as the rest of the catalog is (its preludes, its parameters): every dispatch
+        of this catalog sends the same script, and a script changed on disk takes effect with the catalog
+        loaded again (a new deployment), not halfway through a campaign.
+        """
         if os_type not in self.scripts:
             raise InvalidInput(f"remediation {self.id!r} has no script for {os_type}")
-        text = (self.folder / self.scripts[os_type]).read_text(encoding="utf-8")
-        return join_prelude(text, self.preludes.get(os_type))
+        text = self._script_texts.get(os_type)
+        if text is None:
+            read = (self.folder / self.scripts[os_type]).read_text(encoding="utf-8")
+            text = self._script_texts.setdefault(os_type, join_prelude(read, self.preludes.get(os_type)))
+        return text
+
+    @cached_property
+    def _script_texts(self) -> dict[str, str]:
+        return {}
 
     def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
         """Validated parameters with defaults filled in; ParameterError names the first bad one."""

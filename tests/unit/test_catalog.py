@@ -257,6 +257,17 @@ def test_script_text_and_missing_os(catalog) -> None:
         access.script("windows")
 
 
+def test_every_dispatch_of_a_loaded_catalog_sends_the_script_it_sent_first(tmp_path: Path) -> None:
+    # A script edited on disk while the app runs is not sent halfway through a campaign: it takes effect
+    # with the catalog loaded again.
+    root = make_catalog(tmp_path / "c")
+    access = load_catalog(root).get("restore-management-access")
+    first = access.script("linux")
+    (root / "restore-management-access" / "linux.sh").write_text("#!/bin/sh\nreboot\n")
+    assert access.script("linux") == first
+    assert "reboot" not in access.script("linux")
+
+
 def test_catalog_is_cached(tmp_path: Path) -> None:
     root = make_catalog(tmp_path / "c")
     assert load_catalog(root) is load_catalog(str(root))
