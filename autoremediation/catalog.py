@@ -166,6 +166,8 @@ class Remediation:
     preludes: Mapping[str, str] = field(default_factory=dict)
     # "diagnostics": the runner gives the script a blob URL and a short-lived SAS (UPLOAD_PARAMETERS).
     upload_to: str | None = None
+    # os -> the script's text with its prelude joined in, as the load read and checked it.
+    script_texts: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def approval_required(self) -> bool:
@@ -176,23 +178,20 @@ class Remediation:
         return tuple(os for os in OS_TYPES if os in self.scripts)
 
     def script(self, os_type: str) -> str:
-        """The script text for an OS; InvalidInput when the remediation has none for it.
+        """The script text for an OS (its prelude joined in); InvalidInput when the remediation has none.
 
-        Read once and kept, as the rest of the catalog is (its preludes, its parameters): every dispatch
-        of this catalog sends the same script, and a script changed on disk takes effect with the catalog
+        Read when the catalog is loaded, where it is checked, and kept: every dispatch of a loaded catalog
+        sends the script the load checked, and one edited on disk later takes effect with the catalog
         loaded again (a new deployment), not halfway through a campaign.
         """
         if os_type not in self.scripts:
             raise InvalidInput(f"remediation {self.id!r} has no script for {os_type}")
-        text = self._script_texts.get(os_type)
-        if text is None:
-            read = (self.folder / self.scripts[os_type]).read_text(encoding="utf-8")
-            text = self._script_texts.setdefault(os_type, join_prelude(read, self.preludes.get(os_type)))
+        text = self.script_texts.get(os_type)
+        if text is None:  # a Remediation made by hand, not by the loader
+            text = join_prelude(
+                (self.folder / self.scripts[os_type]).read_text(encoding="utf-8"), self.preludes.get(os_type)
+            )
         return text
-
-    @cached_property
-    def _script_texts(self) -> dict[str, str]:
-        return {}
 
     def resolve_parameters(self, given: Mapping[str, Any], os_type: str | None = None) -> dict[str, str]:
         """Validated parameters with defaults filled in; ParameterError names the first bad one."""
@@ -505,6 +504,12 @@ def _remediation(
         folder=path.parent,
         preludes=dict(preludes or {}),
         upload_to=data.get("uploadTo"),
+        script_texts={
+            os_type: join_prelude(
+                (path.parent / entry["script"]).read_text(encoding="utf-8"), (preludes or {}).get(os_type)
+            )
+            for os_type, entry in data["os"].items()
+        },
     )
 
 

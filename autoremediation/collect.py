@@ -30,12 +30,13 @@ def result_latency(job: Job, run_seconds: float, ended: datetime, longest: float
     looks early. The end is Azure's clock and the PUT this app's: a skew that makes the span shorter
     than the script itself is ignored, and so is a span longer than ``longest`` (the most a run may take
     from its dispatch before it is given up: the remediation's timeout and the grace after it), which no
-    run took; counted, it would put the next runs' first looks days away."""
+    run took (nor the run's own time, should Azure's times say more): counted, it would put the next runs'
+    first looks days away."""
     dispatched = parse_time(job.run.get("dispatchedAt"))
     if dispatched is None:
-        return run_seconds
+        return min(longest, run_seconds)
     span = round((ended - dispatched).total_seconds(), 3)
-    return run_seconds if span > longest else max(run_seconds, span)
+    return min(longest, run_seconds if span > longest else max(run_seconds, span))
 
 
 class CollectSteps(StepBase):

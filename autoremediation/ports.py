@@ -290,6 +290,11 @@ class QueueMessage:
     dequeue_count: int = 1
 
 
+# Azure Storage Queue's limits: a message's delay (its first invisibility) and a received message's
+# visibility timeout last at most 7 days, and the delay must end before its 7-day time to live does.
+LONGEST_QUEUE_DELAY_SECONDS = 7 * 24 * 3600 - 1
+
+
 class Queue(Protocol):
     def send(self, job_id: str, delay_seconds: float = 0) -> None: ...
 

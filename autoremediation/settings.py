@@ -94,7 +94,9 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise InvalidInput(f"setting {name}={raw!r} is not a boolean (use true or false)")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, minimum: float = 0, maximum: float = math.inf
+) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -106,6 +108,8 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         raise InvalidInput(f"setting {name}={raw!r} is not a finite number")
     if value < minimum:
         raise InvalidInput(f"setting {name}={raw!r} must be at least {minimum:g}")
+    if value > maximum:
+        raise InvalidInput(f"setting {name}={raw!r} must be at most {maximum:g}")
     return value
 
 
@@ -327,7 +331,8 @@ class Settings:
             breaker_window_minutes=_number(env, "REMEDIATION_BREAKER_WINDOW_MINUTES", 60, 1),
             breaker_open_minutes=_number(env, "REMEDIATION_BREAKER_OPEN_MINUTES", 60, 1),
             lease_seconds=_number(env, "REMEDIATION_LEASE_SECONDS", 900, 30),
-            poll_seconds=_number(env, "REMEDIATION_POLL_SECONDS", 15, 0),
+            # At most an hour: it is also how long a job waits for a busy VM's lease before it looks again.
+            poll_seconds=_number(env, "REMEDIATION_POLL_SECONDS", 15, 0, 3600),
             run_deadline_minutes=_number(env, "REMEDIATION_RUN_DEADLINE_MINUTES", 90, 1),
             retention_days=_number(env, "REMEDIATION_RETENTION_DAYS", 90, 1),
             arm_endpoint=env.get("REMEDIATION_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import NotFound
-from .ports import Queue, QueueMessage
+from .ports import LONGEST_QUEUE_DELAY_SECONDS, Queue, QueueMessage
 from .runner import Runner, Step
 
 if TYPE_CHECKING:
@@ -56,8 +56,9 @@ def handle(
         step = _carry_on(runner, job_id)
     if step.requeue_after is not None:
         # Sent before the current message is completed: a crash in between gives a duplicate, which
-        # the runner's compare-and-swap absorbs; the other order could lose the job.
-        queue.send(job_id, step.requeue_after)
+        # the runner's compare-and-swap absorbs; the other order could lose the job. A wait longer than
+        # a queue message can be delayed is a look earlier than asked: the step waits again.
+        queue.send(job_id, min(step.requeue_after, LONGEST_QUEUE_DELAY_SECONDS))
     return step
 
 

@@ -194,6 +194,10 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _where() -> str:
+    return "on a RAM disk" if memory_folder() else "on this machine's disk (no RAM disk here)"
+
+
 def figures(config: dict[str, Any]) -> list[Figure]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.campaign", json.dumps(config)],
@@ -208,7 +212,7 @@ def figures(config: dict[str, Any]) -> list[Figure]:
     vms, c, run_s = config["vms"], config["concurrency"], config["run_seconds"]
     setup = (
         f"{vms} fleet VMs, simulated {run_s:g} s run command, concurrency {c}, {m['workers']} worker "
-        f"threads, poll every {m['poll_seconds']:g} s, SQLite on a RAM disk, emulator in its own process"
+        f"threads, poll every {m['poll_seconds']:g} s, SQLite {_where()}, emulator in its own process"
     )
     serial_estimate = m["serial_seconds"] / config["serial_vms"] * vms
     complete = m["campaign_status"] == "completed" and m["campaign_counts"]["succeeded"] == vms

@@ -22,6 +22,7 @@ the budget). Clock and sleep are injected, so tests never wait.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -193,27 +194,40 @@ def kind_of(method: str) -> str:
     return _KIND_OF_METHOD.get(method.upper(), WRITES)
 
 
+# The longest wait an answer may ask for: ARM's throttling windows are minutes long. A larger value (a
+# gateway's, a date years away) would stop a subscription's calls in this process for as long, and a job's
+# next message can be delayed 7 days at most.
+LONGEST_RETRY_AFTER_SECONDS = 3600.0
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
-    """Seconds from ``retry-after-ms``, ``x-ms-retry-after-ms`` or ``Retry-After`` (seconds or a date)."""
+    """Seconds from ``retry-after-ms``, ``x-ms-retry-after-ms`` or ``Retry-After`` (seconds or a date),
+    at most ``LONGEST_RETRY_AFTER_SECONDS``; None when absent or not a finite number."""
     lowered = {k.lower(): v for k, v in headers.items()}
     for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0)):
         raw = lowered.get(name)
         if raw is not None:
             try:
-                return max(0.0, float(raw) / scale)
+                return _bounded(float(raw) / scale)
             except ValueError:
                 pass
     raw = lowered.get("retry-after")
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        return _bounded(float(raw))
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - now())
-    except (TypeError, ValueError, IndexError):
+        return _bounded(parsedate_to_datetime(raw).timestamp() - now())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def _bounded(seconds: float) -> float | None:
+    if not math.isfinite(seconds):
+        return None
+    return min(LONGEST_RETRY_AFTER_SECONDS, max(0.0, seconds))
 
 
 def observe_response(budget: ArmBudget, subscription: str, status: int, headers: Mapping[str, str]) -> None:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..errors import InvalidInput
-from ..ports import Clock, QueueMessage, SystemClock
+from ..ports import LONGEST_QUEUE_DELAY_SECONDS, Clock, QueueMessage, SystemClock
 from .records import as_utc, check_id
 
-# As on Azure: a message's delay and a received message's invisibility last at most 7 days.
-LONGEST_SECONDS = 7 * 24 * 3600
+# As on Azure (see ports): a message's delay and a received message's invisibility.
+LONGEST_SECONDS = LONGEST_QUEUE_DELAY_SECONDS
 
 
 class ManualClock:

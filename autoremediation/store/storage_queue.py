@@ -18,16 +18,14 @@ import threading
 from typing import Any
 
 from ..errors import InvalidInput, RemediationError
-from ..ports import QueueMessage
+from ..ports import LONGEST_QUEUE_DELAY_SECONDS, QueueMessage
 from ..settings import http_environment
 from .messages import job_id_from_message, message_body
 from .table_support import translate_storage_error
 
 log = logging.getLogger(__name__)
 
-# Azure's limits: visibility at most 7 days, and a message's initial invisibility must end before its
-# time to live (7 days by default) does.
-MAX_DELAY_SECONDS = 7 * 24 * 3600 - 1
+MAX_DELAY_SECONDS = LONGEST_QUEUE_DELAY_SECONDS
 MAX_BATCH = 32
 _NAME_RULE = "3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit"
 

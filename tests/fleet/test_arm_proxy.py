@@ -12,7 +12,7 @@ from localfleet.server import FleetServer
 from autoremediation.azure import clients
 from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.errors import Transient
+from autoremediation.errors import SetupProblem, Transient
 from autoremediation.settings import Settings
 
 from .conftest import SUB
@@ -24,7 +24,14 @@ VM = f"/subscriptions/{SUB}/resourceGroups/rg-demo/providers/Microsoft.Compute/v
 
 @pytest.fixture(autouse=True)
 def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     clients.clear_cache()  # a client is made with the environment of its first use
@@ -38,8 +45,9 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _compute(fleet: FleetServer) -> AzureCompute:
-    settings = Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=fleet.ca_bundle)
+def _compute(fleet: FleetServer, ca_bundle: str | None = "fleet") -> AzureCompute:
+    bundle = fleet.ca_bundle if ca_bundle == "fleet" else ca_bundle
+    settings = Settings(arm_endpoint=fleet.base_url, arm_ca_bundle=bundle)
     return AzureCompute(settings, retrier=Retrier(attempts=1, sleep=lambda _: None))
 
 
@@ -56,3 +64,22 @@ def test_a_no_proxy_host_is_reached_directly(fleet: FleetServer, monkeypatch: py
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     facts = _compute(fleet).get_vm(VM)
     assert (facts.name, facts.power_state) == ("vm-linux-disk", "running")
+
+
+def test_remediation_arm_ca_bundle_wins_over_the_environments(
+    fleet: FleetServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi  # a bundle without the fleet's CA: verifying with it fails
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    assert _compute(fleet).get_vm(VM).name == "vm-linux-disk"
+    clients.clear_cache()
+    with pytest.raises(SetupProblem, match="does not verify"):
+        _compute(fleet, ca_bundle=None).get_vm(VM)
+
+
+def test_without_remediation_arm_ca_bundle_the_environments_bundle_verifies(
+    fleet: FleetServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fleet.ca_bundle)
+    assert _compute(fleet, ca_bundle=None).get_vm(VM).name == "vm-linux-disk"

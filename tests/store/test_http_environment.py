@@ -3,6 +3,7 @@ though they read them once, when the client is made (``settings.http_environment
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -29,6 +30,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+    for name in list(os.environ):  # FTP_PROXY and the like: requests reads every *_proxy
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name, raising=False)
 
 
 def _closed_port() -> int:

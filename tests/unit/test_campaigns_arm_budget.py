@@ -140,6 +140,24 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds({}) is None
 
 
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "inf"}, None),  # not a finite number: as if absent
+        ({"retry-after-ms": "nan"}, None),
+        ({"Retry-After": "1e12"}, 3600.0),  # a gateway's, or a typo: an hour at most
+        ({"x-ms-retry-after-ms": "7200000"}, 3600.0),
+        ({"Retry-After": "Fri, 01 Jan 2100 00:00:00 GMT"}, 3600.0),
+        ({"Retry-After": "3599"}, 3599.0),
+        ({"Retry-After": "-5"}, 0.0),
+    ],
+)
+def test_a_retry_after_beyond_an_hour_or_not_finite_is_bounded(headers: dict[str, str], seconds) -> None:
+    # Unbounded, it would stop every ARM call of the subscription in this process for that long and
+    # delay a job's next message past a Storage Queue message's 7 days.
+    assert retry_after_seconds(headers, now=lambda: 1000.0) == seconds
+
+
 class _Response:
     def __init__(self, status: int, headers: dict[str, str]) -> None:
         self.status_code = status

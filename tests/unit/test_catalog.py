@@ -257,14 +257,15 @@ def test_script_text_and_missing_os(catalog) -> None:
         access.script("windows")
 
 
-def test_every_dispatch_of_a_loaded_catalog_sends_the_script_it_sent_first(tmp_path: Path) -> None:
-    # A script edited on disk while the app runs is not sent halfway through a campaign: it takes effect
-    # with the catalog loaded again.
+def test_every_dispatch_of_a_loaded_catalog_sends_the_script_the_load_checked(tmp_path: Path) -> None:
+    # A script edited on disk while the app runs is never sent, not even before the first dispatch: it
+    # takes effect with the catalog loaded (and checked) again.
     root = make_catalog(tmp_path / "c")
+    script = root / "restore-management-access" / "linux.sh"
+    loaded = script.read_text()
     access = load_catalog(root).get("restore-management-access")
-    first = access.script("linux")
-    (root / "restore-management-access" / "linux.sh").write_text("#!/bin/sh\nreboot\n")
-    assert access.script("linux") == first
+    script.write_text("#!/bin/sh\nreboot\n")
+    assert access.script("linux") == loaded
     assert "reboot" not in access.script("linux")
 
 

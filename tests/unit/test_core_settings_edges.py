@@ -239,3 +239,11 @@ def test_only_a_loopback_endpoint_is_the_local_fleet() -> None:
         assert _Settings(arm_endpoint=url).arm_is_local
     for url in ("https://management.azure.com", "https://127.0.0.1.example.com", "https://10.0.0.1"):
         assert not _Settings(arm_endpoint=url).arm_is_local
+
+
+def test_the_poll_interval_is_at_most_an_hour() -> None:
+    # It is also how long a job waits for a busy VM's lease before it looks again: longer would leave a
+    # job silent for hours (and past a Storage Queue message's 7-day delay).
+    assert Settings.from_env({"REMEDIATION_POLL_SECONDS": "3600"}).poll_seconds == 3600
+    with pytest.raises(InvalidInput, match=r"REMEDIATION_POLL_SECONDS='3600\.5' must be at most 3600"):
+        Settings.from_env({"REMEDIATION_POLL_SECONDS": "3600.5"})

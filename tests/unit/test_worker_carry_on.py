@@ -127,3 +127,19 @@ def test_a_crash_between_the_dispatching_write_and_the_put_is_carried_on_by_the_
     # The redelivered step did not make the claim it found: it looks for a run command first.
     assert [r.may_exist for r in world.compute.requests] == [True]
     assert world.compute.calls["start_run"] == 1 and sum(world.compute.executions.values()) == 1
+
+
+def test_a_wait_longer_than_a_queue_message_can_be_delayed_is_sent_as_the_longest_delay(world: World) -> None:
+    # A step that asks for 30 days (a poll interval, a throttling answer) still gets its message: delayed
+    # as long as Azure's queue allows, 7 days less a second, where the step waits again.
+    from autoremediation.ports import LONGEST_QUEUE_DELAY_SECONDS
+    from autoremediation.runner import Step
+
+    job = world.job(world.manual("free-disk-space"))
+    for message in world.queue.receive():
+        world.queue.delete(message)
+    world.runner.advance = lambda job_id, after=None: Step(job, 30 * 24 * 3600.0)  # type: ignore[method-assign]
+
+    handle(world.runner, world.queue, job.id)
+
+    assert world.queue.due_in() == LONGEST_QUEUE_DELAY_SECONDS == 7 * 24 * 3600 - 1
