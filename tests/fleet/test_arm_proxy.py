@@ -3,7 +3,6 @@ read them once, when a client is made (``settings.http_environment``)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from autoremediation.azure.calls import Retrier
 from autoremediation.azure.compute import AzureCompute
 from autoremediation.errors import SetupProblem, Transient
 from autoremediation.settings import Settings
+from tests.helpers.environment import clear_http_environment, closed_port
 
 from .conftest import SUB
 
@@ -24,25 +24,10 @@ VM = f"/subscriptions/{SUB}/resourceGroups/rg-demo/providers/Microsoft.Compute/v
 
 @pytest.fixture(autouse=True)
 def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_PROXY",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clear_http_environment(monkeypatch)
     clients.clear_cache()  # a client is made with the environment of its first use
     yield
     clients.clear_cache()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _compute(fleet: FleetServer, ca_bundle: str | None = "fleet") -> AzureCompute:
@@ -54,13 +39,13 @@ def _compute(fleet: FleetServer, ca_bundle: str | None = "fleet") -> AzureComput
 def test_arm_requests_go_through_the_environments_proxy(
     fleet: FleetServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(Transient, match="connection failed"):
         _compute(fleet).get_vm(VM)
 
 
 def test_a_no_proxy_host_is_reached_directly(fleet: FleetServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     facts = _compute(fleet).get_vm(VM)
     assert (facts.name, facts.power_state) == ("vm-linux-disk", "running")

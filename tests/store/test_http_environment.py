@@ -3,43 +3,20 @@ though they read them once, when the client is made (``settings.http_environment
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 
 from autoremediation.errors import Transient
 from autoremediation.settings import http_environment
 from autoremediation.store.storage_queue import StorageQueue
 from tests.azurite import Azurite, unique_name
+from tests.helpers.environment import clear_http_environment, closed_port
 
 from .conftest import MakeJob, table_store
-
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    for name in list(os.environ):  # FTP_PROXY and the like: requests reads every *_proxy
-        if name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name, raising=False)
-
-
-def _closed_port() -> int:
-    """A local port nothing listens on: a proxy there refuses every connection."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    clear_http_environment(monkeypatch)
 
 
 class TestHttpEnvironment:
@@ -78,14 +55,14 @@ class TestStorageClientsThroughTheEnvironmentsProxy:
     def test_the_table_store_goes_through_the_proxy(
         self, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, make_job: MakeJob
     ) -> None:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
         with pytest.raises(Transient, match="cannot reach"):
             table_store(azurite).create(make_job())
 
     def test_the_table_store_skips_the_proxy_for_a_no_proxy_host(
         self, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, make_job: MakeJob
     ) -> None:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         store = table_store(azurite)
         job, created = store.create(make_job())
@@ -94,7 +71,7 @@ class TestStorageClientsThroughTheEnvironmentsProxy:
     def test_the_queue_goes_through_the_proxy(
         self, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
         queue = StorageQueue(
             unique_name("q"), connection_string=azurite.connection_string, client_options={"retry_total": 0}
         )
@@ -104,7 +81,7 @@ class TestStorageClientsThroughTheEnvironmentsProxy:
     def test_the_queue_skips_the_proxy_for_a_no_proxy_host(
         self, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         queue = StorageQueue(unique_name("q"), connection_string=azurite.connection_string)
         queue.send("job-1")
