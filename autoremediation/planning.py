@@ -310,7 +310,7 @@ def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple
     """
     kept: list[Finding] = []
     notes: list[str] = []
-    keys: set[str] = set()
+    keys: set[str] | None = None  # the kept findings' job keys, worked out once a second one is kept
     recorded = vm_of(record.target_resource) if record is not None else None
     for finding in findings:
         if finding.route.startswith("detector:") or (
@@ -323,6 +323,11 @@ def _on_target(findings: Sequence[Finding], record: AlertRecord | None) -> tuple
             if off_target not in notes:
                 notes.append(off_target)
             continue
+        if not kept:  # the first finding kept is no duplicate: its key is needed only against a second
+            kept.append(finding)
+            continue
+        if keys is None:
+            keys = {idempotency_key(kept[0])}
         key = idempotency_key(finding)
         if key not in keys:  # several rows of one alert for one VM make one job, the first row's
             keys.add(key)

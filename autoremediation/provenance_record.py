@@ -178,13 +178,21 @@ def recorded_signal(
     # A detector starts from the resource Azure recorded as the alert's target (an activity-log
     # alert's NSG), never from one the body names.
     # One new Signal from the body's own fields and Azure's (Signal.of: this is per alert).
+    # Every field said once, in the Signal's order: the body's nine, Azure's fourteen (no copy of the
+    # body's fields to override).
     values = {
-        **vars(signal),
         "id": record.id or signal.id,
+        "source": signal.source,
         "type": service_name(record.monitor_service) or "unknown",
-        "signal_type": (record.signal_type or "").strip() or None,
+        "state": signal.state,
         "targets": (vm,) if vm is not None else (),
         "resources": (target,) if target else (),
+        "rule": signal.rule,
+        "severity": signal.severity,
+        "signal_type": (record.signal_type or "").strip() or None,
+        "fired_at": signal.fired_at,
+        "resolved_at": signal.resolved_at,
+        "time": signal.time,
         "operation_name": recorded.operation,
         "resource_id": target if recorded.operation else None,
         "status": recorded.status,
@@ -192,6 +200,9 @@ def recorded_signal(
         "metrics": recorded.metrics,
         "dimensions": recorded.dimensions,
         "custom_properties": dict(rule.custom_properties),
+        "manual": signal.manual,
+        "validation_code": signal.validation_code,
+        "description": signal.description,
         "extra": extra,
     }
     confirmed = Signal.of(values)
