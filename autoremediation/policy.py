@@ -73,12 +73,11 @@ def plan_decision(
     # answered from memory (its parameters a copy: the caller may change its dict). Only texts are
     # remembered: values Python takes for equal (0.0 and -0.0, 10 and 10.0) are told apart in the
     # reason; and only short ones (names too): a payload chooses them.
-    if not all(
-        type(value) is str and len(value) <= _REMEMBERED_TEXT_MAX and len(name) <= _REMEMBERED_TEXT_MAX
-        for name, value in raw_parameters.items()
-    ):
-        return _static_decision(remediation, raw_parameters, os_type, origins)
-    key = (os_type, tuple(raw_parameters.items()), tuple(origins.items()) if origins else ())
+    items = tuple(raw_parameters.items())
+    for name, value in items:  # a loop, not all(...) over a generator: a decision is made per finding
+        if type(value) is not str or len(value) > _REMEMBERED_TEXT_MAX or len(name) > _REMEMBERED_TEXT_MAX:
+            return _static_decision(remediation, raw_parameters, os_type, origins)
+    key = (os_type, items, tuple(origins.items()) if origins else ())
     planned = remediation.planned
     known = planned.get(key)
     if known is None:

@@ -89,3 +89,11 @@ def test_the_memory_is_bounded(disk, monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(10):
         assert decide(disk, {"mountPoint": f"/m{n}"}).parameters["mountPoint"] == f"/m{n}"
         assert len(disk.planned) <= 3
+
+
+def test_a_name_of_exactly_the_limit_is_remembered_one_over_it_is_not(disk) -> None:
+    for name, kept in (("x" * 1025, 0), ("x" * 1024, 1)):
+        for _ in range(2):
+            refused = decide(disk, {name: "/var"})
+            assert refused.action == "skip" and name in refused.reason
+        assert len(disk.planned) == kept
