@@ -414,7 +414,11 @@ def join_prelude(script: str, prelude: str | None) -> str:
     return "".join(lines[: at[0]]) + body + "".join(lines[at[0] + 1 :])
 
 
-def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
+def _remediation_problems(
+    folder: Path, path: Path, data: Any, texts: dict[str, str], preludes: Mapping[str, str]
+) -> list[str]:
+    """What is wrong with one remediation; ``texts`` gets each script as checked (its prelude joined in),
+    the text the remediation keeps, so no later read of the file is sent unchecked."""
     problems = [
         f"{path}: {_field_path(error)}: {schema_message(error)}"
         for error in sorted(_schema_validator(folder).iter_errors(data), key=lambda e: list(e.path))
@@ -423,14 +427,13 @@ def _remediation_problems(folder: Path, path: Path, data: Any) -> list[str]:
         return problems
     if data["id"] != path.parent.name:
         problems.append(f"{path}: id: {data['id']!r} must equal its folder name {path.parent.name!r}")
-    preludes = read_preludes(folder)
     for os_type, entry in data["os"].items():
         script = path.parent / entry["script"]
         if not script.is_file():
             problems.append(f"{path}: os.{os_type}.script: {entry['script']} does not exist")
             continue
         try:
-            join_prelude(script.read_text(encoding="utf-8"), preludes.get(os_type))
+            texts[os_type] = join_prelude(script.read_text(encoding="utf-8"), preludes.get(os_type))
         except CatalogError as error:
             problems.append(f"{path}: os.{os_type}.script: {entry['script']}: {error}")
     if not (path.parent / "README.md").is_file():
@@ -485,7 +488,7 @@ def _parameter(name: str, spec: Mapping[str, Any]) -> Parameter:
 
 
 def _remediation(
-    path: Path, data: Mapping[str, Any], preludes: Mapping[str, str] | None = None
+    path: Path, data: Mapping[str, Any], preludes: Mapping[str, str], texts: Mapping[str, str]
 ) -> Remediation:
     return Remediation(
         id=data["id"],
@@ -502,14 +505,9 @@ def _remediation(
         cooldown_minutes=int(data["cooldownMinutes"]),
         verification=dict(data["verification"]),
         folder=path.parent,
-        preludes=dict(preludes or {}),
+        preludes=dict(preludes),
         upload_to=data.get("uploadTo"),
-        script_texts={
-            os_type: join_prelude(
-                (path.parent / entry["script"]).read_text(encoding="utf-8"), (preludes or {}).get(os_type)
-            )
-            for os_type, entry in data["os"].items()
-        },
+        script_texts=dict(texts),
     )
 
 
@@ -524,17 +522,19 @@ def catalog_problems(folder: str | Path) -> tuple[list[str], dict[str, Remediati
         return [str(error)], {}
     problems: list[str] = []
     remediations: dict[str, Remediation] = {}
+    preludes = read_preludes(root.resolve())
     for path in sorted(root.glob("*/remediation.yaml")):
         try:
             data = _read_yaml(path)
         except CatalogError as error:
             problems.append(str(error))
             continue
-        found = _remediation_problems(root.resolve(), path, data)
+        texts: dict[str, str] = {}
+        found = _remediation_problems(root.resolve(), path, data, texts, preludes)
         if found:
             problems.extend(found)
             continue
-        remediations[data["id"]] = _remediation(path, data, read_preludes(root.resolve()))
+        remediations[data["id"]] = _remediation(path, data, preludes, texts)
     if not remediations and not problems:
         problems.append(f"{root}: the catalog has no remediation (no */remediation.yaml)")
     return problems, remediations

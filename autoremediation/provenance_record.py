@@ -178,8 +178,8 @@ def recorded_signal(
     # A detector starts from the resource Azure recorded as the alert's target (an activity-log
     # alert's NSG), never from one the body names.
     # One new Signal from the body's own fields and Azure's (Signal.of: this is per alert).
-    # Every field said once, in the Signal's order: the body's nine, Azure's fourteen (no copy of the
-    # body's fields to override).
+    # Every field said once, in the Signal's order (no copy of the body's fields to override); a test
+    # holds the list to the Signal's fields.
     values = {
         "id": record.id or signal.id,
         "source": signal.source,
