@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .campaign_cli import add_parser as add_campaign_parser
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog
+from .catalog_load import load_catalog
 from .cli_authoring import add_parsers as add_authoring_parsers
 from .cli_engine import add_where, configure_logging, engine
 from .cli_jobs import add_parsers, default_actor

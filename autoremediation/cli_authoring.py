@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .authoring import authoring_problems, unrouted
-from .catalog import Catalog, catalog_problems, load_catalog
+from .catalog import Catalog
+from .catalog_load import catalog_problems, load_catalog
 from .cli_output import dump_json, table
 from .routing import load_routes, routes_problems
 

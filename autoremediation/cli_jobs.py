@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import jobs, operations
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog
+from .catalog_load import load_catalog
 from .cli_engine import add_where, engine, read_store, work
 from .cli_find import find_job, find_target
 from .cli_output import dump_json, outcome_lines, short, table, write_job

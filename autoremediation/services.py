@@ -13,7 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog
+from .catalog_load import load_catalog
 from .detectors.addresses import TagAddresses
 from .intake import Intake
 from .jobs import Job, Transition

@@ -14,7 +14,7 @@ from localfleet.server import FleetServer
 
 from autoremediation.azure.alerts import AzureAlerts
 from autoremediation.azure.calls import Retrier
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import InvalidInput, NotFound, Transient
 from autoremediation.planning import Planner
 from autoremediation.ports import SystemClock

@@ -9,7 +9,7 @@ from localfleet.guest import sandbox_support
 from localfleet.server import FleetServer
 
 from autoremediation.azure.compute import AzureCompute
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.settings import Settings
 from autoremediation.verification import refused_input

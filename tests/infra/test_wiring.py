@@ -301,7 +301,7 @@ def _log_alert_payload(query: str, custom: dict[str, str], dimensions: dict[str,
 def test_sample_log_alerts_reach_their_remediation_with_and_without_custom_properties(
     wiring: bicep.Tree, resource: str, remediation: str, dimensions: dict, parameters: dict
 ) -> None:
-    from autoremediation.catalog import load_catalog
+    from autoremediation.catalog_load import load_catalog
     from autoremediation.planning import Planner
     from autoremediation.routing import load_routes
 
@@ -331,7 +331,7 @@ def test_sample_log_alerts_reach_their_remediation_with_and_without_custom_prope
 
 
 def test_the_high_cpu_alert_is_opt_in_and_names_collect_diagnostics(wiring: bicep.Tree) -> None:
-    from autoremediation.catalog import load_catalog
+    from autoremediation.catalog_load import load_catalog
     from autoremediation.planning import Planner
     from autoremediation.routing import load_routes
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from localfleet.sandbox import GuestSpec, Sandbox, ScriptResult, sandbox_available
 
-from autoremediation.catalog import Remediation, load_catalog
+from autoremediation.catalog import Remediation
+from autoremediation.catalog_load import load_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(REPO_ROOT / "remediations")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from localfleet.sandbox import GuestSpec
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.scaffold import scaffold
 
 from .conftest import REPO_ROOT, MakeSandbox, env_for, parse_result

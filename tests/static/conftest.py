@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REMEDIATIONS = REPO_ROOT / "remediations"

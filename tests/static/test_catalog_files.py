@@ -11,7 +11,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from autoremediation.catalog import UPLOAD_PARAMETERS, env_name, load_catalog, script_parameter_name
+from autoremediation.catalog import UPLOAD_PARAMETERS, env_name, script_parameter_name
+from autoremediation.catalog_load import load_catalog
 
 from .conftest import FOLDERS, REMEDIATIONS
 

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from autoremediation.catalog import ParameterError, load_catalog
+from autoremediation.catalog import ParameterError
+from autoremediation.catalog_load import load_catalog
 
 from .conftest import REMEDIATIONS
 

@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from autoremediation.catalog import UPLOAD_PARAMETERS, ParameterError, load_catalog, script_parameter_name
+from autoremediation.catalog import UPLOAD_PARAMETERS, ParameterError, script_parameter_name
+from autoremediation.catalog_load import load_catalog
 
 from .conftest import REMEDIATIONS
 

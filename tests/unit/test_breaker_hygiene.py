@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.ports import RunRequest, RunStatus
 from autoremediation.verification import refused_input, refused_run, verify
 from tests.helpers.catalogs import make_catalog

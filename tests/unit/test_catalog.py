@@ -4,13 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import (
-    ParameterError,
-    catalog_problems,
-    env_name,
-    load_catalog,
-    script_parameter_name,
-)
+from autoremediation.catalog import ParameterError, env_name, script_parameter_name
+from autoremediation.catalog_load import catalog_problems, load_catalog
 from autoremediation.errors import CatalogError, InvalidInput, UnknownRemediation
 from tests.helpers.catalogs import access_remediation, base_remediation, make_catalog, write_remediation
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import PRELUDE_MARKER, catalog_problems, join_prelude, load_catalog
+from autoremediation.catalog import PRELUDE_MARKER, join_prelude
+from autoremediation.catalog_load import catalog_problems, load_catalog
 from autoremediation.errors import CatalogError
 from tests.helpers.catalogs import SHIPPED, base_remediation, make_catalog
 

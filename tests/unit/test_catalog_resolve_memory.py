@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from autoremediation import catalog as catalog_module
-from autoremediation.catalog import ParameterError, load_catalog
+from autoremediation.catalog import ParameterError
+from autoremediation.catalog_load import load_catalog
 from tests.helpers.catalogs import make_catalog
 
 

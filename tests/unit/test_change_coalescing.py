@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.intake import Intake
 from autoremediation.planning import (
     CHANGE_WINDOW_SECONDS,

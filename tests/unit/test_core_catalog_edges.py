@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import Parameter, ParameterError, catalog_problems, load_catalog
+from autoremediation.catalog import Parameter, ParameterError
+from autoremediation.catalog_load import catalog_problems, load_catalog
 from autoremediation.errors import UnknownRemediation
 from tests.helpers.catalogs import base_remediation, make_catalog
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.policy import in_scope, opted_in
 from autoremediation.resources import VmRef
 from autoremediation.routing import load_routes, route_signal

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.planning import Note, Plan, Planner, PlanReport, idempotency_key
 from autoremediation.policy import Decision
 from autoremediation.resources import VmRef

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.policy import (
     Decision,
     GuardFacts,

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.resources import VmRef
 from autoremediation.routing import OVERRIDE_ROUTE, Route, matches, route_signal, routes_problems
 from autoremediation.signals.model import ManualRequest, Signal

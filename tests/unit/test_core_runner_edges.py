@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from autoremediation import jobs
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import ConcurrencyConflict, InvalidInput, Permanent, Transient
 from autoremediation.jobs import Job, Transition
 from autoremediation.ports import RunRequest, RunStatus

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autoremediation import operations
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.controlplane import guest_sources
 from autoremediation.intake import Intake
 from autoremediation.planning import Planner

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from autoremediation import jobs
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import InvalidInput
 from autoremediation.notify import messages
 from autoremediation.notify.channels import Channel, parse_channel, parse_channels
@@ -381,7 +381,8 @@ def test_slack_text_stays_within_block_kit_limits() -> None:
 
 def test_a_secret_that_fails_its_pattern_is_not_echoed_in_the_reason() -> None:
     """The skip reason goes to the job record, telemetry and webhooks: a secret's value is never in it."""
-    from autoremediation.catalog import SECRET_SHOWN, ParameterError, _parameter
+    from autoremediation.catalog import SECRET_SHOWN, ParameterError
+    from autoremediation.catalog_load import _parameter
 
     # The shipped catalog has no secret parameter any more (the diagnostics SAS is minted at
     # dispatch): a secret declared the way a catalog author would.

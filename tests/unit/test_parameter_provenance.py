@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import DEFAULT_SOURCES, catalog_problems, load_catalog
+from autoremediation.catalog import DEFAULT_SOURCES
+from autoremediation.catalog_load import catalog_problems, load_catalog
 from autoremediation.errors import InvalidInput
 from autoremediation.planning import Planner
 from autoremediation.routing import load_routes

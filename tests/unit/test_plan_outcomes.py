@@ -30,7 +30,8 @@ import yaml
 from localfleet.alerting import parse_time
 
 from autoremediation import planning, provenance, route_model
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import NotFound, Transient
 from autoremediation.policy import Decision
 from autoremediation.ports import AlertRecord, AlertRuleRecord

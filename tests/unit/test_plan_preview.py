@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from autoremediation import jobs
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import Transient
 from autoremediation.planning import Plan, PlanReport
 from autoremediation.policy import Decision, GuardSettings

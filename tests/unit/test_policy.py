@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.policy import (
     GuardFacts,
     GuardSettings,

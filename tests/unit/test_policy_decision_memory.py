@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from autoremediation import policy
-from autoremediation.catalog import ALERT, OPERATOR, load_catalog
+from autoremediation.catalog import ALERT, OPERATOR
+from autoremediation.catalog_load import load_catalog
 from autoremediation.policy import _static_decision, plan_decision
 from tests.helpers.catalogs import SHIPPED, make_catalog
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import InvalidInput, Permanent, Throttled, Transient
 from autoremediation.intake import Intake
 from autoremediation.planning import Planner

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.provenance import ALERT_TTL, RULE_TTL
 from autoremediation.readcache import TtlCache
 from autoremediation.store.memory_queue import ManualClock

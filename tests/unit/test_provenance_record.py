@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from autoremediation.catalog import Catalog, load_catalog
+from autoremediation.catalog import Catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.ports import AlertRuleRecord
 from autoremediation.provenance import service_name, under
 from tests.helpers.catalogs import SHIPPED

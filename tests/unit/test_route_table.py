@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import SignalError
 from autoremediation.resources import VmRef
 from autoremediation.routing import Route, matches, route_signal, route_table

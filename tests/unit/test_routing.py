@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import CatalogError, UnknownRemediation
 from autoremediation.resources import VmRef
 from autoremediation.routing import load_routes, route_signal, routes_problems

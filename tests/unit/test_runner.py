@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from autoremediation import jobs, operations
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import AgentNotReady, Busy, InvalidTransition, Permanent, Throttled, Transient
 from autoremediation.intake import Intake
 from autoremediation.planning import Planner

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from autoremediation.catalog import load_catalog
+from autoremediation.catalog_load import load_catalog
 from autoremediation.errors import Permanent, Transient
 from autoremediation.intake import Intake
 from autoremediation.planning import Planner
