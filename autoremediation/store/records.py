@@ -49,6 +49,13 @@ def check_lease(key: object, holder: object) -> None:
         raise InvalidInput(f"lease holder {holder!r} must be a non-empty string")
 
 
+def check_lease_take(key: object, holder: object, ttl_seconds: float) -> None:
+    """What every store checks before it takes a lease: its key, its holder and a TTL above 0 s."""
+    check_lease(key, holder)
+    if not ttl_seconds > 0:  # NaN too
+        raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
+
+
 def is_valid_id(value: object) -> bool:
     return isinstance(value, str) and bool(_ID.match(value))
 

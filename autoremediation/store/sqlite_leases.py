@@ -30,11 +30,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
-from ..errors import InvalidInput
 from ..jobs import Job
 from ..ports import LeaseFacts
 from ..verification import may_still_run, run_record
-from .records import as_utc, check_lease, decode_job, time_key
+from .records import as_utc, check_lease, check_lease_take, decode_job, time_key
 
 # One transaction of the store: ``write=True`` takes the write lock up front.
 Transaction = Callable[..., AbstractContextManager[sqlite3.Connection]]
@@ -56,9 +55,7 @@ class SqliteLeases:
     def acquire_lease(
         self, key: str, holder: str, ttl_seconds: float, now: datetime, *, remediation: str | None = None
     ) -> bool:
-        check_lease(key, holder)
-        if ttl_seconds <= 0:
-            raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
+        check_lease_take(key, holder, ttl_seconds)
         at = _epoch(now)
         bound = time_key(now + timedelta(seconds=ttl_seconds))
         with self._tx(write=True) as conn:

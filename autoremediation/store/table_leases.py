@@ -72,10 +72,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import InvalidInput
 from ..jobs import Job
 from ..ports import LeaseFacts
-from .records import as_utc, check_lease, time_key
+from .records import as_utc, check_lease, check_lease_take, time_key
 from .table_lease_jobs import LeaseJobs, frees
 from .table_lease_state import (
     GONE,
@@ -227,9 +226,7 @@ class TableLeases:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
-        check_lease(key, holder)
-        if ttl_seconds <= 0:
-            raise InvalidInput(f"lease ttl {ttl_seconds!r} must be more than 0 seconds")
+        check_lease_take(key, holder, ttl_seconds)
         table = self._leases()
         now_key = time_key(now)
         expires_key = time_key(now + timedelta(seconds=ttl_seconds))

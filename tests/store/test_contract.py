@@ -294,6 +294,14 @@ class TestRetention:
 
 
 class TestLeases:
+    @pytest.mark.parametrize("ttl", [0, -1, float("nan")])
+    def test_a_lease_without_a_length_is_refused_and_taken_by_nobody(
+        self, store: JobStore, ttl: float
+    ) -> None:
+        with pytest.raises(InvalidInput, match="must be more than 0 seconds"):
+            store.acquire_lease(VM, "worker-a", ttl, T0)
+        assert store.lease_holder(VM, T0) is None
+
     def test_exclusive_while_held(self, store: JobStore) -> None:
         assert store.acquire_lease(VM, "worker-a", 60, T0)
         assert not store.acquire_lease(VM, "worker-b", 60, T0 + timedelta(seconds=59))
