@@ -16,10 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from ..errors import InvalidInput
 from ..ports import LONGEST_QUEUE_DELAY_SECONDS, Clock, QueueMessage, SystemClock
+from .messages import check_delay
 from .records import as_utc, check_id
-
-# As on Azure (see ports): a message's delay and a received message's invisibility.
-LONGEST_SECONDS = LONGEST_QUEUE_DELAY_SECONDS
 
 
 class ManualClock:
@@ -70,8 +68,7 @@ class InProcessQueue:
 
     def send(self, job_id: str, delay_seconds: float = 0) -> None:
         check_id(job_id)
-        if not 0 <= delay_seconds <= LONGEST_SECONDS:  # NaN too
-            raise InvalidInput(f"queue delay {delay_seconds} s must be between 0 and {LONGEST_SECONDS} s")
+        check_delay(delay_seconds)
         with self._lock:
             seq = next(self._seq)
             entry = _Entry(
@@ -86,10 +83,9 @@ class InProcessQueue:
     def receive(self, max_messages: int = 32, visibility_timeout: float = 300) -> list[QueueMessage]:
         if max_messages < 1:
             raise InvalidInput(f"max_messages {max_messages} must be at least 1")
-        if not 0 <= visibility_timeout <= LONGEST_SECONDS:  # NaN too
-            raise InvalidInput(
-                f"visibility timeout {visibility_timeout} s must be between 0 and {LONGEST_SECONDS} s"
-            )
+        longest = LONGEST_QUEUE_DELAY_SECONDS  # as on Azure: 7 days
+        if not 0 <= visibility_timeout <= longest:  # NaN too
+            raise InvalidInput(f"visibility timeout {visibility_timeout} s must be between 0 and {longest} s")
         with self._lock:
             now = self._clock.now()
             hidden_until = now + timedelta(seconds=visibility_timeout)

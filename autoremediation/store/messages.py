@@ -9,7 +9,16 @@ from __future__ import annotations
 import json
 
 from ..errors import InvalidInput
+from ..ports import LONGEST_QUEUE_DELAY_SECONDS
 from .records import check_id, is_valid_id
+
+
+def check_delay(delay_seconds: float) -> None:
+    """A message's delay as every queue takes it: 0 s to Azure's longest (NaN refused too)."""
+    if not 0 <= delay_seconds <= LONGEST_QUEUE_DELAY_SECONDS:
+        raise InvalidInput(
+            f"queue delay {delay_seconds} s must be between 0 and {LONGEST_QUEUE_DELAY_SECONDS} s"
+        )
 
 
 def message_body(job_id: str) -> str:

@@ -20,12 +20,11 @@ from typing import Any
 from ..errors import InvalidInput, RemediationError
 from ..ports import LONGEST_QUEUE_DELAY_SECONDS, QueueMessage
 from ..settings import http_environment
-from .messages import job_id_from_message, message_body
+from .messages import check_delay, job_id_from_message, message_body
 from .table_support import translate_storage_error
 
 log = logging.getLogger(__name__)
 
-MAX_DELAY_SECONDS = LONGEST_QUEUE_DELAY_SECONDS
 MAX_BATCH = 32
 _NAME_RULE = "3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit"
 
@@ -117,8 +116,7 @@ class StorageQueue:
 
     def send(self, job_id: str, delay_seconds: float = 0) -> None:
         body = message_body(job_id)
-        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-            raise InvalidInput(f"queue delay {delay_seconds} s must be between 0 and {MAX_DELAY_SECONDS} s")
+        check_delay(delay_seconds)
         # Whole seconds on the wire; rounding up keeps "not before" true.
         delay = math.ceil(delay_seconds) or None
         try:
@@ -131,7 +129,7 @@ class StorageQueue:
     def receive(self, max_messages: int = MAX_BATCH, visibility_timeout: float = 300) -> list[QueueMessage]:
         if max_messages < 1:
             raise InvalidInput(f"max_messages {max_messages} must be at least 1")
-        if not 1 <= visibility_timeout <= MAX_DELAY_SECONDS + 1:
+        if not 1 <= visibility_timeout <= LONGEST_QUEUE_DELAY_SECONDS + 1:
             raise InvalidInput(f"visibility timeout {visibility_timeout} s must be between 1 s and 7 days")
         try:
             raw = list(
