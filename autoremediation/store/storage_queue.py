@@ -15,13 +15,13 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInput, RemediationError
 from ..ports import LONGEST_QUEUE_DELAY_SECONDS, QueueMessage
-from ..settings import http_environment
 from .messages import check_delay, job_id_from_message, message_body
-from .table_support import translate_storage_error
+from .table_support import translate_storage_error, with_http_environment
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +96,13 @@ class StorageQueue:
         if encode:
             options["message_encode_policy"] = TextBase64EncodePolicy()
 
-        def build(options: dict[str, Any]) -> Any:
+        def build(options: Mapping[str, Any]) -> Any:
             if self._connection_string:
                 return QueueClient.from_connection_string(self._connection_string, name, **options)
             return QueueClient(str(self._account_url), name, credential=self._credential, **options)
 
         try:
-            # The endpoint (from the connection string) decides the proxy; the caller's options win.
-            client = build({**http_environment(build(options).url), **options})
+            client = with_http_environment(build, options)
         except ValueError as exc:
             raise InvalidInput(f"the storage connection string is not valid: {exc}") from None
         try:

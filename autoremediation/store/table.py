@@ -48,7 +48,6 @@ from ..errors import (
 from ..jobs import Job
 from ..ports import LeaseFacts
 from ..resources import normalize
-from ..settings import http_environment
 from .records import (
     JobFilter,
     check_id,
@@ -63,7 +62,7 @@ from .records import (
 )
 from .table_campaigns import TableCampaigns
 from .table_leases import TableLeases
-from .table_support import delete_if_unchanged, storage_errors, translate_storage_error
+from .table_support import delete_if_unchanged, storage_errors, translate_storage_error, with_http_environment
 from .table_versions import CHUNK_CHARS, JOB_ROW, VersionedEntities, joined_body, split_body
 
 __all__ = ["CHUNK_CHARS", "CREATE_THREADS", "TableJobStore", "table_names"]
@@ -183,13 +182,11 @@ class TableJobStore:
             return TableClient(str(self._endpoint), name, credential=self._credential, **options)
 
         try:
-            endpoint = build(self._options).url
+            client = with_http_environment(build, self._options)
         except ValueError as exc:
             if not self._connection_string:
                 raise
             raise InvalidInput(f"the storage connection string is not valid: {exc}") from None
-        # The endpoint (from the connection string) decides the proxy; the caller's options win.
-        client = build({**http_environment(endpoint), **self._options})
         try:
             client.create_table()
         except ResourceExistsError:

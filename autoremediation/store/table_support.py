@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from ..errors import Permanent, RemediationError, Throttled, Transient
+from ..settings import http_environment
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,3 +80,11 @@ def delete_if_unchanged(table: Any, entity: Mapping[str, Any]) -> bool:
     except (ResourceModifiedError, ResourceNotFoundError):
         return False
     return True
+
+
+def with_http_environment(build: Callable[[Mapping[str, Any]], Any], options: Mapping[str, Any]) -> Any:
+    """The storage client ``build`` makes from ``options``, given the environment's proxy and CA bundle
+    for its endpoint (``settings.http_environment``), resolved once; the caller's options win. The first
+    client is made only to learn the endpoint, which a connection string names (nothing is sent)."""
+    endpoint = build(options).url
+    return build({**http_environment(endpoint), **options})
