@@ -20,7 +20,7 @@ from .jobs import Job, parse_time
 from .ports import (
     RunStatus,
 )
-from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, lease_left_to_end, log
+from .step_common import ACTOR, RUN_GRACE_SECONDS, Step, StepBase, lease_left_to_end, log, longest_run
 from .verification import verify
 
 
@@ -66,7 +66,7 @@ class CollectSteps(StepBase):
             # may be longer and would drop the only chain.
             return Step(job, None, "duplicate poll dropped")
         started = parse_time(job.run.get("startedAt")) or now
-        deadline = started + timedelta(seconds=remediation.timeout_seconds + RUN_GRACE_SECONDS)
+        deadline = started + timedelta(seconds=longest_run(remediation))
         if now >= deadline:
             reason = f"no result within {remediation.timeout_seconds}s (+{RUN_GRACE_SECONDS}s)"
             try:
@@ -112,7 +112,7 @@ class CollectSteps(StepBase):
         if started and ended:
             outcome["runSeconds"] = round((ended - started).total_seconds(), 3)
             if status.state == "succeeded":
-                longest = self.catalog.get(job.remediation).timeout_seconds + RUN_GRACE_SECONDS
+                longest = longest_run(self.catalog.get(job.remediation))
                 latency = result_latency(job, outcome["runSeconds"], ended, longest)
                 self.durations.record(job.remediation, latency)
         if status.state == "timed-out":

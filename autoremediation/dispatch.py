@@ -35,10 +35,10 @@ from .ports import (
 from .step_common import (
     ACTOR,
     CLAIM_GRACE_SECONDS,
-    RUN_GRACE_SECONDS,
     Step,
     StepBase,
     lease_taken,
+    longest_run,
     parse_time,
 )
 
@@ -347,7 +347,7 @@ class DispatchSteps(StepBase):
             )
         vm_name = job.target.rstrip("/").rsplit("/", 1)[-1]
         blob = f"{vm_name}/{job.id}.{'zip' if os_type == 'windows' else 'tar.gz'}"
-        grant = self.upload_grants.grant(blob, remediation.timeout_seconds + RUN_GRACE_SECONDS)
+        grant = self.upload_grants.grant(blob, longest_run(remediation))
         rename = env_name if os_type == "linux" else script_parameter_name
         plain[rename("uploadUrl")] = grant.blob_url
         protected[rename("uploadToken")] = base64.b64encode(grant.sas.encode()).decode("ascii")

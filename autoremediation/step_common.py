@@ -46,6 +46,14 @@ ACTOR = "worker"
 MAX_RETRIES = 8
 MAX_BACKOFF_SECONDS = 300.0
 RUN_GRACE_SECONDS = 120
+
+
+def longest_run(remediation: Remediation) -> int:
+    """Seconds a run may take from its dispatch before this app gives up on it: the remediation's
+    timeout and the grace after it."""
+    return remediation.timeout_seconds + RUN_GRACE_SECONDS
+
+
 # How long a dispatch claim made by another execution is left to it before a step takes it over: longer
 # than a live execution takes from its claim to its PUT (the ARM client's retries included). An
 # execution slower than that (e.g. waiting on a drained ARM budget) is met by the run command's
@@ -174,9 +182,7 @@ class StepBase:
 
     def _lease_ttl(self, remediation: Remediation) -> float:
         """Long enough to outlive the run and the longest back-off, even if a renewal is missed."""
-        return max(
-            self.settings.lease_seconds, remediation.timeout_seconds + RUN_GRACE_SECONDS + MAX_BACKOFF_SECONDS
-        )
+        return max(self.settings.lease_seconds, longest_run(remediation) + MAX_BACKOFF_SECONDS)
 
     def _renew_lease(self, job: Job) -> Job:
         """A dispatched job renews its VM's lease once a third of it is used, so it cannot lapse under
